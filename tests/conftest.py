@@ -1,0 +1,154 @@
+"""Real services for the tests: Redis (REDIS_URL or embedded), SQLite and PostgreSQL, HTTP on loopback.
+
+Set TEST_DATABASE_URL (CI does) to run every database test on PostgreSQL as well as SQLite.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Iterator
+from typing import Any
+
+import httpx
+import pytest
+from flask import Flask
+from redis import Redis
+from rq import SimpleWorker
+from sqlalchemy import text
+
+from tests.servers import free_port, serving
+from webhooks import create_app, runtime_of
+from workers import broker
+from workers.db import make_engine
+from workers.models import Base
+from workers.runtime import QUEUE_NAME, Runtime
+from workers.settings import Settings
+
+API_TOKEN = "test-api-token"
+TEST_REDIS_DB = 13  # a database of its own, flushed before every test
+
+DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    """Return the URL of a real Redis: REDIS_URL's server, else an embedded redis-server."""
+    url = os.environ.get("REDIS_URL")
+    if url:
+        client = Redis.from_url(url)
+        kwargs = client.connection_pool.connection_kwargs
+        return f"redis://{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}/{TEST_REDIS_DB}"
+    return broker.embedded_url(broker.embedded_redis()).replace("db=0", f"db={TEST_REDIS_DB}")
+
+
+@pytest.fixture
+def redis_client(redis_url: str) -> Iterator[Redis]:
+    """Return a client for the test Redis database, emptied first."""
+    client = Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    client.close()
+
+
+@pytest.fixture(scope="session")
+def postgres_url() -> Iterator[str | None]:
+    """Create the schema once on TEST_DATABASE_URL, if set."""
+    url = os.environ.get("TEST_DATABASE_URL")
+    if url:
+        engine = make_engine(url)
+        Base.metadata.drop_all(engine)
+        Base.metadata.create_all(engine)
+        engine.dispose()
+    yield url
+
+
+@pytest.fixture(params=DATABASES)
+def database_url(request: pytest.FixtureRequest, tmp_path: Any, postgres_url: str | None) -> str:
+    """Return an empty database with the current schema: a fresh SQLite file, or PostgreSQL truncated."""
+    if request.param == "sqlite":
+        url = f"sqlite:///{tmp_path / 'rollcall.sqlite'}"
+        engine = make_engine(url)
+        Base.metadata.create_all(engine)
+        engine.dispose()
+        return url
+    assert postgres_url
+    engine = make_engine(postgres_url)
+    with engine.begin() as connection:
+        tables = ", ".join(table.name for table in Base.metadata.sorted_tables)
+        connection.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    engine.dispose()
+    return postgres_url
+
+
+@pytest.fixture
+def make_settings(database_url: str, redis_url: str, redis_client: Redis) -> Callable[..., Settings]:
+    """Return a factory of Settings for the test services; keyword arguments override fields."""
+
+    def factory(**overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "database_url": database_url,
+            "redis_url": redis_url,
+            "api_token": (API_TOKEN,),
+            "metered_api_url": "http://127.0.0.1:9/api/v1",  # nothing listens: tests that call Metered start the emulator
+            "metered_secret_key": "test-metered-secret",
+            "finalize_after_seconds": 120,
+        }
+        values.update(overrides)
+        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+    return factory
+
+
+@pytest.fixture
+def settings(make_settings: Callable[..., Settings]) -> Settings:
+    """Return the default test Settings."""
+    return make_settings()
+
+
+@pytest.fixture
+def app(settings: Settings) -> Iterator[Flask]:
+    """Build a fresh app on the test database and Redis."""
+    flask_app = create_app(settings)
+    flask_app.testing = True
+    yield flask_app
+    runtime_of(flask_app).engine.dispose()
+
+
+@pytest.fixture
+def runtime(app: Flask) -> Runtime:
+    """Return the app's Runtime (database sessions, Redis, queue)."""
+    return runtime_of(app)
+
+
+@pytest.fixture
+def live_app(make_settings: Callable[..., Settings]) -> Callable[..., Iterator[tuple[Flask, str]]]:
+    """Return a context-manager factory serving a fresh app over real HTTP: `with live_app(**overrides) as (app, url)`."""
+    from contextlib import contextmanager
+
+    @contextmanager
+    def start(**overrides: Any) -> Iterator[tuple[Flask, str]]:
+        port = free_port()
+        base_url = f"http://127.0.0.1:{port}"
+        overrides.setdefault("public_base_url", base_url)
+        flask_app = create_app(make_settings(**overrides))
+        with serving(flask_app, port):
+            yield flask_app, base_url
+        runtime_of(flask_app).engine.dispose()
+
+    return start
+
+
+@pytest.fixture
+def api(live_app: Callable[..., Any]) -> Iterator[httpx.Client]:
+    """Return an HTTP client, authorised with the API token, for a running app (`api.app` is the app)."""
+    with live_app() as (flask_app, base_url), httpx.Client(
+        base_url=base_url, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10
+    ) as client:
+        client.app = flask_app  # type: ignore[attr-defined]
+        yield client
+
+
+def run_worker(runtime: Runtime) -> None:
+    """Run every queued job (and what they enqueue) in a real RQ worker, then return."""
+    worker = SimpleWorker([QUEUE_NAME], connection=runtime.redis)
+    worker.work(burst=True, with_scheduler=False)

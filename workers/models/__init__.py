@@ -1,0 +1,18 @@
+"""The tables, one module per aggregate."""
+
+from workers.models.base import Base, UTCDateTime
+from workers.models.inbox import Delivery, DeliveryStatus
+from workers.models.rooms import Room
+from workers.models.sessions import AttendanceRow, MeetingSession, ParticipantSession, SessionStatus
+
+__all__ = [
+    "AttendanceRow",
+    "Base",
+    "Delivery",
+    "DeliveryStatus",
+    "MeetingSession",
+    "ParticipantSession",
+    "Room",
+    "SessionStatus",
+    "UTCDateTime",
+]

@@ -1,0 +1,92 @@
+"""Meeting sessions, their participant sessions (segments) and per-person attendance."""
+
+from __future__ import annotations
+
+import enum
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy.orm import Mapped, mapped_column
+
+from workers.models.base import Base, utcnow
+
+
+class SessionStatus(enum.StrEnum):
+    """A meeting session's lifecycle."""
+
+    LIVE = "live"
+    ENDED = "ended"
+    FINAL = "final"
+
+
+class MeetingSession(Base):
+    """One call in a room: the facts reported about it and the figures derived from them."""
+
+    __tablename__ = "meeting_sessions"
+    __table_args__ = (Index("ix_meeting_sessions_room_id_started_at", "room_id", "started_at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
+    meeting_session_id: Mapped[str] = mapped_column(String(200), unique=True)
+    status: Mapped[str] = mapped_column(String(8), default=SessionStatus.LIVE)
+    # Facts, as reported (or stood in for by the received time).
+    reported_start: Mapped[datetime | None]
+    reported_end: Mapped[datetime | None]
+    end_received_at: Mapped[datetime | None]
+    earliest_fact_at: Mapped[datetime | None]
+    last_delivery_at: Mapped[datetime | None]
+    closed_by_sweeper: Mapped[bool] = mapped_column(default=False)
+    # Rules stamped when the session starts, so a later room change does not rewrite history.
+    min_attendance_percent: Mapped[float | None]
+    reconnect_grace_seconds: Mapped[int] = mapped_column(default=30)
+    # Derived figures.
+    started_at: Mapped[datetime | None]
+    ended_at: Mapped[datetime | None]
+    duration_ms: Mapped[int | None]
+    participant_count: Mapped[int] = mapped_column(default=0)
+    peak_concurrency: Mapped[int] = mapped_column(default=0)
+    inferred: Mapped[bool] = mapped_column(default=False)
+    finalized_at: Mapped[datetime | None]
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ParticipantSession(Base):
+    """One join-to-leave of one device, merged from its join and leave deliveries."""
+
+    __tablename__ = "participant_sessions"
+    __table_args__ = (UniqueConstraint("session_id", "participant_session_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("meeting_sessions.id"))
+    participant_session_id: Mapped[str] = mapped_column(String(200))
+    joined_at: Mapped[datetime | None]
+    left_at: Mapped[datetime | None]
+    external_user_id: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(200))
+    participant_key: Mapped[str] = mapped_column(String(400), index=True)
+
+
+class AttendanceRow(Base):
+    """One person's attendance in one meeting session."""
+
+    __tablename__ = "attendance"
+    __table_args__ = (UniqueConstraint("session_id", "participant_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    session_id: Mapped[int] = mapped_column(ForeignKey("meeting_sessions.id"))
+    participant_key: Mapped[str] = mapped_column(String(400), index=True)
+    identified_by: Mapped[str] = mapped_column(String(32))
+    name: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    external_user_id: Mapped[str | None] = mapped_column(String(200))
+    first_join_at: Mapped[datetime]
+    last_left_at: Mapped[datetime | None]
+    attended_ms: Mapped[int] = mapped_column(default=0)
+    attendance_percent: Mapped[float | None]
+    join_count: Mapped[int] = mapped_column(default=0)
+    present: Mapped[bool | None]
+    inferred: Mapped[bool] = mapped_column(default=False)
+    segments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)

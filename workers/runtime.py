@@ -1,0 +1,44 @@
+"""What a process needs to do its work: settings, database and Redis, made once per process."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from redis import Redis
+from rq import Queue
+from sqlalchemy import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from workers import broker
+from workers.db import make_engine, make_sessionmaker
+from workers.settings import Settings
+
+QUEUE_NAME = "rollcall"
+
+
+@dataclass
+class Runtime:
+    """The process's connections; Redis is connected on first use so the web app starts without it."""
+
+    settings: Settings
+    engine: Engine
+    Session: sessionmaker[Session]
+    _redis: Redis | None = field(default=None, repr=False)
+
+    @classmethod
+    def start(cls, settings: Settings, instance_path: str | Path = "instance") -> Runtime:
+        """Create the engine and session factory for this process."""
+        engine = make_engine(settings.resolved_database_url(instance_path))
+        return cls(settings=settings, engine=engine, Session=make_sessionmaker(engine))
+
+    @property
+    def redis(self) -> Redis:
+        """Return the Redis client, connecting (or starting the embedded server) on first use."""
+        if self._redis is None:
+            self._redis = broker.connect(self.settings.redis_url)
+        return self._redis
+
+    def queue(self) -> Queue:
+        """Return Rollcall's RQ queue."""
+        return Queue(QUEUE_NAME, connection=self.redis)
