@@ -92,8 +92,8 @@ def _ms(moment: datetime) -> int:
     return (moment - _EPOCH) // _ONE_MS
 
 
-def _is_blank(value: str | None) -> bool:
-    return value is None or not value.strip()
+def _is_blank(value: str) -> bool:
+    return not value.strip()
 
 
 def _pick(a: str | None, b: str | None) -> str | None:
@@ -126,12 +126,15 @@ def merge_segment_facts(a: SegmentFacts, b: SegmentFacts) -> SegmentFacts:
 
 def person_key(identity: Identity, participant_session_id: str) -> tuple[str, str]:
     """Return (participantKey, identifiedBy) from the strongest identity field present."""
-    if identity.external_user_id is not None and not _is_blank(identity.external_user_id):
-        return f"ext:{identity.external_user_id.strip()}", "externalUserId"
-    if identity.email is not None and not _is_blank(identity.email):
-        return f"email:{identity.email.strip().lower()}", "email"
-    if identity.name is not None and not _is_blank(identity.name):
-        return f"name:{' '.join(identity.name.split())}", "name"
+    ext, email, name = (
+        v.strip() if v else "" for v in (identity.external_user_id, identity.email, identity.name)
+    )
+    if ext:
+        return f"ext:{ext}", "externalUserId"
+    if email:
+        return f"email:{email.lower()}", "email"
+    if name:
+        return f"name:{' '.join(name.split())}", "name"
     return f"ps:{participant_session_id}", "participantSession"
 
 
