@@ -23,4 +23,8 @@ def db_upgrade(revision: str) -> None:
 
 def register(app: Flask) -> None:
     """Attach every command group to the app."""
+    from webhooks import emulator_cli, room_cli
+
     app.cli.add_command(db)
+    room_cli.register(app)  # flask rooms create|list|show|delete|rotate-token
+    emulator_cli.register(app)  # flask emulator

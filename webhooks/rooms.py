@@ -1,5 +1,121 @@
-"""(being written)"""
+"""Room management API: create, list, show, change and archive Metered rooms."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+
+from webhooks import runtime_of
+from webhooks.auth import require_token
+from webhooks.errors import Problem
+from webhooks.pagination import page_body, requested_page
+from workers import rooms
+from workers.metered import MeteredClient, MeteredError, MeteredNotConfigured, MeteredTimeout
+from workers.room_options import CreateRoomRequest, UpdateRoomRequest
 
 blueprint = Blueprint("rooms", __name__)
+
+
+@blueprint.post("/api/rooms")
+@require_token
+def create_room() -> tuple[Response, int, dict[str, str]]:
+    """Create a room at Metered whose webhooks point here; answer 201 with it and its webhook URLs."""
+    options = CreateRoomRequest.model_validate(_json_object())
+    runtime = runtime_of(current_app)
+    with MeteredClient.from_settings(runtime.settings) as metered:
+        room, urls = rooms.create_room(runtime.Session, metered, runtime.settings, options)
+    return jsonify(rooms.room_view(room, urls)), 201, {"Location": f"/api/rooms/{room.room_name}"}
+
+
+@blueprint.get("/api/rooms")
+@require_token
+def list_rooms() -> Response:
+    """List the rooms, oldest first, a page at a time (`?includeArchived=true` adds archived ones)."""
+    page = requested_page()
+    found = rooms.list_rooms(
+        runtime_of(current_app).Session,
+        limit=page.limit + 1,
+        after=page.after,
+        include_archived=_flag("includeArchived"),
+    )
+    return jsonify(page_body(found, page, rooms.room_view, lambda room: room.id))
+
+
+@blueprint.get("/api/rooms/<room_name>")
+@require_token
+def show_room(room_name: str) -> Response:
+    """Show one room."""
+    return jsonify(rooms.room_view(rooms.get_room(runtime_of(current_app).Session, room_name)))
+
+
+@blueprint.patch("/api/rooms/<room_name>")
+@require_token
+def update_room(room_name: str) -> Response:
+    """Change a room's options through Metered's update API, and its Rollcall-only fields."""
+    changes = UpdateRoomRequest.model_validate(_json_object())
+    runtime = runtime_of(current_app)
+    with MeteredClient.from_settings(runtime.settings) as metered:
+        room = rooms.update_room(runtime.Session, metered, room_name, changes)
+    return jsonify(rooms.room_view(room))
+
+
+@blueprint.delete("/api/rooms/<room_name>")
+@require_token
+def archive_room(room_name: str) -> Response:
+    """Archive a room at Metered; its attendance history stays."""
+    runtime = runtime_of(current_app)
+    with MeteredClient.from_settings(runtime.settings) as metered:
+        room = rooms.archive_room(runtime.Session, metered, room_name)
+    return jsonify(rooms.room_view(room))
+
+
+def _json_object() -> Any:
+    # An empty body means "no options"; anything else must be JSON (the model refuses a non-object).
+    if not request.get_data():
+        return {}
+    if not request.is_json:
+        raise Problem(415, "Unsupported Media Type", "Send the body as application/json.")
+    body = request.get_json(silent=True)
+    if body is None:
+        raise Problem(400, "Bad Request", "The body is not valid JSON.")
+    return body
+
+
+def _flag(name: str) -> bool:
+    value = request.args.get(name, "false").lower()
+    if value not in ("true", "false", "1", "0"):
+        raise Problem(
+            422,
+            "Validation failed",
+            f"{name}: must be true or false",
+            errors=[{"field": name, "message": "must be true or false"}],
+        )
+    return value in ("true", "1")
+
+
+@blueprint.errorhandler(rooms.RoomNotFound)
+def _not_found(error: rooms.RoomNotFound) -> Response:
+    return Problem(404, "Room not found", f"There is no room named {error}.").to_response()
+
+
+@blueprint.errorhandler(rooms.RoomNameTaken)
+def _name_taken(error: rooms.RoomNameTaken) -> Response:
+    return Problem(409, "Room name taken", f"A room named {error} exists already.").to_response()
+
+
+@blueprint.errorhandler(rooms.RoomArchived)
+def _archived(error: rooms.RoomArchived) -> Response:
+    return Problem(409, "Room archived", f"The room {error} is archived and cannot be changed.").to_response()
+
+
+@blueprint.errorhandler(MeteredError)
+def _metered_failed(error: MeteredError) -> Response:
+    if isinstance(error, MeteredTimeout):
+        return Problem(504, "Metered timeout", error.message).to_response()
+    if isinstance(error, MeteredNotConfigured):
+        return Problem(503, "Metered not configured", error.message).to_response()
+    problem = Problem(502, "Metered error", error.message)
+    extra = {"meteredStatus": error.status, "eventCode": error.event_code}
+    problem.extra.update({key: value for key, value in extra.items() if value is not None})
+    return problem.to_response()

@@ -21,7 +21,10 @@ class Room(Base):
     metered_room_id: Mapped[str | None] = mapped_column(String(64), index=True)
     # Only a SHA-256 of the webhook token is kept: a database dump must not yield a usable URL.
     webhook_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The Create Room options Rollcall sent (and PATCHed since), without the name and the webhook URLs:
+    # the cross-field rules are checked against them when a PATCH arrives.
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    # Metered's room object as last seen, minus the webhook URLs (they carry the token).
     metered_room: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     organizer_email: Mapped[str | None] = mapped_column(String(320))
     notify_participants: Mapped[bool] = mapped_column(default=False)
