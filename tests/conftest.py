@@ -6,6 +6,7 @@ Set TEST_DATABASE_URL (CI does) to run every database test on PostgreSQL as well
 from __future__ import annotations
 
 import os
+import uuid
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -14,18 +15,20 @@ import pytest
 from flask import Flask
 from redis import Redis
 from rq import SimpleWorker
-from sqlalchemy import text
+from sqlalchemy import make_url, text
 
+from tests.emulator_fixture import emulator_fixture, served_emulator_fixture  # noqa: F401
 from tests.servers import free_port, serving
 from webhooks import create_app, runtime_of
-from workers import broker
+from workers import broker, process
 from workers.db import make_engine
 from workers.models import Base
 from workers.runtime import QUEUE_NAME, Runtime
 from workers.settings import Settings
 
 API_TOKEN = "test-api-token"
-TEST_REDIS_DB = 13  # a database of its own, flushed before every test
+# A database of this run's own (flushed before every test), so two runs on one server rarely meet.
+TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", 1 + os.getpid() % 15))
 
 DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
 
@@ -52,14 +55,25 @@ def redis_client(redis_url: str) -> Iterator[Redis]:
 
 @pytest.fixture(scope="session")
 def postgres_url() -> Iterator[str | None]:
-    """Create the schema once on TEST_DATABASE_URL, if set."""
-    url = os.environ.get("TEST_DATABASE_URL")
-    if url:
-        engine = make_engine(url)
-        Base.metadata.drop_all(engine)
-        Base.metadata.create_all(engine)
-        engine.dispose()
-    yield url
+    """Create a database of this run's own on TEST_DATABASE_URL's server, with the schema; drop it after."""
+    server_url = os.environ.get("TEST_DATABASE_URL")
+    if not server_url:
+        yield None
+        return
+    name = f"rollcall_test_{uuid.uuid4().hex[:10]}"
+    admin = make_engine(server_url, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    engine = make_engine(url)
+    Base.metadata.create_all(engine)
+    engine.dispose()
+    try:
+        yield url
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
+        admin.dispose()
 
 
 @pytest.fixture(params=DATABASES)
@@ -89,7 +103,8 @@ def make_settings(database_url: str, redis_url: str, redis_client: Redis) -> Cal
             "database_url": database_url,
             "redis_url": redis_url,
             "api_token": (API_TOKEN,),
-            "metered_api_url": "http://127.0.0.1:9/api/v1",  # nothing listens: tests that call Metered start the emulator
+            # Nothing listens there: tests that call Metered start the emulator.
+            "metered_api_url": "http://127.0.0.1:9/api/v1",
             "metered_secret_key": "test-metered-secret",
             "finalize_after_seconds": 120,
         }
@@ -122,7 +137,7 @@ def runtime(app: Flask) -> Runtime:
 
 @pytest.fixture
 def live_app(make_settings: Callable[..., Settings]) -> Callable[..., Iterator[tuple[Flask, str]]]:
-    """Return a context-manager factory serving a fresh app over real HTTP: `with live_app(**overrides) as (app, url)`."""
+    """Return a factory serving a fresh app over real HTTP: `with live_app(**overrides) as (app, url)`."""
     from contextlib import contextmanager
 
     @contextmanager
@@ -141,14 +156,18 @@ def live_app(make_settings: Callable[..., Settings]) -> Callable[..., Iterator[t
 @pytest.fixture
 def api(live_app: Callable[..., Any]) -> Iterator[httpx.Client]:
     """Return an HTTP client, authorised with the API token, for a running app (`api.app` is the app)."""
-    with live_app() as (flask_app, base_url), httpx.Client(
-        base_url=base_url, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10
-    ) as client:
+    with (
+        live_app() as (flask_app, base_url),
+        httpx.Client(
+            base_url=base_url, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10
+        ) as client,
+    ):
         client.app = flask_app  # type: ignore[attr-defined]
         yield client
 
 
 def run_worker(runtime: Runtime) -> None:
     """Run every queued job (and what they enqueue) in a real RQ worker, then return."""
+    process.install(runtime)  # jobs use this process's Runtime, not one built from the environment
     worker = SimpleWorker([QUEUE_NAME], connection=runtime.redis)
     worker.work(burst=True, with_scheduler=False)

@@ -1,5 +1,123 @@
-"""(being written)"""
+"""The audit log of webhook deliveries: list them with what became of each, and replay one."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic_core import PydanticCustomError
+from sqlalchemy import Select, or_, select
+
+from webhooks import runtime_of
+from webhooks.auth import require_token
+from webhooks.errors import Problem
+from webhooks.pagination import Page, page_body, requested_page
+from workers import jobs
+from workers.models import Delivery, DeliveryStatus, MeetingSession, Room
+from workers.payloads import EVENTS, media_type, metered_time
+from workers.timefmt import iso_ms
 
 blueprint = Blueprint("audit", __name__)
+
+STATUSES = tuple(status.value for status in DeliveryStatus)
+Row = tuple[Delivery, str, str | None]
+
+
+@blueprint.get("/api/events")
+@require_token
+def list_events() -> Response:
+    """List stored deliveries, newest first: ?room=&session=&type=&status=&since=&limit=&cursor=."""
+    page = requested_page()
+    query = _filtered(_base_query(page))
+    with runtime_of(current_app).Session() as session:
+        rows: list[Row] = [(delivery, room, ref) for delivery, room, ref in session.execute(query)]
+    return jsonify(page_body(rows, page, event_json, lambda row: row[0].id))
+
+
+@blueprint.post("/api/events/<int:delivery_id>/replay")
+@require_token
+def replay(delivery_id: int) -> tuple[Response, int]:
+    """Fold one stored delivery again: back to unprocessed, and its room signalled."""
+    status = jobs.replay(runtime_of(current_app), delivery_id)
+    if status is None:
+        raise Problem(404, "Not Found", f"No delivery {delivery_id}.")
+    return jsonify(id=delivery_id, status=status), 202
+
+
+def _base_query(page: Page) -> Select[Delivery, str, str]:
+    query = (
+        select(Delivery, Room.room_name, MeetingSession.meeting_session_id)
+        .join(Room, Room.id == Delivery.room_id)
+        .outerjoin(MeetingSession, MeetingSession.id == Delivery.session_id)
+        .order_by(Delivery.id.desc())
+        .limit(page.limit + 1)
+    )
+    return query if page.after is None else query.where(Delivery.id < page.after)
+
+
+def _filtered(query: Select[Delivery, str, str]) -> Select[Delivery, str, str]:
+    args, errors = request.args, []
+    if room := args.get("room"):
+        query = query.where(Room.room_name == room)
+    if meeting := args.get("session"):
+        folded = select(MeetingSession.id).where(MeetingSession.meeting_session_id == meeting)
+        query = query.where(or_(Delivery.meeting_session_ref == meeting, Delivery.session_id.in_(folded)))
+    if (event := args.get("type")) is not None:
+        query = query.where(Delivery.event == event)
+        if event not in EVENTS:
+            errors.append({"field": "type", "message": f"must be one of {', '.join(EVENTS)}"})
+    if (status := args.get("status")) is not None:
+        # A duplicate is never a row of its own: it is counted on the delivery it repeats.
+        clause = Delivery.duplicate_count > 0 if status == "duplicate" else Delivery.status == status
+        query = query.where(clause)
+        if status not in STATUSES:
+            errors.append({"field": "status", "message": f"must be one of {', '.join(STATUSES)}"})
+    if (since := args.get("since")) is not None:
+        query = query.where(Delivery.received_at >= _since(since, errors))
+    if errors:
+        detail = "; ".join(f"{error['field']}: {error['message']}" for error in errors)
+        raise Problem(422, "Validation failed", detail, errors=errors)
+    return query
+
+
+def _since(text: str, errors: list[dict[str, str]]) -> datetime:
+    try:
+        return metered_time(text)
+    except PydanticCustomError:
+        errors.append({"field": "since", "message": "not a readable time: use ISO-8601"})
+        return datetime.min.replace(tzinfo=UTC)
+
+
+def event_json(row: Row) -> dict[str, Any]:
+    """Shape one delivery for the API."""
+    delivery, room_name, folded_into = row
+    return {
+        "id": delivery.id,
+        "room": room_name,
+        "event": delivery.event,
+        "status": delivery.status,
+        "statusReason": delivery.status_reason,
+        "receivedAt": iso_ms(delivery.received_at),
+        "eventTime": iso_ms(delivery.event_time) if delivery.event_time else None,
+        "timeReported": delivery.time_reported,
+        "processedAt": iso_ms(delivery.processed_at) if delivery.processed_at else None,
+        "dedupeKey": delivery.dedupe_key,
+        "duplicateCount": delivery.duplicate_count,
+        "meetingSessionId": folded_into or delivery.meeting_session_ref,
+        "participantSessionId": delivery.participant_session_id,
+        "contentType": delivery.content_type,
+        "rawBody": _raw_body(delivery),
+        "headers": delivery.headers,
+        "sourceAddress": delivery.source_address,
+    }
+
+
+def _raw_body(delivery: Delivery) -> Any:
+    if "json" in media_type(delivery.content_type):
+        try:
+            return json.loads(delivery.raw_body)
+        except ValueError:
+            pass
+    return delivery.raw_body

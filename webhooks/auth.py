@@ -36,8 +36,12 @@ def require_token(view: Callable[P, R]) -> Callable[P, R]:
         if not _demo_open():
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
             if scheme.lower() != "bearer" or not token or not _token_accepted(token.strip()):
-                raise Problem(401, "Unauthorized", "Send Authorization: Bearer <API_TOKEN>.",
-                              headers={"WWW-Authenticate": 'Bearer realm="rollcall"'})
+                raise Problem(
+                    401,
+                    "Unauthorized",
+                    "Send Authorization: Bearer <API_TOKEN>.",
+                    headers={"WWW-Authenticate": 'Bearer realm="rollcall"'},
+                )
         return view(*args, **kwargs)
 
     return wrapper
@@ -52,8 +56,12 @@ def require_basic(view: Callable[P, R]) -> Callable[P, R]:
             credentials = request.authorization
             password = credentials.password if credentials else None
             if not password or not _token_accepted(password):
-                raise Problem(401, "Unauthorized", "Log in with the API token as the password.",
-                              headers={"WWW-Authenticate": 'Basic realm="rollcall"'})
+                raise Problem(
+                    401,
+                    "Unauthorized",
+                    "Log in with the API token as the password.",
+                    headers={"WWW-Authenticate": 'Basic realm="rollcall"'},
+                )
         return view(*args, **kwargs)
 
     return wrapper

@@ -86,8 +86,12 @@ def register_error_handlers(app: Flask) -> None:
     def _database(error: DBAPIError) -> Response:
         # The driver's message can carry the connection URL; log the class only.
         log.error("database error: %s", type(error.orig).__name__)
-        return Problem(503, "Database unavailable", "The database could not be reached; try again.",
-                       headers={"Retry-After": "5"}).to_response()
+        return Problem(
+            503,
+            "Database unavailable",
+            "The database could not be reached; try again.",
+            headers={"Retry-After": "5"},
+        ).to_response()
 
     @app.errorhandler(Exception)
     def _unexpected(error: Exception) -> Response:

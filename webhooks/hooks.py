@@ -1,5 +1,216 @@
-"""(being written)"""
+"""The webhook receiver: token -> parse -> store once -> signal a worker -> 202.
 
-from flask import Blueprint
+Per request: a cached token lookup, one pydantic parse, one INSERT ... ON CONFLICT and its commit, and one
+Redis round-trip. The URL carries the room's secret token, so nothing here logs the path or the URL.
+"""
 
+from __future__ import annotations
+
+import contextlib
+import hmac
+import logging
+import re
+import threading
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+from flask import Blueprint, Response, current_app, request
+from flask.sansio.blueprints import BlueprintSetupState
+from redis.exceptions import RedisError
+from rq import Queue
+from sqlalchemy import Engine, select
+
+from webhooks import runtime_of
+from webhooks.errors import Problem
+from workers import inbox, queueing
+from workers.models import Room
+from workers.models.base import utcnow
+from workers.payloads import EVENTS, BodyError, DeliveryFacts, check_room, parse_delivery
+from workers.room_tokens import token_hash
+from workers.runtime import Runtime
+
+log = logging.getLogger(__name__)
 blueprint = Blueprint("hooks", __name__)
+
+BODY_LIMIT = 64 * 1024
+TOKEN_CACHE_SECONDS = 5.0  # a rotated token stops working within this
+REJECTED_COUNTER = "rollcall:metrics:webhooks_rejected"  # a Redis hash: status code -> count
+_KEPT_HEADERS = frozenset(
+    {
+        "user-agent",
+        "content-type",
+        "content-length",
+        "x-request-id",
+        "x-forwarded-for",
+        "x-forwarded-proto",
+        "x-real-ip",
+        "traceparent",
+    }
+)
+_SECRET_HEADER = re.compile(r"auth|cookie|token|secret|key|signature|password|session", re.IGNORECASE)
+_HOOK_PATH = re.compile(r"(/hooks/metered/)[^/\s?\"']+")
+
+
+@dataclass(frozen=True, slots=True)
+class RoomRef:
+    id: int
+    name: str
+    metered_room_id: str | None
+    token_hash: str
+
+
+class RoomsByToken:
+    """A short-lived, per-process map of token hash -> room, so most requests skip the lookup query."""
+
+    def __init__(self, ttl: float = TOKEN_CACHE_SECONDS, capacity: int = 10_000) -> None:
+        self._ttl, self._capacity = ttl, capacity
+        self._entries: dict[str, tuple[float, RoomRef | None]] = {}
+        self._lock = threading.Lock()
+
+    def find(self, engine: Engine, token: str) -> RoomRef | None:
+        """Return the room whose webhook token is `token`, or None."""
+        digest = token_hash(token)
+        now = time.monotonic()
+        entry = self._entries.get(digest)
+        if entry is None or entry[0] < now:
+            entry = (now + self._ttl, _load_room(engine, digest))
+            with self._lock:
+                if len(self._entries) >= self._capacity:
+                    self._entries.clear()  # unknown tokens must not grow this without bound
+                self._entries[digest] = entry
+        room = entry[1]
+        # The lookup was by a hash of the token, so its timing says nothing about the token itself.
+        return room if room is not None and hmac.compare_digest(room.token_hash, digest) else None
+
+
+def _load_room(engine: Engine, digest: str) -> RoomRef | None:
+    query = select(Room.id, Room.room_name, Room.metered_room_id).where(Room.webhook_token_hash == digest)
+    with engine.connect() as connection:
+        row = connection.execute(query).first()
+    return None if row is None else RoomRef(row.id, row.room_name, row.metered_room_id, digest)
+
+
+@blueprint.record_once
+def _set_up(state: BlueprintSetupState) -> None:
+    state.app.extensions["rollcall.rooms_by_token"] = RoomsByToken()
+    redact = RedactHookTokens()
+    # Access logs (and httpx, which the emulator posts webhooks with) print the path, which holds the token.
+    for name in ("werkzeug", "gunicorn.access", "httpx"):
+        logger = logging.getLogger(name)
+        if not any(isinstance(existing, RedactHookTokens) for existing in logger.filters):
+            logger.addFilter(redact)
+
+
+class RedactHookTokens(logging.Filter):
+    """Blank out the room token of webhook paths in a log record."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        if "/hooks/metered/" in message:
+            record.msg, record.args = _HOOK_PATH.sub(r"\1[redacted]", message), ()
+        return True
+
+
+@blueprint.post("/hooks/metered/<token>/<event>")
+def receive(token: str, event: str) -> Response:
+    """Store one delivery of Metered's webhook and signal a worker; 202 once it is committed."""
+    runtime = runtime_of(current_app)
+    received_at = utcnow()
+    try:
+        room = _room(runtime, token, event)
+        body = _read_body()
+        facts = parse_delivery(event, body, request.content_type or "", received_at)
+        check_room(facts, room.name, room.metered_room_id)
+    except BodyError as error:
+        problem = Problem(error.status, _TITLES[error.status], error.detail, errors=error.errors or None)
+        raise _rejected(runtime, event, problem) from None
+    except Problem as problem:
+        raise _rejected(runtime, event, problem) from None
+    stored = inbox.store(runtime.engine, _arrival(room, facts, body, received_at))
+    if not stored.new:
+        return _json(200, f'{{"duplicate":true,"id":{stored.id}}}')
+    _signal(runtime, room.id, stored.id)
+    return _json(202, f'{{"accepted":true,"id":{stored.id}}}')
+
+
+_TITLES = {400: "Bad Request", 415: "Unsupported Media Type", 422: "Validation failed"}
+
+
+def _room(runtime: Runtime, token: str, event: str) -> RoomRef:
+    rooms: RoomsByToken = current_app.extensions["rollcall.rooms_by_token"]
+    room = rooms.find(runtime.engine, token) if event in EVENTS else None
+    if room is None:
+        raise Problem(404, "Not Found", "No such webhook URL.")
+    return room
+
+
+def _read_body() -> bytes:
+    body = b""
+    if (request.content_length or 0) <= BODY_LIMIT:
+        body = request.stream.read(BODY_LIMIT + 1)  # a chunked body has no Content-Length to trust
+    if len(body) > BODY_LIMIT or (request.content_length or 0) > BODY_LIMIT:
+        raise Problem(413, "Payload Too Large", f"The body is over {BODY_LIMIT} bytes.")
+    return body
+
+
+def _arrival(room: RoomRef, facts: DeliveryFacts, body: bytes, received_at: datetime) -> inbox.Arrival:
+    return inbox.Arrival(
+        room_id=room.id,
+        facts=facts,
+        raw_body=body.decode("utf-8"),  # parse_delivery accepted it, so it is UTF-8
+        content_type=(request.content_type or "")[:100],
+        headers=kept_headers(),
+        source_address=(request.remote_addr or "")[:64] or None,
+        received_at=received_at,
+    )
+
+
+def kept_headers() -> dict[str, str]:
+    """Return the request headers worth keeping for the audit log: never credentials or cookies."""
+    kept = {}
+    for name, value in request.headers.items():
+        lowered = name.lower()
+        if (lowered in _KEPT_HEADERS or lowered.startswith("x-")) and not _SECRET_HEADER.search(lowered):
+            value = value[:500]
+            kept[name] = value if value.isprintable() else "".join(c for c in value if c.isprintable())
+        if len(kept) >= 20:
+            break
+    return kept
+
+
+def _signal(runtime: Runtime, room_id: int, delivery_id: int) -> None:
+    try:
+        queueing.signal_room(runtime.redis, _queue(runtime), room_id)
+    except RedisError as error:
+        # The row is committed: answer 202 anyway; the relay signals it once Redis is back.
+        log.warning(
+            "delivery %s stored but not signalled: Redis unavailable (%s)", delivery_id, type(error).__name__
+        )
+        inbox.mark_unsignalled(runtime.engine, delivery_id)
+
+
+def _queue(runtime: Runtime) -> Queue:
+    # One Queue object per app: building it is a measurable share of a request.
+    queue: Queue | None = current_app.extensions.get("rollcall.queue")
+    if queue is None:
+        queue = current_app.extensions["rollcall.queue"] = runtime.queue()
+    return queue
+
+
+def _rejected(runtime: Runtime, event: str, problem: Problem) -> Problem:
+    label = event if event in EVENTS else "unknown-event"
+    log.info("webhook rejected: %s %s: %s", problem.status, label, problem.detail[:200])
+    with contextlib.suppress(RedisError):  # a counter is not worth failing an answer for
+        runtime.redis.hincrby(REJECTED_COUNTER, str(problem.status), 1)
+    return problem
+
+
+def rejected_counts(runtime: Runtime) -> dict[int, int]:
+    """Return how many webhook requests were rejected, by status code (for /metrics)."""
+    counts = runtime.redis.hgetall(REJECTED_COUNTER)
+    return {int(status): int(count) for status, count in counts.items()}
+
+
+def _json(status: int, text: str) -> Response:
+    return current_app.response_class(text, status=status, mimetype="application/json")

@@ -23,8 +23,12 @@ def readyz() -> Response:
     checks = {"database": _database_ok(), "redis": _redis_ok()}
     if not all(checks.values()):
         down = [name for name, ok in checks.items() if not ok]
-        raise Problem(503, "Not ready", f"unreachable: {', '.join(down)}",
-                      checks={name: "ok" if ok else "unreachable" for name, ok in checks.items()})
+        raise Problem(
+            503,
+            "Not ready",
+            f"unreachable: {', '.join(down)}",
+            checks={name: "ok" if ok else "unreachable" for name, ok in checks.items()},
+        )
     return jsonify(status="ready", checks={name: "ok" for name in checks})
 
 

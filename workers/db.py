@@ -15,7 +15,9 @@ def make_engine(url: str, **options: Any) -> Engine:
         engine = create_engine(url, **options)
         event.listen(engine, "connect", _tune_sqlite)
         return engine
-    return create_engine(url, pool_pre_ping=True, **options)
+    # No pre-ping: it costs a round trip per request on the webhook path. A connection found dead fails
+    # one statement (503, so Metered retries) and SQLAlchemy discards the whole stale pool.
+    return create_engine(url, **options)
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:

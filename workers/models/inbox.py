@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, Text, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from workers.models.base import Base, utcnow
@@ -22,21 +22,37 @@ class DeliveryStatus(enum.StrEnum):
     DUPLICATE = "duplicate"
 
 
+# Statuses a worker has still to fold; a partial index keeps them cheap to find among millions processed.
+UNPROCESSED = (DeliveryStatus.RECEIVED.value, DeliveryStatus.QUEUED.value)
+_UNPROCESSED_SQL = text("status IN ('received', 'queued')")
+
+
 class Delivery(Base):
     """One webhook delivery: its raw body and the fields read from it."""
 
     __tablename__ = "deliveries"
-    __table_args__ = (Index("ix_deliveries_room_id_status", "room_id", "status"),)
+    __table_args__ = (
+        # The natural key is per room: two rooms may well see the same body.
+        UniqueConstraint("room_id", "dedupe_key"),
+        Index(
+            "ix_deliveries_unprocessed",
+            "room_id",
+            "id",
+            sqlite_where=_UNPROCESSED_SQL,
+            postgresql_where=_UNPROCESSED_SQL,
+        ),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
     event: Mapped[str] = mapped_column(String(32))
     # The contract's natural key: event + participant/meeting session id, else a hash of the body.
-    dedupe_key: Mapped[str] = mapped_column(String(200), unique=True)
+    dedupe_key: Mapped[str] = mapped_column(String(255))
     meeting_session_ref: Mapped[str | None] = mapped_column(String(200))
     participant_session_id: Mapped[str | None] = mapped_column(String(200))
     event_time: Mapped[datetime | None]
     time_reported: Mapped[bool] = mapped_column(default=True)
+    join_time: Mapped[datetime | None]
     raw_body: Mapped[str] = mapped_column(Text)
     content_type: Mapped[str] = mapped_column(String(100))
     headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
@@ -46,4 +62,6 @@ class Delivery(Base):
     status_reason: Mapped[str | None] = mapped_column(Text)
     duplicate_count: Mapped[int] = mapped_column(default=0)
     processed_at: Mapped[datetime | None]
+    # How many folds of this delivery committed: 1 after a normal run, +1 per replay, never 2 from a crash.
+    fold_count: Mapped[int] = mapped_column(default=0)
     session_id: Mapped[int | None] = mapped_column(ForeignKey("meeting_sessions.id"), index=True)

@@ -1,0 +1,160 @@
+"""Worker throughput: deliveries folded per second, end to end, by one `python -m workers` process.
+
+Two measurements: a stored backlog drained by one worker, and the receiver under load with the worker
+running beside it (the web process and the worker sharing the machine, as in production).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from redis import Redis
+from rq import Queue
+from sqlalchemy import func, insert, select
+
+from bench import load, services
+from workers import queueing
+from workers.db import make_engine
+from workers.models import Delivery
+from workers.runtime import QUEUE_NAME
+
+DELIVERIES = int(os.environ.get("BENCH_DELIVERIES", 20_000))
+ROOMS = 4
+T0 = datetime(2026, 5, 4, 15, 0, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Drained:
+    label: str
+    deliveries: int
+    seconds: float  # from the first delivery folded to the last
+    wall_seconds: float  # including the worker's start-up, or the load window
+
+    @property
+    def rate(self) -> float:
+        return self.deliveries / self.seconds
+
+
+def backlog(database_url: str, redis_url: str) -> Drained:
+    """Store DELIVERIES deliveries in ROOMS rooms, then time one worker folding them all."""
+    rooms = [services.make_room(database_url, f"drain-{n}", f"drain-metered-{n}")[0] for n in range(ROOMS)]
+    _store(database_url, rooms)
+    redis = Redis.from_url(redis_url)
+    for room_id in rooms:
+        queueing.signal_room(redis, Queue(QUEUE_NAME, connection=redis), room_id)
+    started = time.perf_counter()
+    worker = _worker(database_url, redis_url, "--burst")
+    first, done = _watch(database_url, DELIVERIES, lambda: worker.poll() is not None)
+    worker.wait()
+    return Drained("backlog, one worker", DELIVERIES, done - first, done - started)
+
+
+def _store(database_url: str, rooms: list[int]) -> None:
+    per_room = DELIVERIES // len(rooms)
+    engine = make_engine(database_url)
+    with engine.begin() as connection:
+        for room_id in rooms:
+            connection.execute(insert(Delivery), [_row(room_id, n) for n in range(per_room)])
+    engine.dispose()
+
+
+def _row(room_id: int, n: int) -> dict[str, object]:
+    person, leaving = divmod(n, 2)
+    event = "participant-left" if leaving else "participant-joined"
+    moment = T0 + timedelta(seconds=person % 600 + (900 if leaving else 0))
+    body = {
+        "participantSessionId": f"{room_id}-{person}",
+        "meetingSessionId": f"bench-{room_id}",
+        "externalUserId": f"user-{person}",
+        "name": f"Person {person}",
+        ("leftTime" if leaving else "joinTime"): moment.isoformat().replace("+00:00", "Z"),
+    }
+    return {
+        "room_id": room_id,
+        "event": event,
+        "dedupe_key": f"{event}:{room_id}-{person}",
+        "meeting_session_ref": f"bench-{room_id}",
+        "participant_session_id": f"{room_id}-{person}",
+        "event_time": moment,
+        "raw_body": json.dumps(body),
+        "content_type": "application/json",
+        "headers": {},
+        "received_at": T0,
+        "status": "queued",
+    }
+
+
+def live(database_url: str, redis_url: str, seconds: float) -> Drained:
+    """Load the receiver for `seconds` with one worker running; time until every delivery is folded."""
+    room_id, token = services.make_room(database_url, "live-room", "live-metered-id")
+    worker = _worker(database_url, redis_url)
+    try:
+        with services.gunicorn("wsgi:app", services.service_env(database_url, redis_url)) as port:
+            started = time.perf_counter()
+            target = load.Target(
+                port, f"/hooks/metered/{token}/participant-joined", "live-room", "live-metered-id"
+            )
+            load.run(target, seconds, warmup=0, label=f"live-{room_id}")
+        received = _count(database_url, None)
+        _, done = _watch(database_url, received, lambda: False, since=started)
+    finally:
+        worker.terminate()
+        worker.wait()
+    return Drained("receiver under load + one worker", received, done - started, done - started)
+
+
+def _worker(database_url: str, redis_url: str, *args: str) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(  # noqa: S603 - this interpreter, our own arguments
+        [sys.executable, "-m", "workers", *args],
+        cwd=services.PROJECT,
+        env=services.service_env(database_url, redis_url),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+
+def _count(database_url: str, status: str | None) -> int:
+    engine = make_engine(database_url)
+    query = select(func.count()).select_from(Delivery)
+    with engine.connect() as connection:
+        count = connection.scalar(query if status is None else query.where(Delivery.status == status))
+    engine.dispose()
+    return int(count or 0)
+
+
+def _watch(
+    database_url: str,
+    total: int,
+    gave_up: Callable[[], bool],
+    since: float | None = None,
+    timeout: float = 120,
+) -> tuple[float, float]:
+    first = since
+    deadline = time.perf_counter() + timeout
+    while time.perf_counter() < deadline:
+        processed = _count(database_url, "processed")
+        now = time.perf_counter()
+        if processed and first is None:
+            first = now
+        if processed >= total:
+            return first or now, now
+        if gave_up() and _count(database_url, "processed") < total:
+            raise RuntimeError(f"the worker stopped with {processed} of {total} deliveries folded")
+        time.sleep(0.05)
+    raise RuntimeError(f"only {processed} of {total} deliveries folded in {timeout} s")
+
+
+def report(results: list[Drained]) -> None:
+    """Print deliveries per second for each measurement."""
+    for result in results:
+        print(
+            f"  {result.label:34} {result.deliveries:7d} deliveries  {result.rate:8.0f} deliveries/s  "
+            f"({result.seconds:.1f} s folding, {result.wall_seconds:.1f} s wall)"
+        )

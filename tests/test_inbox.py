@@ -1,0 +1,100 @@
+"""The inbox on SQLite and PostgreSQL: insert-once, fates, and what the relay finds."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import select
+
+from workers import inbox
+from workers.models import Delivery, Room
+from workers.models.base import utcnow
+from workers.payloads import parse_delivery
+from workers.room_tokens import new_token, token_hash
+from workers.runtime import Runtime
+
+
+def make_room(
+    runtime: Runtime, name: str = "standup", metered_room_id: str | None = "r-1"
+) -> tuple[int, str]:
+    """Insert a room directly and return its id and webhook token."""
+    token = new_token()
+    with runtime.Session.begin() as session:
+        room = Room(room_name=name, metered_room_id=metered_room_id, webhook_token_hash=token_hash(token))
+        session.add(room)
+        session.flush()
+        return room.id, token
+
+
+def arrival(
+    room_id: int, body: str, event: str = "participant-joined", age_seconds: float = 0
+) -> inbox.Arrival:
+    received_at = utcnow() - timedelta(seconds=age_seconds)
+    facts = parse_delivery(event, body.encode(), "application/json", received_at)
+    return inbox.Arrival(
+        room_id, facts, body, "application/json", {"User-Agent": "t"}, "127.0.0.1", received_at
+    )
+
+
+def statuses(runtime: Runtime) -> dict[int, str]:
+    with runtime.Session() as session:
+        return {row_id: status for row_id, status in session.execute(select(Delivery.id, Delivery.status))}
+
+
+def test_a_second_delivery_of_the_same_fact_is_counted_not_stored(runtime: Runtime) -> None:
+    room_id, _ = make_room(runtime)
+    first = inbox.store(runtime.engine, arrival(room_id, '{"_id": "p1", "name": "Ann"}'))
+    again = inbox.store(runtime.engine, arrival(room_id, '{"_id": "p1", "name": "Ann B."}'))
+    assert first.new and not again.new
+    assert first.id == again.id
+    with runtime.Session() as session:
+        delivery = session.get_one(Delivery, first.id)
+    assert (delivery.duplicate_count, delivery.status, delivery.raw_body) == (
+        1,
+        "queued",
+        '{"_id": "p1", "name": "Ann"}',
+    )
+    assert delivery.headers == {"User-Agent": "t"}
+
+
+def test_the_dedupe_key_is_scoped_by_room(runtime: Runtime) -> None:
+    first_room, _ = make_room(runtime, "one")
+    second_room, _ = make_room(runtime, "two", "r-2")
+    assert inbox.store(runtime.engine, arrival(first_room, '{"_id": "p1"}')).new
+    assert inbox.store(runtime.engine, arrival(second_room, '{"_id": "p1"}')).new
+
+
+def test_mark_processed_refuses_a_delivery_already_folded(runtime: Runtime) -> None:
+    room_id, _ = make_room(runtime)
+    stored = inbox.store(runtime.engine, arrival(room_id, '{"_id": "p1"}'))
+    with runtime.Session.begin() as session:
+        inbox.mark_processed(session, [stored.id])
+    with pytest.raises(inbox.FoldConflict), runtime.Session.begin() as session:
+        inbox.mark_processed(session, [stored.id])
+    with runtime.Session() as session:
+        delivery = session.get_one(Delivery, stored.id)
+    assert (delivery.status, delivery.fold_count) == ("processed", 1)
+    assert delivery.processed_at is not None
+
+
+def test_fates_and_what_the_relay_finds(runtime: Runtime) -> None:
+    room_id, _ = make_room(runtime)
+    other_room, _ = make_room(runtime, "other", "r-2")
+    old = inbox.store(runtime.engine, arrival(room_id, '{"_id": "old"}', age_seconds=60))
+    fresh = inbox.store(runtime.engine, arrival(other_room, '{"_id": "fresh"}'))
+    failed = inbox.store(runtime.engine, arrival(room_id, '{"_id": "bad"}', age_seconds=60))
+    inbox.mark_unsignalled(runtime.engine, old.id)
+    with runtime.Session.begin() as session:
+        inbox.mark_failed(session, failed.id, "ValueError: no")
+        assert inbox.rooms_to_relay(session, utcnow() - timedelta(seconds=5)) == [(room_id, True)]
+        assert sorted(inbox.rooms_to_relay(session, None)) == [(room_id, True), (other_room, False)]
+        inbox.mark_queued(session, [room_id])
+    assert statuses(runtime) == {old.id: "queued", fresh.id: "queued", failed.id: "failed"}
+    with runtime.Session.begin() as session:
+        assert [d.id for d in inbox.unprocessed(session, room_id, 10)] == [old.id]
+        assert inbox.reset_for_replay(session, failed.id) is not None
+        assert inbox.reset_for_replay(session, 10_000) is None
+    with runtime.Session() as session:
+        replayed = session.get_one(Delivery, failed.id)
+    assert (replayed.status, replayed.status_reason) == ("queued", None)

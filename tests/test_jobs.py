@@ -1,0 +1,278 @@
+"""Draining rooms on real RQ workers: batches, poison deliveries, Redis outages and killed workers."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+from redis import Redis
+from rq import Retry
+from sqlalchemy import create_engine, func, select, text
+
+from tests.conftest import run_worker
+from tests.servers import free_port
+from tests.test_inbox import arrival, make_room
+from webhooks import runtime_of
+from workers import inbox, jobs, process, queueing
+from workers.models import Delivery
+from workers.runtime import Runtime
+
+PROJECT = Path(__file__).resolve().parent.parent
+
+
+def join_body(index: int, meeting: str = "ms-1") -> str:
+    body = {
+        "participantSessionId": f"ps-{index}",
+        "meetingSessionId": meeting,
+        "joinTime": 1714557600 + index,
+    }
+    return json.dumps(body)
+
+
+def store_joins(runtime: Runtime, room_id: int, count: int, first: int = 0) -> None:
+    for index in range(first, first + count):
+        inbox.store(runtime.engine, arrival(room_id, join_body(index)))
+
+
+def fates(runtime: Runtime) -> dict[str, int]:
+    query = select(Delivery.status, func.count()).group_by(Delivery.status)
+    with runtime.Session() as session:
+        return {status: count for status, count in session.execute(query)}
+
+
+def fold_counts(runtime: Runtime) -> set[int]:
+    with runtime.Session() as session:
+        return set(session.scalars(select(Delivery.fold_count)))
+
+
+@pytest.fixture
+def worker_runtime(runtime: Runtime) -> Iterator[Runtime]:
+    process.install(runtime)  # the jobs run in this process, on the test's database
+    yield runtime
+
+
+def test_a_drain_folds_every_delivery_of_its_room_in_batches(
+    worker_runtime: Runtime, redis_client: Redis
+) -> None:
+    runtime = worker_runtime
+    room_id, _ = make_room(runtime)
+    store_joins(runtime, room_id, jobs.BATCH_SIZE + 50)
+    assert queueing.signal_room(runtime.redis, runtime.queue(), room_id)
+    assert not queueing.signal_room(runtime.redis, runtime.queue(), room_id)  # coalesced: one job
+    run_worker(runtime)
+    assert fates(runtime) == {"processed": jobs.BATCH_SIZE + 50}
+    assert fold_counts(runtime) == {1}
+    assert not redis_client.exists(queueing.pending_key(room_id))
+
+
+def test_a_poison_delivery_fails_alone_after_the_retries(worker_runtime: Runtime, database_url: str) -> None:
+    runtime = worker_runtime
+    room_id, _ = make_room(runtime)
+    store_joins(runtime, room_id, 5)
+    inbox.store(
+        runtime.engine, arrival(room_id, '{"participantSessionId": "poison", "meetingSessionId": "ms-1"}')
+    )
+    store_joins(runtime, room_id, 5, first=5)
+    with poisoned(runtime, "participant-joined:poison"):
+        queueing.enqueue_drain(runtime.queue(), room_id, retry=Retry(max=2, interval=0))
+        run_worker(runtime)
+    assert fates(runtime) == {"processed": 10, "failed": 1}
+    with runtime.Session() as session:
+        failed = session.scalars(select(Delivery).where(Delivery.status == "failed")).one()
+    assert failed.dedupe_key == "participant-joined:poison"
+    assert "poisoned delivery" in (failed.status_reason or "")
+    assert "test-metered-secret" not in (failed.status_reason or "")
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
+    """Start a redis-server of the test's own on a free port; the factory (re)starts it on that port."""
+    port, started = free_port(), []
+
+    def start() -> subprocess.Popen[bytes]:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not on PATH")
+        server = subprocess.Popen(
+            [binary, "--port", str(port), "--save", "", "--appendonly", "no"],
+            stdout=subprocess.DEVNULL,
+            cwd=tmp_path,
+        )
+        started.append(server)
+        client = Redis(port=port)
+        for _ in range(100):
+            try:
+                client.ping()
+                return server
+            except Exception:
+                time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    start.url = f"redis://127.0.0.1:{port}/0"  # type: ignore[attr-defined]
+    yield start
+    for server in started:
+        server.kill()
+        server.wait()
+
+
+@pytest.mark.slow
+def test_redis_stopped_during_deliveries_then_the_relay_catches_up(
+    live_app: Callable[..., Any], own_redis: Any
+) -> None:
+    server = own_redis()
+    with live_app(redis_url=own_redis.url) as (app, base_url):
+        runtime = runtime_of(app)
+        process.install(runtime)
+        _, token = make_room(runtime)
+        url = f"{base_url}/hooks/metered/{token}/participant-joined"
+        assert (
+            httpx.post(url, content=join_body(0), headers={"Content-Type": "application/json"}).status_code
+            == 202
+        )
+        run_worker(runtime)
+        server.kill()
+        server.wait()
+        answers = [
+            httpx.post(url, content=join_body(index), headers={"Content-Type": "application/json"})
+            for index in range(1, 11)
+        ]
+        assert [answer.status_code for answer in answers] == [202] * 10
+        assert fates(runtime) == {"processed": 1, "received": 10}
+        own_redis()  # back, and empty: whatever was queued is gone
+        runtime.queue().enqueue(jobs.relay, 0)  # what the worker's periodic relay enqueues
+        run_worker(runtime)
+        assert fates(runtime) == {"processed": 11}
+        assert fold_counts(runtime) == {1}
+
+
+@pytest.fixture
+def start_worker(database_url: str, redis_url: str) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start `python -m workers` processes on the test's services; kill whatever is left at the end."""
+    started: list[subprocess.Popen[bytes]] = []
+
+    def start(*args: str) -> subprocess.Popen[bytes]:
+        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "API_TOKEN": "t"}
+        worker = subprocess.Popen(
+            [sys.executable, "-m", "workers", *args], cwd=PROJECT, env=env, start_new_session=True
+        )  # its own group: a kill takes RQ's scheduler too
+        started.append(worker)
+        return worker
+
+    yield start
+    for worker in started:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+
+
+@pytest.mark.slow
+def test_a_worker_killed_mid_job_leaves_every_delivery_processed_once(
+    worker_runtime: Runtime, database_url: str, redis_client: Redis, start_worker: Callable[..., Any]
+) -> None:
+    runtime = worker_runtime
+    room_id, _ = make_room(runtime)
+    store_joins(runtime, room_id, jobs.BATCH_SIZE + 500)
+    queueing.signal_room(runtime.redis, runtime.queue(), room_id)
+    lock_key = f"rollcall:lock:room:{room_id}"
+    with database_held(database_url, room_id, skip=jobs.BATCH_SIZE):
+        worker = start_worker()
+        wait_for(lambda: redis_client.exists(lock_key), "the drain to start")
+        if database_url.startswith("postgresql"):
+            wait_for(lambda: fates(runtime).get("processed") == jobs.BATCH_SIZE, "the first batch to commit")
+        time.sleep(1)  # the drain is now blocked inside its next transaction
+        os.killpg(worker.pid, signal.SIGKILL)
+        worker.wait()
+    assert fates(runtime).get("queued", 0) >= 500
+    survivor = start_worker("--burst")
+    assert survivor.wait(timeout=120) == 0
+    assert fates(runtime) == {"processed": jobs.BATCH_SIZE + 500}
+    assert fold_counts(runtime) == {1}
+
+
+def wait_for(condition: Callable[[], Any], what: str, seconds: float = 30) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out waiting for {what}")
+        time.sleep(0.05)
+
+
+class database_held:
+    """Block writers to the room's deliveries after the first `skip` (all writers on SQLite)."""
+
+    def __init__(self, url: str, room_id: int, skip: int) -> None:
+        self.url, self.room_id, self.skip = url, room_id, skip
+
+    def __enter__(self) -> None:
+        if self.url.startswith("sqlite"):
+            self.sqlite = sqlite3.connect(self.url.removeprefix("sqlite:///"), isolation_level=None)
+            self.sqlite.execute("BEGIN IMMEDIATE")
+            return
+        self.engine = create_engine(self.url)
+        self.connection = self.engine.connect()
+        self.transaction = self.connection.begin()
+        # Not OFFSET ... FOR UPDATE: PostgreSQL locks the rows an OFFSET skips as well.
+        boundary = self.connection.scalar(
+            text("SELECT id FROM deliveries WHERE room_id = :room ORDER BY id OFFSET :skip LIMIT 1"),
+            {"room": self.room_id, "skip": self.skip},
+        )
+        self.connection.execute(
+            text("SELECT id FROM deliveries WHERE room_id = :room AND id >= :boundary FOR UPDATE"),
+            {"room": self.room_id, "boundary": boundary},
+        )
+
+    def __exit__(self, *exc: object) -> None:
+        if self.url.startswith("sqlite"):
+            self.sqlite.execute("ROLLBACK")
+            self.sqlite.close()
+            return
+        self.transaction.rollback()
+        self.connection.close()
+        self.engine.dispose()
+
+
+class poisoned:
+    """Make the database refuse to mark one delivery processed: a delivery no fold can get past."""
+
+    def __init__(self, runtime: Runtime, dedupe_key: str) -> None:
+        self.runtime, self.key = runtime, dedupe_key
+
+    def __enter__(self) -> None:
+        sqlite = self.runtime.engine.dialect.name == "sqlite"
+        statements = (
+            [
+                "CREATE TRIGGER poison BEFORE UPDATE ON deliveries "
+                f"WHEN NEW.status = 'processed' AND NEW.dedupe_key = '{self.key}' "
+                "BEGIN SELECT RAISE(ABORT, 'poisoned delivery'); END"
+            ]
+            if sqlite
+            else [
+                "CREATE OR REPLACE FUNCTION poison() RETURNS trigger AS "
+                "$$ BEGIN RAISE EXCEPTION 'poisoned delivery'; END $$ LANGUAGE plpgsql",
+                "CREATE TRIGGER poison BEFORE UPDATE ON deliveries FOR EACH ROW "
+                f"WHEN (NEW.status = 'processed' AND NEW.dedupe_key = '{self.key}') "
+                "EXECUTE FUNCTION poison()",
+            ]
+        )
+        with self.runtime.engine.begin() as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+
+    def __exit__(self, *exc: object) -> None:
+        sqlite = self.runtime.engine.dialect.name == "sqlite"
+        with self.runtime.engine.begin() as connection:
+            connection.execute(text("DROP TRIGGER poison" if sqlite else "DROP TRIGGER poison ON deliveries"))
+            if not sqlite:
+                connection.execute(text("DROP FUNCTION poison()"))

@@ -1,0 +1,101 @@
+"""The worker process: `python -m workers` (the Procfile's `worker`).
+
+It runs an RQ `SimpleWorker` with RQ's scheduler (which runs the delayed retries), plus the periodic jobs
+of PERIODIC through rq's cron facility, and relays once at start-up so a crash leaves nothing stranded.
+
+Why SimpleWorker: the default `rq worker` forks a work-horse per job, so every job pays a fork, fresh
+imports and a new database connection (about 3 jobs/s measured here); a SimpleWorker runs jobs in its own
+process and keeps its engine's pooled connections, and one drain job folds a whole room's backlog in
+batches, so one process folds thousands of deliveries a second. What it gives up: a job that crashes the
+interpreter takes the worker down with it (the supervisor restarts it; the rows are still unprocessed, so
+the start-up relay picks them up), and a job timeout is enforced with SIGALRM in-process. Scale out by
+running more worker processes: the per-room lock keeps them off each other's rooms.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from redis.exceptions import RedisError
+from rq import SimpleWorker
+from rq.cron import CronScheduler
+
+from workers import folding, inbox, jobs, payloads, process, queueing, session_jobs  # noqa: F401  (preloaded)
+from workers.runtime import QUEUE_NAME, Runtime
+from workers.settings import Settings, load_settings, require_redis
+
+log = logging.getLogger("workers")
+
+INSTANCE_PATH = Path(__file__).resolve().parent.parent / "instance"  # where the web app keeps its SQLite file
+
+# Every periodic job, with its interval in seconds: the one place to add one (e.g. the session sweeper).
+PERIODIC: list[tuple[Callable[..., Any], int]] = [
+    (jobs.relay, 30),
+]
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the worker until it is told to stop."""
+    options = _parse(argv)
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    settings = load_settings()
+    if not (options.embedded or settings.demo):
+        require_redis(settings)
+    runtime = start_runtime(settings)
+    jobs.relay_rooms(runtime, None)  # whatever a crash left unprocessed, signal it now
+    runtime.engine.dispose()  # RQ's scheduler forks next: hand it an empty pool
+    if not options.burst:
+        start_periodic(runtime)
+    worker = SimpleWorker([runtime.queue()], connection=runtime.redis)
+    worker.work(burst=options.burst, with_scheduler=True)
+
+
+def _parse(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(prog="python -m workers", description="Run Rollcall's RQ worker.")
+    parser.add_argument("--embedded", action="store_true", help="allow an embedded Redis (dev and demo)")
+    parser.add_argument("--burst", action="store_true", help="quit once the queue is empty")
+    return parser.parse_args(argv)
+
+
+def start_runtime(settings: Settings) -> Runtime:
+    """Create this process's Runtime and bind the jobs to it; a forked child gets a fresh pool."""
+    runtime = Runtime.start(settings, INSTANCE_PATH)
+    # A child must never reuse the parent's database sockets: drop them there without closing them.
+    os.register_at_fork(after_in_child=lambda: runtime.engine.dispose(close=False))
+    process.install(runtime)
+    return runtime
+
+
+def start_periodic(runtime: Runtime) -> CronScheduler:
+    """Enqueue each PERIODIC job on its interval, from a daemon thread of this process."""
+    cron = CronScheduler(connection=runtime.redis, name=f"rollcall-worker-{os.getpid()}")
+    for function, interval in PERIODIC:
+        cron.register(function, QUEUE_NAME, interval=interval, job_timeout=300, result_ttl=60)
+    threading.Thread(target=_run_cron, args=(cron,), name="rollcall-cron", daemon=True).start()
+    return cron
+
+
+def _run_cron(cron: CronScheduler) -> None:
+    # CronScheduler.start() installs signal handlers, which only the main thread may; this is its loop.
+    cron.register_birth()
+    while True:
+        try:
+            if cron.enqueue_jobs():
+                cron.save()
+            cron.heartbeat()
+            pause = cron.calculate_sleep_interval()
+        except RedisError as error:
+            log.warning("periodic jobs: Redis unavailable (%s); trying again", type(error).__name__)
+            pause = 5
+        time.sleep(max(pause, 1))
+
+
+if __name__ == "__main__":
+    main()

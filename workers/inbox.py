@@ -1,0 +1,229 @@
+"""The inbox: store each delivery once, mark what became of it, find what was never processed."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from sqlalchemy import Dialect, Engine, Table, case, func, literal_column, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.orm import Session
+
+from workers.models import Delivery, DeliveryStatus
+from workers.models.base import utcnow
+from workers.models.inbox import UNPROCESSED
+from workers.payloads import DeliveryFacts
+
+_table = cast(Table, Delivery.__table__)
+_statements: dict[str, _CompiledUpsert] = {}
+
+
+@dataclass(frozen=True, slots=True)
+class Arrival:
+    """One delivery as it came over the wire: the facts read from it and what to keep for the audit log."""
+
+    room_id: int
+    facts: DeliveryFacts
+    raw_body: str
+    content_type: str
+    headers: dict[str, str]
+    source_address: str | None
+    received_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class Stored:
+    """Where a delivery landed: its row id, and whether this call created the row."""
+
+    id: int
+    new: bool
+
+
+class FoldConflict(RuntimeError):
+    """Another drain marked some of these deliveries first; roll back so they are not folded twice."""
+
+
+_COLUMNS = (
+    "room_id", "event", "dedupe_key", "meeting_session_ref", "participant_session_id", "event_time",
+    "time_reported", "join_time", "raw_body", "content_type", "headers", "source_address", "received_at",
+    "status", "duplicate_count", "fold_count",
+)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class _CompiledUpsert:
+    """The insert-once statement compiled for one dialect, with its parameters' order and converters."""
+
+    sql: str
+    names: tuple[str, ...]
+    converters: tuple[Callable[[Any], Any] | None, ...]
+    positional: bool
+
+    def parameters(self, values: dict[str, Any]) -> Sequence[Any] | dict[str, Any]:
+        converted = [
+            value if convert is None else convert(value)
+            for value, convert in zip((values[name] for name in self.names), self.converters, strict=True)
+        ]
+        return converted if self.positional else dict(zip(self.names, converted, strict=True))
+
+
+def _upsert(dialect: Dialect) -> _CompiledUpsert:
+    # Compiled once per dialect and run on the driver's own connection: on the hot path SQLAlchemy's
+    # per-execution work costs more than SQLite's insert itself.
+    if dialect.name not in _statements:
+        insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
+        statement = insert(_table).on_conflict_do_update(
+            index_elements=["room_id", "dedupe_key"],
+            set_={"duplicate_count": _table.c.duplicate_count + literal_column("1")},
+        )
+        compiled = statement.returning(_table.c.id, _table.c.duplicate_count).compile(
+            dialect=dialect, column_keys=list(_COLUMNS)
+        )
+        names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.params)
+        converters = tuple(
+            _table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
+        )
+        _statements[dialect.name] = _CompiledUpsert(compiled.string, names, converters, compiled.positional)
+    return _statements[dialect.name]
+
+
+def store(engine: Engine, arrival: Arrival) -> Stored:
+    """Insert the delivery, or count a duplicate of it, in one statement and one transaction."""
+    upsert = _upsert(engine.dialect)
+    parameters = upsert.parameters(_values(arrival))
+    with _driver_connection(engine, upsert.sql) as driver:
+        row_id, duplicates = _run(driver, engine.dialect.name, upsert.sql, parameters)
+    return Stored(id=row_id, new=duplicates == 0)
+
+
+@contextmanager
+def _driver_connection(engine: Engine, sql: str) -> Iterator[Any]:
+    """Lend the driver's connection from the engine's pool, its errors raised as SQLAlchemy's."""
+    error_class = engine.dialect.loaded_dbapi.Error
+    pooled = None
+    try:
+        pooled = engine.raw_connection()
+        yield pooled.driver_connection
+    except error_class as error:
+        if pooled is not None:
+            pooled.invalidate()  # whatever state the failure left it in, it is not reused
+        raise DBAPIError.instance(sql, None, error, error_class) from error
+    finally:
+        if pooled is not None:
+            pooled.close()  # back to the pool
+
+
+def _run(driver: Any, dialect: str, sql: str, parameters: Any) -> tuple[int, int]:
+    if dialect == "postgresql":
+        # A single statement is its own transaction: autocommit spares the BEGIN and COMMIT round-trips.
+        driver.autocommit = True
+        try:
+            return tuple(driver.execute(sql, parameters).fetchone())
+        finally:
+            driver.autocommit = False
+    row = driver.execute(sql, parameters).fetchone()
+    driver.commit()
+    return tuple(row)
+
+
+def _values(arrival: Arrival) -> dict[str, Any]:
+    facts = arrival.facts
+    return {
+        "room_id": arrival.room_id,
+        "event": facts.event,
+        "dedupe_key": facts.dedupe_key,
+        "meeting_session_ref": facts.meeting_session_id,
+        "participant_session_id": facts.participant_session_id,
+        "event_time": facts.event_time,
+        "time_reported": facts.time_reported,
+        "join_time": facts.join_time,
+        "raw_body": arrival.raw_body,
+        "content_type": arrival.content_type,
+        "headers": arrival.headers,
+        "source_address": arrival.source_address,
+        "received_at": arrival.received_at,
+        # Optimistic: the receiver signals a worker right after the commit, and says otherwise if it cannot.
+        "status": DeliveryStatus.QUEUED.value,
+        "duplicate_count": 0,
+        "fold_count": 0,
+    }
+
+
+def mark_unsignalled(engine: Engine, delivery_id: int) -> None:
+    """Record that no worker was told about a delivery (Redis was down): the relay will."""
+    with engine.begin() as connection:
+        connection.execute(
+            update(_table)
+            .where(_table.c.id == delivery_id, _table.c.status == DeliveryStatus.QUEUED.value)
+            .values(status=DeliveryStatus.RECEIVED.value)
+        )
+
+
+def unprocessed(session: Session, room_id: int, limit: int) -> Sequence[Delivery]:
+    """Return up to `limit` of a room's deliveries still to fold, oldest first."""
+    query = (
+        select(Delivery)
+        .where(Delivery.room_id == room_id, Delivery.status.in_(UNPROCESSED))
+        .order_by(Delivery.id)
+        .limit(limit)
+    )
+    return session.scalars(query).all()
+
+
+def mark_processed(session: Session, delivery_ids: Sequence[int]) -> None:
+    """Mark deliveries folded; raise FoldConflict if another drain got to any of them first."""
+    result = session.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids), Delivery.status.in_(UNPROCESSED))
+        .values(
+            status=DeliveryStatus.PROCESSED.value,
+            processed_at=utcnow(),
+            fold_count=Delivery.fold_count + 1,
+        )
+        .execution_options(synchronize_session=False)
+    )
+    if result.rowcount != len(delivery_ids):  # type: ignore[attr-defined]
+        raise FoldConflict(f"{len(delivery_ids) - result.rowcount} deliveries were folded by another drain")  # type: ignore[attr-defined]
+
+
+def mark_failed(session: Session, delivery_id: int, reason: str) -> None:
+    """Mark one delivery failed, with why."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.id == delivery_id, Delivery.status.in_(UNPROCESSED))
+        .values(status=DeliveryStatus.FAILED.value, status_reason=reason[:2000])
+        .execution_options(synchronize_session=False)
+    )
+
+
+def rooms_to_relay(session: Session, received_before: datetime | None) -> list[tuple[int, bool]]:
+    """Return (room id, has deliveries no worker was told about) for rooms with deliveries never processed."""
+    untold = func.max(case((Delivery.status == DeliveryStatus.RECEIVED.value, 1), else_=0))
+    query = select(Delivery.room_id, untold).where(Delivery.status.in_(UNPROCESSED))
+    if received_before is not None:
+        query = query.where(Delivery.received_at < received_before)
+    return [(room_id, bool(told)) for room_id, told in session.execute(query.group_by(Delivery.room_id))]
+
+
+def mark_queued(session: Session, room_ids: Sequence[int]) -> None:
+    """Record that a worker was told about these rooms' received deliveries."""
+    session.execute(
+        update(Delivery)
+        .where(Delivery.room_id.in_(room_ids), Delivery.status == DeliveryStatus.RECEIVED.value)
+        .values(status=DeliveryStatus.QUEUED.value)
+        .execution_options(synchronize_session=False)
+    )
+
+
+def reset_for_replay(session: Session, delivery_id: int) -> Delivery | None:
+    """Set a delivery back to unprocessed so the next drain folds it again; None if there is no such id."""
+    delivery = session.get(Delivery, delivery_id)
+    if delivery is not None:
+        delivery.status = DeliveryStatus.QUEUED.value  # the caller signals its room next
+        delivery.status_reason = None
+        delivery.processed_at = None
+    return delivery
