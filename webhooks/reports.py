@@ -1,5 +1,121 @@
-"""(being written)"""
+"""The report API: meeting sessions and attendance, as JSON or CSV."""
 
-from flask import Blueprint
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from webhooks import runtime_of
+from webhooks.auth import require_token
+from webhooks.errors import Problem
+from webhooks.pagination import page_body, requested_page
+from workers import history
+from workers.models import AttendanceRow, MeetingSession, Room
+from workers.reports import SessionWithAttendance, attendance_csv, attendance_out, session_out
 
 blueprint = Blueprint("reports", __name__)
+
+
+def _find_session(db: Session, meeting_session_id: str) -> tuple[MeetingSession, Room]:
+    found = db.execute(
+        select(MeetingSession, Room)
+        .join(Room, Room.id == MeetingSession.room_id)
+        .where(MeetingSession.meeting_session_id == meeting_session_id)
+    ).first()
+    if found is None:
+        raise Problem(404, "Not Found", f"no meeting session {meeting_session_id!r}")
+    return found[0], found[1]
+
+
+def _attendance_rows(db: Session, meeting: MeetingSession) -> list[AttendanceRow]:
+    query = select(AttendanceRow).where(AttendanceRow.session_id == meeting.id)
+    return list(db.scalars(query.order_by(AttendanceRow.participant_key)))
+
+
+def _wants_csv() -> bool:
+    if request.args.get("format") == "csv":
+        return True
+    best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
+    return best == "text/csv"
+
+
+@blueprint.get("/api/rooms/<room_name>/sessions")
+@require_token
+def room_sessions(room_name: str) -> dict[str, Any]:
+    """List a room's meeting sessions, newest first."""
+    page = requested_page()
+    with runtime_of(current_app).Session() as db:
+        room = db.scalar(select(Room).where(Room.room_name == room_name))
+        if room is None:
+            raise Problem(404, "Not Found", f"no room {room_name!r}")
+        query = select(MeetingSession).where(MeetingSession.room_id == room.id)
+        if page.after is not None:
+            query = query.where(MeetingSession.id < page.after)
+        rows = db.scalars(query.order_by(MeetingSession.id.desc()).limit(page.limit + 1)).all()
+        return page_body(rows, page, lambda m: session_out(m, room.room_name).model_dump(), lambda m: m.id)
+
+
+@blueprint.get("/api/sessions/<meeting_session_id>")
+@require_token
+def show_session(meeting_session_id: str) -> dict[str, Any]:
+    """Show one meeting session with its attendance list."""
+    with runtime_of(current_app).Session() as db:
+        meeting, room = _find_session(db, meeting_session_id)
+        attendance = [attendance_out(row) for row in _attendance_rows(db, meeting)]
+        summary = session_out(meeting, room.room_name)
+    return SessionWithAttendance(**summary.__dict__, attendance=attendance).model_dump()
+
+
+@blueprint.get("/api/sessions/<meeting_session_id>/attendance")
+@require_token
+def session_attendance(meeting_session_id: str) -> Response | dict[str, Any]:
+    """List a session's attendance, as JSON or (Accept: text/csv, ?format=csv) CSV."""
+    with runtime_of(current_app).Session() as db:
+        meeting, _ = _find_session(db, meeting_session_id)
+        attendance = [attendance_out(row) for row in _attendance_rows(db, meeting)]
+    if _wants_csv():
+        filename = f"attendance-{meeting_session_id}.csv".replace('"', "")
+        return Response(
+            attendance_csv(attendance),
+            mimetype="text/csv",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    return {"items": [row.model_dump() for row in attendance]}
+
+
+@blueprint.get("/api/people/<path:participant_key>/attendance")
+@require_token
+def person_attendance(participant_key: str) -> dict[str, Any]:
+    """List one person's attendance across sessions, newest first."""
+    page = requested_page()
+    with runtime_of(current_app).Session() as db:
+        query = (
+            select(AttendanceRow, MeetingSession, Room)
+            .join(MeetingSession, MeetingSession.id == AttendanceRow.session_id)
+            .join(Room, Room.id == MeetingSession.room_id)
+            .where(AttendanceRow.participant_key == participant_key)
+        )
+        if page.after is not None:
+            query = query.where(AttendanceRow.id < page.after)
+        rows = db.execute(query.order_by(AttendanceRow.id.desc()).limit(page.limit + 1)).all()
+        return page_body(rows, page, _person_item, lambda row: row[0].id)
+
+
+def _person_item(row: Any) -> dict[str, Any]:
+    attendance, meeting, room = row
+    return {
+        "session": session_out(meeting, room.room_name).model_dump(),
+        **attendance_out(attendance).model_dump(),
+    }
+
+
+@blueprint.get("/api/sessions/<meeting_session_id>/history")
+@require_token
+def session_history(meeting_session_id: str) -> dict[str, Any]:
+    """List every change to the session's results, oldest first, with its cause."""
+    with runtime_of(current_app).Session() as db:
+        meeting, _ = _find_session(db, meeting_session_id)
+        return {"items": history.trail(db, meeting)}

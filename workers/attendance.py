@@ -99,10 +99,16 @@ def _is_blank(value: str) -> bool:
 def _pick(a: str | None, b: str | None) -> str | None:
     # A total order (real values before blank ones, then by value) keeps merging a semilattice:
     # commutative, associative and idempotent, so delivery order can never change an identity.
-    return min((v for v in (a, b) if v is not None), key=lambda v: (_is_blank(v), v), default=None)
+    if a is None or a == b:
+        return b
+    if b is None:
+        return a
+    return min(a, b, key=lambda v: (_is_blank(v), v))
 
 
 def _merge_identity(a: Identity, b: Identity) -> Identity:
+    if a == b:  # the common case (a join and its leave say the same): skip the field-by-field merge
+        return a
     return Identity(
         _pick(a.external_user_id, b.external_user_id), _pick(a.email, b.email), _pick(a.name, b.name)
     )
@@ -112,14 +118,22 @@ def _known(*moments: datetime | None) -> list[datetime]:
     return [m for m in moments if m is not None]
 
 
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
+
+
+def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else max(a, b)
+
+
 def merge_segment_facts(a: SegmentFacts, b: SegmentFacts) -> SegmentFacts:
     """Merge two partial views of the same participant session."""
     if a.participant_session_id != b.participant_session_id:
         raise ValueError("cannot merge facts of different participant sessions")
     return SegmentFacts(
         a.participant_session_id,
-        joined_at=min(_known(a.joined_at, b.joined_at), default=None),
-        left_at=max(_known(a.left_at, b.left_at), default=None),
+        joined_at=_earliest(a.joined_at, b.joined_at),
+        left_at=_latest(a.left_at, b.left_at),
         identity=_merge_identity(a.identity, b.identity),
     )
 
@@ -289,8 +303,8 @@ def compute_session(
     """Compute one meeting session's bounds, attendance and peak from every fact received."""
     merged: dict[str, SegmentFacts] = {}
     for facts in segment_facts:
-        seen = merged.get(facts.participant_session_id, facts)
-        merged[facts.participant_session_id] = merge_segment_facts(seen, facts)
+        seen = merged.get(facts.participant_session_id)
+        merged[facts.participant_session_id] = facts if seen is None else merge_segment_facts(seen, facts)
     bounds = session_bounds(
         start_time,
         end_time,

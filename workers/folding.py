@@ -1,14 +1,104 @@
-"""(being written) Fold processed deliveries into meeting sessions and attendance."""
+"""Fold stored deliveries into meeting sessions and attendance: the imperative shell around the maths.
+
+Each delivery becomes a fact merged into its meeting session (start/end times) or participant session
+(join/leave times, identity). Merges take the earliest join, the latest leave, and so on, so the stored
+state depends only on the set of deliveries. Then only the people a batch touched are re-derived, unless
+the session's bounds moved, which changes everyone.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 from sqlalchemy.orm import Session
 
-from workers.models import Delivery
+from workers import history
+from workers.attendance import SegmentFacts
+from workers.meetings import (
+    FoldRules,
+    MeetingResolver,
+    apply_session_fact,
+    merge_participants,
+    segment_facts_of,
+)
+from workers.models import Delivery, MeetingSession, SessionStatus
+from workers.payloads import parse_delivery
+from workers.recompute import recompute_session
+
+AMENDMENT = "amendment: folded into a session that was already final"
 
 
-def apply_deliveries(session: Session, room_id: int, deliveries: Sequence[Delivery]) -> None:
-    """Fold `deliveries` (all of one room, not yet processed) into sessions and attendance."""
-    del session, room_id, deliveries
+@dataclass
+class FoldOutcome:
+    """What a fold changed, for the caller to act on after commit."""
+
+    session_ids: set[int] = field(default_factory=set)
+    finalize_due: dict[int, datetime] = field(default_factory=dict)
+    amended_session_ids: set[int] = field(default_factory=set)
+
+
+def apply_deliveries(
+    db: Session,
+    room_id: int,
+    deliveries: Sequence[Delivery],
+    rules: FoldRules | None = None,
+    *,
+    job_id: str | None = None,
+    cause: str = "deliveries",
+) -> FoldOutcome:
+    """Fold `deliveries` (all of one room) into sessions and attendance; the caller commits."""
+    rules = rules or FoldRules()
+    resolver = MeetingResolver(db, room_id, rules)
+    touched: dict[int, _Touched] = {}
+    for delivery in deliveries:
+        facts = parse_delivery(
+            delivery.event, delivery.raw_body.encode(), delivery.content_type, delivery.received_at
+        )
+        meeting = resolver.session_for(facts)
+        delivery.session_id = meeting.id
+        entry = touched.setdefault(meeting.id, _Touched(meeting, meeting.status == SessionStatus.FINAL))
+        if entry.was_final:
+            delivery.status_reason = AMENDMENT
+        entry.delivery_ids.append(delivery.id)
+        apply_session_fact(meeting, facts, delivery.received_at)
+        participant = segment_facts_of(facts)
+        if participant is not None:
+            entry.participants.append(participant)
+    outcome = FoldOutcome()
+    for entry in touched.values():
+        person_keys = merge_participants(db, entry.meeting, entry.participants)
+        _settle(db, entry, person_keys, rules, outcome, cause, job_id)
+    return outcome
+
+
+@dataclass
+class _Touched:
+    meeting: MeetingSession
+    was_final: bool
+    delivery_ids: list[int] = field(default_factory=list)
+    participants: list[SegmentFacts] = field(default_factory=list)
+
+
+def _settle(
+    db: Session,
+    entry: _Touched,
+    person_keys: set[str],
+    rules: FoldRules,
+    outcome: FoldOutcome,
+    cause: str,
+    job_id: str | None,
+) -> None:
+    meeting = entry.meeting
+    change = recompute_session(db, meeting, person_keys)
+    amended = entry.was_final and change.changed
+    history.record(
+        db, meeting, "amendment" if amended else cause, change, delivery_ids=entry.delivery_ids, job_id=job_id
+    )
+    outcome.session_ids.add(meeting.id)
+    if amended:
+        outcome.amended_session_ids.add(meeting.id)
+    if meeting.end_received_at is not None and meeting.status != SessionStatus.FINAL:
+        due = meeting.end_received_at + timedelta(seconds=rules.finalize_after_seconds)
+        outcome.finalize_due[meeting.id] = due

@@ -1,7 +1,9 @@
 """The tables, one module per aggregate."""
 
 from workers.models.base import Base, UTCDateTime
+from workers.models.history import SessionChange
 from workers.models.inbox import Delivery, DeliveryStatus
+from workers.models.notifications import Notification, NotificationState
 from workers.models.rooms import Room
 from workers.models.sessions import AttendanceRow, MeetingSession, ParticipantSession, SessionStatus
 
@@ -11,8 +13,11 @@ __all__ = [
     "Delivery",
     "DeliveryStatus",
     "MeetingSession",
+    "Notification",
+    "NotificationState",
     "ParticipantSession",
     "Room",
+    "SessionChange",
     "SessionStatus",
     "UTCDateTime",
 ]

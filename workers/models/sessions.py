@@ -56,7 +56,10 @@ class ParticipantSession(Base):
     """One join-to-leave of one device, merged from its join and leave deliveries."""
 
     __tablename__ = "participant_sessions"
-    __table_args__ = (UniqueConstraint("session_id", "participant_session_id"),)
+    __table_args__ = (
+        UniqueConstraint("session_id", "participant_session_id"),
+        Index("ix_participant_sessions_session_id_participant_key", "session_id", "participant_key"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("meeting_sessions.id"))
@@ -66,7 +69,7 @@ class ParticipantSession(Base):
     external_user_id: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     name: Mapped[str | None] = mapped_column(String(200))
-    participant_key: Mapped[str] = mapped_column(String(400), index=True)
+    participant_key: Mapped[str] = mapped_column(String(400))
 
 
 class AttendanceRow(Base):

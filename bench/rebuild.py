@@ -1,0 +1,170 @@
+"""Benchmark: rebuild a 10,000-person, 100,000-delivery meeting session from its raw deliveries.
+
+Run as `python -m bench.rebuild` (part of `make bench`). Each measurement runs in a fresh process so its
+peak RSS is its own. The baseline, measured in the same run, is reading the same raw deliveries from the
+same database: the floor any rebuild stands on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import insert, select
+
+from bench import services
+from workers.db import make_engine, make_sessionmaker
+from workers.models import Delivery, DeliveryStatus, MeetingSession, Room
+from workers.room_tokens import new_token, token_hash
+from workers.timefmt import iso_ms
+
+PEOPLE = int(os.environ.get("BENCH_REBUILD_PEOPLE", 10_000))
+STAYS = 5  # participant sessions per person: 2 deliveries each, so 10 per person
+T0 = datetime(2026, 5, 4, 15, 0, tzinfo=UTC)
+
+
+def deliveries(room_id: int, session_id: int, msid: str) -> list[dict[str, object]]:
+    """Return the rows of a realistic long meeting: reconnects, two devices, a few missing leaves."""
+    rows = [_row(room_id, session_id, "meeting-started", f"start:{msid}", {"startTime": iso_ms(T0)}, msid)]
+    for person in range(PEOPLE):
+        for stay in range(STAYS):
+            psid = f"{person:06d}{stay:02d}"
+            joined = T0 + timedelta(minutes=stay * 20 + person % 7, seconds=person % 50)
+            left = joined + timedelta(minutes=15 + (person + stay) % 9)
+            who = {
+                "externalUserId": f"user-{person}",
+                "name": f"Person {person}",
+                "participantSessionId": psid,
+            }
+            rows.append(
+                _row(
+                    room_id,
+                    session_id,
+                    "participant-joined",
+                    f"join:{psid}",
+                    {**who, "joinTime": iso_ms(joined)},
+                    msid,
+                )
+            )
+            rows.append(
+                _row(
+                    room_id,
+                    session_id,
+                    "participant-left",
+                    f"left:{psid}",
+                    {**who, "leftTime": iso_ms(left), "joinTime": iso_ms(joined)},
+                    msid,
+                )
+            )
+    rows.append(
+        _row(
+            room_id,
+            session_id,
+            "meeting-ended",
+            f"end:{msid}",
+            {"endTime": iso_ms(T0 + timedelta(hours=2))},
+            msid,
+        )
+    )
+    return rows
+
+
+def _row(
+    room_id: int, session_id: int, event: str, key: str, body: dict[str, object], msid: str
+) -> dict[str, object]:
+    return {
+        "room_id": room_id,
+        "session_id": session_id,
+        "event": event,
+        "dedupe_key": f"{room_id}:{key}",
+        "raw_body": json.dumps({"meetingSessionId": msid, **body}),
+        "content_type": "application/json",
+        "received_at": T0,
+        "status": DeliveryStatus.PROCESSED,
+        "headers": {},
+    }
+
+
+def prepare(url: str) -> int:
+    """Create the schema, a room, a session and its deliveries; return the session's id."""
+    engine = make_engine(url)
+    Session = make_sessionmaker(engine)
+    with Session.begin() as db:
+        room = Room(room_name="bench-room", webhook_token_hash=token_hash(new_token()))
+        db.add(room)
+        db.flush()
+        meeting = MeetingSession(
+            room_id=room.id, meeting_session_id="bench-session", reconnect_grace_seconds=30
+        )
+        db.add(meeting)
+        db.flush()
+        rows = deliveries(room.id, meeting.id, meeting.meeting_session_id)
+        for start in range(0, len(rows), 10_000):
+            db.execute(insert(Delivery), rows[start : start + 10_000])
+        session_id = meeting.id
+    engine.dispose()
+    return session_id
+
+
+def measure(url: str, session_id: int, what: str) -> dict[str, float]:
+    """Run one measurement in a fresh process; return its seconds and peak RSS in MB."""
+    output = subprocess.run(  # noqa: S603 - this interpreter, our own arguments
+        [sys.executable, "-m", "bench.rebuild", "--child", what, url, str(session_id)],
+        check=True,
+        capture_output=True,
+        text=True,
+        cwd=services.PROJECT,
+    ).stdout
+    return json.loads(output.strip().splitlines()[-1])
+
+
+def child(what: str, url: str, session_id: int) -> None:
+    """Time either reading the raw deliveries (baseline) or the whole rebuild, and print JSON."""
+    import resource
+
+    from workers.rebuild import rebuild
+
+    engine = make_engine(url)
+    Session = make_sessionmaker(engine)
+    started = time.perf_counter()
+    with Session.begin() as db:
+        if what == "read":
+            query = select(Delivery.event, Delivery.raw_body, Delivery.content_type, Delivery.received_at)
+            rows = db.execute(
+                query.where(Delivery.session_id == session_id).execution_options(yield_per=5000)
+            )
+            count = sum(1 for _ in rows)
+        else:
+            rebuild(db, db.get_one(MeetingSession, session_id))
+            count = db.get_one(MeetingSession, session_id).participant_count
+    seconds = time.perf_counter() - started
+    rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps({"seconds": seconds, "rss_mb": rss_mb, "count": count}))
+
+
+def main() -> None:
+    """Measure and print the rebuild benchmark on SQLite and (when reachable) PostgreSQL."""
+    print(f"\nRebuild: {PEOPLE:,} people, {PEOPLE * STAYS * 2 + 2:,} deliveries, one session")
+    for name, database in (("SQLite", services.sqlite_database), ("PostgreSQL", services.postgres_database)):
+        with database() as url:
+            if url is None:
+                continue
+            session_id = prepare(url)
+            read = measure(url, session_id, "read")
+            full = measure(url, session_id, "rebuild")
+            print(
+                f"  {name:10s} reading the raw deliveries (baseline) {read['seconds']:.2f} s | "
+                f"rebuild {full['seconds']:.2f} s = {full['seconds'] / read['seconds']:.1f}x the baseline, "
+                f"peak RSS {full['rss_mb']:.0f} MB, {full['count']:,} people  [goal: <= 2 s, <= 150 MB]"
+            )
+
+
+if __name__ == "__main__":
+    if len(sys.argv) > 1 and sys.argv[1] == "--child":
+        child(sys.argv[2], sys.argv[3], int(sys.argv[4]))
+    else:
+        main()

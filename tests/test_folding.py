@@ -1,0 +1,429 @@
+"""Folding stored deliveries into sessions and attendance, on real SQLite and PostgreSQL.
+
+The incremental fold (only the people a batch touches are re-derived) must always equal the pure
+compute_session over every fact, whatever the order, batching or duplication of the deliveries.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from workers.attendance import AttendanceRules, Identity, SegmentFacts, compute_session
+from workers.db import make_engine, make_sessionmaker
+from workers.folding import AMENDMENT, apply_deliveries
+from workers.lifecycle import finalize, sweep_stale
+from workers.meetings import FoldRules
+from workers.models import AttendanceRow, Delivery, MeetingSession, Room, SessionStatus
+from workers.payloads import parse_delivery
+from workers.rebuild import rebuild
+from workers.room_tokens import new_token, token_hash
+from workers.timefmt import iso_ms
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+EVENT_TIME_FIELD = {
+    "participant-joined": "joinTime",
+    "participant-left": "leftTime",
+    "meeting-started": "startTime",
+    "meeting-ended": "endTime",
+}
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+@pytest.fixture
+def Db(database_url: str) -> Iterator[sessionmaker[Session]]:
+    engine = make_engine(database_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
+
+
+def make_room(Db: sessionmaker[Session], min_percent: float | None = None) -> int:
+    with Db.begin() as db:
+        room = Room(
+            room_name=f"room-{uuid.uuid4().hex[:8]}",
+            webhook_token_hash=token_hash(new_token()),
+            min_attendance_percent=min_percent,
+        )
+        db.add(room)
+        db.flush()
+        return room.id
+
+
+def body(event: str, msid: str | None, when: datetime | None, **fields: Any) -> dict[str, Any]:
+    payload: dict[str, Any] = {k: v for k, v in fields.items() if v is not None}
+    if msid:
+        payload["meetingSessionId"] = msid
+    if when is not None:
+        payload[EVENT_TIME_FIELD[event]] = iso_ms(when)
+    return payload
+
+
+def store(
+    db: Session, room_id: int, event: str, payload: dict[str, Any], received_at: datetime
+) -> Delivery | None:
+    """Store a delivery as the receiver would (first copy wins); return it, or None for a duplicate."""
+    raw = json.dumps(payload)
+    facts = parse_delivery(event, raw.encode(), "application/json", received_at)
+    key = f"{room_id}:{facts.dedupe_key}"
+    if db.scalar(select(Delivery).where(Delivery.dedupe_key == key)) is not None:
+        return None
+    delivery = Delivery(
+        room_id=room_id,
+        event=event,
+        dedupe_key=key,
+        raw_body=raw,
+        content_type="application/json",
+        received_at=received_at,
+        meeting_session_ref=facts.meeting_session_id,
+        participant_session_id=facts.participant_session_id,
+    )
+    db.add(delivery)
+    db.flush()
+    return delivery
+
+
+def fold(
+    Db: sessionmaker[Session],
+    room_id: int,
+    batches: list[list[tuple[str, dict[str, Any], datetime]]],
+    rules: FoldRules | None = None,
+) -> None:
+    for batch in batches:
+        with Db.begin() as db:
+            stored = [d for e, p, r in batch if (d := store(db, room_id, e, p, r)) is not None]
+            apply_deliveries(db, room_id, stored, rules)
+
+
+def report(Db: sessionmaker[Session], msid: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    with Db() as db:
+        meeting = db.scalars(select(MeetingSession).where(MeetingSession.meeting_session_id == msid)).one()
+        rows = db.scalars(
+            select(AttendanceRow)
+            .where(AttendanceRow.session_id == meeting.id)
+            .order_by(AttendanceRow.participant_key)
+        ).all()
+        summary = {
+            k: getattr(meeting, k)
+            for k in (
+                "status",
+                "started_at",
+                "ended_at",
+                "duration_ms",
+                "participant_count",
+                "peak_concurrency",
+                "inferred",
+            )
+        }
+        people = [
+            {
+                k: getattr(r, k)
+                for k in (
+                    "participant_key",
+                    "identified_by",
+                    "name",
+                    "email",
+                    "external_user_id",
+                    "first_join_at",
+                    "last_left_at",
+                    "attended_ms",
+                    "attendance_percent",
+                    "join_count",
+                    "present",
+                    "inferred",
+                    "segments",
+                )
+            }
+            for r in rows
+        ]
+        return summary, people
+
+
+def join(msid: str, psid: str, minute: float, **who: Any) -> tuple[str, dict[str, Any], datetime]:
+    return (
+        "participant-joined",
+        body("participant-joined", msid, at(minute), participantSessionId=psid, **who),
+        at(minute),
+    )
+
+
+def leave(msid: str, psid: str, minute: float, **who: Any) -> tuple[str, dict[str, Any], datetime]:
+    return (
+        "participant-left",
+        body("participant-left", msid, at(minute), participantSessionId=psid, **who),
+        at(minute),
+    )
+
+
+def start(msid: str, minute: float) -> tuple[str, dict[str, Any], datetime]:
+    return "meeting-started", body("meeting-started", msid, at(minute)), at(minute)
+
+
+def end(msid: str, minute: float) -> tuple[str, dict[str, Any], datetime]:
+    return "meeting-ended", body("meeting-ended", msid, at(minute)), at(minute)
+
+
+def test_a_plain_meeting_gives_the_hand_worked_figures(Db: sessionmaker[Session]) -> None:
+    room_id = make_room(Db, min_percent=50)
+    msid = "m-plain"
+    # 60-minute meeting. Ann: 0-60 (100%). Bob: 10-20, reconnect at 20:10 (<30 s), 20:10-40
+    # → 10 min + 19 min 50 s = 1,790 s = 49.7% (not present at 50), 1 join.
+    # Cy: joins at 50 and never leaves → closed at the end (inferred), 10 min = 16.7%, not present.
+    fold(
+        Db,
+        room_id,
+        [
+            [
+                start(msid, 0),
+                join(msid, "a1", 0, externalUserId="ann"),
+                leave(msid, "a1", 60, externalUserId="ann"),
+                join(msid, "b1", 10, email="Bob@X.com"),
+                leave(msid, "b1", 20, email="bob@x.com"),
+                join(msid, "b2", 20 + 10 / 60, email="BOB@x.com"),
+                leave(msid, "b2", 40),
+                join(msid, "c1", 50, name="Cy"),
+                end(msid, 60),
+            ]
+        ],
+    )
+    summary, people = report(Db, msid)
+    assert summary["status"] == SessionStatus.ENDED
+    assert summary["duration_ms"] == 3_600_000
+    assert summary["participant_count"] == 3
+    assert summary["peak_concurrency"] == 2
+    by_key = {p["participant_key"]: p for p in people}
+    assert by_key["ext:ann"]["attendance_percent"] == 100.0 and by_key["ext:ann"]["present"] is True
+    bob = by_key["email:bob@x.com"]
+    assert (bob["attended_ms"], bob["join_count"], bob["attendance_percent"], bob["present"]) == (
+        1_790_000,
+        1,
+        49.7,
+        False,
+    )
+    cy = by_key["name:Cy"]
+    assert (cy["attended_ms"], cy["inferred"], cy["attendance_percent"], cy["present"]) == (
+        600_000,
+        True,
+        16.7,
+        False,
+    )
+    assert cy["segments"][0]["leftAt"] == iso_ms(at(60)) and cy["segments"][0]["inferred"] is True
+
+
+def test_live_session_leaves_open_segments_and_null_percent(Db: sessionmaker[Session]) -> None:
+    room_id = make_room(Db)
+    fold(Db, room_id, [[start("m-live", 0), join("m-live", "a1", 5, name="Ann")]])
+    summary, people = report(Db, "m-live")
+    assert summary["status"] == SessionStatus.LIVE and summary["ended_at"] is None
+    assert people[0]["segments"][0]["leftAt"] is None
+    assert people[0]["attendance_percent"] is None and people[0]["present"] is None
+
+
+def test_end_that_arrives_in_a_later_batch_recomputes_everyone(Db: sessionmaker[Session]) -> None:
+    room_id = make_room(Db)
+    fold(
+        Db,
+        room_id,
+        [
+            [
+                start("m-late", 0),
+                join("m-late", "a1", 0, name="Ann"),
+                join("m-late", "b1", 30, name="Bo"),
+                leave("m-late", "b1", 45, name="Bo"),
+            ],
+            [end("m-late", 60)],
+        ],
+    )
+    _, people = report(Db, "m-late")
+    assert [(p["name"], p["attended_ms"], p["attendance_percent"]) for p in people] == [
+        ("Ann", 3_600_000, 100.0),
+        ("Bo", 900_000, 25.0),
+    ]
+
+
+def test_delivery_after_final_folds_in_as_an_amendment(Db: sessionmaker[Session]) -> None:
+    room_id = make_room(Db)
+    fold(Db, room_id, [[start("m-fin", 0), join("m-fin", "a1", 0, name="Ann"), end("m-fin", 10)]])
+    with Db.begin() as db:
+        meeting_id = db.scalars(select(MeetingSession.id)).one()
+        assert finalize(db, meeting_id, at(10) + timedelta(seconds=119), 120) is False
+        assert finalize(db, meeting_id, at(10) + timedelta(seconds=120), 120) is True
+    with Db.begin() as db:
+        late = store(db, room_id, *leave("m-fin", "a1", 5, name="Ann"))
+        assert late is not None
+        outcome = apply_deliveries(db, room_id, [late])
+        assert late.status_reason == AMENDMENT
+        assert outcome.amended_session_ids == {meeting_id}
+    summary, people = report(Db, "m-fin")
+    assert summary["status"] == SessionStatus.FINAL
+    assert people[0]["attended_ms"] == 300_000
+
+
+def test_sweeper_closes_a_session_at_its_latest_leave(Db: sessionmaker[Session]) -> None:
+    room_id = make_room(Db)
+    fold(
+        Db,
+        room_id,
+        [
+            [
+                join("m-stale", "a1", 0, name="Ann"),
+                leave("m-stale", "a1", 20, name="Ann"),
+                join("m-stale", "b1", 5, name="Bo"),
+            ]
+        ],
+    )
+    with Db.begin() as db:
+        assert sweep_stale(db, at(20) + timedelta(hours=5), 6 * 3600) == []
+        closed = sweep_stale(db, at(20) + timedelta(hours=6, seconds=1), 6 * 3600)
+        assert [m.meeting_session_id for m in closed] == ["m-stale"]
+    summary, people = report(Db, "m-stale")
+    assert summary["status"] == SessionStatus.ENDED and summary["inferred"] is True
+    assert summary["started_at"] == at(0) and summary["ended_at"] == at(20)
+    assert [(p["name"], p["attended_ms"], p["inferred"]) for p in people] == [
+        ("Ann", 1_200_000, False),
+        ("Bo", 900_000, True),
+    ]
+
+
+def test_events_without_meeting_session_id_join_the_open_session(Db: sessionmaker[Session]) -> None:
+    room_id = make_room(Db)
+    fold(Db, room_id, [[start("m-open", 0)], [join("", "a1", 3, name="Ann"), leave("", "a1", 9, name="Ann")]])
+    _, people = report(Db, "m-open")
+    assert [(p["name"], p["attended_ms"]) for p in people] == [("Ann", 360_000)]
+    assert people[0]["segments"][0]["joinedAt"] == iso_ms(at(3))
+
+
+def test_rebuild_gives_the_same_answer(Db: sessionmaker[Session]) -> None:
+    room_id = make_room(Db, min_percent=75)
+    events = [
+        start("m-rb", 0),
+        join("m-rb", "a1", 0, name="Ann"),
+        leave("m-rb", "a1", 50, name="Ann"),
+        join("m-rb", "b1", 20, externalUserId="u2"),
+        end("m-rb", 60),
+    ]
+    fold(Db, room_id, [events[:2], events[2:]])
+    before = report(Db, "m-rb")
+    with Db.begin() as db:
+        meeting = db.scalars(select(MeetingSession)).one()
+        rebuild(db, meeting)
+    assert report(Db, "m-rb") == before
+
+
+# --- order independence, checked against the pure core --------------------------------------------------
+
+People = st.lists(
+    st.tuples(
+        st.sampled_from(
+            [
+                {"externalUserId": "u1"},
+                {"email": "P@x.io"},
+                {"email": "p@X.io"},
+                {"name": "Dee"},
+                {"name": "Eve"},
+                {},
+            ]
+        ),
+        st.lists(
+            st.tuples(st.integers(0, 110), st.integers(0, 40), st.booleans(), st.booleans()),
+            min_size=1,
+            max_size=3,
+        ),
+    ),
+    min_size=1,
+    max_size=5,
+)
+
+
+def meeting_events(msid: str, people: list[Any], has_start: bool, end_minute: int | None) -> list[Any]:
+    events: list[Any] = [start(msid, 0)] if has_start else []
+    for person_index, (who, stays) in enumerate(people):
+        for stay_index, (joined, length, join_seen, leave_seen) in enumerate(stays):
+            psid = f"p{person_index}s{stay_index}"
+            if join_seen or not leave_seen:
+                events.append(join(msid, psid, joined, **who))
+            if leave_seen:
+                events.append(leave(msid, psid, joined + length, **who))
+    if end_minute is not None:
+        events.append(end(msid, end_minute))
+    return events
+
+
+def pure_result(events: list[Any], min_percent: float | None) -> Any:
+    starts = [r for e, p, r in events if e == "meeting-started"]
+    ends = [r for e, p, r in events if e == "meeting-ended"]
+    facts = []
+    for event, payload, when in events:
+        if event.startswith("participant"):
+            identity = Identity(payload.get("externalUserId"), payload.get("email"), payload.get("name"))
+            joined = when if event == "participant-joined" else None
+            left = when if event == "participant-left" else None
+            facts.append(SegmentFacts(payload["participantSessionId"], joined, left, identity))
+    return compute_session(
+        min(starts, default=None),
+        max(ends, default=None),
+        facts,
+        AttendanceRules(30_000, min_percent),
+        fallback_start=min(r for _, _, r in events),
+    )
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    people=People,
+    has_start=st.booleans(),
+    end_minute=st.one_of(st.none(), st.integers(60, 160)),
+    order=st.randoms(use_true_random=False),
+    batch_size=st.integers(1, 7),
+    duplicates=st.integers(0, 4),
+)
+def test_any_order_batching_and_duplication_gives_the_pure_result(
+    Db: sessionmaker[Session],
+    people: list[Any],
+    has_start: bool,
+    end_minute: int | None,
+    order: Any,
+    batch_size: int,
+    duplicates: int,
+) -> None:
+    room_id = make_room(Db, min_percent=40)
+    msid = f"m-{uuid.uuid4().hex}"
+    events = meeting_events(msid, people, has_start, end_minute)
+    shuffled = events + [order.choice(events) for _ in range(duplicates)]
+    order.shuffle(shuffled)
+    fold(Db, room_id, [shuffled[i : i + batch_size] for i in range(0, len(shuffled), batch_size)])
+    summary, stored = report(Db, msid)
+    expected = pure_result(events, 40)
+    assert summary["started_at"] == expected.bounds.started_at
+    assert summary["ended_at"] == expected.bounds.ended_at
+    assert summary["participant_count"] == expected.participant_count
+    assert summary["peak_concurrency"] == expected.peak_concurrency
+    assert [
+        (
+            p["participant_key"],
+            p["attended_ms"] / 1000,
+            p["attendance_percent"],
+            p["join_count"],
+            p["present"],
+            p["inferred"],
+        )
+        for p in stored
+    ] == [
+        (a.participant_key, a.attended_seconds, a.attendance_percent, a.join_count, a.present, a.inferred)
+        for a in expected.attendance
+    ]
+    # The bulk rebuild from the raw deliveries must land on exactly the same rows.
+    with Db.begin() as db:
+        rebuild(db, db.scalars(select(MeetingSession).where(MeetingSession.meeting_session_id == msid)).one())
+    assert report(Db, msid) == (summary, stored)

@@ -1,0 +1,48 @@
+"""`flask sessions rebuild`: recompute sessions from their stored raw deliveries, with progress."""
+
+from __future__ import annotations
+
+import click
+from flask import Flask, current_app
+from flask.cli import AppGroup
+from sqlalchemy import Select, select
+
+from webhooks import runtime_of
+from workers.models import MeetingSession, Room
+from workers.rebuild import rebuild as rebuild_session
+
+sessions = AppGroup("sessions", help="Meeting sessions.")
+
+
+@sessions.command("rebuild")
+@click.argument("meeting_session_id", required=False)
+@click.option("--room", "room_name", help="Rebuild every session of this room.")
+@click.option("--all", "everything", is_flag=True, help="Rebuild every session.")
+def rebuild(meeting_session_id: str | None, room_name: str | None, everything: bool) -> None:
+    """Recompute sessions from the stored deliveries; the result matches the first fold."""
+    if sum((meeting_session_id is not None, room_name is not None, everything)) != 1:
+        raise click.UsageError("give exactly one of MEETING_SESSION_ID, --room NAME or --all")
+    runtime = runtime_of(current_app)
+    with runtime.Session() as db:
+        ids = list(db.scalars(_chosen(meeting_session_id, room_name)))
+    if not ids:
+        raise click.ClickException("no matching meeting session")
+    with click.progressbar(ids, label="rebuilding", show_pos=True) as bar:
+        for session_id in bar:
+            with runtime.Session.begin() as db:
+                rebuild_session(db, db.get_one(MeetingSession, session_id))
+    click.echo(f"rebuilt {len(ids)} session(s)")
+
+
+def _chosen(meeting_session_id: str | None, room_name: str | None) -> Select[int]:
+    query = select(MeetingSession.id).order_by(MeetingSession.id)
+    if meeting_session_id is not None:
+        return query.where(MeetingSession.meeting_session_id == meeting_session_id)
+    if room_name is not None:
+        return query.join(Room, Room.id == MeetingSession.room_id).where(Room.room_name == room_name)
+    return query
+
+
+def register(app: Flask) -> None:
+    """Attach the `sessions` group."""
+    app.cli.add_command(sessions)

@@ -1,0 +1,56 @@
+"""Record each change to a session's results, with its cause, in the append-only trail."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from workers.models import MeetingSession, SessionChange
+from workers.recompute import ResultChange
+from workers.timefmt import iso_ms
+
+
+def record(
+    db: Session,
+    meeting: MeetingSession,
+    cause: str,
+    change: ResultChange,
+    *,
+    delivery_ids: Sequence[int] = (),
+    job_id: str | None = None,
+) -> SessionChange | None:
+    """Append the change to the session's trail, unless nothing a report shows changed."""
+    if not change.changed:
+        return None
+    entry = SessionChange(
+        session_id=meeting.id,
+        cause=cause,
+        delivery_ids=sorted(delivery_ids),
+        job_id=job_id,
+        figures=change.figures_after,
+        people=change.people,
+    )
+    db.add(entry)
+    return entry
+
+
+def trail(db: Session, meeting: MeetingSession) -> list[dict[str, Any]]:
+    """Return the session's changes, oldest first, as the history API shows them."""
+    entries = db.scalars(
+        select(SessionChange).where(SessionChange.session_id == meeting.id).order_by(SessionChange.id)
+    )
+    return [
+        {
+            "id": entry.id,
+            "changedAt": iso_ms(entry.changed_at),
+            "cause": entry.cause,
+            "deliveryIds": entry.delivery_ids,
+            "jobId": entry.job_id,
+            "figures": entry.figures,
+            "people": entry.people,
+        }
+        for entry in entries
+    ]

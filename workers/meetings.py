@@ -1,0 +1,168 @@
+"""Find the meeting session a delivery belongs to, and merge the delivery's fact into stored state."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Protocol
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from workers.attendance import Identity, SegmentFacts, merge_segment_facts, person_key
+from workers.models import MeetingSession, ParticipantSession, Room, SessionStatus
+from workers.payloads import DeliveryFacts
+
+IN_CHUNK = 500  # ids per IN (...) list: well inside every database's parameter limit
+
+
+@dataclass(frozen=True)
+class FoldRules:
+    """Settings that shape how facts are folded."""
+
+    reconnect_grace_seconds: int = 30
+    finalize_after_seconds: int = 120
+
+
+def _earliest(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None else min(a, b)
+
+
+def _latest(a: datetime | None, b: datetime) -> datetime:
+    return b if a is None else max(a, b)
+
+
+class MeetingResolver:
+    """Map deliveries of one room to their meeting sessions, creating sessions as they appear."""
+
+    def __init__(self, db: Session, room_id: int, rules: FoldRules) -> None:
+        self.db, self.rules = db, rules
+        self.room = db.get_one(Room, room_id)
+        self.known: dict[str, MeetingSession] = {}
+
+    def session_for(self, facts: DeliveryFacts) -> MeetingSession:
+        """Return the delivery's meeting session: by its id, else the room's session open at its time."""
+        if facts.meeting_session_id:
+            return self._by_id(facts.meeting_session_id)
+        return self._open_at(facts.event_time) or self._by_id(
+            f"room-{self.room.id}-{facts.event_time.strftime('%Y%m%dT%H%M%S.%f')[:-3]}Z"
+        )
+
+    def _by_id(self, meeting_session_id: str) -> MeetingSession:
+        meeting = self.known.get(meeting_session_id) or self.db.scalar(
+            select(MeetingSession).where(MeetingSession.meeting_session_id == meeting_session_id)
+        )
+        if meeting is None:
+            # The rules are stamped now, so a later change to the room does not rewrite this session.
+            meeting = MeetingSession(
+                room_id=self.room.id,
+                meeting_session_id=meeting_session_id,
+                status=SessionStatus.LIVE,
+                min_attendance_percent=self.room.min_attendance_percent,
+                reconnect_grace_seconds=self.rules.reconnect_grace_seconds,
+            )
+            self.db.add(meeting)
+            self.db.flush()
+        elif meeting.room_id != self.room.id:
+            raise ValueError(f"meeting session {meeting_session_id} belongs to another room")
+        self.known[meeting_session_id] = meeting
+        return meeting
+
+    def _open_at(self, moment: datetime) -> MeetingSession | None:
+        began = func.coalesce(
+            MeetingSession.started_at, MeetingSession.reported_start, MeetingSession.earliest_fact_at
+        )
+        in_room = select(MeetingSession).where(MeetingSession.room_id == self.room.id)
+        spanning = in_room.where(
+            began <= moment, (MeetingSession.ended_at.is_(None)) | (MeetingSession.ended_at >= moment)
+        )
+        live = in_room.where(MeetingSession.status == SessionStatus.LIVE)
+        return self.db.scalar(spanning.order_by(began.desc()).limit(1)) or self.db.scalar(
+            live.order_by(began.desc()).limit(1)
+        )
+
+
+class SessionFacts(Protocol):
+    """What deliveries report about a meeting session itself (a MeetingSession, or a scratch copy)."""
+
+    status: str
+    earliest_fact_at: datetime | None
+    last_delivery_at: datetime | None
+    reported_start: datetime | None
+    reported_end: datetime | None
+    end_received_at: datetime | None
+
+
+def apply_session_fact(meeting: SessionFacts, facts: DeliveryFacts, received_at: datetime) -> None:
+    """Merge what one delivery says about its meeting session (times, start, end) into the session."""
+    meeting.earliest_fact_at = _earliest(meeting.earliest_fact_at, facts.event_time)
+    meeting.last_delivery_at = _latest(meeting.last_delivery_at, received_at)
+    if facts.event == "meeting-started":
+        meeting.reported_start = _earliest(meeting.reported_start, facts.event_time)
+    elif facts.event == "meeting-ended":
+        meeting.reported_end = _latest(meeting.reported_end, facts.event_time)
+        meeting.end_received_at = _earliest(meeting.end_received_at, received_at)
+        if meeting.status == SessionStatus.LIVE:
+            meeting.status = SessionStatus.ENDED
+
+
+def segment_facts_of(facts: DeliveryFacts) -> SegmentFacts | None:
+    """Return what a join or leave says about its participant session (None for starts and ends)."""
+    if facts.event not in ("participant-joined", "participant-left"):
+        return None
+    is_join = facts.event == "participant-joined"
+    return SegmentFacts(
+        # Without an id a join cannot be paired with its leave: each stands alone.
+        facts.participant_session_id or f"anonymous:{facts.dedupe_key}",
+        joined_at=facts.event_time if is_join else facts.join_time,
+        left_at=None if is_join else facts.event_time,
+        identity=Identity(facts.external_user_id, facts.email, facts.name),
+    )
+
+
+def merge_participants(db: Session, meeting: MeetingSession, incoming: Sequence[SegmentFacts]) -> set[str]:
+    """Merge participant-session facts into the stored rows; return the person keys that may change."""
+    rows: dict[str, ParticipantSession] = {}
+    psids = sorted({facts.participant_session_id for facts in incoming})
+    for chunk in range(0, len(psids), IN_CHUNK):
+        rows.update(
+            (row.participant_session_id, row)
+            for row in db.scalars(
+                select(ParticipantSession).where(
+                    ParticipantSession.session_id == meeting.id,
+                    ParticipantSession.participant_session_id.in_(psids[chunk : chunk + IN_CHUNK]),
+                )
+            )
+        )
+    touched: set[str] = set()
+    for facts in incoming:
+        row = rows.get(facts.participant_session_id)
+        if row is None:
+            row = rows[facts.participant_session_id] = ParticipantSession(
+                session_id=meeting.id, participant_session_id=facts.participant_session_id, participant_key=""
+            )
+            db.add(row)
+        touched.add(row.participant_key)
+        store_facts(row, merge_segment_facts(stored_facts(row), facts))
+        touched.add(row.participant_key)
+    touched.discard("")
+    return touched
+
+
+def store_facts(row: ParticipantSession, facts: SegmentFacts) -> None:
+    """Write merged participant-session facts, and the person key they give, into a row."""
+    row.joined_at, row.left_at = facts.joined_at, facts.left_at
+    identity = facts.identity
+    row.external_user_id, row.email, row.name = identity.external_user_id, identity.email, identity.name
+    row.participant_key = person_key(identity, facts.participant_session_id)[0]
+
+
+def stored_facts(row: ParticipantSession) -> SegmentFacts:
+    """Return a stored participant session as the maths sees it."""
+    return SegmentFacts(
+        row.participant_session_id,
+        joined_at=row.joined_at,
+        left_at=row.left_at,
+        identity=Identity(row.external_user_id, row.email, row.name),
+    )

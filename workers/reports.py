@@ -1,0 +1,143 @@
+"""Sessions and attendance as the report API shows them: pydantic wire models and the one mapping."""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable
+
+from pydantic import BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from workers.models import AttendanceRow, MeetingSession
+from workers.timefmt import UtcTime, iso_ms
+
+CSV_COLUMNS = [
+    "participantKey",
+    "name",
+    "email",
+    "externalUserId",
+    "firstJoinAt",
+    "lastLeftAt",
+    "attendedSeconds",
+    "attendancePercent",
+    "joinCount",
+    "present",
+    "inferred",
+]
+FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
+
+
+class WireModel(BaseModel):
+    """camelCase on the wire, as Metered spells its fields."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
+
+
+class SegmentOut(WireModel):
+    participant_session_id: str
+    joined_at: UtcTime
+    left_at: UtcTime | None
+    inferred: bool
+
+
+class AttendanceOut(WireModel):
+    participant_key: str
+    identified_by: str
+    name: str | None
+    email: str | None
+    external_user_id: str | None
+    first_join_at: UtcTime
+    last_left_at: UtcTime | None
+    attended_seconds: float
+    attendance_percent: float | None
+    join_count: int
+    present: bool | None
+    inferred: bool
+    segments: list[SegmentOut]
+
+
+class SessionOut(WireModel):
+    meeting_session_id: str
+    room_name: str
+    status: str
+    started_at: UtcTime | None
+    ended_at: UtcTime | None
+    duration_seconds: float | None
+    participant_count: int
+    peak_concurrency: int
+    inferred: bool
+    min_attendance_percent: float | None
+
+
+class SessionWithAttendance(SessionOut):
+    attendance: list[AttendanceOut]
+
+
+def session_out(meeting: MeetingSession, room_name: str) -> SessionOut:
+    """Map a stored session to its wire shape (nulls while live, as the contract says)."""
+    return SessionOut(
+        meeting_session_id=meeting.meeting_session_id,
+        room_name=room_name,
+        status=meeting.status,
+        started_at=meeting.started_at,
+        ended_at=meeting.ended_at,
+        duration_seconds=None if meeting.duration_ms is None else meeting.duration_ms / 1000,
+        participant_count=meeting.participant_count,
+        peak_concurrency=meeting.peak_concurrency,
+        inferred=meeting.inferred,
+        min_attendance_percent=meeting.min_attendance_percent,
+    )
+
+
+def attendance_out(row: AttendanceRow) -> AttendanceOut:
+    """Map a stored attendance row to its wire shape."""
+    return AttendanceOut(
+        participant_key=row.participant_key,
+        identified_by=row.identified_by,
+        name=row.name,
+        email=row.email,
+        external_user_id=row.external_user_id,
+        first_join_at=row.first_join_at,
+        last_left_at=row.last_left_at,
+        attended_seconds=row.attended_ms / 1000,
+        attendance_percent=row.attendance_percent,
+        join_count=row.join_count,
+        present=row.present,
+        inferred=row.inferred,
+        segments=[SegmentOut.model_validate(segment) for segment in row.segments],
+    )
+
+
+def attendance_csv(rows: Iterable[AttendanceOut]) -> str:
+    """Render attendance as CSV with the contract's columns, in order."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow(CSV_COLUMNS)
+    for row in rows:
+        writer.writerow(_csv_cells(row))
+    return buffer.getvalue()
+
+
+def _csv_cells(row: AttendanceOut) -> list[object]:
+    def cell(value: object) -> object:
+        if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+            return "'" + value  # names come from anyone who joins: keep spreadsheets from running them
+        return "" if value is None else str(value).lower() if isinstance(value, bool) else value
+
+    return [
+        cell(value)
+        for value in (
+            row.participant_key,
+            row.name,
+            row.email,
+            row.external_user_id,
+            iso_ms(row.first_join_at),
+            None if row.last_left_at is None else iso_ms(row.last_left_at),
+            row.attended_seconds,
+            row.attendance_percent,
+            row.join_count,
+            row.present,
+            row.inferred,
+        )
+    ]
