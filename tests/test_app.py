@@ -66,3 +66,18 @@ def test_database_url_defaults_to_instance_sqlite(tmp_path: Any) -> None:
 def test_live_server_speaks_http(api: httpx.Client) -> None:
     response = api.get("/healthz")
     assert response.status_code == 200
+
+
+def test_webhook_url_without_its_secret_stops_start_up(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTIFY_WEBHOOK_URL", "https://example.test/hooks")
+    with pytest.raises(
+        ConfigError, match=r"^NOTIFY_WEBHOOK_SECRET: required when NOTIFY_WEBHOOK_URL is set$"
+    ):
+        load_settings(_env_file=None)
+
+
+def test_unreadable_smtp_url_names_the_variable_not_the_password(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("SMTP_URL", "ftp://user:hunter2-secret@mail.example.test")
+    with pytest.raises(ConfigError, match=r"^SMTP_URL: ") as raised:
+        load_settings(_env_file=None)
+    assert "hunter2-secret" not in str(raised.value)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
@@ -28,6 +28,8 @@ class Settings(BaseSettings):
     api_token: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     smtp_url: SecretStr | None = None
     mail_from: str | None = None
+    notify_webhook_url: str | None = None
+    notify_webhook_secret: SecretStr | None = None
     finalize_after_seconds: int = Field(default=120, ge=0)
     stale_session_seconds: int = Field(default=21600, gt=0)
     reconnect_grace_seconds: int = Field(default=30, ge=0)
@@ -46,6 +48,31 @@ class Settings(BaseSettings):
         if value is not None and not value.startswith(("http://", "https://")):
             raise ValueError("must be an http:// or https:// URL")
         return value.rstrip("/") if value else value
+
+    @field_validator("notify_webhook_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
+    @field_validator("smtp_url")
+    @classmethod
+    def _readable_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from workers.mailer import parse_smtp_url
+
+            try:
+                parse_smtp_url(value.get_secret_value())
+            except ValueError as error:  # its message never repeats the URL, which holds a password
+                raise ValueError(str(error).removeprefix("SMTP_URL: ")) from None
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_needs_secret(self) -> Settings:
+        if self.notify_webhook_url and not self.notify_webhook_secret:
+            raise ValueError("NOTIFY_WEBHOOK_SECRET: required when NOTIFY_WEBHOOK_URL is set")
+        return self
 
     def resolved_database_url(self, instance_path: str | Path) -> str:
         """Return DATABASE_URL, or a SQLite file in the instance folder."""
@@ -72,13 +99,16 @@ def load_settings(**overrides: object) -> Settings:
     try:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
-        problem = error.errors()[0]
-        variable = str(problem["loc"][0]).upper() if problem["loc"] else "settings"
-        raise ConfigError(f"{variable}: {problem['msg']}") from None
+        problem = error.errors(include_url=False, include_input=False)[0]
+        if not problem["loc"]:  # a rule across variables names its variable in the message
+            raise ConfigError(str(problem["msg"]).removeprefix("Value error, ")) from None
+        raise ConfigError(f"{str(problem['loc'][0]).upper()}: {problem['msg']}") from None
 
 
 def require_redis(settings: Settings) -> str:
     """Return REDIS_URL for a production entry point, or stop with a clear message."""
     if not settings.redis_url:
-        raise ConfigError("REDIS_URL: not set; production processes need a Redis server (redis://host:6379/0)")
+        raise ConfigError(
+            "REDIS_URL: not set; production processes need a Redis server (redis://host:6379/0)"
+        )
     return settings.redis_url

@@ -1,0 +1,113 @@
+"""Composing the organizer's summary and the attendee's thank-you: pure functions, checked on their output."""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from email.message import EmailMessage
+
+from workers.notify import summary_email, thank_you_email
+from workers.reports import AttendanceOut, SegmentOut, SessionWithAttendance, attendance_csv
+
+START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
+
+
+def at(minutes: float) -> datetime:
+    return datetime.fromtimestamp(START.timestamp() + minutes * 60, tz=UTC)
+
+
+def person(key: str, name: str | None, email: str | None, minutes: float, joins: int = 1) -> AttendanceOut:
+    return AttendanceOut(
+        participant_key=key,
+        identified_by="email" if email else "name",
+        name=name,
+        email=email,
+        external_user_id=None,
+        first_join_at=at(0),
+        last_left_at=at(minutes),
+        attended_seconds=minutes * 60,
+        attendance_percent=round(minutes / 60 * 100, 1),
+        join_count=joins,
+        present=minutes >= 30,
+        inferred=False,
+        segments=[
+            SegmentOut(
+                participant_session_id=f"ps-{key}", joined_at=at(0), left_at=at(minutes), inferred=False
+            )
+        ],
+    )
+
+
+SESSION = SessionWithAttendance(
+    meeting_session_id="ms-1",
+    room_name="weekly-sync",
+    status="final",
+    started_at=START,
+    ended_at=at(60),
+    duration_seconds=3600.0,
+    participant_count=2,
+    peak_concurrency=2,
+    inferred=False,
+    min_attendance_percent=50.0,
+    attendance=[
+        person("ada@example.com", "Ada <script>alert(1)</script>", "ada@example.com", 45, joins=2),
+        person("=cmd", "=HYPERLINK(1)", None, 6.5),
+    ],
+)
+
+
+def parts(message: EmailMessage) -> tuple[str, str]:
+    text = message.get_body(("plain",))
+    html = message.get_body(("html",))
+    assert text is not None and html is not None
+    return text.get_content(), html.get_content()
+
+
+def test_summary_names_the_room_and_date() -> None:
+    message = summary_email(SESSION, "Rollcall <rollcall@example.com>", "organizer@example.com", "msg_abc")
+    assert message["Subject"] == "Attendance summary: weekly-sync, 2024-05-01"
+    assert message["To"] == "organizer@example.com"
+    assert message["Message-ID"] == "<msg_abc@example.com>"
+    assert message["Auto-Submitted"] == "auto-generated"
+
+
+def test_summary_has_the_figures_and_the_attendee_table() -> None:
+    text, html = parts(summary_email(SESSION, "rollcall@example.com", "o@example.com", "m"))
+    for body in (text, html):
+        assert "2024-05-01 09:00:00 UTC" in body and "2024-05-01 10:00:00 UTC" in body
+        assert "1h 00m 00s" in body  # duration
+        assert "45m 00s" in body and "75.0%" in body and "6m 30s" in body and "10.8%" in body
+    lines = [re.split(r"\s{2,}|:\s+", line) for line in text.splitlines()]
+    assert ["Participants", "2"] in lines and ["Peak concurrency", "2"] in lines
+    assert ["Name", "Attended", "%", "Present", "Joins", "Inferred"] in lines
+    assert ["Ada <script>alert(1)</script>", "45m 00s", "75.0%", "yes", "2", "no"] in lines
+    assert ["=HYPERLINK(1)", "6m 30s", "10.8%", "no", "1", "no"] in lines
+
+
+def test_summary_html_escapes_names() -> None:
+    _, html = parts(summary_email(SESSION, "rollcall@example.com", "o@example.com", "m"))
+    assert "<script>" not in html
+    assert "Ada &lt;script&gt;alert(1)&lt;/script&gt;" in html
+
+
+def test_summary_attaches_the_contract_csv() -> None:
+    message = summary_email(SESSION, "rollcall@example.com", "o@example.com", "m")
+    [attachment] = list(message.iter_attachments())
+    assert attachment.get_content_type() == "text/csv"
+    assert attachment.get_filename() == "attendance-weekly-sync-2024-05-01.csv"
+    content = attachment.get_content()
+    csv = content.decode() if isinstance(content, bytes) else content
+    assert csv == attendance_csv(SESSION.attendance)
+    assert csv.startswith("participantKey,name,email,externalUserId,firstJoinAt,lastLeftAt,")
+
+
+def test_thank_you_has_only_their_own_times() -> None:
+    ada = SESSION.attendance[0]
+    message = thank_you_email(SESSION, ada, "rollcall@example.com", "ada@example.com", "msg_t")
+    text, html = parts(message)
+    assert message["Subject"] == "Thank you for attending weekly-sync"
+    assert message["To"] == "ada@example.com"
+    assert "45m 00s" in text and "75.0%" in text and "2024-05-01 09:45:00 UTC" in text
+    assert "6m 30s" not in text and "HYPERLINK" not in text  # nobody else's figures
+    assert "&lt;script&gt;" in html and "<script>" not in html
+    assert list(message.iter_attachments()) == []

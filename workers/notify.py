@@ -1,0 +1,155 @@
+"""Post-meeting emails, composed from the report API's shapes: data in, EmailMessage out, no I/O or clock
+(the sender stamps the Date header).
+
+Names and emails come from whoever joins a meeting, so every value put into HTML is escaped.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from email.message import EmailMessage
+from email.utils import parseaddr
+from html import escape
+
+from workers.reports import AttendanceOut, SessionWithAttendance, attendance_csv
+
+ATTENDEE_COLUMNS = ("Name", "Attended", "%", "Present", "Joins", "Inferred")
+
+
+def summary_email(
+    session: SessionWithAttendance, sender: str, recipient: str, message_id: str
+) -> EmailMessage:
+    """Compose the organizer's summary: the figures, the attendee table, and the attendance CSV."""
+    figures = _session_figures(session)
+    rows = [_attendee_cells(row) for row in session.attendance]
+    opening = f"Attendance for the meeting in {session.room_name}."
+    text = "\n".join([opening, "", *_text_pairs(figures), "", *_text_table(rows)])
+    html = (
+        f"<p>Attendance for the meeting in <b>{escape(session.room_name)}</b>.</p>"
+        f"{_html_pairs(figures)}{_html_table(ATTENDEE_COLUMNS, rows)}"
+    )
+    subject = f"Attendance summary: {session.room_name}, {_day(session)}"
+    message = _message(sender, recipient, message_id, subject)
+    _add_bodies(message, text, html)
+    message.add_attachment(
+        attendance_csv(session.attendance).encode(),
+        maintype="text",
+        subtype="csv",
+        filename=f"attendance-{session.room_name}-{_day(session)}.csv",
+    )
+    return message
+
+
+def thank_you_email(
+    session: SessionWithAttendance, attendee: AttendanceOut, sender: str, recipient: str, message_id: str
+) -> EmailMessage:
+    """Compose an attendee's thank-you with their own times in the meeting."""
+    greeting = f"Hello {attendee.name}," if attendee.name else "Hello,"
+    opening = f"Thank you for attending the meeting in {session.room_name} on {_day(session)}."
+    figures = [
+        ("First joined", _when(attendee.first_join_at)),
+        ("Last left", _when(attendee.last_left_at)),
+        ("Time attended", _span(attendee.attended_seconds)),
+        ("Share of the meeting", _percent(attendee.attendance_percent)),
+        ("Joins", str(attendee.join_count)),
+    ]
+    times = [(_when(s.joined_at), _when(s.left_at)) for s in attendee.segments]
+    text = "\n".join(
+        [greeting, "", opening, "", *_text_pairs(figures), "", "You were there:"]
+        + [f"  {joined} to {left}" for joined, left in times]
+    )
+    html = (
+        f"<p>{escape(greeting)}</p><p>{escape(opening)}</p>{_html_pairs(figures)}"
+        f"<p>You were there:</p>{_html_table(('From', 'To'), times)}"
+    )
+    message = _message(sender, recipient, message_id, f"Thank you for attending {session.room_name}")
+    _add_bodies(message, text, html)
+    return message
+
+
+def _message(sender: str, recipient: str, message_id: str, subject: str) -> EmailMessage:
+    message = EmailMessage()
+    message["Subject"] = subject
+    message["From"] = sender
+    message["To"] = recipient
+    # The same Message-ID on every attempt lets mail systems drop a duplicate if a resend ever happens.
+    domain = parseaddr(sender)[1].rpartition("@")[2] or "rollcall.invalid"
+    message["Message-ID"] = f"<{message_id}@{domain}>"
+    message["Auto-Submitted"] = "auto-generated"  # RFC 3834: keeps vacation replies away
+    return message
+
+
+def _add_bodies(message: EmailMessage, text: str, html: str) -> None:
+    message.set_content(text + "\n")
+    message.add_alternative(f"<!doctype html><html><body>{html}</body></html>\n", subtype="html")
+
+
+def _session_figures(session: SessionWithAttendance) -> list[tuple[str, str]]:
+    return [
+        ("Started", _when(session.started_at)),
+        ("Ended", _when(session.ended_at)),
+        ("Duration", _span(session.duration_seconds)),
+        ("Participants", str(session.participant_count)),
+        ("Peak concurrency", str(session.peak_concurrency)),
+    ]
+
+
+def _attendee_cells(row: AttendanceOut) -> tuple[str, ...]:
+    return (
+        row.name or row.email or row.participant_key,
+        _span(row.attended_seconds),
+        _percent(row.attendance_percent),
+        _yes_no(row.present),
+        str(row.join_count),
+        _yes_no(row.inferred),
+    )
+
+
+def _text_pairs(pairs: list[tuple[str, str]]) -> list[str]:
+    width = max(len(label) for label, _ in pairs) + 1
+    return [f"{label + ':':<{width}} {value}" for label, value in pairs]
+
+
+def _text_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    if not rows:
+        return ["Nobody attended."]
+    table = [ATTENDEE_COLUMNS, *rows]
+    widths = [max(len(row[i]) for row in table) for i in range(len(ATTENDEE_COLUMNS))]
+    return ["  ".join(cell.ljust(w) for cell, w in zip(row, widths, strict=True)).rstrip() for row in table]
+
+
+def _html_pairs(pairs: list[tuple[str, str]]) -> str:
+    cells = "".join(f"<tr><th align='left'>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in pairs)
+    return f"<table>{cells}</table>"
+
+
+def _html_table(columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
+    head = "".join(f"<th align='left'>{escape(column)}</th>" for column in columns)
+    body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    return f"<table border='1' cellpadding='4' cellspacing='0'><tr>{head}</tr>{body}</table>"
+
+
+def _day(session: SessionWithAttendance) -> str:
+    moment = session.started_at or session.ended_at
+    return moment.astimezone(UTC).strftime("%Y-%m-%d") if moment else "unknown date"
+
+
+def _when(moment: datetime | None) -> str:
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
+
+
+def _span(seconds: float | None) -> str:
+    if seconds is None:
+        return "-"
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+def _percent(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}%"
+
+
+def _yes_no(value: bool | None) -> str:
+    return "-" if value is None else "yes" if value else "no"
