@@ -1,0 +1,226 @@
+"""The HTML report over real HTTP: Basic auth, figures and table, the SVG timeline, the room page."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from html.parser import HTMLParser
+from typing import Any
+
+import httpx
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from tests.conftest import API_TOKEN
+from tests.test_folding import end, fold, join, leave, make_room, start
+from webhooks import runtime_of
+from workers.models import Room
+
+HOSTILE = "<script>alert(1)</script>"
+VOID = frozenset({"meta", "link", "br", "hr", "img", "input", "col", "source", "wbr"})
+
+
+@dataclass
+class Node:
+    """An element of a parsed page: enough of a DOM to find elements by tag and class."""
+
+    tag: str
+    attrs: dict[str, str]
+    children: list[Node | str] = field(default_factory=list)
+
+    def find_all(self, tag: str, cls: str | None = None) -> list[Node]:
+        found = []
+        for child in self.children:
+            if isinstance(child, Node):
+                if child.tag == tag and (cls is None or cls in child.classes):
+                    found.append(child)
+                found += child.find_all(tag, cls)
+        return found
+
+    def by_id(self, element_id: str) -> Node:
+        matches = [n for n in self.find_all_elements() if n.attrs.get("id") == element_id]
+        assert len(matches) == 1, f"expected one #{element_id}, found {len(matches)}"
+        return matches[0]
+
+    def find_all_elements(self) -> list[Node]:
+        nodes = [c for c in self.children if isinstance(c, Node)]
+        return nodes + [n for c in nodes for n in c.find_all_elements()]
+
+    @property
+    def classes(self) -> set[str]:
+        return set(self.attrs.get("class", "").split())
+
+    def text(self) -> str:
+        return "".join(c if isinstance(c, str) else c.text() for c in self.children)
+
+
+class _TreeBuilder(HTMLParser):
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.root = Node("#document", {})
+        self.stack = [self.root]
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        node = Node(tag, {k: v or "" for k, v in attrs})
+        self.stack[-1].children.append(node)
+        if tag not in VOID:
+            self.stack.append(node)
+
+    def handle_startendtag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.stack[-1].children.append(Node(tag, {k: v or "" for k, v in attrs}))
+
+    def handle_endtag(self, tag: str) -> None:
+        if any(node.tag == tag for node in self.stack[1:]):
+            while self.stack.pop().tag != tag:
+                pass
+
+    def handle_data(self, data: str) -> None:
+        self.stack[-1].children.append(data)
+
+
+def parse_html(markup: str) -> Node:
+    """Parse a page into a tree of Nodes."""
+    builder = _TreeBuilder()
+    builder.feed(markup)
+    builder.close()
+    return builder.root
+
+
+def hold_meeting(Db: sessionmaker[Session], msid: str = "m-weekly") -> str:
+    """Fold a 60-minute meeting of four people into the database; return the room's name.
+
+    Ann 0-60; Bob 10-20 and 20:10-40 (a reconnect: one join); a hostile name 5-15; Cy joins at 50 and never
+    leaves, so the end closes him (inferred). Peak 3 (Ann, Bob, the hostile name at 10-15).
+    """
+    room_id = make_room(Db, min_percent=50)
+    events = [
+        start(msid, 0),
+        join(msid, "a1", 0, externalUserId="ann", name="Ann Lee"),
+        leave(msid, "a1", 60, externalUserId="ann"),
+        join(msid, "b1", 10, email="bob@example.com", name="Bob"),
+        leave(msid, "b1", 20, email="bob@example.com"),
+        join(msid, "b2", 20 + 10 / 60, email="bob@example.com", name="Bob"),
+        leave(msid, "b2", 40, email="bob@example.com"),
+        join(msid, "h1", 5, name=HOSTILE),
+        leave(msid, "h1", 15, name=HOSTILE),
+        join(msid, "c1", 50, name="Cy"),
+        end(msid, 60),
+    ]
+    fold(Db, room_id, [events])
+    with Db() as db:
+        return db.scalars(select(Room.room_name).where(Room.id == room_id)).one()
+
+
+@pytest.fixture
+def site(live_app: Callable[..., Any]) -> Iterator[tuple[httpx.Client, sessionmaker[Session]]]:
+    """Serve a fresh app; return an HTTP client logged in with Basic auth, and the app's sessionmaker."""
+    with (
+        live_app() as (app, base_url),
+        httpx.Client(base_url=base_url, auth=("anyone", API_TOKEN), timeout=10) as client,
+    ):
+        yield client, runtime_of(app).Session
+
+
+def test_pages_refuse_without_the_token_and_ask_for_basic_auth(site: Any) -> None:
+    client, Db = site
+    room_name = hold_meeting(Db)
+    for path in ("/sessions/m-weekly", f"/rooms/{room_name}"):
+        for auth in (None, ("anyone", "wrong-token")):
+            answer = httpx.get(str(client.base_url) + path, auth=auth, timeout=10)
+            assert answer.status_code == 401
+            assert answer.headers["WWW-Authenticate"].startswith("Basic")
+        assert client.get(path).status_code == 200
+
+
+def test_session_page_shows_the_figures_and_one_table_row_per_person(site: Any) -> None:
+    client, Db = site
+    hold_meeting(Db)
+    answer = client.get("/sessions/m-weekly")
+    assert answer.headers["Content-Type"].startswith("text/html")
+    page = parse_html(answer.text)
+    assert page.by_id("participant-count").text() == "4"
+    assert page.by_id("peak-concurrency").text() == "3"
+    rows = page.by_id("attendance").find_all("tr", "attendee")
+    cells = {r.find_all("td")[0].text(): [td.text() for td in r.find_all("td")] for r in rows}
+    assert list(cells) == ["Ann Lee", HOSTILE, "Bob", "Cy"]  # in order of first join, as the timeline
+    assert cells["Ann Lee"][5:10] == ["1h 00m 00s", "100.0%", "1", "yes", "no"]
+    assert cells["Bob"][5:10] == ["29m 50s", "49.7%", "1", "no", "no"]
+    assert cells["Cy"][5:10] == ["10m 00s", "16.7%", "1", "no", "yes"]
+
+
+def test_timeline_has_a_row_per_person_a_bar_per_segment_and_the_concurrency_curve(site: Any) -> None:
+    client, Db = site
+    hold_meeting(Db)
+    svg = parse_html(client.get("/sessions/m-weekly").text).by_id("timeline")
+    people = svg.find_all("g", "person")
+    bars = {
+        p.find_all("text", "name")[0].find_all("title")[0].text(): p.find_all("rect", "segment")
+        for p in people
+    }
+    assert {name: len(found) for name, found in bars.items()} == {"Ann Lee": 1, HOSTILE: 1, "Bob": 2, "Cy": 1}
+    assert [("inferred" in bar.classes) for bar in bars["Cy"]] == [True]
+    assert not any("inferred" in bar.classes for bar in bars["Ann Lee"] + bars["Bob"])
+    assert len(svg.find_all("pattern")) == 1  # the hatching the inferred bars use
+    (curve,) = svg.find_all("polyline", "concurrency")
+    assert len(curve.attrs["points"].split()) >= 2 * 8  # two points per change, four people in and out
+    labels = {t.text() for t in svg.find_all("text", "tick-label")}
+    assert labels == {"time (UTC)", "09:00", "09:10", "09:20", "09:30", "09:40", "09:50", "10:00"}
+
+
+def test_a_hostile_participant_name_is_escaped_everywhere(site: Any) -> None:
+    client, Db = site
+    hold_meeting(Db)
+    markup = client.get("/sessions/m-weekly").text
+    assert HOSTILE not in markup
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;" in markup
+    assert len(parse_html(markup).find_all("script")) == 0
+
+
+def test_a_live_session_draws_the_open_segment_up_to_now(site: Any) -> None:
+    client, Db = site
+    room_id = make_room(Db)
+    fold(Db, room_id, [[start("m-live", 0), join("m-live", "a1", 5, name="Ann")]])
+    page = parse_html(client.get("/sessions/m-live").text)
+    (bar,) = page.by_id("timeline").find_all("rect", "segment")
+    assert "open" in bar.classes and "still present" in bar.text()
+    assert "open segments are drawn up to" in page.text()
+    assert page.by_id("attendance").find_all("td")[6].text() == "-"  # no percentage while live
+
+
+def test_an_unknown_session_or_room_is_a_404_problem(site: Any) -> None:
+    client, _ = site
+    for path in ("/sessions/nope", "/rooms/nope"):
+        answer = client.get(path)
+        assert answer.status_code == 404
+        assert answer.headers["Content-Type"] == "application/problem+json"
+
+
+def test_room_page_lists_sessions_newest_first_linking_to_each(site: Any) -> None:
+    client, Db = site
+    room_id = make_room(Db)
+    fold(Db, room_id, [[start("m-first", 0), end("m-first", 30)]])
+    fold(Db, room_id, [[start("m-second", 60), end("m-second", 90)]])
+    with Db() as db:
+        room_name = db.scalars(select(Room.room_name).where(Room.id == room_id)).one()
+    page = parse_html(client.get(f"/rooms/{room_name}").text)
+    links = [a.attrs["href"] for a in page.by_id("sessions").find_all("a")]
+    assert links == ["/sessions/m-second", "/sessions/m-first"]
+    assert client.get(links[0]).status_code == 200
+
+
+def test_room_page_pages_through_older_sessions(site: Any) -> None:
+    client, Db = site
+    room_id = make_room(Db)
+    for n in range(3):
+        fold(Db, room_id, [[start(f"m-{n}", n * 60), end(f"m-{n}", n * 60 + 30)]])
+    with Db() as db:
+        room_name = db.scalars(select(Room.room_name).where(Room.id == room_id)).one()
+    seen: list[str] = []
+    path: str | None = f"/rooms/{room_name}?limit=2"
+    while path:
+        page = parse_html(client.get(path).text)
+        seen += [a.text() for a in page.by_id("sessions").find_all("a")]
+        older = [a for a in page.find_all("a") if a.attrs.get("rel") == "next"]
+        path = older[0].attrs["href"] if older else None
+    assert seen == ["m-2", "m-1", "m-0"]
