@@ -6,6 +6,7 @@ import logging
 
 from flask import Flask
 
+from workers import migrate
 from workers.runtime import Runtime
 from workers.settings import Settings, load_settings
 
@@ -17,7 +18,11 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["rollcall"] = Runtime.start(settings, app.instance_path)
+    if settings.database_url is None:
+        # The dev default (a SQLite file in the instance folder) gets its schema without a release step.
+        migrate.upgrade_locked(settings.resolved_database_url(app.instance_path), app.instance_path)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter on every command
 
     from webhooks import cli, ops
     from webhooks.errors import register_error_handlers

@@ -27,7 +27,8 @@ from redis.exceptions import RedisError
 from rq import SimpleWorker
 from rq.cron import CronScheduler
 
-from workers import folding, inbox, jobs, payloads, process, queueing, session_jobs  # noqa: F401  (preloaded)
+# Imported here, before any job runs, so the first job does not pay for them.
+from workers import folding, inbox, jobs, migrate, payloads, process, queueing, session_jobs  # noqa: F401
 from workers.runtime import QUEUE_NAME, Runtime
 from workers.settings import Settings, load_settings, require_redis
 
@@ -35,9 +36,10 @@ log = logging.getLogger("workers")
 
 INSTANCE_PATH = Path(__file__).resolve().parent.parent / "instance"  # where the web app keeps its SQLite file
 
-# Every periodic job, with its interval in seconds: the one place to add one (e.g. the session sweeper).
+# Every periodic job, with its interval in seconds: the one place to add one.
 PERIODIC: list[tuple[Callable[..., Any], int]] = [
     (jobs.relay, 30),
+    (session_jobs.sweep_stale_sessions, 300),  # STALE_SESSION_SECONDS is hours: every 5 minutes is plenty
 ]
 
 
@@ -67,6 +69,8 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 def start_runtime(settings: Settings) -> Runtime:
     """Create this process's Runtime and bind the jobs to it; a forked child gets a fresh pool."""
     runtime = Runtime.start(settings, INSTANCE_PATH)
+    if settings.database_url is None:  # the dev default SQLite file: bring its schema up as the web app does
+        migrate.upgrade_locked(settings.resolved_database_url(INSTANCE_PATH), INSTANCE_PATH)
     # A child must never reuse the parent's database sockets: drop them there without closing them.
     os.register_at_fork(after_in_child=lambda: runtime.engine.dispose(close=False))
     process.install(runtime)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 from pathlib import Path
 
 from alembic import command
@@ -22,3 +23,10 @@ def alembic_config(database_url: str) -> Config:
 def upgrade(database_url: str, revision: str = "head") -> None:
     """Bring the database to `revision` (the latest by default)."""
     command.upgrade(alembic_config(database_url), revision)
+
+
+def upgrade_locked(database_url: str, folder: str | Path) -> None:
+    """Upgrade to the latest schema, one process at a time (several may start on the same file)."""
+    with open(Path(folder) / ".migrate.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        upgrade(database_url)
