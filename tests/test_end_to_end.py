@@ -76,9 +76,12 @@ def script() -> list[dict[str, Any]]:
 def test_a_played_meeting_becomes_the_expected_attendance(
     live_app: Callable[..., Any], emulator: RunningEmulator
 ) -> None:
-    with live_app(metered_api_url=emulator.url, metered_secret_key=EMULATOR_SECRET) as (app, base_url):
+    settings = {"metered_api_url": emulator.url, "metered_secret_key": EMULATOR_SECRET}
+    # No grace period: the worker finalizes the session in the same run, and plans its summary email.
+    with live_app(**settings, finalize_after_seconds=0) as (app, base_url):
         api = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10)
-        created = api.post("/api/rooms", json={"roomName": "e2e-room", "minAttendancePercent": 50})
+        room = {"roomName": "e2e-room", "minAttendancePercent": 50, "organizerEmail": "org@example.com"}
+        created = api.post("/api/rooms", json=room)
         assert created.status_code == 201, created.text
 
         deliveries = play_meeting(emulator.room("e2e-room"), script())
@@ -104,7 +107,7 @@ def test_a_played_meeting_becomes_the_expected_attendance(
             "inferred",
         )
     } == {
-        "status": "ended",
+        "status": "final",
         "startedAt": "2026-04-01T14:00:00.000Z",
         "endedAt": "2026-04-01T15:00:00.000Z",
         "durationSeconds": 3600.0,
@@ -112,6 +115,10 @@ def test_a_played_meeting_becomes_the_expected_attendance(
         "peakConcurrency": 3,
         "inferred": False,
     }
+    # SMTP_URL is unset: the summary is not sent, and the session's record says so.
+    assert [(n["recipient"], n["kind"], n["state"], n["reason"]) for n in session["notifications"]] == [
+        ("org@example.com", "summary", "failed", "SMTP_URL is not set")
+    ]
     people = {p["participantKey"]: p for p in session["attendance"]}
     figures = {
         key: (p["attendedSeconds"], p["attendancePercent"], p["joinCount"], p["present"], p["inferred"])

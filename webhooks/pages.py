@@ -17,9 +17,9 @@ from webhooks.auth import require_basic
 from webhooks.errors import Problem
 from webhooks.pagination import page_body, requested_page
 from webhooks.timeline import build_timeline
-from workers.models import AttendanceRow, MeetingSession, Room
+from workers.models import MeetingSession, Room
 from workers.models.base import utcnow
-from workers.reports import AttendanceOut, SessionOut, attendance_out, session_out
+from workers.reports import AttendanceOut, SessionOut, attendance_of, find_session, session_out
 
 blueprint = Blueprint("pages", __name__)
 
@@ -61,16 +61,11 @@ def room_page(room_name: str) -> str:
 
 
 def _load_session(db: Session, meeting_session_id: str) -> tuple[SessionOut, list[AttendanceOut]]:
-    found = db.execute(
-        select(MeetingSession, Room.room_name)
-        .join(Room, Room.id == MeetingSession.room_id)
-        .where(MeetingSession.meeting_session_id == meeting_session_id)
-    ).first()
+    found = find_session(db, meeting_session_id)
     if found is None:
         raise Problem(404, "Not Found", f"no meeting session {meeting_session_id!r}")
     meeting, room_name = found
-    rows = db.scalars(select(AttendanceRow).where(AttendanceRow.session_id == meeting.id))
-    return session_out(meeting, room_name), [attendance_out(row) for row in rows]
+    return session_out(meeting, room_name), attendance_of(db, meeting)
 
 
 @blueprint.app_template_filter("utc")

@@ -14,25 +14,24 @@ from webhooks.errors import Problem
 from webhooks.pagination import page_body, requested_page
 from workers import history
 from workers.models import AttendanceRow, MeetingSession, Room
-from workers.reports import SessionWithAttendance, attendance_csv, attendance_out, session_out
+from workers.notify_jobs import notifications_for
+from workers.reports import (
+    attendance_csv,
+    attendance_of,
+    attendance_out,
+    find_session,
+    session_out,
+    session_report,
+)
 
 blueprint = Blueprint("reports", __name__)
 
 
-def _find_session(db: Session, meeting_session_id: str) -> tuple[MeetingSession, Room]:
-    found = db.execute(
-        select(MeetingSession, Room)
-        .join(Room, Room.id == MeetingSession.room_id)
-        .where(MeetingSession.meeting_session_id == meeting_session_id)
-    ).first()
+def _find_session(db: Session, meeting_session_id: str) -> tuple[MeetingSession, str]:
+    found = find_session(db, meeting_session_id)
     if found is None:
         raise Problem(404, "Not Found", f"no meeting session {meeting_session_id!r}")
-    return found[0], found[1]
-
-
-def _attendance_rows(db: Session, meeting: MeetingSession) -> list[AttendanceRow]:
-    query = select(AttendanceRow).where(AttendanceRow.session_id == meeting.id)
-    return list(db.scalars(query.order_by(AttendanceRow.participant_key)))
+    return found
 
 
 def _wants_csv() -> bool:
@@ -61,12 +60,12 @@ def room_sessions(room_name: str) -> dict[str, Any]:
 @blueprint.get("/api/sessions/<meeting_session_id>")
 @require_token
 def show_session(meeting_session_id: str) -> dict[str, Any]:
-    """Show one meeting session with its attendance list."""
+    """Show one meeting session with its attendance list and its post-meeting notifications."""
     with runtime_of(current_app).Session() as db:
-        meeting, room = _find_session(db, meeting_session_id)
-        attendance = [attendance_out(row) for row in _attendance_rows(db, meeting)]
-        summary = session_out(meeting, room.room_name)
-    return SessionWithAttendance(**summary.__dict__, attendance=attendance).model_dump()
+        meeting, room_name = _find_session(db, meeting_session_id)
+        report = session_report(db, meeting, room_name)
+        notifications = notifications_for(db, meeting.id)
+    return {**report.model_dump(), "notifications": notifications}
 
 
 @blueprint.get("/api/sessions/<meeting_session_id>/attendance")
@@ -75,7 +74,7 @@ def session_attendance(meeting_session_id: str) -> Response | dict[str, Any]:
     """List a session's attendance, as JSON or (Accept: text/csv, ?format=csv) CSV."""
     with runtime_of(current_app).Session() as db:
         meeting, _ = _find_session(db, meeting_session_id)
-        attendance = [attendance_out(row) for row in _attendance_rows(db, meeting)]
+        attendance = attendance_of(db, meeting)
     if _wants_csv():
         filename = f"attendance-{meeting_session_id}.csv".replace('"', "")
         return Response(

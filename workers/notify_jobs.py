@@ -24,12 +24,12 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from workers import mailer, outbound, process
-from workers.models import AttendanceRow, MeetingSession, Room, SessionStatus
+from workers.models import MeetingSession, Room, SessionStatus
 from workers.models.base import utcnow
 from workers.models.notifications import Notification
 from workers.models.notifications import NotificationState as State
 from workers.notify import summary_email, thank_you_email
-from workers.reports import SessionWithAttendance, attendance_out, session_out
+from workers.reports import SessionWithAttendance, session_report
 from workers.runtime import Runtime
 from workers.settings import Settings
 from workers.timefmt import iso_ms
@@ -152,10 +152,7 @@ def _load(db: Session, session_id: int) -> tuple[Room, SessionWithAttendance] | 
     if meeting is None:
         return None
     room = db.get_one(Room, meeting.room_id)
-    query = select(AttendanceRow).where(AttendanceRow.session_id == session_id)
-    rows = db.scalars(query.order_by(AttendanceRow.participant_key))  # the report API's order
-    summary = session_out(meeting, room.room_name)
-    return room, SessionWithAttendance(**dict(summary), attendance=[attendance_out(row) for row in rows])
+    return room, session_report(db, meeting, room.room_name)
 
 
 def _planned(

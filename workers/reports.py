@@ -8,8 +8,10 @@ from collections.abc import Iterable
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
+from sqlalchemy import select
+from sqlalchemy.orm import Session
 
-from workers.models import AttendanceRow, MeetingSession
+from workers.models import AttendanceRow, MeetingSession, Room
 from workers.timefmt import UtcTime, iso_ms
 
 CSV_COLUMNS = [
@@ -107,6 +109,28 @@ def attendance_out(row: AttendanceRow) -> AttendanceOut:
         inferred=row.inferred,
         segments=[SegmentOut.model_validate(segment) for segment in row.segments],
     )
+
+
+def find_session(db: Session, meeting_session_id: str) -> tuple[MeetingSession, str] | None:
+    """Return a meeting session and its room's name, or None."""
+    found = db.execute(
+        select(MeetingSession, Room.room_name)
+        .join(Room, Room.id == MeetingSession.room_id)
+        .where(MeetingSession.meeting_session_id == meeting_session_id)
+    ).first()
+    return None if found is None else (found[0], found[1])
+
+
+def attendance_of(db: Session, meeting: MeetingSession) -> list[AttendanceOut]:
+    """Return a session's attendance in the report's order (by participant key)."""
+    query = select(AttendanceRow).where(AttendanceRow.session_id == meeting.id)
+    return [attendance_out(row) for row in db.scalars(query.order_by(AttendanceRow.participant_key))]
+
+
+def session_report(db: Session, meeting: MeetingSession, room_name: str) -> SessionWithAttendance:
+    """Return a session with its attendance, as the API shows it."""
+    summary = session_out(meeting, room_name)
+    return SessionWithAttendance(**dict(summary), attendance=attendance_of(db, meeting))
 
 
 def attendance_csv(rows: Iterable[AttendanceOut]) -> str:
