@@ -17,7 +17,12 @@ from redis import Redis
 from rq import SimpleWorker
 from sqlalchemy import make_url, text
 
-from tests.emulator_fixture import emulator_fixture, served_emulator_fixture  # noqa: F401
+from tests.emulator_fixture import (  # noqa: F401  (fixtures)
+    EMULATOR_SECRET,
+    RunningEmulator,
+    emulator_fixture,
+    served_emulator_fixture,
+)
 from tests.servers import free_port, serving
 from webhooks import create_app, runtime_of
 from workers import broker, process
@@ -125,6 +130,21 @@ def app(settings: Settings) -> Iterator[Flask]:
     """Build a fresh app on the test database and Redis."""
     flask_app = create_app(settings)
     flask_app.testing = True
+    yield flask_app
+    runtime_of(flask_app).engine.dispose()
+
+
+PUBLIC_BASE_URL = "https://rollcall.example"
+
+
+@pytest.fixture
+def metered_app(make_settings: Callable[..., Settings], emulator: RunningEmulator) -> Iterator[Flask]:
+    """Build an app whose Metered is the emulator, with a public base URL for its webhook URLs."""
+    flask_app = create_app(
+        make_settings(
+            metered_api_url=emulator.url, metered_secret_key=EMULATOR_SECRET, public_base_url=PUBLIC_BASE_URL
+        )
+    )
     yield flask_app
     runtime_of(flask_app).engine.dispose()
 

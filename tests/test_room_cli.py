@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -12,39 +12,27 @@ from click.testing import CliRunner, Result
 from flask import Flask
 from sqlalchemy import select
 
+from tests.conftest import PUBLIC_BASE_URL
 from tests.emulator_fixture import (
     EMULATOR_SECRET,
     RunningEmulator,
     emulator_fixture,  # noqa: F401 - a fixture
     served_emulator_fixture,  # noqa: F401 - a fixture
 )
-from webhooks import create_app, runtime_of
+from webhooks import runtime_of
 from webhooks.emulator_cli import emulator_command
 from webhooks.room_cli import flag_name, rooms_group
 from workers.models import Room
 from workers.room_options import WEBHOOK_FIELDS, CreateRoomRequest
 from workers.room_tokens import token_hash
-from workers.settings import Settings
 
-PUBLIC = "https://rollcall.example"
-
-
-@pytest.fixture
-def cli_app(make_settings: Callable[..., Settings], emulator: RunningEmulator) -> Iterator[Flask]:
-    """Build the app with Metered pointing at the emulator."""
-    app = create_app(
-        make_settings(
-            metered_api_url=emulator.url, metered_secret_key=EMULATOR_SECRET, public_base_url=PUBLIC
-        )
-    )
-    yield app
-    runtime_of(app).engine.dispose()
+PUBLIC = PUBLIC_BASE_URL
 
 
 @pytest.fixture
-def rooms(cli_app: Flask) -> Callable[..., Result]:
+def rooms(metered_app: Flask) -> Callable[..., Result]:
     """Return a runner of `flask rooms ARGS...`."""
-    runner = cli_app.test_cli_runner()
+    runner = metered_app.test_cli_runner()
 
     def run(*args: str, input: str | None = None) -> Result:
         return runner.invoke(rooms_group, list(args), input=input)
@@ -198,12 +186,12 @@ def test_list_show_and_delete(rooms: Callable[..., Result], emulator: RunningEmu
 
 
 def test_rotate_token_replaces_the_hash_and_metereds_urls(
-    cli_app: Flask,
+    metered_app: Flask,
     rooms: Callable[..., Result],
     emulator: RunningEmulator,
 ) -> None:
     created = json.loads(rooms("create", "--room-name", "turn").output)
-    old_hash = stored_room(cli_app, "turn").webhook_token_hash
+    old_hash = stored_room(metered_app, "turn").webhook_token_hash
     emulator.state.clear()
     result = rooms("rotate-token", "turn")
     assert result.exit_code == 0, result.output
@@ -214,23 +202,23 @@ def test_rotate_token_replaces_the_hash_and_metereds_urls(
     assert {field: emulator.room("turn")[field] for field in WEBHOOK_FIELDS} == urls
     token = re.fullmatch(rf"{PUBLIC}/hooks/metered/([^/]+)/participant-joined", urls["meetingJoinWebhook"])
     assert token
-    room = stored_room(cli_app, "turn")
+    room = stored_room(metered_app, "turn")
     assert room.webhook_token_hash == token_hash(token[1]) != old_hash
     assert room.token_rotated_at is not None
 
 
 def test_rotate_token_keeps_the_old_token_when_metered_refuses(
-    cli_app: Flask,
+    metered_app: Flask,
     rooms: Callable[..., Result],
     emulator: RunningEmulator,
 ) -> None:
     rooms("create", "--room-name", "stay")
-    old_hash = stored_room(cli_app, "stay").webhook_token_hash
+    old_hash = stored_room(metered_app, "stay").webhook_token_hash
     refusal = {"success": False, "message": "Invalid request"}
     emulator.state.fail_next("PUT", "/api/v1/room/stay", 400, refusal)
     result = rooms("rotate-token", "stay")
     assert result.exit_code == 1 and "Invalid request" in result.output
-    assert stored_room(cli_app, "stay").webhook_token_hash == old_hash
+    assert stored_room(metered_app, "stay").webhook_token_hash == old_hash
     rooms("delete", "stay")
     archived = rooms("rotate-token", "stay")
     assert archived.exit_code == 1 and "archived" in archived.output

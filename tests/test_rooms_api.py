@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -14,7 +14,7 @@ from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select, text
 
-from tests.conftest import API_TOKEN
+from tests.conftest import API_TOKEN, PUBLIC_BASE_URL
 from tests.emulator_fixture import (
     EMULATOR_SECRET,
     RunningEmulator,
@@ -28,7 +28,7 @@ from workers.room_options import ROLLCALL_FIELDS, WEBHOOK_FIELDS, CreateRoomRequ
 from workers.room_tokens import token_hash
 from workers.settings import Settings
 
-PUBLIC = "https://rollcall.example"
+PUBLIC = PUBLIC_BASE_URL
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}
 EVENTS = {
     "meetingJoinWebhook": "participant-joined",
@@ -89,20 +89,8 @@ INVALID: dict[str, list[Any]] = {
 
 
 @pytest.fixture
-def rooms_app(make_settings: Callable[..., Settings], emulator: RunningEmulator) -> Iterator[Flask]:
-    """Build the app with Metered pointing at the emulator."""
-    app = create_app(
-        make_settings(
-            metered_api_url=emulator.url, metered_secret_key=EMULATOR_SECRET, public_base_url=PUBLIC
-        )
-    )
-    yield app
-    runtime_of(app).engine.dispose()
-
-
-@pytest.fixture
-def client(rooms_app: Flask) -> FlaskClient:
-    return rooms_app.test_client()
+def client(metered_app: Flask) -> FlaskClient:
+    return metered_app.test_client()
 
 
 def create(client: FlaskClient, body: Any, status: int = 201) -> dict[str, Any]:
@@ -124,7 +112,7 @@ def test_tables_cover_every_field() -> None:
 
 
 def test_create_registers_four_webhooks_and_stores_only_their_hash(
-    rooms_app: Flask,
+    metered_app: Flask,
     client: FlaskClient,
     emulator: RunningEmulator,
 ) -> None:
@@ -141,10 +129,10 @@ def test_create_registers_four_webhooks_and_stores_only_their_hash(
         tokens.add(match[1])
     (token,) = tokens
     assert len(token) >= 22  # 128 bits or more, URL-safe base64
-    room = stored_room(rooms_app, "standup")
+    room = stored_room(metered_app, "standup")
     assert room.webhook_token_hash == token_hash(token)
     assert room.metered_room_id == answer["_id"] == emulator.room("standup")["_id"]
-    with runtime_of(rooms_app).engine.connect() as connection:
+    with runtime_of(metered_app).engine.connect() as connection:
         dump = json.dumps([list(row) for row in connection.execute(text("SELECT * FROM rooms"))], default=str)
     assert token not in dump and EMULATOR_SECRET not in dump
 
@@ -175,7 +163,7 @@ def test_a_valid_value_reaches_metered_unchanged(
 @pytest.mark.parametrize("field", sorted(ROLLCALL_FIELDS))
 def test_rollcall_fields_stay_with_rollcall(
     field: str,
-    rooms_app: Flask,
+    metered_app: Flask,
     client: FlaskClient,
     emulator: RunningEmulator,
 ) -> None:
@@ -188,7 +176,7 @@ def test_rollcall_fields_stay_with_rollcall(
         "notifyParticipants": "notify_participants",
         "minAttendancePercent": "min_attendance_percent",
     }[field]
-    assert getattr(stored_room(rooms_app, "own"), column) == value[field]
+    assert getattr(stored_room(metered_app, "own"), column) == value[field]
 
 
 @pytest.mark.parametrize("field", sorted(INVALID))
@@ -278,7 +266,7 @@ def test_name_taken_at_metered_is_409_after_looking_it_up(
 def test_metered_error_is_502_with_its_message(
     status: int,
     body: dict[str, Any],
-    rooms_app: Flask,
+    metered_app: Flask,
     client: FlaskClient,
     emulator: RunningEmulator,
 ) -> None:
@@ -287,7 +275,7 @@ def test_metered_error_is_502_with_its_message(
     assert problem["detail"] == body["message"]
     assert problem["meteredStatus"] == status
     assert problem.get("eventCode") == body.get("eventCode")
-    with runtime_of(rooms_app).Session() as session:
+    with runtime_of(metered_app).Session() as session:
         assert session.scalars(select(Room)).all() == []
 
 
@@ -427,7 +415,7 @@ def test_patch_rules_apply_to_the_room_as_it_will_be(client: FlaskClient) -> Non
 
 
 def test_delete_archives_at_metered_and_keeps_the_room(
-    rooms_app: Flask,
+    metered_app: Flask,
     client: FlaskClient,
     emulator: RunningEmulator,
 ) -> None:
@@ -437,7 +425,7 @@ def test_delete_archives_at_metered_and_keeps_the_room(
     assert answer.status_code == 200
     assert answer.get_json()["archived"] is True and answer.get_json()["archivedAt"].endswith("Z")
     assert emulator.room("closing")["archived"] is True
-    assert stored_room(rooms_app, "closing").archived_at is not None
+    assert stored_room(metered_app, "closing").archived_at is not None
     assert client.delete("/api/rooms/closing", headers=AUTH).status_code == 200  # again: nothing to do
     assert [(r["method"], r["path"]) for r in emulator.requests()] == [("DELETE", "/api/v1/room/closing")]
     assert client.get("/api/rooms/closing", headers=AUTH).status_code == 200

@@ -6,10 +6,9 @@ computed in webhooks.timeline; works without JavaScript. HTTP Basic auth, the AP
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 from flask import Blueprint, current_app, render_template
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from webhooks import runtime_of
@@ -17,9 +16,16 @@ from webhooks.auth import require_basic
 from webhooks.errors import Problem
 from webhooks.pagination import page_body, requested_page
 from webhooks.timeline import build_timeline
-from workers.models import MeetingSession, Room
+from workers.humanize import moment_text, percent_text, span_text, yes_no
 from workers.models.base import utcnow
-from workers.reports import AttendanceOut, SessionOut, attendance_of, find_session, session_out
+from workers.reports import (
+    AttendanceOut,
+    SessionOut,
+    attendance_of,
+    find_session,
+    session_out,
+    sessions_of_room,
+)
 
 blueprint = Blueprint("pages", __name__)
 
@@ -42,13 +48,10 @@ def room_page(room_name: str) -> str:
     """List a room's meeting sessions, newest first, each linking to its page."""
     page = requested_page()
     with runtime_of(current_app).Session() as db:
-        room = db.scalar(select(Room).where(Room.room_name == room_name))
-        if room is None:
+        found = sessions_of_room(db, room_name, page.after, page.limit + 1)
+        if found is None:
             raise Problem(404, "Not Found", f"no room {room_name!r}")
-        query = select(MeetingSession).where(MeetingSession.room_id == room.id)
-        if page.after is not None:
-            query = query.where(MeetingSession.id < page.after)
-        rows = db.scalars(query.order_by(MeetingSession.id.desc()).limit(page.limit + 1)).all()
+        room, rows = found
         listing = page_body(rows, page, lambda m: session_out(m, room_name), lambda m: m.id)
         archived = room.archived_at is not None
     return render_template(
@@ -68,29 +71,8 @@ def _load_session(db: Session, meeting_session_id: str) -> tuple[SessionOut, lis
     return session_out(meeting, room_name), attendance_of(db, meeting)
 
 
-@blueprint.app_template_filter("utc")
-def utc_filter(moment: datetime | None, zone: bool = True) -> str:
-    """Format a moment as e.g. 2026-03-02 09:00:00 UTC (zone=False: in a column headed UTC), or a dash."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S" + " UTC" * zone) if moment else "-"
-
-
-@blueprint.app_template_filter("span")
-def span_filter(seconds: float | None) -> str:
-    """Format a duration as e.g. 1h 02m 05s, or a dash."""
-    if seconds is None:
-        return "-"
-    hours, rest = divmod(round(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
-
-
-@blueprint.app_template_filter("percent")
-def percent_filter(value: float | None) -> str:
-    """Format a percentage with one decimal, or a dash (a live session has none yet)."""
-    return "-" if value is None else f"{value:.1f}%"
-
-
-@blueprint.app_template_filter("yes_no")
-def yes_no_filter(value: bool | None) -> str:
-    """Format a flag as yes or no, or a dash when it is not known yet."""
-    return "-" if value is None else "yes" if value else "no"
+# The templates' filters: the same wording as the emails.
+blueprint.add_app_template_filter(moment_text, "utc")
+blueprint.add_app_template_filter(span_text, "span")
+blueprint.add_app_template_filter(percent_text, "percent")
+blueprint.add_app_template_filter(yes_no, "yes_no")

@@ -22,6 +22,7 @@ from workers.reports import (
     find_session,
     session_out,
     session_report,
+    sessions_of_room,
 )
 
 blueprint = Blueprint("reports", __name__)
@@ -47,13 +48,10 @@ def room_sessions(room_name: str) -> dict[str, Any]:
     """List a room's meeting sessions, newest first."""
     page = requested_page()
     with runtime_of(current_app).Session() as db:
-        room = db.scalar(select(Room).where(Room.room_name == room_name))
-        if room is None:
+        found = sessions_of_room(db, room_name, page.after, page.limit + 1)
+        if found is None:
             raise Problem(404, "Not Found", f"no room {room_name!r}")
-        query = select(MeetingSession).where(MeetingSession.room_id == room.id)
-        if page.after is not None:
-            query = query.where(MeetingSession.id < page.after)
-        rows = db.scalars(query.order_by(MeetingSession.id.desc()).limit(page.limit + 1)).all()
+        room, rows = found
         return page_body(rows, page, lambda m: session_out(m, room.room_name).model_dump(), lambda m: m.id)
 
 

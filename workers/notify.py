@@ -7,11 +7,12 @@ Names and emails come from whoever joins a meeting, so every value put into HTML
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import UTC, datetime
+from datetime import UTC
 from email.message import EmailMessage
 from email.utils import parseaddr
 from html import escape
 
+from workers.humanize import moment_text, percent_text, span_text, yes_no
 from workers.reports import AttendanceOut, SessionWithAttendance, attendance_csv
 
 ATTENDEE_COLUMNS = ("Name", "Attended", "%", "Present", "Joins", "Inferred")
@@ -48,13 +49,13 @@ def thank_you_email(
     greeting = f"Hello {attendee.name}," if attendee.name else "Hello,"
     opening = f"Thank you for attending the meeting in {session.room_name} on {_day(session)}."
     figures = [
-        ("First joined", _when(attendee.first_join_at)),
-        ("Last left", _when(attendee.last_left_at)),
-        ("Time attended", _span(attendee.attended_seconds)),
-        ("Share of the meeting", _percent(attendee.attendance_percent)),
+        ("First joined", moment_text(attendee.first_join_at)),
+        ("Last left", moment_text(attendee.last_left_at)),
+        ("Time attended", span_text(attendee.attended_seconds)),
+        ("Share of the meeting", percent_text(attendee.attendance_percent)),
         ("Joins", str(attendee.join_count)),
     ]
-    times = [(_when(s.joined_at), _when(s.left_at)) for s in attendee.segments]
+    times = [(moment_text(s.joined_at), moment_text(s.left_at)) for s in attendee.segments]
     text = "\n".join(
         [greeting, "", opening, "", *_text_pairs(figures), "", "You were there:"]
         + [f"  {joined} to {left}" for joined, left in times]
@@ -87,9 +88,9 @@ def _add_bodies(message: EmailMessage, text: str, html: str) -> None:
 
 def _session_figures(session: SessionWithAttendance) -> list[tuple[str, str]]:
     return [
-        ("Started", _when(session.started_at)),
-        ("Ended", _when(session.ended_at)),
-        ("Duration", _span(session.duration_seconds)),
+        ("Started", moment_text(session.started_at)),
+        ("Ended", moment_text(session.ended_at)),
+        ("Duration", span_text(session.duration_seconds)),
         ("Participants", str(session.participant_count)),
         ("Peak concurrency", str(session.peak_concurrency)),
     ]
@@ -98,11 +99,11 @@ def _session_figures(session: SessionWithAttendance) -> list[tuple[str, str]]:
 def _attendee_cells(row: AttendanceOut) -> tuple[str, ...]:
     return (
         row.name or row.email or row.participant_key,
-        _span(row.attended_seconds),
-        _percent(row.attendance_percent),
-        _yes_no(row.present),
+        span_text(row.attended_seconds),
+        percent_text(row.attendance_percent),
+        yes_no(row.present),
         str(row.join_count),
-        _yes_no(row.inferred),
+        yes_no(row.inferred),
     )
 
 
@@ -133,23 +134,3 @@ def _html_table(columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> st
 def _day(session: SessionWithAttendance) -> str:
     moment = session.started_at or session.ended_at
     return moment.astimezone(UTC).strftime("%Y-%m-%d") if moment else "unknown date"
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S UTC") if moment else "-"
-
-
-def _span(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    hours, rest = divmod(round(seconds), 3600)
-    minutes, secs = divmod(rest, 60)
-    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
-
-
-def _percent(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1f}%"
-
-
-def _yes_no(value: bool | None) -> str:
-    return "-" if value is None else "yes" if value else "no"

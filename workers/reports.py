@@ -121,6 +121,19 @@ def find_session(db: Session, meeting_session_id: str) -> tuple[MeetingSession, 
     return None if found is None else (found[0], found[1])
 
 
+def sessions_of_room(
+    db: Session, room_name: str, after: int | None, limit: int
+) -> tuple[Room, list[MeetingSession]] | None:
+    """Return a room and up to `limit` of its sessions older than id `after`, newest first; None: no room."""
+    room = db.scalar(select(Room).where(Room.room_name == room_name))
+    if room is None:
+        return None
+    query = select(MeetingSession).where(MeetingSession.room_id == room.id)
+    if after is not None:
+        query = query.where(MeetingSession.id < after)
+    return room, list(db.scalars(query.order_by(MeetingSession.id.desc()).limit(limit)))
+
+
 def attendance_of(db: Session, meeting: MeetingSession) -> list[AttendanceOut]:
     """Return a session's attendance in the report's order (by participant key)."""
     query = select(AttendanceRow).where(AttendanceRow.session_id == meeting.id)

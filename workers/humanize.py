@@ -1,0 +1,29 @@
+"""How people read Rollcall's figures: in emails and on the HTML pages alike."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+
+def moment_text(moment: datetime | None, zone: bool = True) -> str:
+    """Format a moment as e.g. 2026-03-02 09:00:00 UTC (zone=False: in a column headed UTC), or a dash."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S" + " UTC" * zone) if moment else "-"
+
+
+def span_text(seconds: float | None) -> str:
+    """Format a duration as e.g. 1h 02m 05s, or a dash."""
+    if seconds is None:
+        return "-"
+    hours, rest = divmod(round(seconds), 3600)
+    minutes, secs = divmod(rest, 60)
+    return f"{hours}h {minutes:02d}m {secs:02d}s" if hours else f"{minutes}m {secs:02d}s"
+
+
+def percent_text(value: float | None) -> str:
+    """Format a percentage with one decimal, or a dash (a live session has none yet)."""
+    return "-" if value is None else f"{value:.1f}%"
+
+
+def yes_no(value: bool | None) -> str:
+    """Format a flag as yes or no, or a dash when it is not known yet."""
+    return "-" if value is None else "yes" if value else "no"
