@@ -16,6 +16,7 @@ from flask import Flask
 from redis import Redis
 from rq import SimpleWorker
 from sqlalchemy import make_url, text
+from sqlalchemy.orm import Session, sessionmaker
 
 from tests.emulator_fixture import (  # noqa: F401  (fixtures)
     EMULATOR_SECRET,
@@ -26,7 +27,7 @@ from tests.emulator_fixture import (  # noqa: F401  (fixtures)
 from tests.servers import free_port, serving
 from webhooks import create_app, runtime_of
 from workers import broker, process
-from workers.db import make_engine
+from workers.db import make_engine, make_sessionmaker
 from workers.models import Base
 from workers.runtime import QUEUE_NAME, Runtime
 from workers.settings import Settings
@@ -132,6 +133,14 @@ def app(settings: Settings) -> Iterator[Flask]:
     flask_app.testing = True
     yield flask_app
     runtime_of(flask_app).engine.dispose()
+
+
+@pytest.fixture
+def Db(database_url: str) -> Iterator[sessionmaker[Session]]:
+    """Return a session factory on the test database, for tests that arrange or inspect rows directly."""
+    engine = make_engine(database_url)
+    yield make_sessionmaker(engine)
+    engine.dispose()
 
 
 PUBLIC_BASE_URL = "https://rollcall.example"

@@ -8,18 +8,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from workers.attendance import AttendanceRules, Identity, SegmentFacts, compute_session
-from workers.db import make_engine, make_sessionmaker
 from workers.folding import AMENDMENT, apply_deliveries
 from workers.lifecycle import finalize, sweep_stale
 from workers.meetings import FoldRules
@@ -40,13 +37,6 @@ EVENT_TIME_FIELD = {
 
 def at(minutes: float) -> datetime:
     return T0 + timedelta(minutes=minutes)
-
-
-@pytest.fixture
-def Db(database_url: str) -> Iterator[sessionmaker[Session]]:
-    engine = make_engine(database_url)
-    yield make_sessionmaker(engine)
-    engine.dispose()
 
 
 def make_room(Db: sessionmaker[Session], min_percent: float | None = None) -> int:
