@@ -26,7 +26,7 @@ bench: install
 	$(BIN)/python -m bench
 
 demo: install
-	$(BIN)/flask --app wsgi demo
+	$(BIN)/flask --app wsgi demo $(DEMO_ARGS)
 
 clean:
 	rm -rf $(VENV) instance .pytest_cache .mypy_cache .ruff_cache .hypothesis

@@ -23,10 +23,11 @@ def db_upgrade(revision: str) -> None:
 
 def register(app: Flask) -> None:
     """Attach every command group to the app."""
-    from webhooks import emulator_cli, event_cli, room_cli, session_cli
+    from webhooks import demo, emulator_cli, event_cli, room_cli, session_cli
 
     app.cli.add_command(db)
     room_cli.register(app)  # flask rooms create|list|show|delete|rotate-token
     emulator_cli.register(app)  # flask emulator
     event_cli.register(app)  # flask events replay|relay
     session_cli.register(app)  # flask sessions rebuild
+    demo.register(app)  # flask demo

