@@ -13,30 +13,25 @@ import os
 import secrets
 import shutil
 import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
 import traceback
 from collections import Counter
-from collections.abc import Iterator
-from contextlib import contextmanager, suppress
-from dataclasses import dataclass, field
+from contextlib import suppress
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from threading import Thread
 from types import FrameType
 from typing import Any
 
 import click
 import httpx
 from flask import Flask, current_app
-from werkzeug.serving import make_server
 
 from webhooks import runtime_of
 from webhooks.demo_meeting import attendance_table, meeting_script
-from webhooks.emulator import create_emulator, emulator_state
+from webhooks.demo_processes import HINT, Children, DemoFailed, Emulator, free_port, serve_emulator
+from webhooks.emulator import emulator_state
 from webhooks.emulator_meeting import play_meeting
 from workers import broker, migrate
 from workers.settings import Settings
@@ -44,66 +39,6 @@ from workers.settings import Settings
 FINALIZE_AFTER_SECONDS = 3
 # The demo never mails or notifies anyone and talks to the emulator only, whatever the environment says.
 NOT_INHERITED = ("SMTP_URL", "MAIL_FROM", "NOTIFY_WEBHOOK_URL", "NOTIFY_WEBHOOK_SECRET", "METERED_APP_NAME")
-HINT = "Fix the cause and run it again (`flask --app wsgi demo --keep-running` leaves the servers up)."
-
-
-class DemoFailed(Exception):
-    """A step of the demo went wrong; `log` is the output of the process to look at, `hint` what to do."""
-
-    def __init__(self, message: str, log: Path | None = None, hint: str = HINT) -> None:
-        super().__init__(message)
-        self.log, self.hint = log, hint
-
-
-@dataclass
-class Children:
-    """The processes the demo started, each leading its own process group so its forks stop with it."""
-
-    folder: Path
-    started: list[tuple[str, subprocess.Popen[bytes], Path]] = field(default_factory=list)
-
-    def start(self, name: str, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
-        """Start `argv` in the demo's folder, its output going to `<name>.log` there."""
-        log = self.folder / f"{name.replace(' ', '-')}.log"
-        with log.open("wb") as output:
-            child = subprocess.Popen(  # noqa: S603 - our own interpreter, with arguments we wrote
-                argv, env=env, cwd=self.folder, stdin=subprocess.DEVNULL, stdout=output,
-                stderr=subprocess.STDOUT, start_new_session=True,
-            )  # fmt: skip
-        self.started.append((name, child, log))
-        return child
-
-    def log_of(self, name: str) -> Path:
-        """Return the log file of the child called `name`."""
-        return next(log for started, _, log in self.started if started == name)
-
-    def check(self) -> None:
-        """Raise DemoFailed if a child has exited."""
-        for name, child, log in self.started:
-            if child.poll() is not None:
-                hint = "Its log says why; a port in use? Choose another with --port."
-                raise DemoFailed(f"the {name} exited with code {child.returncode}", log, hint)
-
-    def stop(self) -> None:
-        """Stop every child: SIGTERM to each group, then SIGKILL whatever is left of it after a grace."""
-        for _, child, _ in self.started:
-            with suppress(ProcessLookupError):
-                os.killpg(child.pid, signal.SIGTERM)
-        for _, child, _ in self.started:
-            with suppress(subprocess.TimeoutExpired):
-                child.wait(timeout=10)
-            with suppress(ProcessLookupError):  # a fork that outlived its leader, or a leader that hung
-                os.killpg(child.pid, signal.SIGKILL)
-            child.wait()
-
-
-@dataclass(frozen=True)
-class Emulator:
-    """The Metered emulator the demo serves: its app, base URL and secret key."""
-
-    app: Flask
-    url: str
-    secret: str
 
 
 @click.command("demo")
@@ -118,9 +53,9 @@ def demo_command(people: int, port: int, keep_running: bool) -> None:
         signal.signal(signum, _interrupt)
     children = Children(Path(tempfile.mkdtemp(prefix="rollcall-demo-")))
     try:
-        with _emulator() as emulator:
+        with serve_emulator() as emulator:
             try:
-                _run(runtime_of(current_app).settings, emulator, children, people, port or _free_port())
+                _run(runtime_of(current_app).settings, emulator, children, people, port or free_port())
                 if keep_running:
                     _serve_until_interrupted(children)
             finally:
@@ -139,25 +74,6 @@ def demo_command(people: int, port: int, keep_running: bool) -> None:
 
 def _interrupt(signum: int, frame: FrameType | None) -> None:
     raise KeyboardInterrupt  # unwind through the cleanup, as Ctrl-C does
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-@contextmanager
-def _emulator() -> Iterator[Emulator]:
-    secret = secrets.token_urlsafe(16)
-    app = create_emulator(secret)
-    server = make_server("127.0.0.1", 0, app, threaded=True)
-    Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True).start()
-    try:
-        yield Emulator(app, f"http://127.0.0.1:{server.server_port}", secret)
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 def _run(settings: Settings, emulator: Emulator, children: Children, people: int, port: int) -> None:
