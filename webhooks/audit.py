@@ -36,7 +36,7 @@ def list_events() -> Response:
     return jsonify(page_body(rows, page, event_json, lambda row: row[0].id))
 
 
-@blueprint.post("/api/events/<int:delivery_id>/replay")
+@blueprint.post("/api/events/<int(max=9223372036854775807):delivery_id>/replay")
 @require_token
 def replay(delivery_id: int) -> tuple[Response, int]:
     """Fold one stored delivery again: back to unprocessed, and its room signalled."""

@@ -7,7 +7,7 @@ from typing import Any
 
 from flask import Flask, Response, json
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DataError, DBAPIError
 from werkzeug.exceptions import HTTPException
 
 log = logging.getLogger(__name__)
@@ -81,6 +81,12 @@ def register_error_handlers(app: Flask) -> None:
         headers = dict(error.get_headers()) if status == 405 else {}
         headers.pop("Content-Type", None)
         return Problem(status, error.name, error.description, headers=headers).to_response()
+
+    @app.errorhandler(DataError)
+    def _unusable_value(error: DataError) -> Response:
+        # A value the database cannot hold (PostgreSQL refuses NUL in text): the request, not an outage.
+        log.info("database refused a value: %s", type(error.orig).__name__)
+        return Problem(400, "Bad Request", "A value in the request cannot be used here.").to_response()
 
     @app.errorhandler(DBAPIError)
     def _database(error: DBAPIError) -> Response:

@@ -15,6 +15,7 @@ T = TypeVar("T")
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
+MAX_ID = 2**63 - 1  # the largest id any of our databases stores
 
 
 @dataclass(frozen=True)
@@ -31,7 +32,7 @@ def requested_page() -> Page:
     limit = DEFAULT_LIMIT
     raw_limit = request.args.get("limit")
     if raw_limit is not None:
-        if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        if not _whole_number(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
             errors.append({"field": "limit", "message": f"must be a whole number from 1 to {MAX_LIMIT}"})
         else:
             limit = int(raw_limit)
@@ -70,4 +71,9 @@ def _decode(cursor: str) -> int | None:
     except (ValueError, UnicodeDecodeError):
         return None
     prefix, _, number = text.partition(":")
-    return int(number) if prefix == "id" and number.isdigit() else None
+    return int(number) if prefix == "id" and _whole_number(number) and int(number) <= MAX_ID else None
+
+
+def _whole_number(text: str) -> bool:
+    # str.isdigit() alone accepts "²", which int() refuses.
+    return text.isascii() and text.isdigit()

@@ -11,7 +11,7 @@ from pydantic.alias_generators import to_camel
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workers.models import AttendanceRow, MeetingSession, Room
+from workers.models import AttendanceRow, MeetingSession, Room, SessionStatus
 from workers.timefmt import UtcTime, iso_ms
 
 CSV_COLUMNS = [
@@ -62,7 +62,7 @@ class AttendanceOut(WireModel):
 class SessionOut(WireModel):
     meeting_session_id: str
     room_name: str
-    status: str
+    status: SessionStatus
     started_at: UtcTime | None
     ended_at: UtcTime | None
     duration_seconds: float | None

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from pydantic import PlainSerializer
+from pydantic import PlainSerializer, WithJsonSchema
 
 
 def iso_ms(moment: datetime) -> str:
@@ -13,4 +13,8 @@ def iso_ms(moment: datetime) -> str:
     return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
 
 
-UtcTime = Annotated[datetime, PlainSerializer(iso_ms, return_type=str)]
+UtcTime = Annotated[
+    datetime,
+    PlainSerializer(iso_ms, return_type=str),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
+]

@@ -1,0 +1,267 @@
+"""GET /openapi.json: the OpenAPI 3.1 document, built from the app's routes and the pydantic wire models.
+
+Every rule in the app's url_map becomes an operation, so a route nobody described still appears (with a
+generic answer). What each endpoint takes and answers is declared once, in ENDPOINTS; its summary is its
+view's docstring, and its security is read off the auth decorator the view wears.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from functools import cache
+from http import HTTPStatus
+from importlib.metadata import PackageNotFoundError, version
+from typing import Any, Literal
+
+from flask import Blueprint, Flask, Response, current_app, jsonify
+from pydantic import TypeAdapter
+from pydantic.alias_generators import to_camel
+from werkzeug.routing import Rule
+
+from webhooks import openapi_models as wire
+from webhooks.auth import require_basic, require_token
+from webhooks.pagination import MAX_LIMIT
+from workers.models import DeliveryStatus
+from workers.payloads import EVENTS, EndBody, JoinBody, LeaveBody, StartBody
+from workers.room_options import CreateRoomRequest, RoomSettings, UpdateRoomRequest
+
+blueprint = Blueprint("openapi", __name__)
+
+Schema = dict[str, Any]
+Mode = Literal["validation", "serialization"]
+JSON, FORM, PROBLEM = "application/json", "application/x-www-form-urlencoded", "application/problem+json"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """What one endpoint takes and answers, beyond what its route and its view already say.
+
+    An answer is a pydantic type (sent as JSON), a media type (sent as text), or a tuple of those.
+    """
+
+    answers: dict[int, Any]
+    problems: tuple[int, ...] = ()
+    body: Any = None
+    body_media: tuple[str, ...] = (JSON,)
+    query: dict[str, Schema] = field(default_factory=dict)
+    path: dict[str, Schema] = field(default_factory=dict)
+
+
+PAGE: dict[str, Schema] = {
+    "limit": {"type": "integer", "minimum": 1, "maximum": MAX_LIMIT, "default": 50},
+    "cursor": {"type": "string", "description": "The nextCursor of the previous page."},
+}
+EVENT_FILTERS: dict[str, Schema] = {
+    "room": {"type": "string", "description": "A room name."},
+    "session": {"type": "string", "description": "A meetingSessionId."},
+    "type": {"type": "string", "enum": list(EVENTS)},
+    "status": {"type": "string", "enum": [status.value for status in DeliveryStatus]},
+    "since": {"type": "string", "description": "Received at or after: ISO-8601 (no offset means UTC)."},
+}
+CSV: dict[str, Schema] = {
+    "format": {"type": "string", "enum": ["csv"], "description": "CSV whatever Accept says"}
+}
+METERED_PROBLEMS = (502, 503, 504)  # Metered refused, is not configured, or did not answer
+BODY_PROBLEMS = (400, 413, 415, 422)
+
+ENDPOINTS: dict[str, Endpoint] = {
+    "ops.healthz": Endpoint({200: wire.Health}),
+    "ops.readyz": Endpoint({200: wire.Readiness}, (503,)),
+    "metrics.metrics": Endpoint({200: "text/plain"}),
+    "openapi.document": Endpoint({200: dict[str, Any]}),
+    "rooms.create_room": Endpoint(
+        {201: wire.RoomCreated}, (*BODY_PROBLEMS, 409, *METERED_PROBLEMS), CreateRoomRequest
+    ),
+    "rooms.list_rooms": Endpoint(
+        {200: wire.RoomPage}, (422,), query={**PAGE, "includeArchived": {"type": "boolean"}}
+    ),
+    "rooms.show_room": Endpoint({200: wire.RoomOut}, (404,)),
+    "rooms.update_room": Endpoint(
+        {200: wire.RoomOut}, (*BODY_PROBLEMS, 404, 409, *METERED_PROBLEMS), UpdateRoomRequest
+    ),
+    "rooms.archive_room": Endpoint({200: wire.RoomOut}, (404, *METERED_PROBLEMS)),
+    "hooks.receive": Endpoint(
+        {202: wire.DeliveryAccepted, 200: wire.DeliveryDuplicate},
+        (*BODY_PROBLEMS, 404),
+        body=JoinBody | LeaveBody | StartBody | EndBody,
+        body_media=(JSON, FORM),
+        path={"event": {"type": "string", "enum": list(EVENTS)}},
+    ),
+    "audit.list_events": Endpoint({200: wire.EventPage}, (422,), query={**PAGE, **EVENT_FILTERS}),
+    "audit.replay": Endpoint({202: wire.ReplayQueued}, (404,)),
+    "reports.room_sessions": Endpoint({200: wire.SessionPage}, (404, 422), query=PAGE),
+    "reports.show_session": Endpoint({200: wire.SessionReport}, (404,)),
+    "reports.session_attendance": Endpoint({200: (wire.AttendanceList, "text/csv")}, (404,), query=CSV),
+    "reports.person_attendance": Endpoint({200: wire.PersonAttendancePage}, (422,), query=PAGE),
+    "reports.session_history": Endpoint({200: wire.SessionHistory}, (404,)),
+    "session_admin.rebuild": Endpoint({202: wire.RebuildQueued}, (404,)),
+    "pages.session_page": Endpoint({200: "text/html"}, (404,)),
+    "pages.room_page": Endpoint({200: "text/html"}, (404, 422), query=PAGE),
+}
+
+
+@blueprint.get("/openapi.json")
+def document() -> Response:
+    """Answer this app's OpenAPI 3.1 document."""
+    built = current_app.extensions.get("rollcall.openapi")
+    if built is None:
+        # The routes are fixed once the app serves requests: build the document once per app.
+        built = current_app.extensions["rollcall.openapi"] = build_document(current_app)
+    return jsonify(built)
+
+
+def build_document(app: Flask) -> dict[str, Any]:
+    """Return the OpenAPI 3.1 document of every route of `app` but `static`."""
+    paths: dict[str, dict[str, Any]] = {}
+    for rule in app.url_map.iter_rules():
+        if rule.endpoint == "static":
+            continue
+        path, variables = path_template(rule)
+        view = app.view_functions[rule.endpoint]
+        for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):  # Werkzeug answers those
+            paths.setdefault(path, {})[method.lower()] = _operation(rule.endpoint, view, variables)
+    return {
+        "openapi": "3.1.0",
+        "info": {
+            "title": "Rollcall",
+            "version": _version(),
+            "description": "Attendance for Metered video rooms, from Metered's webhooks.",
+        },
+        "paths": paths,
+        "components": {"schemas": _schemas()[1], "securitySchemes": SECURITY_SCHEMES},
+    }
+
+
+def _version() -> str:
+    try:
+        return version("rollcall")
+    except PackageNotFoundError:  # run from a checkout that was never installed
+        return "0+unknown"
+
+
+# A Werkzeug rule variable: <name>, <converter:name> or <converter(arguments):name>.
+_VARIABLE = re.compile(r"<(?:(?P<converter>\w+)(?:\([^)]*\))?:)?(?P<name>\w+)>")
+PATH_NAMES = {"token": "roomToken", "delivery_id": "id"}  # the contract's names for these
+CONVERTER_SCHEMAS: dict[str, Schema] = {
+    "default": {"type": "string", "pattern": "^[^/]+$"},
+    "path": {"type": "string", "minLength": 1},
+    "int": {"type": "integer", "minimum": 0},
+    "float": {"type": "number", "minimum": 0},
+    "uuid": {"type": "string", "format": "uuid"},
+}
+
+
+def path_template(rule: Rule) -> tuple[str, list[tuple[str, Schema]]]:
+    """Return the rule as an OpenAPI path template, and each path variable's name and schema."""
+    variables: list[tuple[str, Schema]] = []
+
+    def replace(match: re.Match[str]) -> str:
+        name = PATH_NAMES.get(match["name"], to_camel(match["name"]))
+        converter = match["converter"] or "default"
+        variables.append((name, CONVERTER_SCHEMAS.get(converter, CONVERTER_SCHEMAS["default"])))
+        return "{" + name + "}"
+
+    return _VARIABLE.sub(replace, rule.rule), variables
+
+
+def _operation(endpoint: str, view: Callable[..., Any], variables: list[tuple[str, Schema]]) -> Schema:
+    described = ENDPOINTS.get(endpoint, Endpoint({}))
+    security = _security(view)
+    operation: Schema = {
+        "operationId": endpoint,
+        "tags": [endpoint.partition(".")[0]],
+        "summary": (view.__doc__ or endpoint).strip().splitlines()[0],
+        "security": security,
+        "parameters": [
+            *(_parameter("path", name, described.path.get(name, schema)) for name, schema in variables),
+            *(_parameter("query", name, schema, required=False) for name, schema in described.query.items()),
+        ],
+    }
+    if described.body is not None:
+        schema = _schemas()[0][described.body, "validation"]
+        content = {media: {"schema": schema} for media in described.body_media}
+        operation["requestBody"] = {"required": False, "content": content}
+    if endpoint in ENDPOINTS:
+        operation["responses"] = dict(_responses(described, bool(security)))
+    else:
+        operation["responses"] = {"default": {"description": "Not described in webhooks.openapi yet."}}
+    return operation
+
+
+def _responses(described: Endpoint, secured: bool) -> Iterator[tuple[str, Schema]]:
+    schemas = _schemas()[0]
+    for status, answer in described.answers.items():
+        content = dict(_content(item, schemas) for item in _items(answer))
+        yield str(status), {"description": HTTPStatus(status).phrase, "content": content}
+    problem = {PROBLEM: {"schema": schemas[wire.ProblemDetails, "serialization"]}}
+    for status in sorted({*described.problems, *((401,) if secured else ())}):
+        yield str(status), {"description": HTTPStatus(status).phrase, "content": problem}
+    yield "default", {"description": "Any other error: every error is problem+json", "content": problem}
+
+
+def _items(answer: Any) -> tuple[Any, ...]:
+    return answer if isinstance(answer, tuple) else (answer,)
+
+
+def _content(item: Any, schemas: dict[tuple[Any, Mode], Schema]) -> tuple[str, Schema]:
+    if isinstance(item, str):
+        return item, {"schema": {"type": "string"}}
+    return JSON, {"schema": schemas[item, "serialization"]}
+
+
+def _parameter(where: str, name: str, schema: Schema, *, required: bool = True) -> Schema:
+    return {"name": name, "in": where, "required": required, "schema": schema}
+
+
+def _unguarded() -> None:
+    """Stand in for a view, to learn what the auth decorators' wrappers look like."""
+
+
+SECURITY_SCHEMES = {
+    "bearerAuth": {"type": "http", "scheme": "bearer", "description": "Authorization: Bearer <API_TOKEN>"},
+    "basicAuth": {"type": "http", "scheme": "basic", "description": "The API token as the password"},
+}
+# Every view wrapped by require_token shares one wrapper code object (likewise require_basic), so the
+# document states the auth each view enforces, not what a table claims it does.
+_SECURITY_BY_WRAPPER: dict[object, list[dict[str, list[str]]]] = {
+    require_token(_unguarded).__code__: [{"bearerAuth": []}],
+    require_basic(_unguarded).__code__: [{"basicAuth": []}],
+}
+
+
+def _security(view: Callable[..., Any]) -> list[dict[str, list[str]]]:
+    return _SECURITY_BY_WRAPPER.get(getattr(view, "__code__", None), [])
+
+
+@cache
+def _schemas() -> tuple[dict[tuple[Any, Mode], Schema], dict[str, Schema]]:
+    """Return the JSON Schema of each type ENDPOINTS names, by (type, mode), and the components they use."""
+    wanted: set[tuple[Any, Mode]] = {(wire.ProblemDetails, "serialization")}
+    for described in ENDPOINTS.values():
+        if described.body is not None:
+            wanted.add((described.body, "validation"))
+        for answer in described.answers.values():
+            wanted |= {(item, "serialization") for item in _items(answer) if not isinstance(item, str)}
+    inputs = [(key, key[1], TypeAdapter(key[0])) for key in wanted]
+    found, defs = TypeAdapter.json_schemas(inputs, by_alias=True, ref_template="#/components/schemas/{model}")
+    schemas = {key: schema for (key, _), schema in found.items()}
+    definitions: dict[str, Schema] = defs.get("$defs", {})
+    for model in (CreateRoomRequest, UpdateRoomRequest):
+        _refuse_null(definitions[schemas[model, "validation"]["$ref"].rpartition("/")[2]], model)
+    return schemas, definitions
+
+
+def _refuse_null(definition: Schema, model: type[RoomSettings]) -> None:
+    # RoomSettings types its fields `X | None` for Python's sake but refuses null on the wire, except in
+    # the fields it calls nullable: a schema allowing null there would promise what the API refuses.
+    for name, property_schema in definition["properties"].items():
+        branches = property_schema.get("anyOf", [])
+        if name in model.nullable or {"type": "null"} not in branches:
+            continue
+        del property_schema["anyOf"]
+        if "default" in property_schema and property_schema["default"] is None:
+            del property_schema["default"]
+        kept = [branch for branch in branches if branch != {"type": "null"}]
+        property_schema.update(kept[0] if len(kept) == 1 else {"anyOf": kept})

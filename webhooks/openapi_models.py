@@ -1,0 +1,221 @@
+"""Wire models of the answers that no other pydantic model describes yet, for the OpenAPI document.
+
+Never instantiated: the views build these answers as dicts. Each model is read off the view named in its
+docstring; change them together.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.json_schema import SkipJsonSchema
+
+from workers.models import DeliveryStatus, NotificationState
+from workers.payloads import EVENTS
+from workers.reports import AttendanceOut, SessionOut, SessionWithAttendance, WireModel
+
+# A field left out of the answer where it does not apply, but never null when present.
+Absent = SkipJsonSchema[None]
+
+
+def absent(description: str) -> Any:
+    """Declare an optional, non-nullable field (its `None` default is Python's, not the wire's)."""
+    return Field(default=None, description=description, json_schema_extra=_drop_default)
+
+
+def _drop_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+class FieldProblem(BaseModel):
+    """One problem with a request: the field's dotted path and what is wrong (webhooks.errors)."""
+
+    field: str
+    message: str
+
+
+class ProblemDetails(WireModel):
+    """An error answer, application/problem+json (RFC 9457), as webhooks.errors.Problem renders it."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    errors: list[FieldProblem] | Absent = absent("Every problem with the request (validation errors only).")
+    metered_status: int | Absent = absent("Metered's HTTP status (502 only).")
+    event_code: str | Absent = absent("Metered's eventCode (502 only).")
+    checks: dict[str, Literal["ok", "unreachable"]] | Absent = absent("Each dependency (readyz only).")
+
+
+class WebhookUrls(BaseModel):
+    """The four webhook URLs registered at Metered, keyed by Metered's field names."""
+
+    meetingJoinWebhook: str
+    meetingLeftWebhook: str
+    meetingStartedWebhook: str
+    meetingEndedWebhook: str
+
+
+class RoomOut(WireModel):
+    """A room, as workers.rooms.room_view shows it: Metered's room object plus Rollcall's own fields."""
+
+    # Metered's fields are whatever Metered answered (the Create Room options echoed back, and more).
+    model_config = ConfigDict(extra="allow")
+
+    metered_id: str | Absent = Field(default=None, alias="_id", json_schema_extra=_drop_default)
+    room_name: str
+    app: str | Absent = absent("Metered's app id.")
+    created: str | Absent = absent("When Metered created the room.")
+    archived: bool | Absent = absent("Whether the room is archived at Metered.")
+    organizer_email: str | None
+    notify_participants: bool
+    min_attendance_percent: float | None
+    archived_at: str | None
+
+
+class RoomCreated(RoomOut):
+    """The answer to POST /api/rooms: the room and the webhook URLs registered for it."""
+
+    webhook_urls: WebhookUrls
+
+
+class RoomPage(WireModel):
+    """A page of rooms (rooms.list_rooms)."""
+
+    items: list[RoomOut]
+    next_cursor: str | None
+
+
+class SessionPage(WireModel):
+    """A page of a room's meeting sessions, newest first (reports.room_sessions)."""
+
+    items: list[SessionOut]
+    next_cursor: str | None
+
+
+class NotificationOut(WireModel):
+    """One post-meeting notification and where it is (workers.notify_jobs.notifications_for)."""
+
+    recipient: str
+    kind: str
+    state: NotificationState
+    reason: str | None
+    attempts: int
+    updated_at: str
+
+
+class SessionReport(SessionWithAttendance):
+    """A session with its attendance and its post-meeting notifications (reports.show_session)."""
+
+    notifications: list[NotificationOut]
+
+
+class AttendanceList(WireModel):
+    """A session's attendance, one entry per person (reports.session_attendance)."""
+
+    items: list[AttendanceOut]
+
+
+class PersonAttendance(AttendanceOut):
+    """One person's attendance in one session, with that session (reports.person_attendance)."""
+
+    session: SessionOut
+
+
+class PersonAttendancePage(WireModel):
+    """A page of one person's attendance across sessions, newest first."""
+
+    items: list[PersonAttendance]
+    next_cursor: str | None
+
+
+class HistoryEntry(WireModel):
+    """One change to a session's results and its cause (workers.history.trail)."""
+
+    id: int
+    changed_at: str
+    cause: str
+    delivery_ids: list[int]
+    job_id: str | None
+    figures: dict[str, Any]
+    people: list[dict[str, Any]]
+
+
+class SessionHistory(WireModel):
+    """Every change to a session's results, oldest first (reports.session_history)."""
+
+    items: list[HistoryEntry]
+
+
+class StoredEvent(WireModel):
+    """One stored webhook delivery and what became of it (audit.event_json)."""
+
+    id: int
+    room: str
+    event: str = Field(json_schema_extra={"enum": list(EVENTS)})
+    status: DeliveryStatus
+    status_reason: str | None
+    received_at: str
+    event_time: str | None
+    time_reported: bool
+    processed_at: str | None
+    dedupe_key: str
+    duplicate_count: int
+    meeting_session_id: str | None
+    participant_session_id: str | None
+    content_type: str
+    raw_body: Any = Field(description="The body as received: parsed when it was JSON, else the text.")
+    headers: dict[str, str]
+    source_address: str | None
+
+
+class EventPage(WireModel):
+    """A page of stored deliveries, newest first (audit.list_events)."""
+
+    items: list[StoredEvent]
+    next_cursor: str | None
+
+
+class ReplayQueued(WireModel):
+    """The answer to a replay: the delivery and its status now (audit.replay)."""
+
+    id: int
+    status: Literal["queued", "received"]
+
+
+class RebuildQueued(WireModel):
+    """The answer to a rebuild: the queued job (session_admin.rebuild)."""
+
+    queued: Literal[True]
+    job_id: str
+    meeting_session_id: str
+
+
+class DeliveryAccepted(BaseModel):
+    """A webhook delivery stored for the first time (hooks.receive, 202)."""
+
+    accepted: Literal[True]
+    id: int
+
+
+class DeliveryDuplicate(BaseModel):
+    """A repeat of a stored delivery (hooks.receive, 200)."""
+
+    duplicate: Literal[True]
+    id: int
+
+
+class Health(BaseModel):
+    """The process is up (ops.healthz)."""
+
+    status: Literal["ok"]
+
+
+class Readiness(BaseModel):
+    """The database and Redis both answer (ops.readyz)."""
+
+    status: Literal["ready"]
+    checks: dict[str, Literal["ok"]]
