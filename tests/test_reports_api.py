@@ -80,6 +80,19 @@ def test_room_sessions_newest_first(api: httpx.Client, Db: sessionmaker[Session]
     assert api.get("/api/rooms/no-such-room/sessions").status_code == 404
 
 
+def test_attendance_and_history_are_paginated(api: httpx.Client, Db: sessionmaker[Session]) -> None:
+    meeting(Db, "m-page", make_room(Db))
+    first = api.get("/api/sessions/m-page/attendance?limit=1").json()
+    assert [a["participantKey"] for a in first["items"]] == ["ext:ann"]
+    rest = api.get(f"/api/sessions/m-page/attendance?limit=1&cursor={first['nextCursor']}").json()
+    assert ([a["participantKey"] for a in rest["items"]], rest["nextCursor"]) == (["name:Bo"], None)
+    # An attendance cursor is not a history cursor: refused by name, not misread.
+    wrong = api.get(f"/api/sessions/m-page/history?cursor={first['nextCursor']}")
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "cursor"
+    history = api.get("/api/sessions/m-page/history?limit=1").json()
+    assert len(history["items"]) == 1 and history["nextCursor"] is None  # one fold, one change
+
+
 def test_bad_limit_names_the_parameter(api: httpx.Client) -> None:
     response = api.get("/api/people/ext:ann/attendance?limit=0")
     assert response.status_code == 422

@@ -93,9 +93,11 @@ ENDPOINTS: dict[str, Endpoint] = {
     "audit.replay": Endpoint({202: wire.ReplayQueued}, (404,)),
     "reports.room_sessions": Endpoint({200: wire.SessionPage}, (404, 422), query=PAGE),
     "reports.show_session": Endpoint({200: wire.SessionReport}, (404,)),
-    "reports.session_attendance": Endpoint({200: (wire.AttendanceList, "text/csv")}, (404,), query=CSV),
+    "reports.session_attendance": Endpoint(
+        {200: (wire.AttendanceList, "text/csv")}, (404, 422), query={**PAGE, **CSV}
+    ),
     "reports.person_attendance": Endpoint({200: wire.PersonAttendancePage}, (422,), query=PAGE),
-    "reports.session_history": Endpoint({200: wire.SessionHistory}, (404,)),
+    "reports.session_history": Endpoint({200: wire.SessionHistory}, (404, 422), query=PAGE),
     "session_admin.rebuild": Endpoint({202: wire.RebuildQueued}, (404,)),
     "pages.session_page": Endpoint({200: "text/html"}, (404,)),
     "pages.room_page": Endpoint({200: "text/html"}, (404, 422), query=PAGE),

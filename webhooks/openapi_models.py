@@ -114,9 +114,10 @@ class SessionReport(SessionWithAttendance):
 
 
 class AttendanceList(WireModel):
-    """A session's attendance, one entry per person (reports.session_attendance)."""
+    """A page of a session's attendance, one entry per person, by key (reports.session_attendance)."""
 
     items: list[AttendanceOut]
+    next_cursor: str | None
 
 
 class PersonAttendance(AttendanceOut):
@@ -145,9 +146,10 @@ class HistoryEntry(WireModel):
 
 
 class SessionHistory(WireModel):
-    """Every change to a session's results, oldest first (reports.session_history)."""
+    """A page of the changes to a session's results, oldest first (reports.session_history)."""
 
     items: list[HistoryEntry]
+    next_cursor: str | None
 
 
 class StoredEvent(WireModel):

@@ -69,18 +69,21 @@ def show_session(meeting_session_id: str) -> dict[str, Any]:
 @blueprint.get("/api/sessions/<meeting_session_id>/attendance")
 @require_token
 def session_attendance(meeting_session_id: str) -> Response | dict[str, Any]:
-    """List a session's attendance, as JSON or (Accept: text/csv, ?format=csv) CSV."""
+    """List a session's attendance, as JSON (paginated) or (Accept: text/csv, ?format=csv) CSV (all of it)."""
+    wants_csv = _wants_csv()
+    page = None if wants_csv else requested_page(by_key=True)
     with runtime_of(current_app).Session() as db:
         meeting, _ = _find_session(db, meeting_session_id)
+        if page is not None:
+            rows = attendance_of(db, meeting, page.after_key, page.limit + 1)
+            return page_body(rows, page, lambda row: row.model_dump(), lambda row: row.participant_key)
         attendance = attendance_of(db, meeting)
-    if _wants_csv():
-        filename = f"attendance-{meeting_session_id}.csv".replace('"', "")
-        return Response(
-            attendance_csv(attendance),
-            mimetype="text/csv",
-            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
-        )
-    return {"items": [row.model_dump() for row in attendance]}
+    filename = f"attendance-{meeting_session_id}.csv".replace('"', "")
+    return Response(
+        attendance_csv(attendance),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+    )
 
 
 @blueprint.get("/api/people/<path:participant_key>/attendance")
@@ -113,6 +116,8 @@ def _person_item(row: Any) -> dict[str, Any]:
 @require_token
 def session_history(meeting_session_id: str) -> dict[str, Any]:
     """List every change to the session's results, oldest first, with its cause."""
+    page = requested_page()
     with runtime_of(current_app).Session() as db:
         meeting, _ = _find_session(db, meeting_session_id)
-        return {"items": history.trail(db, meeting)}
+        entries = history.trail(db, meeting, page.after, page.limit + 1)
+    return page_body(entries, page, lambda entry: entry, lambda entry: entry["id"])

@@ -37,11 +37,14 @@ def record(
     return entry
 
 
-def trail(db: Session, meeting: MeetingSession) -> list[dict[str, Any]]:
-    """Return the session's changes, oldest first, as the history API shows them."""
-    entries = db.scalars(
-        select(SessionChange).where(SessionChange.session_id == meeting.id).order_by(SessionChange.id)
-    )
+def trail(
+    db: Session, meeting: MeetingSession, after: int | None = None, limit: int | None = None
+) -> list[dict[str, Any]]:
+    """Return the session's changes, oldest first (all, or a page after id `after`), as the API shows them."""
+    query = select(SessionChange).where(SessionChange.session_id == meeting.id)
+    if after is not None:
+        query = query.where(SessionChange.id > after)
+    entries = db.scalars(query.order_by(SessionChange.id).limit(limit))
     return [
         {
             "id": entry.id,

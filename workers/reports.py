@@ -134,10 +134,15 @@ def sessions_of_room(
     return room, list(db.scalars(query.order_by(MeetingSession.id.desc()).limit(limit)))
 
 
-def attendance_of(db: Session, meeting: MeetingSession) -> list[AttendanceOut]:
-    """Return a session's attendance in the report's order (by participant key)."""
+def attendance_of(
+    db: Session, meeting: MeetingSession, after_key: str | None = None, limit: int | None = None
+) -> list[AttendanceOut]:
+    """Return a session's attendance in the report's order (by participant key), all or one page of it."""
     query = select(AttendanceRow).where(AttendanceRow.session_id == meeting.id)
-    return [attendance_out(row) for row in db.scalars(query.order_by(AttendanceRow.participant_key))]
+    if after_key is not None:
+        query = query.where(AttendanceRow.participant_key > after_key)
+    query = query.order_by(AttendanceRow.participant_key).limit(limit)
+    return [attendance_out(row) for row in db.scalars(query)]
 
 
 def session_report(db: Session, meeting: MeetingSession, room_name: str) -> SessionWithAttendance:
