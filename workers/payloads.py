@@ -96,6 +96,8 @@ def _epoch_time(number: Decimal) -> datetime:
 
 def truncate_ms(moment: datetime) -> datetime:
     """Drop the microseconds below the millisecond (the precision Rollcall stores and reports)."""
+    if moment.microsecond % 1000 == 0:  # the usual case: Metered reports milliseconds
+        return moment
     return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
@@ -110,7 +112,8 @@ def _text(limit: int) -> StringConstraints:
     return StringConstraints(max_length=limit, pattern=r"^[^\x00]*$")
 
 
-Id = Annotated[str, BeforeValidator(_number_as_text), _text(200)]
+# The constraints come before the BeforeValidator so they stay on pydantic-core's own str schema.
+Id = Annotated[str, _text(200), BeforeValidator(_number_as_text)]
 Name = Annotated[str, _text(200)]
 Email = Annotated[str, _text(320)]
 Time = Annotated[datetime, PlainValidator(metered_time)]
