@@ -8,8 +8,10 @@ from flask.cli import AppGroup
 from sqlalchemy import Select, select
 
 from webhooks import runtime_of
+from workers.locks import room_lock
 from workers.models import MeetingSession, Room
 from workers.rebuild import rebuild as rebuild_session
+from workers.session_jobs import REBUILD_LOCK_SECONDS
 
 sessions = AppGroup("sessions", help="Meeting sessions.")
 
@@ -24,18 +26,20 @@ def rebuild(meeting_session_id: str | None, room_name: str | None, everything: b
         raise click.UsageError("give exactly one of MEETING_SESSION_ID, --room NAME or --all")
     runtime = runtime_of(current_app)
     with runtime.Session() as db:
-        ids = list(db.scalars(_chosen(meeting_session_id, room_name)))
+        chosen = db.execute(_chosen(meeting_session_id, room_name))
+        ids = [(session_id, room_id) for session_id, room_id in chosen]
     if not ids:
         raise click.ClickException("no matching meeting session")
     with click.progressbar(ids, label="rebuilding", show_pos=True) as bar:
-        for session_id in bar:
-            with runtime.Session.begin() as db:
+        for session_id, room_id in bar:
+            # The room's lock, as the worker's jobs hold it: no drain folds into a session being rewritten.
+            with room_lock(runtime.redis, room_id, REBUILD_LOCK_SECONDS), runtime.Session.begin() as db:
                 rebuild_session(db, db.get_one(MeetingSession, session_id))
     click.echo(f"rebuilt {len(ids)} session(s)")
 
 
-def _chosen(meeting_session_id: str | None, room_name: str | None) -> Select[int]:
-    query = select(MeetingSession.id).order_by(MeetingSession.id)
+def _chosen(meeting_session_id: str | None, room_name: str | None) -> Select[int, int]:
+    query = select(MeetingSession.id, MeetingSession.room_id).order_by(MeetingSession.id)
     if meeting_session_id is not None:
         return query.where(MeetingSession.meeting_session_id == meeting_session_id)
     if room_name is not None:

@@ -7,19 +7,17 @@ batch per transaction, under a per-room lock, so two workers never fold the same
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from types import TracebackType
 from typing import Any
 
 from redis import Redis
-from redis.exceptions import LockError, RedisError
-from redis.lock import Lock
+from redis.exceptions import RedisError
 from rq import get_current_job
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from workers import folding, inbox, process, queueing, session_jobs
+from workers.locks import LOCK_SECONDS, room_lock
 from workers.models import Delivery, DeliveryStatus
 from workers.models.base import utcnow
 from workers.runtime import Runtime
@@ -28,29 +26,7 @@ log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
 MAX_BATCHES = 20  # then hand over to a fresh job, so one busy room cannot hold a worker forever
-LOCK_SECONDS = 20  # a SIGKILLed worker's lock frees itself this soon; renewed after every batch
 RELAY_MIN_AGE_SECONDS = 5.0
-
-
-class RoomBusy(RuntimeError):
-    """Another worker kept the room's lock for longer than we could wait: retry later."""
-
-
-@contextmanager
-def room_lock(redis: Redis, room_id: int) -> Iterator[Lock]:
-    """Hold the room's Redis lock, waiting out a lock left by a dead worker; RoomBusy if that fails."""
-    lock = redis.lock(
-        f"rollcall:lock:room:{room_id}", timeout=LOCK_SECONDS, blocking_timeout=LOCK_SECONDS + 5
-    )
-    if not lock.acquire():
-        raise RoomBusy(f"room {room_id} is being drained by another worker")
-    try:
-        yield lock
-    finally:
-        try:
-            lock.release()
-        except LockError:
-            log.warning("room %s: lock expired before the drain finished", room_id)
 
 
 def drain_room(room_id: int) -> int:
@@ -67,7 +43,7 @@ def drain_room(room_id: int) -> int:
             if count < BATCH_SIZE:
                 runtime.redis.delete(_failures_key(room_id))
                 return folded
-            lock.extend(LOCK_SECONDS, replace_ttl=True)
+            lock.extend(LOCK_SECONDS, replace_ttl=True)  # renewed after every batch
         queueing.signal_room(runtime.redis, runtime.queue(), room_id, force=True)
         return folded
 

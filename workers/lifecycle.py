@@ -26,17 +26,36 @@ def finalize(db: Session, meeting_id: int, now: datetime, finalize_after_seconds
     return True
 
 
-def sweep_stale(db: Session, now: datetime, stale_seconds: int) -> list[MeetingSession]:
-    """Close live sessions that had no delivery for `stale_seconds`, inferring their end."""
+def stale_sessions(db: Session, now: datetime, stale_seconds: int) -> list[tuple[int, int]]:
+    """Return (session id, room id) of every live session with no delivery for `stale_seconds`."""
     cutoff = now - timedelta(seconds=stale_seconds)
-    stale = db.scalars(
-        select(MeetingSession).where(
+    rows = db.execute(
+        select(MeetingSession.id, MeetingSession.room_id).where(
             MeetingSession.status == SessionStatus.LIVE, MeetingSession.last_delivery_at < cutoff
         )
-    ).all()
-    for meeting in stale:
-        meeting.closed_by_sweeper = True
-        meeting.status = SessionStatus.ENDED
-        meeting.end_received_at = now
-        history.record(db, meeting, "sweep", recompute_session(db, meeting))
-    return list(stale)
+    )
+    return [(session_id, room_id) for session_id, room_id in rows]
+
+
+def close_stale(db: Session, session_id: int, now: datetime, stale_seconds: int) -> MeetingSession | None:
+    """Close one session if it is still live and silent, inferring its end; return it if it was closed."""
+    meeting = db.get(MeetingSession, session_id)
+    cutoff = now - timedelta(seconds=stale_seconds)
+    if meeting is None or meeting.status != SessionStatus.LIVE:
+        return None
+    if meeting.last_delivery_at is None or meeting.last_delivery_at >= cutoff:
+        return None  # a delivery came in since the sweep looked
+    meeting.closed_by_sweeper = True
+    meeting.status = SessionStatus.ENDED
+    meeting.end_received_at = now
+    history.record(db, meeting, "sweep", recompute_session(db, meeting))
+    return meeting
+
+
+def sweep_stale(db: Session, now: datetime, stale_seconds: int) -> list[MeetingSession]:
+    """Close every stale live session in one transaction (the worker closes them one room lock at a time)."""
+    closed = (
+        close_stale(db, session_id, now, stale_seconds)
+        for session_id, _ in stale_sessions(db, now, stale_seconds)
+    )
+    return [meeting for meeting in closed if meeting is not None]

@@ -9,6 +9,7 @@ from rq import Queue, Retry, get_current_job
 from rq.exceptions import DuplicateJobError
 
 from workers import lifecycle, process
+from workers.locks import room_lock
 from workers.meetings import FoldRules
 from workers.models import MeetingSession
 from workers.models.base import utcnow
@@ -20,6 +21,7 @@ log = logging.getLogger(__name__)
 NOTIFY_FINAL = "workers.notify_jobs.session_finalized"
 NOTIFY_AMENDED = "workers.notify_jobs.session_amended"
 NOTIFY_RETRY = Retry(max=3, interval=[10, 60, 300])
+REBUILD_LOCK_SECONDS = 600  # a 100,000-delivery session rebuilds in seconds; leave room for far larger
 
 
 def fold_rules(settings: Settings) -> FoldRules:
@@ -51,7 +53,7 @@ def finalize_session(session_id: int) -> bool:
             return False
         room_id = meeting.room_id
     drain_room(room_id)
-    with runtime.Session.begin() as db:
+    with room_lock(runtime.redis, room_id), runtime.Session.begin() as db:
         finalized = lifecycle.finalize(db, session_id, utcnow(), settings.finalize_after_seconds)
         meeting = db.get_one(MeetingSession, session_id)
         due = None
@@ -77,22 +79,28 @@ def sweep_stale_sessions() -> int:
     """Close every live session with no delivery for STALE_SESSION_SECONDS; return how many."""
     runtime = process.current()
     settings = runtime.settings
-    with runtime.Session.begin() as db:
-        closed = lifecycle.sweep_stale(db, utcnow(), settings.stale_session_seconds)
-        due = {m.id: m.end_received_at for m in closed}
-    grace = timedelta(seconds=settings.finalize_after_seconds)
-    for session_id, ended in due.items():
-        assert ended is not None
-        schedule_finalize(runtime.queue(), session_id, ended + grace)
-    if due:
-        log.info("swept %d stale sessions", len(due))
-    return len(due)
+    with runtime.Session() as db:
+        stale = lifecycle.stale_sessions(db, utcnow(), settings.stale_session_seconds)
+    closed = 0
+    for session_id, room_id in stale:
+        with room_lock(runtime.redis, room_id), runtime.Session.begin() as db:
+            meeting = lifecycle.close_stale(db, session_id, utcnow(), settings.stale_session_seconds)
+            ended = meeting.end_received_at if meeting is not None else None
+        if ended is not None:
+            closed += 1
+            due = ended + timedelta(seconds=settings.finalize_after_seconds)
+            schedule_finalize(runtime.queue(), session_id, due)
+    if closed:
+        log.info("swept %d stale sessions", closed)
+    return closed
 
 
 def rebuild_session(session_id: int) -> None:
-    """Recompute one session from its stored raw deliveries."""
+    """Recompute one session from its stored raw deliveries, holding its room's lock."""
     runtime = process.current()
     job = get_current_job()
-    with runtime.Session.begin() as db:
-        meeting = db.get_one(MeetingSession, session_id)
-        rebuild(db, meeting, job_id=job.id if job else None)
+    with runtime.Session() as db:
+        room_id = db.get_one(MeetingSession, session_id).room_id
+    # A rebuild rewrites every row of the session: no drain may fold into it meanwhile.
+    with room_lock(runtime.redis, room_id, REBUILD_LOCK_SECONDS), runtime.Session.begin() as db:
+        rebuild(db, db.get_one(MeetingSession, session_id), job_id=job.id if job else None)

@@ -1,0 +1,34 @@
+"""One writer per room: the Redis lock every job that changes a room's sessions holds."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+from redis import Redis
+from redis.exceptions import LockError
+from redis.lock import Lock
+
+log = logging.getLogger(__name__)
+
+LOCK_SECONDS = 20  # a SIGKILLed worker's lock frees itself this soon; long jobs renew it
+
+
+class RoomBusy(RuntimeError):
+    """Another worker kept the room's lock for longer than we could wait: retry later."""
+
+
+@contextmanager
+def room_lock(redis: Redis, room_id: int, seconds: int = LOCK_SECONDS) -> Iterator[Lock]:
+    """Hold the room's Redis lock, waiting out a lock left by a dead worker; RoomBusy if that fails."""
+    lock = redis.lock(f"rollcall:lock:room:{room_id}", timeout=seconds, blocking_timeout=LOCK_SECONDS + 5)
+    if not lock.acquire():
+        raise RoomBusy(f"room {room_id} is being folded by another worker")
+    try:
+        yield lock
+    finally:
+        try:
+            lock.release()
+        except LockError:
+            log.warning("room %s: lock expired before the job finished", room_id)
