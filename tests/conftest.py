@@ -12,10 +12,11 @@ from typing import Any
 
 import httpx
 import pytest
+from alembic.script import ScriptDirectory
 from flask import Flask
 from redis import Redis
 from rq import SimpleWorker
-from sqlalchemy import make_url, text
+from sqlalchemy import Column, Engine, MetaData, String, Table, make_url, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.emulator_fixture import (  # noqa: F401  (fixtures)
@@ -28,6 +29,7 @@ from tests.servers import free_port, serving
 from webhooks import create_app, runtime_of
 from workers import broker, process
 from workers.db import make_engine, make_sessionmaker
+from workers.migrate import alembic_config
 from workers.models import Base
 from workers.runtime import QUEUE_NAME, Runtime
 from workers.settings import Settings
@@ -37,6 +39,18 @@ API_TOKEN = "test-api-token"
 TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", 1 + os.getpid() % 15))
 
 DATABASES = ["sqlite"] + (["postgresql"] if os.environ.get("TEST_DATABASE_URL") else [])
+
+
+def create_schema(engine: Engine) -> None:
+    """Create the models' tables and stamp them as the latest migration (a test checks the two agree)."""
+    Base.metadata.create_all(engine)
+    version = Table("alembic_version", MetaData(), Column("version_num", String(32), primary_key=True))
+    version.create(engine)
+    with engine.begin() as connection:
+        connection.execute(version.insert(), [{"version_num": head} for head in HEADS])
+
+
+HEADS = ScriptDirectory.from_config(alembic_config("sqlite://")).get_heads()
 
 
 @pytest.fixture(scope="session")
@@ -72,7 +86,7 @@ def postgres_url() -> Iterator[str | None]:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     engine = make_engine(url)
-    Base.metadata.create_all(engine)
+    create_schema(engine)
     engine.dispose()
     try:
         yield url
@@ -88,7 +102,7 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Any, postgres_url: st
     if request.param == "sqlite":
         url = f"sqlite:///{tmp_path / 'rollcall.sqlite'}"
         engine = make_engine(url)
-        Base.metadata.create_all(engine)
+        create_schema(engine)
         engine.dispose()
         return url
     assert postgres_url

@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -11,6 +15,8 @@ from flask import Flask
 
 from webhooks import create_app
 from workers.settings import ConfigError, Settings, load_settings
+
+PROJECT = Path(__file__).resolve().parent.parent
 
 
 def test_healthz_answers_ok(app: Flask) -> None:
@@ -81,3 +87,46 @@ def test_unreadable_smtp_url_names_the_variable_not_the_password(monkeypatch: py
     with pytest.raises(ConfigError, match=r"^SMTP_URL: ") as raised:
         load_settings(_env_file=None)
     assert "hunter2-secret" not in str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("DATABASE_URL", "nonsense-with-s3cret", "not a database URL"),
+        ("REDIS_URL", "http://127.0.0.1:6379", "must be a redis://, rediss:// or unix:// URL"),
+    ],
+)
+def test_bad_service_urls_name_the_variable(
+    monkeypatch: pytest.MonkeyPatch, variable: str, value: str, message: str
+) -> None:
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(ConfigError, match=rf"^{variable}: ") as raised:
+        load_settings(_env_file=None)
+    assert message in str(raised.value) and "s3cret" not in str(raised.value)
+
+
+def test_a_database_behind_the_migrations_is_named_at_start(
+    make_settings: Callable[..., Settings], tmp_path: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    create_app(make_settings(database_url=f"sqlite:///{tmp_path / 'empty.sqlite'}"))
+    assert "run `flask --app wsgi db upgrade`" in caplog.text
+
+
+def test_the_worker_refuses_an_unreachable_redis_in_one_line() -> None:
+    env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:9/0", "DATABASE_URL": "sqlite://"}
+    done = subprocess.run(
+        [sys.executable, "-m", "workers"], env=env, capture_output=True, text=True, timeout=60
+    )
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == "REDIS_URL: cannot reach Redis (ConnectionError)"
+
+
+def test_gunicorn_refuses_to_start_without_redis(tmp_path: Any) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["DATABASE_URL"] = f"sqlite:///{tmp_path / 'web.sqlite'}"
+    done = subprocess.run(
+        [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "wsgi:app"],
+        cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert done.returncode != 0
+    assert "REDIS_URL: not set" in done.stderr

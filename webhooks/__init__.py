@@ -10,6 +10,8 @@ from workers import migrate
 from workers.runtime import Runtime
 from workers.settings import Settings, load_settings
 
+log = logging.getLogger(__name__)
+
 
 def create_app(settings: Settings | None = None) -> Flask:
     """Build the Flask app for `settings` (read from the environment when not given)."""
@@ -17,12 +19,17 @@ def create_app(settings: Settings | None = None) -> Flask:
     settings = settings or load_settings()
     app.config["MAX_CONTENT_LENGTH"] = 1024 * 1024
     app.json.sort_keys = False  # type: ignore[attr-defined]
-    app.extensions["rollcall"] = Runtime.start(settings, app.instance_path)
-    if settings.database_url is None:
-        # The dev default (a SQLite file in the instance folder) gets its schema without a release step.
-        migrate.upgrade_locked(settings.resolved_database_url(app.instance_path), app.instance_path)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter on every command
+    app.extensions["rollcall"] = Runtime.start(settings, app.instance_path)
+    database_url = settings.resolved_database_url(app.instance_path)
+    if settings.database_url is None:
+        # The dev default (a SQLite file in the instance folder) gets its schema without a release step.
+        migrate.upgrade_locked(database_url, app.instance_path)
+    elif not settings.demo and not migrate.is_current(database_url):
+        log.warning(
+            "DATABASE_URL: the schema is not at the latest migration; run `flask --app wsgi db upgrade`"
+        )
 
     from webhooks import cli, ops
     from webhooks.errors import register_error_handlers

@@ -114,6 +114,8 @@ def list_rooms(include_archived: bool, as_json: bool) -> None:
     if as_json:
         _echo_json([rooms.room_view(room) for room in found])
         return
+    if not found:
+        click.echo("no rooms yet: create one with `flask --app wsgi rooms create`", err=True)
     for room in found:
         state = "archived" if room.archived_at else str(room.metered_room.get("privacy", ""))
         click.echo(f"{room.room_name:<32} {room.metered_room_id or '-':<26} {state}")

@@ -30,7 +30,7 @@ from rq.cron import CronScheduler
 # Imported here, before any job runs, so the first job does not pay for them.
 from workers import folding, inbox, jobs, migrate, payloads, process, queueing, session_jobs  # noqa: F401
 from workers.runtime import QUEUE_NAME, Runtime
-from workers.settings import Settings, load_settings, require_redis
+from workers.settings import ConfigError, Settings, load_settings, require_redis
 
 log = logging.getLogger("workers")
 
@@ -47,10 +47,15 @@ def main(argv: list[str] | None = None) -> None:
     """Run the worker until it is told to stop."""
     options = _parse(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
     settings = load_settings()
     if not (options.embedded or settings.demo):
         require_redis(settings)
     runtime = start_runtime(settings)
+    try:
+        runtime.redis.ping()
+    except RedisError as error:
+        raise ConfigError(f"REDIS_URL: cannot reach Redis ({type(error).__name__})") from None
     jobs.relay_rooms(runtime, None)  # whatever a crash left unprocessed, signal it now
     runtime.engine.dispose()  # RQ's scheduler forks next: hand it an empty pool
     if not options.burst:

