@@ -8,11 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import run_worker
-from tests.test_folding import fold, join, leave, make_room
+from tests.test_folding import end, fold, join, leave, make_room, start, store
 from webhooks import runtime_of
-from workers.models import MeetingSession
+from workers.folding import apply_deliveries
+from workers.models import Delivery, MeetingSession
 from workers.runtime import QUEUE_NAME
-from workers.session_jobs import sweep_stale_sessions
+from workers.session_jobs import finalize_overdue, sweep_stale_sessions
 
 
 def test_the_sweeper_job_closes_a_silent_session_at_its_latest_leave(
@@ -34,3 +35,39 @@ def test_the_sweeper_job_closes_a_silent_session_at_its_latest_leave(
     scheduled = Queue(QUEUE_NAME, connection=runtime.redis).scheduled_job_registry.get_job_ids()
     assert scheduled == [f"finalize-{meeting.id}"]
     assert api.get("/api/sessions/m-silent/history").json()["items"][-1]["cause"] == "sweep"
+
+
+def test_finalize_folds_what_came_before_it_and_then_marks_final(
+    api: httpx.Client, Db: sessionmaker[Session]
+) -> None:
+    room_id = make_room(Db)
+    fold(Db, room_id, [[start("m-fin", 0), join("m-fin", "a1", 0, name="Ann"), end("m-fin", 60)]])
+    with Db.begin() as db:  # a leave stored but not yet folded when the grace period runs out
+        store(db, room_id, *leave("m-fin", "a1", 30, name="Ann"))
+    runtime = runtime_of(api.app)  # type: ignore[attr-defined]
+    Queue(QUEUE_NAME, connection=runtime.redis).enqueue(finalize_overdue)  # as the worker does each minute
+    run_worker(runtime)
+    body = api.get("/api/sessions/m-fin").json()
+    assert body["status"] == "final"
+    assert body["attendance"][0]["attendedSeconds"] == 1800.0  # the late leave is in
+    with Db() as db:
+        late = db.scalars(select(Delivery).where(Delivery.event == "participant-left")).one()
+        assert (late.status, late.status_reason) == ("processed", None)  # folded before: no amendment
+
+
+def test_a_delivery_that_cannot_be_folded_fails_alone(Db: sessionmaker[Session]) -> None:
+    room_a, room_b = make_room(Db), make_room(Db)
+    fold(Db, room_a, [[start("m-a", 0)]])
+    with Db.begin() as db:
+        foreign = store(db, room_b, *join("m-a", "x1", 5, name="Eve"))  # room A's meeting, room B's URL
+        fine = store(db, room_b, *join("m-b", "b1", 5, name="Bo"))
+        assert foreign is not None and fine is not None
+        outcome = apply_deliveries(db, room_b, [foreign, fine])
+        assert outcome.failed_ids == {foreign.id}
+        assert outcome.folded_ids([foreign, fine]) == [fine.id]
+        assert foreign.status == "failed" and "belongs to another room" in (foreign.status_reason or "")
+    with Db() as db:
+        assert db.scalars(select(MeetingSession.meeting_session_id).order_by(MeetingSession.id)).all() == [
+            "m-a",
+            "m-b",
+        ]

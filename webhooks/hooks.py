@@ -159,7 +159,7 @@ def _arrival(room: RoomRef, facts: DeliveryFacts, body: bytes, received_at: date
         room_id=room.id,
         facts=facts,
         raw_body=body.decode("utf-8"),  # parse_delivery accepted it, so it is UTF-8
-        content_type=(request.content_type or "")[:100],
+        content_type=request.content_type or "",
         headers=kept_headers(),
         source_address=(request.remote_addr or "")[:64] or None,
         received_at=received_at,

@@ -40,6 +40,7 @@ INSTANCE_PATH = Path(__file__).resolve().parent.parent / "instance"  # where the
 PERIODIC: list[tuple[Callable[..., Any], int]] = [
     (jobs.relay, 30),
     (session_jobs.sweep_stale_sessions, 300),  # STALE_SESSION_SECONDS is hours: every 5 minutes is plenty
+    (session_jobs.finalize_overdue, 60),  # a finalize whose schedule was lost, or that failed for good
 ]
 
 

@@ -18,13 +18,14 @@ from workers import history
 from workers.attendance import SegmentFacts
 from workers.meetings import (
     FoldRules,
+    ForeignSession,
     MeetingResolver,
     apply_session_fact,
     merge_participants,
     segment_facts_of,
 )
-from workers.models import Delivery, MeetingSession, SessionStatus
-from workers.payloads import parse_delivery
+from workers.models import Delivery, DeliveryStatus, MeetingSession, SessionStatus
+from workers.payloads import BodyError, parse_delivery
 from workers.recompute import recompute_session
 
 AMENDMENT = "amendment: folded into a session that was already final"
@@ -34,9 +35,13 @@ AMENDMENT = "amendment: folded into a session that was already final"
 class FoldOutcome:
     """What a fold changed, for the caller to act on after commit."""
 
-    session_ids: set[int] = field(default_factory=set)
     finalize_due: dict[int, datetime] = field(default_factory=dict)
     amended_session_ids: set[int] = field(default_factory=set)
+    failed_ids: set[int] = field(default_factory=set)
+
+    def folded_ids(self, deliveries: Sequence[Delivery]) -> list[int]:
+        """Return the ids of `deliveries` that were folded (not refused as unfoldable)."""
+        return [delivery.id for delivery in deliveries if delivery.id not in self.failed_ids]
 
 
 def apply_deliveries(
@@ -52,11 +57,19 @@ def apply_deliveries(
     rules = rules or FoldRules()
     resolver = MeetingResolver(db, room_id, rules)
     touched: dict[int, _Touched] = {}
+    outcome = FoldOutcome()
     for delivery in deliveries:
-        facts = parse_delivery(
-            delivery.event, delivery.raw_body.encode(), delivery.content_type, delivery.received_at
-        )
-        meeting = resolver.session_for(facts)
+        try:
+            facts = parse_delivery(
+                delivery.event, delivery.raw_body.encode(), delivery.content_type, delivery.received_at
+            )
+            meeting = resolver.session_for(facts)
+        except (BodyError, ForeignSession) as error:
+            # Its content, not the moment, is at fault: retrying cannot help, and it must not hold up
+            # the room's other deliveries. It stays in the audit log, failed, with why; replay it once fixed.
+            delivery.status, delivery.status_reason = DeliveryStatus.FAILED, f"cannot be folded: {error}"
+            outcome.failed_ids.add(delivery.id)
+            continue
         delivery.session_id = meeting.id
         entry = touched.setdefault(meeting.id, _Touched(meeting, meeting.status == SessionStatus.FINAL))
         if entry.was_final:
@@ -66,7 +79,6 @@ def apply_deliveries(
         participant = segment_facts_of(facts)
         if participant is not None:
             entry.participants.append(participant)
-    outcome = FoldOutcome()
     for entry in touched.values():
         person_keys = merge_participants(db, entry.meeting, entry.participants)
         _settle(db, entry, person_keys, rules, outcome, cause, job_id)
@@ -96,7 +108,6 @@ def _settle(
     history.record(
         db, meeting, "amendment" if amended else cause, change, delivery_ids=entry.delivery_ids, job_id=job_id
     )
-    outcome.session_ids.add(meeting.id)
     if amended:
         outcome.amended_session_ids.add(meeting.id)
     if meeting.end_received_at is not None and meeting.status != SessionStatus.FINAL:

@@ -13,6 +13,7 @@ from typing import Any
 
 from redis import Redis
 from redis.exceptions import RedisError
+from redis.lock import Lock
 from rq import get_current_job
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
@@ -25,7 +26,7 @@ from workers.runtime import Runtime
 log = logging.getLogger(__name__)
 
 BATCH_SIZE = 1000
-MAX_BATCHES = 20  # then hand over to a fresh job, so one busy room cannot hold a worker forever
+MAX_BATCHES = 20
 RELAY_MIN_AGE_SECONDS = 5.0
 
 
@@ -36,16 +37,26 @@ def drain_room(room_id: int) -> int:
         queueing.gather(runtime.redis, room_id)
         # Delete before reading: a delivery committed after our read then signals afresh (see queueing).
         queueing.clear_pending(runtime.redis, room_id)
-        folded = 0
-        for _ in range(MAX_BATCHES):
-            count = _fold_batch(runtime, room_id)
-            folded += count
-            if count < BATCH_SIZE:
-                runtime.redis.delete(_failures_key(room_id))
-                return folded
-            lock.extend(LOCK_SECONDS, replace_ttl=True)  # renewed after every batch
-        queueing.signal_room(runtime.redis, runtime.queue(), room_id, force=True)
+        folded, done = fold_pending(runtime, room_id, lock)
+        if not done:  # hand over to a fresh job, so one busy room cannot hold a worker forever
+            queueing.signal_room(runtime.redis, runtime.queue(), room_id, force=True)
         return folded
+
+
+def fold_pending(runtime: Runtime, room_id: int, lock: Lock, batches: int = MAX_BATCHES) -> tuple[int, bool]:
+    """Fold up to `batches` batches of the room's unprocessed deliveries under its held lock.
+
+    Return how many were folded and whether none is left.
+    """
+    folded = 0
+    for _ in range(batches):
+        count = _fold_batch(runtime, room_id)
+        folded += count
+        if count < BATCH_SIZE:
+            runtime.redis.delete(_failures_key(room_id))
+            return folded, True
+        lock.extend(LOCK_SECONDS, replace_ttl=True)  # renewed after every batch
+    return folded, False
 
 
 def _fold_batch(runtime: Runtime, room_id: int) -> int:
@@ -56,7 +67,7 @@ def _fold_batch(runtime: Runtime, room_id: int) -> int:
         outcome = folding.apply_deliveries(
             session, room_id, deliveries, session_jobs.fold_rules(runtime.settings), job_id=_job_id()
         )
-        inbox.mark_processed(session, [delivery.id for delivery in deliveries])
+        inbox.mark_processed(session, outcome.folded_ids(deliveries))
     _after_commit(runtime, outcome)
     return len(deliveries)
 
@@ -120,7 +131,7 @@ def _fold_alone(runtime: Runtime, room_id: int, delivery_id: int) -> None:
                 return
             rules = session_jobs.fold_rules(runtime.settings)
             outcome = folding.apply_deliveries(session, room_id, [delivery], rules, job_id=_job_id())
-            inbox.mark_processed(session, [delivery_id])
+            inbox.mark_processed(session, outcome.folded_ids([delivery]))
     except (OperationalError, InterfaceError):
         raise  # the database, not the delivery: leave it unprocessed for the relay
     except Exception as error:

@@ -26,6 +26,15 @@ def finalize(db: Session, meeting_id: int, now: datetime, finalize_after_seconds
     return True
 
 
+def overdue_sessions(db: Session, now: datetime, finalize_after_seconds: int) -> list[int]:
+    """Return the ids of ended sessions whose grace period is over but which are not final yet."""
+    cutoff = now - timedelta(seconds=finalize_after_seconds)
+    query = select(MeetingSession.id).where(
+        MeetingSession.status == SessionStatus.ENDED, MeetingSession.end_received_at <= cutoff
+    )
+    return list(db.scalars(query.order_by(MeetingSession.id)))
+
+
 def stale_sessions(db: Session, now: datetime, stale_seconds: int) -> list[tuple[int, int]]:
     """Return (session id, room id) of every live session with no delivery for `stale_seconds`."""
     cutoff = now - timedelta(seconds=stale_seconds)

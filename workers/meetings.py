@@ -17,6 +17,10 @@ from workers.payloads import DeliveryFacts
 IN_CHUNK = 500  # ids per IN (...) list: well inside every database's parameter limit
 
 
+class ForeignSession(ValueError):
+    """A delivery names a meeting session that another room's deliveries created."""
+
+
 @dataclass(frozen=True)
 class FoldRules:
     """Settings that shape how facts are folded."""
@@ -65,7 +69,7 @@ class MeetingResolver:
             self.db.add(meeting)
             self.db.flush()
         elif meeting.room_id != self.room.id:
-            raise ValueError(f"meeting session {meeting_session_id} belongs to another room")
+            raise ForeignSession(f"meeting session {meeting_session_id} belongs to another room")
         self.known[meeting_session_id] = meeting
         return meeting
 

@@ -6,12 +6,11 @@ import logging
 from datetime import datetime, timedelta
 
 from rq import Queue, Retry, get_current_job
-from rq.exceptions import DuplicateJobError
 
 from workers import lifecycle, process
 from workers.locks import room_lock
 from workers.meetings import FoldRules
-from workers.models import MeetingSession
+from workers.models import MeetingSession, SessionStatus
 from workers.models.base import utcnow
 from workers.rebuild import rebuild
 from workers.settings import Settings
@@ -21,6 +20,8 @@ log = logging.getLogger(__name__)
 NOTIFY_FINAL = "workers.notify_jobs.session_finalized"
 NOTIFY_AMENDED = "workers.notify_jobs.session_amended"
 NOTIFY_RETRY = Retry(max=3, interval=[10, 60, 300])
+FINALIZE_RETRY = Retry(max=3, interval=[10, 60, 300])
+FINALIZE_BATCHES = 1000  # a million deliveries: more and finalize_overdue tries again next minute
 REBUILD_LOCK_SECONDS = 600  # a 100,000-delivery session rebuilds in seconds; leave room for far larger
 
 
@@ -30,43 +31,48 @@ def fold_rules(settings: Settings) -> FoldRules:
 
 
 def schedule_finalize(queue: Queue, session_id: int, due: datetime) -> None:
-    """Arrange for `finalize_session` to run at `due` (now, if that has passed); once per session."""
+    """Arrange for `finalize_session` to run at `due` (now, if that has passed).
+
+    The job id is the session's: scheduling again replaces the earlier schedule, and the periodic
+    finalize_overdue catches any schedule lost with Redis or any finalize that failed for good.
+    """
     job_id = f"finalize-{session_id}"
-    try:
-        if due <= utcnow():
-            queue.enqueue(finalize_session, session_id, job_id=job_id, unique=True)
-        else:
-            queue.enqueue_at(due, finalize_session, session_id, job_id=job_id, unique=True)
-    except DuplicateJobError:
-        pass  # already scheduled: the first schedule stands, and finalize re-checks the time
+    if due <= utcnow():
+        queue.enqueue(finalize_session, session_id, job_id=job_id, retry=FINALIZE_RETRY)
+    else:
+        queue.enqueue_at(due, finalize_session, session_id, job_id=job_id, retry=FINALIZE_RETRY)
 
 
 def finalize_session(session_id: int) -> bool:
-    """Fold every delivery received so far, then mark the session final if its grace period is over."""
-    from workers.jobs import drain_room  # the inbox's job; imported here to keep the import graph one-way
+    """Fold every delivery received so far and mark the session final, in one hold of its room's lock."""
+    from workers.jobs import fold_pending  # the inbox's jobs import this module: keep the graph one-way
 
     runtime = process.current()
     settings = runtime.settings
     with runtime.Session() as db:
         meeting = db.get(MeetingSession, session_id)
-        if meeting is None:
+        if meeting is None or meeting.status != SessionStatus.ENDED:
             return False
         room_id = meeting.room_id
-    drain_room(room_id)
-    with room_lock(runtime.redis, room_id), runtime.Session.begin() as db:
-        finalized = lifecycle.finalize(db, session_id, utcnow(), settings.finalize_after_seconds)
-        meeting = db.get_one(MeetingSession, session_id)
-        due = None
-        if not finalized and meeting.end_received_at is not None and meeting.finalized_at is None:
-            due = meeting.end_received_at + timedelta(seconds=settings.finalize_after_seconds)
-    queue = runtime.queue()
+    with room_lock(runtime.redis, room_id) as lock:
+        # Under the same hold as the status change: no delivery received before now can slip in between.
+        _, done = fold_pending(runtime, room_id, lock, batches=FINALIZE_BATCHES)
+        with runtime.Session.begin() as db:
+            finalized = done and lifecycle.finalize(db, session_id, utcnow(), settings.finalize_after_seconds)
     if finalized:
         # Retried: a database hiccup while planning must not silently drop the notifications.
-        queue.enqueue(NOTIFY_FINAL, session_id, job_id=f"notify-final-{session_id}", retry=NOTIFY_RETRY)
-    elif due is not None:
-        # Too early (a clock skew between processes): try again when due, under a fresh job id.
-        queue.enqueue_at(due + timedelta(seconds=1), finalize_session, session_id)
+        runtime.queue().enqueue(
+            NOTIFY_FINAL, session_id, job_id=f"notify-final-{session_id}", retry=NOTIFY_RETRY
+        )
     return finalized
+
+
+def finalize_overdue() -> int:
+    """Finalize every ended session past its grace period (a schedule lost or failed); return how many."""
+    runtime = process.current()
+    with runtime.Session() as db:
+        overdue = lifecycle.overdue_sessions(db, utcnow(), runtime.settings.finalize_after_seconds)
+    return sum(finalize_session(session_id) for session_id in overdue)
 
 
 def notify_amended(queue: Queue, session_ids: set[int]) -> None:

@@ -113,7 +113,7 @@ def upgrade() -> None:
         sa.Column("time_reported", sa.Boolean(), nullable=False),
         sa.Column("join_time", workers.models.base.UTCDateTime(), nullable=True),
         sa.Column("raw_body", sa.Text(), nullable=False),
-        sa.Column("content_type", sa.String(length=100), nullable=False),
+        sa.Column("content_type", sa.Text(), nullable=False),
         sa.Column("headers", sa.JSON(), nullable=False),
         sa.Column("source_address", sa.String(length=64), nullable=True),
         sa.Column("received_at", workers.models.base.UTCDateTime(), nullable=False),

@@ -54,7 +54,7 @@ class Delivery(Base):
     time_reported: Mapped[bool] = mapped_column(default=True)
     join_time: Mapped[datetime | None]
     raw_body: Mapped[str] = mapped_column(Text)
-    content_type: Mapped[str] = mapped_column(String(100))
+    content_type: Mapped[str] = mapped_column(Text)  # in full: a multipart boundary is part of it
     headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     source_address: Mapped[str | None] = mapped_column(String(64))
     received_at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
