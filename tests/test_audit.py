@@ -67,7 +67,7 @@ def test_events_list_newest_first_with_what_became_of_each(
         "processed",
         None,
     )
-    assert event["dedupeKey"] == "participant-joined:ps-2"
+    assert event["dedupeKey"] == "participant-joined:ms-1:ps-2"
     assert event["duplicateCount"] == 1
     assert event["rawBody"] == {
         "participantSessionId": "ps-2",

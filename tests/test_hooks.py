@@ -70,7 +70,7 @@ def test_a_delivery_is_stored_then_answered_202_and_queued(
         stored = session.get_one(Delivery, delivery_id)
     assert json.loads(stored.raw_body) == JOIN  # unknown fields too
     assert (stored.room_id, stored.event, stored.status) == (room_id, "participant-joined", "queued")
-    assert stored.dedupe_key == "participant-joined:ps-1"
+    assert stored.dedupe_key == "participant-joined:ms-1:ps-1"
     assert stored.headers["X-Request-Id"] == "req-1"
     assert not {"Authorization", "Cookie"} & set(stored.headers)
     assert stored.source_address == "127.0.0.1"

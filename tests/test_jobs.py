@@ -85,13 +85,13 @@ def test_a_poison_delivery_fails_alone_after_the_retries(worker_runtime: Runtime
         runtime.engine, arrival(room_id, '{"participantSessionId": "poison", "meetingSessionId": "ms-1"}')
     )
     store_joins(runtime, room_id, 5, first=5)
-    with poisoned(runtime, "participant-joined:poison"):
+    with poisoned(runtime, "participant-joined:ms-1:poison"):
         queueing.enqueue_drain(runtime.queue(), room_id, retry=Retry(max=2, interval=0))
         run_worker(runtime)
     assert fates(runtime) == {"processed": 10, "failed": 1}
     with runtime.Session() as session:
         failed = session.scalars(select(Delivery).where(Delivery.status == "failed")).one()
-    assert failed.dedupe_key == "participant-joined:poison"
+    assert failed.dedupe_key == "participant-joined:ms-1:poison"
     assert "poisoned delivery" in (failed.status_reason or "")
     assert "test-metered-secret" not in (failed.status_reason or "")
 

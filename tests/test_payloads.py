@@ -165,9 +165,10 @@ def test_unknown_fields_are_kept() -> None:
         (
             "participant-joined",
             {"participantSessionId": "p1", "meetingSessionId": "m"},
-            "participant-joined:p1",
+            "participant-joined:m:p1",
         ),
-        ("participant-left", {"_id": "p1", "meetingSessionId": "m"}, "participant-left:p1"),
+        ("participant-left", {"_id": "p1", "meetingSessionId": "m"}, "participant-left:m:p1"),
+        ("participant-left", {"_id": "p1"}, "participant-left:p1"),
         ("meeting-started", {"participantSessionId": "p1", "sessionId": "m"}, "meeting-started:m"),
         ("meeting-ended", {"meetingSessionId": "m"}, "meeting-ended:m"),
     ],

@@ -274,6 +274,10 @@ def _facts(event: str, parsed: MeteredBody, fields: dict[str, Any], received_at:
 def dedupe_key(event: str, parsed: MeteredBody, fields: dict[str, Any]) -> str:
     """Return the contract's natural key: event + participant or meeting session id, else + body hash."""
     ref = parsed.participant_session_id if event in PARTICIPANT_EVENTS else parsed.meeting_session_id
+    if ref and event in PARTICIPANT_EVENTS and parsed.meeting_session_id:
+        # Scoped by meeting too: were Metered's participant id (an alias) per person rather than per
+        # session, a person's join in the room's next meeting would otherwise be taken for a duplicate.
+        return f"{event}:{parsed.meeting_session_id}:{ref}"
     if ref:
         return f"{event}:{ref}"
     digest = hashlib.sha256(canonical_json(fields).encode("utf-8", "surrogatepass")).hexdigest()
