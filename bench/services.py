@@ -16,7 +16,8 @@ from pathlib import Path
 from sqlalchemy import insert, make_url, text
 
 from workers.db import make_engine
-from workers.models import Base, Room
+from workers.migrate import upgrade
+from workers.models import Room
 from workers.room_tokens import new_token, token_hash
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -95,9 +96,7 @@ def postgres_database() -> Iterator[str | None]:
 
 
 def _create_schema(url: str) -> None:
-    engine = make_engine(url)
-    Base.metadata.create_all(engine)
-    engine.dispose()
+    upgrade(url)  # the migrations, as a deployment runs them (the worker refuses a schema behind them)
 
 
 def make_room(

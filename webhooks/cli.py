@@ -21,11 +21,21 @@ def db_upgrade(revision: str) -> None:
     click.echo(f"database at {revision}")
 
 
+@click.command("worker", context_settings={"ignore_unknown_options": True})
+@click.argument("options", nargs=-1, type=click.UNPROCESSED)
+def worker(options: tuple[str, ...]) -> None:
+    """Run the RQ worker, as `python -m workers` does (options: --embedded, --burst)."""
+    from workers.__main__ import main  # imported here: only this command needs the worker's set-up
+
+    main(list(options))
+
+
 def register(app: Flask) -> None:
     """Attach every command group to the app."""
     from webhooks import demo, emulator_cli, event_cli, room_cli, session_cli
 
     app.cli.add_command(db)
+    app.cli.add_command(worker)  # flask worker
     room_cli.register(app)  # flask rooms create|list|show|delete|rotate-token
     emulator_cli.register(app)  # flask emulator
     event_cli.register(app)  # flask events replay|relay

@@ -77,6 +77,10 @@ def start_runtime(settings: Settings) -> Runtime:
     runtime = Runtime.start(settings, INSTANCE_PATH)
     if settings.database_url is None:  # the dev default SQLite file: bring its schema up as the web app does
         migrate.upgrade_locked(settings.resolved_database_url(INSTANCE_PATH), INSTANCE_PATH)
+    elif not migrate.is_current(settings.database_url):
+        raise ConfigError(
+            "DATABASE_URL: the schema is not at the latest migration; run `flask --app wsgi db upgrade`"
+        )
     # A child must never reuse the parent's database sockets: drop them there without closing them.
     os.register_at_fork(after_in_child=lambda: runtime.engine.dispose(close=False))
     process.install(runtime)
