@@ -9,9 +9,9 @@ from sqlalchemy import Select, select
 
 from webhooks import runtime_of
 from workers.locks import room_lock
-from workers.models import MeetingSession, Room
+from workers.models import MeetingSession, Room, SessionStatus
 from workers.rebuild import rebuild as rebuild_session
-from workers.session_jobs import REBUILD_LOCK_SECONDS
+from workers.session_jobs import REBUILD_LOCK_SECONDS, notify_amended
 
 sessions = AppGroup("sessions", help="Meeting sessions.")
 
@@ -34,7 +34,11 @@ def rebuild(meeting_session_id: str | None, room_name: str | None, everything: b
         for session_id, room_id in bar:
             # The room's lock, as the worker's jobs hold it: no drain folds into a session being rewritten.
             with room_lock(runtime.redis, room_id, REBUILD_LOCK_SECONDS), runtime.Session.begin() as db:
-                rebuild_session(db, db.get_one(MeetingSession, session_id))
+                meeting = db.get_one(MeetingSession, session_id)
+                change = rebuild_session(db, meeting)
+                amended = meeting.status == SessionStatus.FINAL and change.changed
+            if amended:
+                notify_amended(runtime.queue(), {session_id})
     click.echo(f"rebuilt {len(ids)} session(s)")
 
 

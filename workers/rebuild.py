@@ -28,7 +28,15 @@ from workers.models import (
     SessionStatus,
 )
 from workers.payloads import parse_delivery
-from workers.recompute import ResultChange, attendance_values, clear_session, figures, store_aggregates
+from workers.recompute import (
+    SUMMARY_COLUMNS,
+    ResultChange,
+    attendance_values,
+    clear_session,
+    figures,
+    person_summary,
+    store_aggregates,
+)
 
 INSERT_CHUNK = 5000
 
@@ -128,19 +136,7 @@ def _participant_values(meeting: MeetingSession, facts: SegmentFacts) -> dict[st
 
 
 def _people_snapshot(db: Session, meeting: MeetingSession) -> list[dict[str, object]]:
-    a = AttendanceRow
-    rows = db.execute(
-        select(a.participant_key, a.attended_ms, a.attendance_percent, a.join_count, a.present).where(
-            a.session_id == meeting.id
-        )
-    )
-    return [
-        {
-            "participantKey": key,
-            "attendedSeconds": attended_ms / 1000,
-            "attendancePercent": percent,
-            "joinCount": joins,
-            "present": present,
-        }
-        for key, attended_ms, percent, joins, present in rows
-    ]
+    # Plain columns, not ORM rows: a big session has 10,000 of them, read twice per rebuild.
+    columns = [getattr(AttendanceRow, name) for name in SUMMARY_COLUMNS]
+    rows = db.execute(select(*columns).where(AttendanceRow.session_id == meeting.id))
+    return [person_summary(*row) for row in rows]

@@ -158,13 +158,30 @@ def _refresh_person(
 
 
 def _summary(row: AttendanceRow) -> dict[str, Any]:
+    return person_summary(*(getattr(row, column) for column in SUMMARY_COLUMNS))
+
+
+SUMMARY_COLUMNS = (
+    "participant_key",
+    "attended_ms",
+    "attendance_percent",
+    "join_count",
+    "present",
+    "segments",
+)
+
+
+def person_summary(
+    key: str, attended_ms: int, percent: float | None, joins: int, present: bool | None, segments: Any
+) -> dict[str, Any]:
+    """Return one person's results as the session's history records them (SUMMARY_COLUMNS, in order)."""
     return {
-        "participantKey": row.participant_key,
-        "attendedSeconds": row.attended_ms / 1000,
-        "attendancePercent": row.attendance_percent,
-        "joinCount": row.join_count,
-        "present": row.present,
-        "segments": row.segments,
+        "participantKey": key,
+        "attendedSeconds": attended_ms / 1000,
+        "attendancePercent": percent,
+        "joinCount": joins,
+        "present": present,
+        "segments": segments,
     }
 
 

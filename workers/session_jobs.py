@@ -109,4 +109,9 @@ def rebuild_session(session_id: int) -> None:
         room_id = db.get_one(MeetingSession, session_id).room_id
     # A rebuild rewrites every row of the session: no drain may fold into it meanwhile.
     with room_lock(runtime.redis, room_id, REBUILD_LOCK_SECONDS), runtime.Session.begin() as db:
-        rebuild(db, db.get_one(MeetingSession, session_id), job_id=job.id if job else None)
+        meeting = db.get_one(MeetingSession, session_id)
+        change = rebuild(db, meeting, job_id=job.id if job else None)
+        amended = meeting.status == SessionStatus.FINAL and change.changed
+    # A final session's results moved (a parser fix, say): tell other systems, as for a late delivery.
+    if amended:
+        notify_amended(runtime.queue(), {session_id})
