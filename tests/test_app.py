@@ -110,7 +110,7 @@ def test_a_database_behind_the_migrations_is_named_at_start(
     make_settings: Callable[..., Settings], tmp_path: Any, caplog: pytest.LogCaptureFixture
 ) -> None:
     create_app(make_settings(database_url=f"sqlite:///{tmp_path / 'empty.sqlite'}"))
-    assert "run `flask --app wsgi db upgrade`" in caplog.text
+    assert "the schema is behind the migrations; run `flask --app wsgi db upgrade`" in caplog.text
 
 
 def test_the_worker_refuses_a_database_behind_the_migrations_in_one_line(tmp_path: Any) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
+from sqlalchemy.exc import DBAPIError
 
 from workers import migrate
 from workers.runtime import Runtime
@@ -26,10 +27,8 @@ def create_app(settings: Settings | None = None) -> Flask:
     if settings.database_url is None:
         # The dev default (a SQLite file in the instance folder) gets its schema without a release step.
         migrate.upgrade_locked(database_url, app.instance_path)
-    elif not settings.demo and not migrate.is_current(database_url):
-        log.warning(
-            "DATABASE_URL: the schema is not at the latest migration; run `flask --app wsgi db upgrade`"
-        )
+    elif not settings.demo:
+        _warn_if_schema_behind(database_url)
 
     from webhooks import cli, ops
     from webhooks.errors import register_error_handlers
@@ -47,6 +46,17 @@ def _register_optional_blueprints(app: Flask) -> None:
 
     for module in (rooms, hooks, audit, reports, session_admin, pages, metrics, openapi):
         app.register_blueprint(module.blueprint)
+
+
+def _warn_if_schema_behind(database_url: str) -> None:
+    # A warning, not a refusal: the web process must start (and /readyz say why) with the database down.
+    try:
+        if not migrate.is_current(database_url):
+            log.warning(
+                "DATABASE_URL: the schema is behind the migrations; run `flask --app wsgi db upgrade`"
+            )
+    except DBAPIError as error:
+        log.warning("DATABASE_URL: unreachable at start-up (%s); /readyz reports it", type(error).__name__)
 
 
 def runtime_of(app: Flask) -> Runtime:
