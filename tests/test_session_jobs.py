@@ -8,10 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import run_worker
-from tests.test_folding import end, fold, join, leave, make_room, start, store
+from tests.test_folding import at, end, fold, join, leave, make_room, start, store
 from webhooks import runtime_of
 from workers.folding import apply_deliveries
-from workers.models import Delivery, MeetingSession
+from workers.models import Delivery, MeetingSession, Room
 from workers.runtime import QUEUE_NAME
 from workers.session_jobs import finalize_overdue, sweep_stale_sessions
 
@@ -71,3 +71,23 @@ def test_a_delivery_that_cannot_be_folded_fails_alone(Db: sessionmaker[Session])
             "m-a",
             "m-b",
         ]
+
+
+def test_notifications_whose_planning_was_lost_are_planned_again(
+    api: httpx.Client, Db: sessionmaker[Session]
+) -> None:
+    room_id = make_room(Db)
+    fold(Db, room_id, [[start("m-lost", 0), join("m-lost", "a1", 0, name="Ann"), end("m-lost", 60)]])
+    with Db.begin() as db:  # final long ago, but its notify job never ran (lost with Redis, say)
+        db.get_one(Room, room_id).organizer_email = "org@example.com"
+        meeting = db.scalars(select(MeetingSession)).one()
+        meeting.status, meeting.finalized_at = "final", at(62)
+    runtime = runtime_of(api.app)  # type: ignore[attr-defined]
+    Queue(QUEUE_NAME, connection=runtime.redis).enqueue(finalize_overdue)
+    run_worker(runtime)
+    notes = api.get("/api/sessions/m-lost").json()["notifications"]
+    assert [(n["recipient"], n["kind"], n["reason"]) for n in notes] == [
+        ("org@example.com", "summary", "SMTP_URL is not set")
+    ]
+    with Db() as db:
+        assert db.scalars(select(MeetingSession)).one().notifications_planned_at is not None

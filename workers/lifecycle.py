@@ -35,6 +35,17 @@ def overdue_sessions(db: Session, now: datetime, finalize_after_seconds: int) ->
     return list(db.scalars(query.order_by(MeetingSession.id)))
 
 
+def unplanned_final_sessions(db: Session, now: datetime, patience_seconds: int = 60) -> list[int]:
+    """Return the ids of sessions final for a while whose notifications were never planned."""
+    cutoff = now - timedelta(seconds=patience_seconds)
+    query = select(MeetingSession.id).where(
+        MeetingSession.status == SessionStatus.FINAL,
+        MeetingSession.notifications_planned_at.is_(None),
+        MeetingSession.finalized_at <= cutoff,
+    )
+    return list(db.scalars(query.order_by(MeetingSession.id)))
+
+
 def stale_sessions(db: Session, now: datetime, stale_seconds: int) -> list[tuple[int, int]]:
     """Return (session id, room id) of every live session with no delivery for `stale_seconds`."""
     cutoff = now - timedelta(seconds=stale_seconds)

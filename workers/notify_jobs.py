@@ -57,8 +57,10 @@ def session_finalized(session_id: int) -> None:
         loaded = _load(db, session_id)
         if loaded is None or loaded[1].status != SessionStatus.FINAL:
             return
-        finalized_at = db.get_one(MeetingSession, session_id).finalized_at or utcnow()
+        meeting = db.get_one(MeetingSession, session_id)
+        finalized_at = meeting.finalized_at or utcnow()
         _insert_once(db, _planned(runtime.settings, session_id, *loaded, finalized_at))
+        meeting.notifications_planned_at = meeting.notifications_planned_at or utcnow()
     enqueue_pending(runtime, session_id)
 
 

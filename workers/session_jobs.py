@@ -60,18 +60,27 @@ def finalize_session(session_id: int) -> bool:
         with runtime.Session.begin() as db:
             finalized = done and lifecycle.finalize(db, session_id, utcnow(), settings.finalize_after_seconds)
     if finalized:
-        # Retried: a database hiccup while planning must not silently drop the notifications.
-        runtime.queue().enqueue(
-            NOTIFY_FINAL, session_id, job_id=f"notify-final-{session_id}", retry=NOTIFY_RETRY
-        )
+        plan_notifications(runtime.queue(), session_id)
     return finalized
 
 
+def plan_notifications(queue: Queue, session_id: int) -> None:
+    """Queue the planning of a final session's post-meeting notifications (the ledger makes it once)."""
+    # Retried: a database hiccup while planning must not silently drop the notifications.
+    queue.enqueue(NOTIFY_FINAL, session_id, job_id=f"notify-final-{session_id}", retry=NOTIFY_RETRY)
+
+
 def finalize_overdue() -> int:
-    """Finalize every ended session past its grace period (a schedule lost or failed); return how many."""
+    """Finalize every ended session past its grace period (a schedule lost or failed); return how many.
+
+    Also queue again the notifications of final sessions whose planning job was lost with Redis.
+    """
     runtime = process.current()
     with runtime.Session() as db:
         overdue = lifecycle.overdue_sessions(db, utcnow(), runtime.settings.finalize_after_seconds)
+        unplanned = lifecycle.unplanned_final_sessions(db, utcnow())
+    for session_id in unplanned:
+        plan_notifications(runtime.queue(), session_id)
     return sum(finalize_session(session_id) for session_id in overdue)
 
 

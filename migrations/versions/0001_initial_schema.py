@@ -62,6 +62,7 @@ def upgrade() -> None:
         sa.Column("peak_concurrency", sa.Integer(), nullable=False),
         sa.Column("inferred", sa.Boolean(), nullable=False),
         sa.Column("finalized_at", workers.models.base.UTCDateTime(), nullable=True),
+        sa.Column("notifications_planned_at", workers.models.base.UTCDateTime(), nullable=True),
         sa.Column("created_at", workers.models.base.UTCDateTime(), nullable=False),
         sa.Column("updated_at", workers.models.base.UTCDateTime(), nullable=False),
         sa.ForeignKeyConstraint(["room_id"], ["rooms.id"], name=op.f("fk_meeting_sessions_room_id_rooms")),

@@ -48,6 +48,9 @@ class MeetingSession(Base):
     peak_concurrency: Mapped[int] = mapped_column(default=0)
     inferred: Mapped[bool] = mapped_column(default=False)
     finalized_at: Mapped[datetime | None]
+    # Set once the post-meeting notifications are in the ledger; a final session without it had its
+    # planning job lost, and the worker's periodic finalize_overdue queues it again.
+    notifications_planned_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
 
