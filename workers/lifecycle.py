@@ -8,6 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workers import history
+from workers.locks import lock_room_row
 from workers.models import MeetingSession, SessionStatus
 from workers.recompute import ResultChange, figures, recompute_session
 
@@ -15,7 +16,11 @@ from workers.recompute import ResultChange, figures, recompute_session
 def finalize(db: Session, meeting_id: int, now: datetime, finalize_after_seconds: int) -> bool:
     """Mark an ended session final once its grace period is over; say whether it was."""
     meeting = db.get(MeetingSession, meeting_id)
-    if meeting is None or meeting.status != SessionStatus.ENDED or meeting.end_received_at is None:
+    if meeting is None:
+        return False
+    lock_room_row(db, meeting.room_id)
+    db.refresh(meeting)  # as it is now that no other writer of the room can change it
+    if meeting.status != SessionStatus.ENDED or meeting.end_received_at is None:
         return False
     if meeting.end_received_at + timedelta(seconds=finalize_after_seconds) > now:
         return False
@@ -60,8 +65,12 @@ def stale_sessions(db: Session, now: datetime, stale_seconds: int) -> list[tuple
 def close_stale(db: Session, session_id: int, now: datetime, stale_seconds: int) -> MeetingSession | None:
     """Close one session if it is still live and silent, inferring its end; return it if it was closed."""
     meeting = db.get(MeetingSession, session_id)
+    if meeting is None:
+        return None
+    lock_room_row(db, meeting.room_id)
+    db.refresh(meeting)
     cutoff = now - timedelta(seconds=stale_seconds)
-    if meeting is None or meeting.status != SessionStatus.LIVE:
+    if meeting.status != SessionStatus.LIVE:
         return None
     if meeting.last_delivery_at is None or meeting.last_delivery_at >= cutoff:
         return None  # a delivery came in since the sweep looked

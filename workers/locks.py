@@ -1,4 +1,5 @@
-"""One writer per room: the Redis lock every job that changes a room's sessions holds."""
+"""One writer per room: the Redis lock every job that changes a room's sessions holds, and the row
+lock in the database behind it (the Redis lock is a lease: a stalled worker could outlive it)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,10 @@ from contextlib import contextmanager
 from redis import Redis
 from redis.exceptions import LockError
 from redis.lock import Lock
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from workers.models import Room
 
 log = logging.getLogger(__name__)
 
@@ -32,3 +37,13 @@ def room_lock(redis: Redis, room_id: int, seconds: int = LOCK_SECONDS) -> Iterat
             lock.release()
         except LockError:
             log.warning("room %s: lock expired before the job finished", room_id)
+
+
+def lock_room_row(db: Session, room_id: int) -> Room:
+    """Lock the room's row until the transaction ends, and return the room.
+
+    FOR NO KEY UPDATE on PostgreSQL: it excludes another writer of the same room, yet not the receiver,
+    whose INSERTs only take the KEY SHARE lock their foreign key needs. SQLite has no row locks; its
+    single writer gives the same exclusion.
+    """
+    return db.scalars(select(Room).where(Room.id == room_id).with_for_update(key_share=True)).one()

@@ -11,7 +11,8 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from workers.attendance import Identity, SegmentFacts, merge_segment_facts, person_key
-from workers.models import MeetingSession, ParticipantSession, Room, SessionStatus
+from workers.locks import lock_room_row
+from workers.models import MeetingSession, ParticipantSession, SessionStatus
 from workers.payloads import DeliveryFacts
 
 IN_CHUNK = 500  # ids per IN (...) list: well inside every database's parameter limit
@@ -42,7 +43,7 @@ class MeetingResolver:
 
     def __init__(self, db: Session, room_id: int, rules: FoldRules) -> None:
         self.db, self.rules = db, rules
-        self.room = db.get_one(Room, room_id)
+        self.room = lock_room_row(db, room_id)
         self.known: dict[str, MeetingSession] = {}
 
     def session_for(self, facts: DeliveryFacts) -> MeetingSession:

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from workers import history
 from workers.attendance import AttendanceRules, SegmentFacts, compute_session, merge_segment_facts, person_key
+from workers.locks import lock_room_row
 from workers.meetings import apply_session_fact, segment_facts_of
 from workers.models import (
     AttendanceRow,
@@ -43,6 +44,8 @@ INSERT_CHUNK = 5000
 
 def rebuild(db: Session, meeting: MeetingSession, job_id: str | None = None) -> ResultChange:
     """Recompute a session from its stored raw deliveries; the result matches the incremental fold."""
+    lock_room_row(db, meeting.room_id)
+    db.refresh(meeting)
     change = ResultChange(figures_before=figures(meeting))
     people_before = _people_snapshot(db, meeting)
     status, finalized_at, swept_at = meeting.status, meeting.finalized_at, meeting.end_received_at
