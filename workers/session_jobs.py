@@ -37,14 +37,14 @@ def schedule_finalize(queue: Queue, session_id: int, due: datetime) -> None:
     finalize_overdue catches any schedule lost with Redis or any finalize that failed for good.
     """
     job_id = f"finalize-{session_id}"
+    if due <= utcnow():
+        queue.enqueue(finalize_session, session_id, job_id=job_id, retry=FINALIZE_RETRY)
+        return
     if due.microsecond:
         # RQ keeps schedules in whole seconds, rounding down: round up, or the job runs before it is due,
         # finds nothing to do, and the session waits for the minutely finalize_overdue.
         due = due.replace(microsecond=0) + timedelta(seconds=1)
-    if due <= utcnow():
-        queue.enqueue(finalize_session, session_id, job_id=job_id, retry=FINALIZE_RETRY)
-    else:
-        queue.enqueue_at(due, finalize_session, session_id, job_id=job_id, retry=FINALIZE_RETRY)
+    queue.enqueue_at(due, finalize_session, session_id, job_id=job_id, retry=FINALIZE_RETRY)
 
 
 def finalize_session(session_id: int) -> bool:
