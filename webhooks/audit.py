@@ -12,7 +12,7 @@ from sqlalchemy import Select, or_, select
 
 from webhooks import runtime_of
 from webhooks.auth import require_token
-from webhooks.errors import Problem
+from webhooks.errors import Problem, invalid_fields
 from webhooks.pagination import Page, page_body, requested_page
 from workers import jobs
 from workers.models import Delivery, DeliveryStatus, MeetingSession, Room
@@ -77,8 +77,7 @@ def _filtered(query: Select[Delivery, str, str]) -> Select[Delivery, str, str]:
     if (since := args.get("since")) is not None:
         query = query.where(Delivery.received_at >= _since(since, errors))
     if errors:
-        detail = "; ".join(f"{error['field']}: {error['message']}" for error in errors)
-        raise Problem(422, "Validation failed", detail, errors=errors)
+        raise invalid_fields(errors)
     return query
 
 

@@ -10,6 +10,8 @@ from pydantic import ValidationError
 from sqlalchemy.exc import DataError, DBAPIError
 from werkzeug.exceptions import HTTPException
 
+from workers.field_errors import field_errors, summary
+
 log = logging.getLogger(__name__)
 
 PROBLEM_TYPE_BASE = "https://rollcall.dev/problems/"
@@ -54,14 +56,14 @@ class Problem(Exception):
         return response
 
 
+def invalid_fields(errors: list[dict[str, str]]) -> Problem:
+    """Return the 422 for a list of {field, message} problems."""
+    return Problem(422, "Validation failed", summary(errors), errors=errors)
+
+
 def validation_problem(error: ValidationError, *, prefix: tuple[str | int, ...] = ()) -> Problem:
     """Turn a pydantic ValidationError into a 422 listing every field and its problem."""
-    errors = [
-        {"field": ".".join(str(part) for part in (*prefix, *item["loc"])) or "body", "message": item["msg"]}
-        for item in error.errors(include_url=False, include_input=False)
-    ]
-    detail = "; ".join(f"{item['field']}: {item['message']}" for item in errors)
-    return Problem(422, "Validation failed", detail, errors=errors)
+    return invalid_fields(field_errors(error, prefix))
 
 
 def register_error_handlers(app: Flask) -> None:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 
 from flask import request
 
-from webhooks.errors import Problem
+from webhooks.errors import invalid_fields
 
 T = TypeVar("T")
 
@@ -44,12 +44,7 @@ def requested_page(by_key: bool = False) -> Page:
         if after is None or isinstance(after, str) != by_key:
             errors.append({"field": "cursor", "message": "is not a cursor this API gave out"})
     if errors:
-        raise Problem(
-            422,
-            "Validation failed",
-            "; ".join(f"{e['field']}: {e['message']}" for e in errors),
-            errors=errors,
-        )
+        raise invalid_fields(errors)
     if isinstance(after, str):
         return Page(limit, None, after)
     return Page(limit, after)

@@ -30,6 +30,8 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from workers.field_errors import field_errors, summary
+
 EVENTS = ("participant-joined", "participant-left", "meeting-started", "meeting-ended")
 PARTICIPANT_EVENTS = frozenset(EVENTS[:2])
 JSON_TYPES = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
@@ -242,12 +244,8 @@ def parse_delivery(event: str, body: bytes, content_type: str, received_at: date
 
 def body_problem(error: ValidationError) -> BodyError:
     """Turn pydantic's errors into a 422 BodyError naming each field by the name the body used."""
-    errors = [
-        {"field": ".".join(str(part) for part in item["loc"]) or "body", "message": item["msg"]}
-        for item in error.errors(include_url=False, include_input=False)
-    ]
-    detail = "; ".join(f"{item['field']}: {item['message']}" for item in errors)
-    return BodyError(422, detail, errors)
+    errors = field_errors(error)
+    return BodyError(422, summary(errors), errors)
 
 
 def _facts(event: str, parsed: MeteredBody, fields: dict[str, Any], received_at: datetime) -> DeliveryFacts:
