@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from workers.attendance import AttendanceRules, Identity, SegmentFacts, compute_session
 from workers.folding import AMENDMENT, apply_deliveries
-from workers.lifecycle import finalize, sweep_stale
+from workers.lifecycle import close_stale, finalize, stale_sessions
 from workers.meetings import FoldRules
 from workers.models import AttendanceRow, Delivery, MeetingSession, Room, SessionStatus
 from workers.payloads import parse_delivery
@@ -274,8 +274,9 @@ def test_sweeper_closes_a_session_at_its_latest_leave(Db: sessionmaker[Session])
         ],
     )
     with Db.begin() as db:
-        assert sweep_stale(db, at(20) + timedelta(hours=5), 6 * 3600) == []
-        closed = sweep_stale(db, at(20) + timedelta(hours=6, seconds=1), 6 * 3600)
+        assert stale_sessions(db, at(20) + timedelta(hours=5), 6 * 3600) == []
+        later = at(20) + timedelta(hours=6, seconds=1)
+        closed = [close_stale(db, sid, later, 6 * 3600) for sid, _ in stale_sessions(db, later, 6 * 3600)]
         assert [m.meeting_session_id for m in closed] == ["m-stale"]
     summary, people = report(Db, "m-stale")
     assert summary["status"] == SessionStatus.ENDED and summary["inferred"] is True

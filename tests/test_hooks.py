@@ -14,7 +14,6 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from flask import Flask
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from redis import Redis
@@ -288,7 +287,3 @@ def test_fuzzed_requests_never_get_a_5xx_and_rejections_store_nothing(
         assert delivery_count(runtime) == before
     elif response.status_code == 202:
         assert delivery_count(runtime) == before + 1
-
-
-def test_the_app_fixture_serves_hooks(app: Flask) -> None:
-    assert any(rule.rule == "/hooks/metered/<token>/<event>" for rule in app.url_map.iter_rules())

@@ -118,11 +118,13 @@ def _known(*moments: datetime | None) -> list[datetime]:
     return [m for m in moments if m is not None]
 
 
-def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+def earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    """Return the earlier of two moments, either of which may be unknown."""
     return b if a is None else a if b is None else min(a, b)
 
 
-def _latest(a: datetime | None, b: datetime | None) -> datetime | None:
+def latest(a: datetime | None, b: datetime | None) -> datetime | None:
+    """Return the later of two moments, either of which may be unknown."""
     return b if a is None else a if b is None else max(a, b)
 
 
@@ -132,8 +134,8 @@ def merge_segment_facts(a: SegmentFacts, b: SegmentFacts) -> SegmentFacts:
         raise ValueError("cannot merge facts of different participant sessions")
     return SegmentFacts(
         a.participant_session_id,
-        joined_at=_earliest(a.joined_at, b.joined_at),
-        left_at=_latest(a.left_at, b.left_at),
+        joined_at=earliest(a.joined_at, b.joined_at),
+        left_at=latest(a.left_at, b.left_at),
         identity=_merge_identity(a.identity, b.identity),
     )
 

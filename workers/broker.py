@@ -17,7 +17,7 @@ _embedded: Redis | None = None
 
 
 def connect(redis_url: str | None) -> Redis:
-    """Return a client for REDIS_URL, or for an embedded redis-server (started once per process tree)."""
+    """Return a client for REDIS_URL, or for an embedded redis-server (started once per process)."""
     if redis_url:
         # Bounded waits: a Redis that hangs must not hang the webhook receiver (it answers 202 without it).
         return Redis.from_url(redis_url, socket_connect_timeout=2, socket_timeout=5)

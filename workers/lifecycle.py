@@ -79,12 +79,3 @@ def close_stale(db: Session, session_id: int, now: datetime, stale_seconds: int)
     meeting.end_received_at = now
     history.record(db, meeting, "sweep", recompute_session(db, meeting))
     return meeting
-
-
-def sweep_stale(db: Session, now: datetime, stale_seconds: int) -> list[MeetingSession]:
-    """Close every stale live session in one transaction (the worker closes them one room lock at a time)."""
-    closed = (
-        close_stale(db, session_id, now, stale_seconds)
-        for session_id, _ in stale_sessions(db, now, stale_seconds)
-    )
-    return [meeting for meeting in closed if meeting is not None]

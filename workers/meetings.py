@@ -10,7 +10,7 @@ from typing import Protocol
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from workers.attendance import Identity, SegmentFacts, merge_segment_facts, person_key
+from workers.attendance import Identity, SegmentFacts, earliest, latest, merge_segment_facts, person_key
 from workers.locks import lock_room_row
 from workers.models import MeetingSession, ParticipantSession, SessionStatus
 from workers.payloads import DeliveryFacts
@@ -28,14 +28,6 @@ class FoldRules:
 
     reconnect_grace_seconds: int = 30
     finalize_after_seconds: int = 120
-
-
-def _earliest(a: datetime | None, b: datetime) -> datetime:
-    return b if a is None else min(a, b)
-
-
-def _latest(a: datetime | None, b: datetime) -> datetime:
-    return b if a is None else max(a, b)
 
 
 class MeetingResolver:
@@ -101,13 +93,13 @@ class SessionFacts(Protocol):
 
 def apply_session_fact(meeting: SessionFacts, facts: DeliveryFacts, received_at: datetime) -> None:
     """Merge what one delivery says about its meeting session (times, start, end) into the session."""
-    meeting.earliest_fact_at = _earliest(meeting.earliest_fact_at, facts.event_time)
-    meeting.last_delivery_at = _latest(meeting.last_delivery_at, received_at)
+    meeting.earliest_fact_at = earliest(meeting.earliest_fact_at, facts.event_time)
+    meeting.last_delivery_at = latest(meeting.last_delivery_at, received_at)
     if facts.event == "meeting-started":
-        meeting.reported_start = _earliest(meeting.reported_start, facts.event_time)
+        meeting.reported_start = earliest(meeting.reported_start, facts.event_time)
     elif facts.event == "meeting-ended":
-        meeting.reported_end = _latest(meeting.reported_end, facts.event_time)
-        meeting.end_received_at = _earliest(meeting.end_received_at, received_at)
+        meeting.reported_end = latest(meeting.reported_end, facts.event_time)
+        meeting.end_received_at = earliest(meeting.end_received_at, received_at)
         if meeting.status == SessionStatus.LIVE:
             meeting.status = SessionStatus.ENDED
 

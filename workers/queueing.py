@@ -1,7 +1,8 @@
-"""Telling a worker that a room has deliveries to fold: one Redis round-trip per delivery, at most.
+"""Telling a worker that a room has deliveries to fold: one Redis round-trip per delivery, usually.
 
 Jobs are per room, not per delivery: a drain folds every stored delivery of its room in a few transactions,
-so a burst of webhooks costs one job. The pending flag below coalesces the signals.
+so a burst of webhooks costs one job. The pending flag below coalesces the signals: a delivery costs one
+SET NX, and only the first since the room's last drain began also enqueues the job.
 
 Why no delivery is left behind (the ordering argument). The receiver COMMITS its row, THEN sets the flag
 (SET NX). The drain DELETES the flag, THEN reads the rows. Take any committed row R:
