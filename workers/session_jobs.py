@@ -77,14 +77,20 @@ def plan_notifications(queue: Queue, session_id: int) -> None:
 def finalize_overdue() -> int:
     """Finalize every ended session past its grace period (a schedule lost or failed); return how many.
 
-    Also queue again the notifications of final sessions whose planning job was lost with Redis.
+    Also queue again what Redis lost of the notifications: the planning of final sessions, and the send
+    jobs of unfinished ones (enqueue_pending skips a notification whose job still exists).
     """
+    from workers.notify_jobs import enqueue_pending  # it imports the reports; only this job needs it
+
     runtime = process.current()
     with runtime.Session() as db:
         overdue = lifecycle.overdue_sessions(db, utcnow(), runtime.settings.finalize_after_seconds)
         unplanned = lifecycle.unplanned_final_sessions(db, utcnow())
+        unfinished = lifecycle.sessions_with_unfinished_notifications(db)
     for session_id in unplanned:
         plan_notifications(runtime.queue(), session_id)
+    for session_id in unfinished:
+        enqueue_pending(runtime, session_id)
     return sum(finalize_session(session_id) for session_id in overdue)
 
 
