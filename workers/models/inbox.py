@@ -25,6 +25,13 @@ class DeliveryStatus(enum.StrEnum):
 # Statuses a worker has still to fold; a partial index keeps them cheap to find among millions processed.
 UNPROCESSED = (DeliveryStatus.RECEIVED.value, DeliveryStatus.QUEUED.value)
 _UNPROCESSED_SQL = text("status IN ('received', 'queued')")
+# A room's meeting starts and ends cut its timeline into sessions for deliveries that name none.
+_MARK_SQL = text("event IN ('meeting-started', 'meeting-ended')")
+_UNNAMED_SQL = text("meeting_session_ref IS NULL")
+
+# The version of the parser whose reading is in the fact columns below. A rebuild trusts the columns of
+# rows stored by this version and re-reads the raw body of any other; bump it whenever parsing changes.
+FACTS_VERSION = 1
 
 
 class Delivery(Base):
@@ -41,6 +48,20 @@ class Delivery(Base):
             sqlite_where=_UNPROCESSED_SQL,
             postgresql_where=_UNPROCESSED_SQL,
         ),
+        Index(
+            "ix_deliveries_room_marks",
+            "room_id",
+            "event_time",
+            sqlite_where=_MARK_SQL,
+            postgresql_where=_MARK_SQL,
+        ),
+        Index(
+            "ix_deliveries_room_unnamed",
+            "room_id",
+            "event_time",
+            sqlite_where=_UNNAMED_SQL,
+            postgresql_where=_UNNAMED_SQL,
+        ),
     )
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
@@ -53,6 +74,10 @@ class Delivery(Base):
     event_time: Mapped[datetime | None]
     time_reported: Mapped[bool] = mapped_column(default=True)
     join_time: Mapped[datetime | None]
+    external_user_id: Mapped[str | None] = mapped_column(String(200))
+    email: Mapped[str | None] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(200))
+    facts_version: Mapped[int] = mapped_column(default=0, server_default=text("0"))
     raw_body: Mapped[str] = mapped_column(Text)
     content_type: Mapped[str] = mapped_column(Text)  # in full: a multipart boundary is part of it
     headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
