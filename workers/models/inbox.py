@@ -77,7 +77,7 @@ class Delivery(Base):
     external_user_id: Mapped[str | None] = mapped_column(String(200))
     email: Mapped[str | None] = mapped_column(String(320))
     name: Mapped[str | None] = mapped_column(String(200))
-    facts_version: Mapped[int] = mapped_column(default=0, server_default=text("0"))
+    facts_version: Mapped[int] = mapped_column(server_default=text("0"))
     raw_body: Mapped[str] = mapped_column(Text)
     content_type: Mapped[str] = mapped_column(Text)  # in full: a multipart boundary is part of it
     headers: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
