@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from workers import inbox
 from workers.attendance import AttendanceRules, Identity, SegmentFacts, compute_session
 from workers.folding import AMENDMENT, apply_deliveries
 from workers.lifecycle import close_stale, finalize, stale_sessions
@@ -23,6 +24,7 @@ from workers.meetings import FoldRules
 from workers.models import AttendanceRow, Delivery, MeetingSession, Room, SessionStatus
 from workers.payloads import parse_delivery
 from workers.rebuild import rebuild
+from workers.room_timeline import END, START, Mark, Timeline, position
 from workers.room_tokens import new_token, token_hash
 from workers.timefmt import iso_ms
 
@@ -61,27 +63,14 @@ def body(event: str, msid: str | None, when: datetime | None, **fields: Any) -> 
 
 
 def store(
-    db: Session, room_id: int, event: str, payload: dict[str, Any], received_at: datetime
-) -> Delivery | None:
-    """Store a delivery as the receiver would (first copy wins); return it, or None for a duplicate."""
+    Db: sessionmaker[Session], room_id: int, event: str, payload: dict[str, Any], received_at: datetime
+) -> int | None:
+    """Store a delivery through the receiver's own inbox; return its id, or None for a duplicate."""
     raw = json.dumps(payload)
     facts = parse_delivery(event, raw.encode(), "application/json", received_at)
-    key = f"{room_id}:{facts.dedupe_key}"
-    if db.scalar(select(Delivery).where(Delivery.dedupe_key == key)) is not None:
-        return None
-    delivery = Delivery(
-        room_id=room_id,
-        event=event,
-        dedupe_key=key,
-        raw_body=raw,
-        content_type="application/json",
-        received_at=received_at,
-        meeting_session_ref=facts.meeting_session_id,
-        participant_session_id=facts.participant_session_id,
-    )
-    db.add(delivery)
-    db.flush()
-    return delivery
+    arrival = inbox.Arrival(room_id, facts, raw, "application/json", {}, None, received_at)
+    stored = inbox.store(Db.kw["bind"], arrival)
+    return stored.id if stored.new else None
 
 
 def fold(
@@ -90,10 +79,13 @@ def fold(
     batches: list[list[tuple[str, dict[str, Any], datetime]]],
     rules: FoldRules | None = None,
 ) -> None:
+    """Store each batch through the inbox, then fold it in one transaction as a worker's drain does."""
     for batch in batches:
+        ids = [i for e, p, r in batch if (i := store(Db, room_id, e, p, r)) is not None]
         with Db.begin() as db:
-            stored = [d for e, p, r in batch if (d := store(db, room_id, e, p, r)) is not None]
-            apply_deliveries(db, room_id, stored, rules)
+            deliveries = db.scalars(select(Delivery).where(Delivery.id.in_(ids)).order_by(Delivery.id)).all()
+            outcome = apply_deliveries(db, room_id, deliveries, rules)
+            inbox.mark_processed(db, outcome.folded_ids(deliveries))
 
 
 def report(Db: sessionmaker[Session], msid: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
@@ -249,9 +241,9 @@ def test_delivery_after_final_folds_in_as_an_amendment(Db: sessionmaker[Session]
         meeting_id = db.scalars(select(MeetingSession.id)).one()
         assert finalize(db, meeting_id, at(10) + timedelta(seconds=119), 120) is False
         assert finalize(db, meeting_id, at(10) + timedelta(seconds=120), 120) is True
+    late_id = store(Db, room_id, *leave("m-fin", "a1", 5, name="Ann"))
     with Db.begin() as db:
-        late = store(db, room_id, *leave("m-fin", "a1", 5, name="Ann"))
-        assert late is not None
+        late = db.get_one(Delivery, late_id)
         outcome = apply_deliveries(db, room_id, [late])
         assert late.status_reason == AMENDMENT
         assert outcome.amended_session_ids == {meeting_id}
@@ -293,6 +285,36 @@ def test_events_without_meeting_session_id_join_the_open_session(Db: sessionmake
     _, people = report(Db, "m-open")
     assert [(p["name"], p["attended_ms"]) for p in people] == [("Ann", 360_000)]
     assert people[0]["segments"][0]["joinedAt"] == iso_ms(at(3))
+
+
+def test_unnamed_meetings_are_told_apart_whichever_comes_first(Db: sessionmaker[Session]) -> None:
+    first = [start("", 0), join("", "a1", 5, name="Ann"), leave("", "a1", 25, name="Ann"), end("", 30)]
+    second = [start("", 60), join("", "b1", 65, name="Bo"), leave("", "b1", 85, name="Bo"), end("", 90)]
+    people = first[1:3] + second[1:3]
+    marks = [first[0], first[3], second[0], second[3]]
+    for order in (
+        [first + second],
+        [people, marks],
+        [people[::-1], marks[::-1]],
+        [[e] for e in people + marks],
+    ):
+        room_id = make_room(Db)
+        fold(Db, room_id, order)
+        with Db() as db:
+            rows = db.execute(
+                select(MeetingSession.meeting_session_id, AttendanceRow.name, AttendanceRow.attended_ms)
+                .join(AttendanceRow, AttendanceRow.session_id == MeetingSession.id)
+                .where(MeetingSession.room_id == room_id)
+                .order_by(MeetingSession.meeting_session_id)
+            ).all()
+            sessions = db.scalars(
+                select(MeetingSession.status).where(MeetingSession.room_id == room_id)
+            ).all()
+        assert [tuple(row) for row in rows] == [
+            (f"room-{room_id}-20260302T090000.000Z", "Ann", 1_200_000),
+            (f"room-{room_id}-20260302T100000.000Z", "Bo", 1_200_000),
+        ]
+        assert sessions == [SessionStatus.ENDED, SessionStatus.ENDED]
 
 
 def test_rebuild_gives_the_same_answer(Db: sessionmaker[Session]) -> None:
@@ -394,8 +416,15 @@ def test_any_order_batching_and_duplication_gives_the_pure_result(
     shuffled = events + [order.choice(events) for _ in range(duplicates)]
     order.shuffle(shuffled)
     fold(Db, room_id, [shuffled[i : i + batch_size] for i in range(0, len(shuffled), batch_size)])
+    assert_folded_as_pure(Db, msid, events, 40)
+
+
+def assert_folded_as_pure(
+    Db: sessionmaker[Session], msid: str, events: list[Any], min_percent: float
+) -> None:
+    """The stored session equals the pure computation over `events`, and so does a rebuild of it."""
     summary, stored = report(Db, msid)
-    expected = pure_result(events, 40)
+    expected = pure_result(events, min_percent)
     assert summary["started_at"] == expected.bounds.started_at
     assert summary["ended_at"] == expected.bounds.ended_at
     assert summary["participant_count"] == expected.participant_count
@@ -418,3 +447,68 @@ def test_any_order_batching_and_duplication_gives_the_pure_result(
     with Db.begin() as db:
         rebuild(db, db.scalars(select(MeetingSession).where(MeetingSession.meeting_session_id == msid)).one())
     assert report(Db, msid) == (summary, stored)
+
+
+# --- deliveries that name no meeting session, in a room that holds several meetings ---------------------
+
+Meetings = st.lists(
+    st.tuples(
+        st.booleans(),  # its start was delivered
+        st.booleans(),  # its end was delivered
+        st.lists(st.tuples(st.integers(0, 50), st.integers(0, 10), st.booleans()), min_size=1, max_size=4),
+    ),
+    min_size=1,
+    max_size=3,
+)
+
+
+def unnamed_meetings(meetings: list[Any]) -> list[Any]:
+    """Meetings an hour apart in one room, each 60 minutes long; no delivery names its meeting session."""
+    events: list[Any] = []
+    for index, (has_start, has_end, stays) in enumerate(meetings):
+        base = 120 * index
+        events += [start("", base)] if has_start else []
+        for stay, (joined, length, leave_seen) in enumerate(stays):
+            psid = f"m{index}p{stay}"
+            events.append(join("", psid, base + joined, name=f"N{stay % 3}"))
+            if leave_seen:
+                events.append(leave("", psid, base + joined + length, name=f"N{stay % 3}"))
+        events += [end("", base + 60)] if has_end else []
+    return events
+
+
+def split_by_timeline(room_id: int, events: list[Any]) -> dict[str, list[Any]]:
+    """Group events by the meeting the pure room timeline gives each."""
+    marks = [Mark(event, when) for event, _, when in events if event in (START, END)]
+    timeline = Timeline(room_id, marks)
+    groups: dict[str, list[Any]] = {}
+    for event in events:
+        groups.setdefault(timeline.meeting_at(position(event[0], event[2])), []).append(event)
+    return groups
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    meetings=Meetings,
+    order=st.randoms(use_true_random=False),
+    batch_size=st.integers(1, 6),
+    duplicates=st.integers(0, 3),
+)
+def test_unnamed_deliveries_of_several_meetings_land_the_same_in_any_order(
+    Db: sessionmaker[Session], meetings: list[Any], order: Any, batch_size: int, duplicates: int
+) -> None:
+    room_id = make_room(Db, min_percent=40)
+    events = unnamed_meetings(meetings)
+    shuffled = events + [order.choice(events) for _ in range(duplicates)]
+    order.shuffle(shuffled)
+    fold(Db, room_id, [shuffled[i : i + batch_size] for i in range(0, len(shuffled), batch_size)])
+    groups = split_by_timeline(room_id, events)
+    with Db() as db:
+        stored = set(
+            db.scalars(select(MeetingSession.meeting_session_id).where(MeetingSession.room_id == room_id))
+        )
+    assert stored == set(groups)
+    for msid, group in groups.items():
+        assert_folded_as_pure(Db, msid, group, 40)
+    if all(has_start and has_end for has_start, has_end, _ in meetings):
+        assert len(groups) == len(meetings)  # every meeting delivered its start and end: told apart

@@ -42,8 +42,7 @@ def test_finalize_folds_what_came_before_it_and_then_marks_final(
 ) -> None:
     room_id = make_room(Db)
     fold(Db, room_id, [[start("m-fin", 0), join("m-fin", "a1", 0, name="Ann"), end("m-fin", 60)]])
-    with Db.begin() as db:  # a leave stored but not yet folded when the grace period runs out
-        store(db, room_id, *leave("m-fin", "a1", 30, name="Ann"))
+    store(Db, room_id, *leave("m-fin", "a1", 30, name="Ann"))  # stored, not yet folded, when the grace ends
     runtime = runtime_of(api.app)  # type: ignore[attr-defined]
     Queue(QUEUE_NAME, connection=runtime.redis).enqueue(finalize_overdue)  # as the worker does each minute
     run_worker(runtime)
@@ -58,10 +57,10 @@ def test_finalize_folds_what_came_before_it_and_then_marks_final(
 def test_a_delivery_that_cannot_be_folded_fails_alone(Db: sessionmaker[Session]) -> None:
     room_a, room_b = make_room(Db), make_room(Db)
     fold(Db, room_a, [[start("m-a", 0)]])
+    foreign_id = store(Db, room_b, *join("m-a", "x1", 5, name="Eve"))  # room A's meeting, room B's URL
+    fine_id = store(Db, room_b, *join("m-b", "b1", 5, name="Bo"))
     with Db.begin() as db:
-        foreign = store(db, room_b, *join("m-a", "x1", 5, name="Eve"))  # room A's meeting, room B's URL
-        fine = store(db, room_b, *join("m-b", "b1", 5, name="Bo"))
-        assert foreign is not None and fine is not None
+        foreign, fine = db.get_one(Delivery, foreign_id), db.get_one(Delivery, fine_id)
         outcome = apply_deliveries(db, room_b, [foreign, fine])
         assert outcome.failed_ids == {foreign.id}
         assert outcome.folded_ids([foreign, fine]) == [fine.id]

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from workers import history
@@ -26,7 +27,10 @@ from workers.meetings import (
 )
 from workers.models import Delivery, DeliveryStatus, MeetingSession, SessionStatus
 from workers.payloads import BodyError, parse_delivery
+from workers.rebuild import rebuild
 from workers.recompute import recompute_session
+from workers.room_timeline import END, START, Mark
+from workers.unnamed import drop_if_empty, has_unnamed, misplaced
 
 AMENDMENT = "amendment: folded into a session that was already final"
 
@@ -58,6 +62,7 @@ def apply_deliveries(
     resolver = MeetingResolver(db, room_id, rules)
     touched: dict[int, _Touched] = {}
     outcome = FoldOutcome()
+    marks: list[Mark] = []
     for delivery in deliveries:
         try:
             facts = parse_delivery(
@@ -71,6 +76,8 @@ def apply_deliveries(
             outcome.failed_ids.add(delivery.id)
             continue
         delivery.session_id = meeting.id
+        if facts.event in (START, END):
+            marks.append(Mark(facts.event, facts.event_time, facts.meeting_session_id))
         entry = touched.setdefault(meeting.id, _Touched(meeting, meeting.status == SessionStatus.FINAL))
         if entry.was_final:
             delivery.status_reason = AMENDMENT
@@ -82,7 +89,42 @@ def apply_deliveries(
     for entry in touched.values():
         person_keys = merge_participants(db, entry.meeting, entry.participants)
         _settle(db, entry, person_keys, rules, outcome, cause, job_id)
+    if marks and has_unnamed(db, room_id):
+        _regroup(db, resolver, marks, rules, outcome, job_id)
     return outcome
+
+
+def _regroup(
+    db: Session,
+    resolver: MeetingResolver,
+    marks: Sequence[Mark],
+    rules: FoldRules,
+    outcome: FoldOutcome,
+    job_id: str | None,
+) -> None:
+    """Move unnamed deliveries the new marks put elsewhere; rebuild the sessions they leave and join."""
+    moves = misplaced(db, resolver.timeline, marks)
+    affected: dict[int, MeetingSession] = {}
+    for move in moves:
+        target = resolver.by_id(move.to_meeting_session_id)
+        db.execute(update(Delivery).where(Delivery.id == move.delivery_id).values(session_id=target.id))
+        affected[target.id] = target
+        if move.from_session_id not in affected:
+            affected[move.from_session_id] = db.get_one(MeetingSession, move.from_session_id)
+    db.flush()
+    for meeting in affected.values():
+        if drop_if_empty(db, meeting):
+            resolver.known.pop(meeting.meeting_session_id, None)
+            outcome.finalize_due.pop(meeting.id, None)
+            continue
+        was_final = meeting.status == SessionStatus.FINAL
+        change = rebuild(db, meeting, job_id=job_id)
+        if was_final and change.changed:
+            outcome.amended_session_ids.add(meeting.id)
+        if meeting.end_received_at is not None and meeting.status != SessionStatus.FINAL:
+            outcome.finalize_due[meeting.id] = meeting.end_received_at + timedelta(
+                seconds=rules.finalize_after_seconds
+            )
 
 
 @dataclass

@@ -7,13 +7,15 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workers.attendance import Identity, SegmentFacts, earliest, latest, merge_segment_facts, person_key
 from workers.locks import lock_room_row
 from workers.models import MeetingSession, ParticipantSession, SessionStatus
 from workers.payloads import DeliveryFacts
+from workers.room_timeline import Timeline
+from workers.unnamed import load_timeline, place
 
 IN_CHUNK = 500  # ids per IN (...) list: well inside every database's parameter limit
 
@@ -37,16 +39,23 @@ class MeetingResolver:
         self.db, self.rules = db, rules
         self.room = lock_room_row(db, room_id)
         self.known: dict[str, MeetingSession] = {}
+        self._timeline: Timeline | None = None
+
+    @property
+    def timeline(self) -> Timeline:
+        """The room's timeline, read once per fold: it already holds every start and end stored."""
+        if self._timeline is None:
+            self._timeline = load_timeline(self.db, self.room.id)
+        return self._timeline
 
     def session_for(self, facts: DeliveryFacts) -> MeetingSession:
-        """Return the delivery's meeting session: by its id, else the room's session open at its time."""
+        """Return the delivery's meeting session: by its id, else by where it falls on the room's timeline."""
         if facts.meeting_session_id:
-            return self._by_id(facts.meeting_session_id)
-        return self._open_at(facts.event_time) or self._by_id(
-            f"room-{self.room.id}-{facts.event_time.strftime('%Y%m%dT%H%M%S.%f')[:-3]}Z"
-        )
+            return self.by_id(facts.meeting_session_id)
+        return self.by_id(self.timeline.meeting_at(place(facts.event, facts.event_time, facts.join_time)))
 
-    def _by_id(self, meeting_session_id: str) -> MeetingSession:
+    def by_id(self, meeting_session_id: str) -> MeetingSession:
+        """Return the room's meeting session of that id, creating it if it is new."""
         meeting = self.known.get(meeting_session_id) or self.db.scalar(
             select(MeetingSession).where(MeetingSession.meeting_session_id == meeting_session_id)
         )
@@ -65,19 +74,6 @@ class MeetingResolver:
             raise ForeignSession(f"meeting session {meeting_session_id} belongs to another room")
         self.known[meeting_session_id] = meeting
         return meeting
-
-    def _open_at(self, moment: datetime) -> MeetingSession | None:
-        began = func.coalesce(
-            MeetingSession.started_at, MeetingSession.reported_start, MeetingSession.earliest_fact_at
-        )
-        in_room = select(MeetingSession).where(MeetingSession.room_id == self.room.id)
-        spanning = in_room.where(
-            began <= moment, (MeetingSession.ended_at.is_(None)) | (MeetingSession.ended_at >= moment)
-        )
-        live = in_room.where(MeetingSession.status == SessionStatus.LIVE)
-        return self.db.scalar(spanning.order_by(began.desc()).limit(1)) or self.db.scalar(
-            live.order_by(began.desc()).limit(1)
-        )
 
 
 class SessionFacts(Protocol):

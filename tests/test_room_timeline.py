@@ -1,0 +1,95 @@
+"""The room timeline: which meeting a delivery that names none belongs to, from the room's starts and ends."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from workers.room_timeline import END, START, Mark, Timeline, position
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+JOIN = "participant-joined"
+
+
+def at(minutes: float) -> datetime:
+    return T0 + timedelta(minutes=minutes)
+
+
+def meeting_of(timeline: Timeline, minutes: float, event: str = JOIN) -> str:
+    return timeline.meeting_at(position(event, at(minutes)))
+
+
+def test_no_marks_put_everything_in_one_meeting() -> None:
+    timeline = Timeline(7, [])
+    assert {meeting_of(timeline, m) for m in (0, 60, 6000)} == {"room-7-first"}
+
+
+def test_two_unnamed_meetings_are_told_apart_by_their_starts_and_ends() -> None:
+    timeline = Timeline(7, [Mark(START, at(0)), Mark(END, at(30)), Mark(START, at(60)), Mark(END, at(90))])
+    assert meeting_of(timeline, 0, START) == meeting_of(timeline, 10) == meeting_of(timeline, 30, END)
+    assert meeting_of(timeline, 10) == "room-7-20260302T090000.000Z"
+    assert meeting_of(timeline, 60, START) == meeting_of(timeline, 75) == "room-7-20260302T100000.000Z"
+    # Between the two meetings, and after the last: stretches of their own.
+    assert meeting_of(timeline, 45) == "room-7-after-20260302T093000.000Z"
+    assert meeting_of(timeline, -5) == "room-7-first"
+
+
+def test_a_join_at_the_very_ms_of_a_start_or_end_belongs_to_that_meeting() -> None:
+    timeline = Timeline(7, [Mark(END, at(30)), Mark(START, at(60))])
+    assert meeting_of(timeline, 30) == meeting_of(timeline, 29)
+    assert meeting_of(timeline, 60) == meeting_of(timeline, 61) != meeting_of(timeline, 59)
+
+
+def test_a_named_start_names_its_stretch_and_outranks_a_named_end() -> None:
+    timeline = Timeline(7, [Mark(START, at(0), "m-a"), Mark(END, at(30), "m-b"), Mark(END, at(90), "m-c")])
+    assert meeting_of(timeline, 10) == "m-a"
+    assert meeting_of(timeline, 60) == "m-c"
+
+
+def test_without_an_end_the_next_start_closes_the_meeting() -> None:
+    timeline = Timeline(7, [Mark(START, at(0), "m-a"), Mark(START, at(60), "m-b")])
+    assert meeting_of(timeline, 59) == "m-a"
+    assert meeting_of(timeline, 60) == "m-b"
+
+
+def test_around_a_mark_spans_the_cuts_on_either_side() -> None:
+    new = Mark(END, at(30))
+    timeline = Timeline(7, [Mark(START, at(0)), new, Mark(START, at(60))])
+    span = timeline.around(new)
+    assert span.holds(position(JOIN, at(0))) and span.holds(position(JOIN, at(59)))
+    assert not span.holds(position(JOIN, at(60))) and not span.holds(position(JOIN, at(-1)))
+
+
+Marks = st.lists(
+    st.builds(
+        Mark,
+        st.sampled_from([START, END]),
+        st.integers(0, 200).map(at),
+        st.sampled_from([None, "m-x", "m-y"]),
+    ),
+    max_size=8,
+)
+
+
+@given(marks=Marks, order=st.randoms(use_true_random=False), moment=st.integers(-10, 210))
+def test_the_answer_depends_only_on_the_set_of_marks(
+    marks: list[Mark], order: st.DataObject, moment: int
+) -> None:
+    shuffled = marks + marks[:2]
+    order.shuffle(shuffled)  # type: ignore[attr-defined]
+    assert meeting_of(Timeline(7, marks), moment) == meeting_of(Timeline(7, shuffled), moment)
+
+
+@given(marks=Marks, moment=st.integers(-10, 210))
+def test_a_position_is_in_the_stretch_it_is_said_to_be_in(marks: list[Mark], moment: int) -> None:
+    timeline = Timeline(7, marks)
+    where = position(JOIN, at(moment))
+    stretch = timeline.stretch_at(where)
+    assert stretch.holds(where)
+    # Every position of the same stretch has the same meeting.
+    for other in range(-10, 211, 5):
+        there = position(JOIN, at(other))
+        if stretch.holds(there):
+            assert timeline.meeting_at(there) == timeline.meeting_at(where)

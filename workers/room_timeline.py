@@ -1,0 +1,105 @@
+"""Which meeting a delivery that names no meeting session belongs to: a room's timeline, cut into stretches.
+
+A room holds one meeting at a time. Its reported starts and ends (and the ends the sweeper inferred) cut
+its timeline: a cut before every start, a cut after every end. Each stretch between two cuts is one
+meeting as far as unnamed deliveries can tell. The stretch is named by a start in it that carries a
+meeting session id, else by an end in it that does, else after its lower cut. Pure: the answer depends
+only on the set of marks, never on the order they came in.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime
+
+START, END = "meeting-started", "meeting-ended"
+
+# Where things sit at one instant: the cut before a start, the start, everything else, an end, the cut
+# after the end. So a start and an end belong to the meeting they bound, and so does a join at the same ms.
+_BEFORE_START, _START, _OTHER, _END, _AFTER_END = range(5)
+
+Position = tuple[datetime, int]
+
+
+@dataclass(frozen=True)
+class Mark:
+    """A start or end in a room: the meeting session id it names, if any, and when it happened."""
+
+    event: str
+    at: datetime
+    meeting_session_id: str | None = None
+
+
+@dataclass(frozen=True)
+class Stretch:
+    """The part of a room's timeline between two cuts, as positions; None is open-ended."""
+
+    after: Position | None
+    before: Position | None
+
+    def holds(self, position: Position) -> bool:
+        """Say whether `position` lies inside this stretch."""
+        return (self.after is None or position > self.after) and (
+            self.before is None or position < self.before
+        )
+
+
+def position(event: str, at: datetime) -> Position:
+    """Return where a delivery of `event` at `at` sits on its room's timeline."""
+    return (at, _START if event == START else _END if event == END else _OTHER)
+
+
+def _cut(mark: Mark) -> Position:
+    return (mark.at, _BEFORE_START if mark.event == START else _AFTER_END)
+
+
+class Timeline:
+    """A room's marks, sorted into cuts, and the stretch and meeting each position falls in."""
+
+    def __init__(self, room_id: int, marks: Iterable[Mark]) -> None:
+        self.room_id = room_id
+        self.marks = sorted(
+            set(marks), key=lambda mark: (position(mark.event, mark.at), mark.meeting_session_id or "")
+        )
+        self.cuts = sorted({_cut(mark) for mark in self.marks})
+        self._names: dict[int, str] = {}
+        for event in (START, END):  # a named start outranks a named end in the same stretch
+            for mark in self.marks:
+                index = self._index(position(mark.event, mark.at))
+                if mark.event == event and mark.meeting_session_id and index not in self._names:
+                    self._names[index] = mark.meeting_session_id
+
+    def _index(self, at: Position) -> int:
+        # No position equals a cut (their second parts differ), so this counts the cuts before it.
+        return bisect_left(self.cuts, at)
+
+    def stretch_at(self, at: Position) -> Stretch:
+        """Return the stretch that holds `at`."""
+        index = self._index(at)
+        return Stretch(
+            self.cuts[index - 1] if index > 0 else None, self.cuts[index] if index < len(self.cuts) else None
+        )
+
+    def meeting_at(self, at: Position) -> str:
+        """Return the meeting session id of the stretch that holds `at`."""
+        index = self._index(at)
+        if index in self._names:
+            return self._names[index]
+        if index == 0:
+            return f"room-{self.room_id}-first"
+        moment, kind = self.cuts[index - 1]
+        return f"room-{self.room_id}-{'' if kind == _BEFORE_START else 'after-'}{_stamp(moment)}"
+
+    def around(self, mark: Mark) -> Stretch:
+        """Return the span a new mark may have re-cut or renamed: from the cut before it to the cut after."""
+        cut = _cut(mark)
+        index = bisect_left(self.cuts, cut)
+        after = self.cuts[index - 1] if index > 0 else None
+        later = [c for c in self.cuts[index:] if c > cut]
+        return Stretch(after, later[0] if later else None)
+
+
+def _stamp(moment: datetime) -> str:
+    return moment.strftime("%Y%m%dT%H%M%S.%f")[:-3] + "Z"
