@@ -317,6 +317,29 @@ def test_unnamed_meetings_are_told_apart_whichever_comes_first(Db: sessionmaker[
         assert sessions == [SessionStatus.ENDED, SessionStatus.ENDED]
 
 
+def test_after_the_sweeper_closes_an_unnamed_meeting_the_next_one_is_new(Db: sessionmaker[Session]) -> None:
+    room_id = make_room(Db)
+    fold(Db, room_id, [[join("", "a1", 0, name="Ann"), leave("", "a1", 20, name="Ann")]])
+    later = at(20) + timedelta(hours=6, seconds=1)
+    with Db.begin() as db:
+        closed = [close_stale(db, sid, later, 6 * 3600) for sid, _ in stale_sessions(db, later, 6 * 3600)]
+    assert [m and m.meeting_session_id for m in closed] == [f"room-{room_id}-first"]
+    # The next day's meeting, and a late leave of the first one's, each go where they belong.
+    fold(Db, room_id, [[join("", "b1", 24 * 60, name="Bo"), leave("", "a2", 15, joinTime=iso_ms(at(10)))]])
+    with Db() as db:
+        people = db.execute(
+            select(MeetingSession.meeting_session_id, AttendanceRow.participant_key)
+            .join(AttendanceRow, AttendanceRow.session_id == MeetingSession.id)
+            .where(MeetingSession.room_id == room_id)
+            .order_by(MeetingSession.id, AttendanceRow.participant_key)
+        ).all()
+    assert [tuple(row) for row in people] == [
+        (f"room-{room_id}-first", "name:Ann"),
+        (f"room-{room_id}-first", "ps:a2"),
+        (f"room-{room_id}-after-20260302T092000.000Z", "name:Bo"),
+    ]
+
+
 def test_rebuild_gives_the_same_answer(Db: sessionmaker[Session]) -> None:
     room_id = make_room(Db, min_percent=75)
     events = [
