@@ -13,12 +13,12 @@ from workers.models import AttendanceRow, Room
 from workers.timefmt import iso_ms
 
 
-def meeting(Db: sessionmaker[Session], msid: str, room_id: int) -> None:
-    """A 60-minute meeting: Ann all along (ext:ann), Bo from 15 to 45 (name:Bo)."""
-    ann, bo = f"{msid}-a1", f"{msid}-b1"  # participant session ids are unique across meetings
-    fold(Db, room_id, [[start(msid, 0), join(msid, ann, 0, externalUserId="ann", name="Ann"),
-                        join(msid, bo, 15, name="Bo"), leave(msid, bo, 45, name="Bo"),
-                        leave(msid, ann, 60, externalUserId="ann"), end(msid, 60)]])  # fmt: skip
+def meeting(Db: sessionmaker[Session], msid: str, room_id: int, day: int = 0) -> None:
+    """A 60-minute meeting on `day`: Ann all along (ext:ann), Bo from 15 to 45 (name:Bo)."""
+    ann, bo, t = f"{msid}-a1", f"{msid}-b1", day * 24 * 60  # participant session ids are unique
+    fold(Db, room_id, [[start(msid, t), join(msid, ann, t, externalUserId="ann", name="Ann"),
+                        join(msid, bo, t + 15, name="Bo"), leave(msid, bo, t + 45, name="Bo"),
+                        leave(msid, ann, t + 60, externalUserId="ann"), end(msid, t + 60)]])  # fmt: skip
 
 
 def room_name(Db: sessionmaker[Session], room_id: int) -> str:
@@ -62,8 +62,8 @@ def test_a_person_across_sessions_newest_first_paginated(
     api: httpx.Client, Db: sessionmaker[Session]
 ) -> None:
     room_id = make_room(Db)
-    for msid in ("m-a", "m-b", "m-c"):
-        meeting(Db, msid, room_id)
+    for msid, day in (("m-b", 2), ("m-c", 3), ("m-a", 1)):  # heard of in another order than they met
+        meeting(Db, msid, room_id, day)
     first = api.get("/api/people/ext:ann/attendance?limit=2").json()
     assert [item["session"]["meetingSessionId"] for item in first["items"]] == ["m-c", "m-b"]
     rest = api.get(f"/api/people/ext:ann/attendance?limit=2&cursor={first['nextCursor']}").json()
@@ -71,12 +71,19 @@ def test_a_person_across_sessions_newest_first_paginated(
     assert rest["nextCursor"] is None
 
 
-def test_room_sessions_newest_first(api: httpx.Client, Db: sessionmaker[Session]) -> None:
+def test_room_sessions_newest_first_by_their_start(api: httpx.Client, Db: sessionmaker[Session]) -> None:
     room_id = make_room(Db)
-    for msid in ("m-old", "m-new"):
-        meeting(Db, msid, room_id)
-    body = api.get(f"/api/rooms/{room_name(Db, room_id)}/sessions").json()
-    assert [s["meetingSessionId"] for s in body["items"]] == ["m-new", "m-old"]
+    for msid, day in (("m-new", 9), ("m-old", 1), ("m-mid", 5)):  # the oldest meeting's webhooks came late
+        meeting(Db, msid, room_id, day)
+    url = f"/api/rooms/{room_name(Db, room_id)}/sessions"
+    assert [s["meetingSessionId"] for s in api.get(url).json()["items"]] == ["m-new", "m-mid", "m-old"]
+    first = api.get(f"{url}?limit=2").json()
+    rest = api.get(f"{url}?limit=2&cursor={first['nextCursor']}").json()
+    assert [s["meetingSessionId"] for s in first["items"] + rest["items"]] == ["m-new", "m-mid", "m-old"]
+    assert rest["nextCursor"] is None
+    # A cursor of another list is refused by name.
+    wrong = api.get(f"{url}?cursor={api.get('/api/events?limit=1').json()['nextCursor']}")
+    assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "cursor"
     assert api.get("/api/rooms/no-such-room/sessions").status_code == 404
 
 

@@ -24,6 +24,7 @@ from workers.reports import (
     attendance_of,
     find_session,
     session_out,
+    session_position,
     sessions_of_room,
 )
 
@@ -46,13 +47,13 @@ def session_page(meeting_session_id: str) -> str:
 @require_basic
 def room_page(room_name: str) -> str:
     """List a room's meeting sessions, newest first, each linking to its page."""
-    page = requested_page()
+    page = requested_page("at")
     with runtime_of(current_app).Session() as db:
-        found = sessions_of_room(db, room_name, page.after, page.limit + 1)
+        found = sessions_of_room(db, room_name, page.after_at, page.limit + 1)
         if found is None:
             raise Problem(404, "Not Found", f"no room {room_name!r}")
         room, rows = found
-        listing = page_body(rows, page, lambda m: session_out(m, room_name), lambda m: m.id)
+        listing = page_body(rows, page, lambda m: session_out(m, room_name), session_position)
         archived = room.archived_at is not None
     return render_template(
         "room.html",

@@ -5,11 +5,13 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any, TypeVar
+from datetime import datetime
+from typing import Any, Literal, TypeVar
 
 from flask import request
 
 from webhooks.errors import invalid_fields
+from workers.timefmt import iso_ms
 
 T = TypeVar("T")
 
@@ -17,18 +19,23 @@ DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
 MAX_ID = 2**63 - 1  # the largest id any of our databases stores
 
+# What a list is ordered by: ids, string keys, or a time with an id to break ties.
+Position = int | str | tuple[datetime, int]
+CursorKind = Literal["id", "key", "at"]
+
 
 @dataclass(frozen=True)
 class Page:
-    """The requested page: at most `limit` items after the item whose id is `after` (or key `after_key`)."""
+    """The requested page: at most `limit` items after the item at `after` (an id, a key or a time and id)."""
 
     limit: int
     after: int | None
     after_key: str | None = None
+    after_at: tuple[datetime, int] | None = None
 
 
-def requested_page(by_key: bool = False) -> Page:
-    """Read `limit` and `cursor` (over ids, or over string keys) from the query string; 422 if bad."""
+def requested_page(kind: CursorKind = "id") -> Page:
+    """Read `limit` and a `cursor` of the list's `kind` from the query string; 422 if bad."""
     errors = []
     limit = DEFAULT_LIMIT
     raw_limit = request.args.get("limit")
@@ -37,21 +44,23 @@ def requested_page(by_key: bool = False) -> Page:
             errors.append({"field": "limit", "message": f"must be a whole number from 1 to {MAX_LIMIT}"})
         else:
             limit = int(raw_limit)
-    after: int | str | None = None
+    after: Position | None = None
     raw_cursor = request.args.get("cursor")
     if raw_cursor:
         after = _decode(raw_cursor)
-        if after is None or isinstance(after, str) != by_key:
+        if after is None or _kind(after) != kind:
             errors.append({"field": "cursor", "message": "is not a cursor this API gave out"})
     if errors:
         raise invalid_fields(errors)
     if isinstance(after, str):
-        return Page(limit, None, after)
+        return Page(limit, None, after_key=after)
+    if isinstance(after, tuple):
+        return Page(limit, None, after_at=after)
     return Page(limit, after)
 
 
 def page_body(
-    rows: Sequence[T], page: Page, show: Callable[[T], Any], id_of: Callable[[T], int | str]
+    rows: Sequence[T], page: Page, show: Callable[[T], Any], id_of: Callable[[T], Position]
 ) -> dict[str, Any]:
     """Return the list answer from up to limit+1 rows: `items` and `nextCursor` (null on the last page)."""
     shown = rows[: page.limit]
@@ -59,12 +68,19 @@ def page_body(
     return {"items": [show(row) for row in shown], "nextCursor": _encode(id_of(shown[-1])) if more else None}
 
 
-def _encode(position: int | str) -> str:
-    text = f"key:{position}" if isinstance(position, str) else f"id:{position}"
+def _kind(position: Position) -> CursorKind:
+    return "key" if isinstance(position, str) else "at" if isinstance(position, tuple) else "id"
+
+
+def _encode(position: Position) -> str:
+    if isinstance(position, tuple):
+        text = f"at:{iso_ms(position[0])}|{position[1]}"
+    else:
+        text = f"{_kind(position)}:{position}"
     return base64.urlsafe_b64encode(text.encode()).decode().rstrip("=")
 
 
-def _decode(cursor: str) -> int | str | None:
+def _decode(cursor: str) -> Position | None:
     try:
         text = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
     except (ValueError, UnicodeDecodeError):
@@ -72,7 +88,18 @@ def _decode(cursor: str) -> int | str | None:
     prefix, _, position = text.partition(":")
     if prefix == "key":
         return position
-    return int(position) if prefix == "id" and _whole_number(position) and int(position) <= MAX_ID else None
+    if prefix == "at":
+        moment, _, row_id = position.partition("|")
+        try:
+            at = datetime.fromisoformat(moment)
+        except ValueError:
+            return None
+        return (at, int(row_id)) if at.tzinfo is not None and _is_id(row_id) else None
+    return int(position) if prefix == "id" and _is_id(position) else None
+
+
+def _is_id(text: str) -> bool:
+    return _whole_number(text) and int(text) <= MAX_ID
 
 
 def _whole_number(text: str) -> bool:

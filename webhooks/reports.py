@@ -5,7 +5,6 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from webhooks import runtime_of
@@ -13,14 +12,16 @@ from webhooks.auth import require_token
 from webhooks.errors import Problem
 from webhooks.pagination import page_body, requested_page
 from workers import history
-from workers.models import AttendanceRow, MeetingSession, Room
+from workers.models import MeetingSession
 from workers.notify_jobs import notifications_for
 from workers.reports import (
     attendance_csv,
     attendance_of,
+    attendance_of_person,
     attendance_out,
     find_session,
     session_out,
+    session_position,
     session_report,
     sessions_of_room,
 )
@@ -46,13 +47,13 @@ def _wants_csv() -> bool:
 @require_token
 def room_sessions(room_name: str) -> dict[str, Any]:
     """List a room's meeting sessions, newest first."""
-    page = requested_page()
+    page = requested_page("at")
     with runtime_of(current_app).Session() as db:
-        found = sessions_of_room(db, room_name, page.after, page.limit + 1)
+        found = sessions_of_room(db, room_name, page.after_at, page.limit + 1)
         if found is None:
             raise Problem(404, "Not Found", f"no room {room_name!r}")
         room, rows = found
-        return page_body(rows, page, lambda m: session_out(m, room.room_name).model_dump(), lambda m: m.id)
+        return page_body(rows, page, lambda m: session_out(m, room.room_name).model_dump(), session_position)
 
 
 @blueprint.get("/api/sessions/<meeting_session_id>")
@@ -71,7 +72,7 @@ def show_session(meeting_session_id: str) -> dict[str, Any]:
 def session_attendance(meeting_session_id: str) -> Response | dict[str, Any]:
     """List a session's attendance, as JSON (paginated) or (Accept: text/csv, ?format=csv) CSV (all of it)."""
     wants_csv = _wants_csv()
-    page = None if wants_csv else requested_page(by_key=True)
+    page = None if wants_csv else requested_page("key")
     with runtime_of(current_app).Session() as db:
         meeting, _ = _find_session(db, meeting_session_id)
         if page is not None:
@@ -90,18 +91,10 @@ def session_attendance(meeting_session_id: str) -> Response | dict[str, Any]:
 @require_token
 def person_attendance(participant_key: str) -> dict[str, Any]:
     """List one person's attendance across sessions, newest first."""
-    page = requested_page()
+    page = requested_page("at")
     with runtime_of(current_app).Session() as db:
-        query = (
-            select(AttendanceRow, MeetingSession, Room)
-            .join(MeetingSession, MeetingSession.id == AttendanceRow.session_id)
-            .join(Room, Room.id == MeetingSession.room_id)
-            .where(AttendanceRow.participant_key == participant_key)
-        )
-        if page.after is not None:
-            query = query.where(AttendanceRow.id < page.after)
-        rows = db.execute(query.order_by(AttendanceRow.id.desc()).limit(page.limit + 1)).all()
-        return page_body(rows, page, _person_item, lambda row: row[0].id)
+        rows = attendance_of_person(db, participant_key, page.after_at, page.limit + 1)
+        return page_body(rows, page, _person_item, lambda row: session_position(row[1]))
 
 
 def _person_item(row: Any) -> dict[str, Any]:

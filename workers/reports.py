@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from typing import TypeVarTuple
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
-from sqlalchemy import select
+from sqlalchemy import Row, Select, and_, func, or_, select
 from sqlalchemy.orm import Session
 
 from workers.models import AttendanceRow, MeetingSession, Room, SessionStatus
@@ -121,17 +123,46 @@ def find_session(db: Session, meeting_session_id: str) -> tuple[MeetingSession, 
     return None if found is None else (found[0], found[1])
 
 
+Columns = TypeVarTuple("Columns")
+
+# When a session began, for ordering: its start, else (no fact folded yet) when Rollcall first saw it.
+began_at = func.coalesce(MeetingSession.started_at, MeetingSession.created_at)
+
+
+def session_position(meeting: MeetingSession) -> tuple[datetime, int]:
+    """Return where a session sits in newest-first lists: when it began, then its id."""
+    return (meeting.started_at or meeting.created_at, meeting.id)
+
+
+def _newest_first(query: Select[*Columns], after: tuple[datetime, int] | None) -> Select[*Columns]:
+    if after is not None:
+        began, session_id = after
+        query = query.where(or_(began_at < began, and_(began_at == began, MeetingSession.id < session_id)))
+    return query.order_by(began_at.desc(), MeetingSession.id.desc())
+
+
 def sessions_of_room(
-    db: Session, room_name: str, after: int | None, limit: int
+    db: Session, room_name: str, after: tuple[datetime, int] | None, limit: int
 ) -> tuple[Room, list[MeetingSession]] | None:
-    """Return a room and up to `limit` of its sessions older than id `after`, newest first; None: no room."""
+    """Return a room and up to `limit` of its sessions after `after`, newest first; None: no such room."""
     room = db.scalar(select(Room).where(Room.room_name == room_name))
     if room is None:
         return None
-    query = select(MeetingSession).where(MeetingSession.room_id == room.id)
-    if after is not None:
-        query = query.where(MeetingSession.id < after)
-    return room, list(db.scalars(query.order_by(MeetingSession.id.desc()).limit(limit)))
+    query = _newest_first(select(MeetingSession).where(MeetingSession.room_id == room.id), after)
+    return room, list(db.scalars(query.limit(limit)))
+
+
+def attendance_of_person(
+    db: Session, participant_key: str, after: tuple[datetime, int] | None, limit: int
+) -> Sequence[Row[AttendanceRow, MeetingSession, Room]]:
+    """Return up to `limit` of one person's (attendance, session, room) rows after `after`, newest first."""
+    query = (
+        select(AttendanceRow, MeetingSession, Room)
+        .join(MeetingSession, MeetingSession.id == AttendanceRow.session_id)
+        .join(Room, Room.id == MeetingSession.room_id)
+        .where(AttendanceRow.participant_key == participant_key)
+    )
+    return db.execute(_newest_first(query, after).limit(limit)).all()
 
 
 def attendance_of(
