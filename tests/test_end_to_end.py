@@ -146,3 +146,52 @@ def test_a_played_meeting_becomes_the_expected_attendance(
         ("ext:u-ann", "3600.0", "true", "false"),
         ("name:Cy", "1200.0", "false", "true"),
     ]
+
+
+def test_meetings_whose_webhooks_name_no_session_are_told_apart_in_any_order(
+    live_app: Callable[..., Any], emulator: RunningEmulator
+) -> None:
+    """Two meetings in one room, no meetingSessionId anywhere, their starts and ends delivered last."""
+    unnamed = {"omitMeetingSessionId": True}
+    people = [
+        {"event": "join", "time": minute(65), "participantSessionId": "bo-1", "name": "Bo", **unnamed},
+        {"event": "join", "time": minute(5), "participantSessionId": "ann-1", "name": "Ann", **unnamed},
+        {"event": "leave", "time": minute(85), "participantSessionId": "bo-1", **unnamed},
+        {"event": "leave", "time": minute(25), "participantSessionId": "ann-1", **unnamed},
+    ]
+    marks = [
+        {"event": "end", "time": minute(90), **unnamed},
+        {"event": "start", "time": minute(60), **unnamed},
+        {"event": "end", "time": minute(30), **unnamed},
+        {"event": "start", "time": minute(0), **unnamed},
+    ]
+    settings = {"metered_api_url": emulator.url, "metered_secret_key": EMULATOR_SECRET}
+    with live_app(**settings) as (app, base_url):
+        api = httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {API_TOKEN}"}, timeout=10)
+        assert api.post("/api/rooms", json={"roomName": "unnamed-room"}).status_code == 201
+        runtime = runtime_of(app)
+        process.install(runtime)
+        # The people first, folded before any start or end is known; then the starts and ends.
+        assert {d.status for d in play_meeting(emulator.room("unnamed-room"), people)} == {202}
+        run_worker(runtime)
+        before = api.get("/api/rooms/unnamed-room/sessions").json()["items"]
+        assert [s["meetingSessionId"].rsplit("-", 1)[1] for s in before] == ["first"]  # one stretch so far
+        assert {d.status for d in play_meeting(emulator.room("unnamed-room"), marks)} == {202}
+        run_worker(runtime)
+        sessions = api.get("/api/rooms/unnamed-room/sessions").json()["items"]
+        attendance = {
+            s["meetingSessionId"]: [
+                (p["name"], p["attendedSeconds"])
+                for p in api.get(f"/api/sessions/{s['meetingSessionId']}").json()["attendance"]
+            ]
+            for s in sessions
+        }
+    room_id = sessions[0]["meetingSessionId"].split("-")[1]
+    assert [(s["startedAt"], s["endedAt"], s["status"]) for s in sessions] == [
+        ("2026-04-01T15:00:00.000Z", "2026-04-01T15:30:00.000Z", "ended"),
+        ("2026-04-01T14:00:00.000Z", "2026-04-01T14:30:00.000Z", "ended"),
+    ]
+    assert attendance == {
+        f"room-{room_id}-20260401T150000.000Z": [("Bo", 1200.0)],
+        f"room-{room_id}-20260401T140000.000Z": [("Ann", 1200.0)],
+    }

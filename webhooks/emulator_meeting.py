@@ -40,6 +40,7 @@ class MeetingStep(BaseModel):
     time: datetime | None = None  # ISO-8601 or Unix seconds; now when absent
     participantSessionId: str | None = None  # joins and leaves; generated for a join without one
     meetingSessionId: str | None = None  # a start without one gets a fresh id
+    omitMeetingSessionId: bool = False  # send no meetingSessionId at all, as a Metered body might not
     externalUserId: str | None = None
     email: str | None = None
     name: str | None = None
@@ -70,11 +71,9 @@ def meeting_bodies(room: dict[str, Any], steps: Sequence[MeetingStep]) -> list[d
         moment = iso_ms(_utc(step.time or datetime.now(UTC)))
         if step.event == "start" or meeting_id is None:
             meeting_id = step.meetingSessionId or secrets.token_hex(12)
-        body: dict[str, Any] = {
-            "meetingSessionId": step.meetingSessionId or meeting_id,
-            "roomName": room["roomName"],
-            "roomId": room["_id"],
-        }
+        body: dict[str, Any] = {"roomName": room["roomName"], "roomId": room["_id"]}
+        if not step.omitMeetingSessionId:
+            body["meetingSessionId"] = step.meetingSessionId or meeting_id
         if step.event in ("join", "leave"):
             body.update(_participant(step, moment, joins))
         else:
