@@ -22,7 +22,7 @@ from sqlalchemy import select, update
 from tests.conftest import run_worker
 from tests.test_mailer import Mailbox, check_login, smtp_server
 from tests.test_outbound import Receiver, receiving
-from workers import notify_jobs, process, session_jobs
+from workers import notify_jobs, notify_plan, process, session_jobs
 from workers.models import AttendanceRow, MeetingSession, Room
 from workers.models.notifications import Notification
 from workers.reports import SessionWithAttendance, attendance_csv, attendance_out, session_out
@@ -164,7 +164,7 @@ def cells(message: Any) -> list[list[str]]:
 
 def ledger(runtime: Runtime, session_id: int) -> dict[tuple[str, str], dict[str, Any]]:
     with runtime.Session() as db:
-        return {(n["kind"], n["recipient"]): n for n in notify_jobs.notifications_for(db, session_id)}
+        return {(n["kind"], n["recipient"]): n for n in notify_plan.notifications_for(db, session_id)}
 
 
 def set_state(runtime: Runtime, kind: str, state: str) -> None:

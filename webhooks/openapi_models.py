@@ -97,7 +97,7 @@ class SessionPage(WireModel):
 
 
 class NotificationOut(WireModel):
-    """One post-meeting notification and where it is (workers.notify_jobs.notifications_for)."""
+    """One post-meeting notification and where it is (workers.notify_plan.notifications_for)."""
 
     recipient: str
     kind: str

@@ -13,7 +13,7 @@ from webhooks.errors import Problem
 from webhooks.pagination import page_body, requested_page
 from workers import history
 from workers.models import MeetingSession
-from workers.notify_jobs import notifications_for
+from workers.notify_plan import notifications_for
 from workers.reports import (
     attendance_csv,
     attendance_of,

@@ -1,38 +1,38 @@
 """RQ jobs for post-meeting notifications: decide once what a session owes, then send each item once.
 
-The ledger (`Notification`, unique per session, recipient and kind) decides what is sent: rows are inserted
-with ON CONFLICT DO NOTHING, so duplicate end webhooks, replays, rebuilds and restarts add nothing. Each
-row has one send job (job id `notify-send-<id>`, enqueued with unique=True) that commits `sending` before
-talking to the server and `sent` after.
+What is sent is the ledger's to decide (workers.notify_plan). Each ledger row has one send job (job id
+`notify-send-<id>`, enqueued with unique=True) that commits `sending` before talking to the server and
+`sent` after.
 """
 
 from __future__ import annotations
 
-import json
 import logging
-import uuid
 from collections.abc import Callable
 from contextlib import suppress
-from datetime import datetime
 from typing import Any
 
-from email_validator import EmailNotValidError, validate_email
 from rq import Retry, get_current_job
 from rq.exceptions import DuplicateJobError
 from sqlalchemy import select, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
 from workers import mailer, outbound, process
-from workers.models import MeetingSession, Room, SessionStatus
+from workers.models import MeetingSession, SessionStatus
 from workers.models.base import utcnow
 from workers.models.notifications import Notification
 from workers.models.notifications import NotificationState as State
 from workers.notify import summary_email, thank_you_email
-from workers.reports import SessionWithAttendance, session_report
+from workers.notify_plan import (
+    event_data,
+    insert_once,
+    load_report,
+    normalized_address,
+    planned_rows,
+    webhook_row,
+)
 from workers.runtime import Runtime
 from workers.settings import Settings
-from workers.timefmt import iso_ms
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +54,12 @@ def session_finalized(session_id: int) -> None:
     """Record once what a final session's notifications are, and queue a send job for each pending one."""
     runtime = process.current()
     with runtime.Session.begin() as db:
-        loaded = _load(db, session_id)
+        loaded = load_report(db, session_id)
         if loaded is None or loaded[1].status != SessionStatus.FINAL:
             return
         meeting = db.get_one(MeetingSession, session_id)
         finalized_at = meeting.finalized_at or utcnow()
-        _insert_once(db, _planned(runtime.settings, session_id, *loaded, finalized_at))
+        insert_once(db, planned_rows(runtime.settings, session_id, *loaded, finalized_at))
         meeting.notifications_planned_at = meeting.notifications_planned_at or utcnow()
     enqueue_pending(runtime, session_id)
 
@@ -71,7 +71,7 @@ def session_amended(session_id: int) -> None:
     if not url:
         return
     with runtime.Session.begin() as db:
-        loaded = _load(db, session_id)
+        loaded = load_report(db, session_id)
         if loaded is None or loaded[1].status != SessionStatus.FINAL:
             return
         events = db.scalars(
@@ -83,11 +83,11 @@ def session_amended(session_id: int) -> None:
             .order_by(Notification.id)
         ).all()
         # Before session.finalized exists there is nothing to amend: it will carry the current figures.
-        if not events or _event_data(events[-1]) == loaded[1].model_dump():
+        if not events or event_data(events[-1]) == loaded[1].model_dump():
             return
         kind = f"webhook-amended-{sum(e.kind.startswith('webhook-amended-') for e in events) + 1}"
-        row = _webhook_row(runtime.settings, session_id, kind, "session.amended", loaded[1], utcnow())
-        _insert_once(db, [row])
+        row = webhook_row(runtime.settings, session_id, kind, "session.amended", loaded[1], utcnow())
+        insert_once(db, [row])
     enqueue_pending(runtime, session_id)
 
 
@@ -133,98 +133,6 @@ def send_notification(notification_id: int) -> None:
     _move(runtime, notification_id, State.SENDING, State.SENT)
 
 
-def notifications_for(db: Session, session_id: int) -> list[dict[str, Any]]:
-    """List a session's notifications as the session view shows them."""
-    query = select(Notification).where(Notification.session_id == session_id).order_by(Notification.id)
-    return [
-        {
-            "recipient": note.recipient,
-            "kind": note.kind,
-            "state": note.state,
-            "reason": note.reason,
-            "attempts": note.attempts,
-            "updatedAt": iso_ms(note.updated_at),
-        }
-        for note in db.scalars(query)
-    ]
-
-
-def _load(db: Session, session_id: int) -> tuple[Room, SessionWithAttendance] | None:
-    meeting = db.get(MeetingSession, session_id)
-    if meeting is None:
-        return None
-    room = db.get_one(Room, meeting.room_id)
-    return room, session_report(db, meeting, room.room_name)
-
-
-def _planned(
-    settings: Settings, session_id: int, room: Room, report: SessionWithAttendance, at: datetime
-) -> list[dict[str, Any]]:
-    addresses = [(room.organizer_email, "summary")] if room.organizer_email else []
-    if room.notify_participants:
-        addresses += [(row.email, "thank-you") for row in report.attendance if row.email]
-    emails = (_email_row(settings, session_id, *address) for address in addresses)
-    # Two people may share an address; one row per key keeps the single INSERT free of self-conflicts.
-    rows = list({(row["recipient"], row["kind"]): row for row in emails}.values())
-    if settings.notify_webhook_url:
-        rows.append(_webhook_row(settings, session_id, "webhook-finalized", "session.finalized", report, at))
-    return rows
-
-
-def _email_row(settings: Settings, session_id: int, address: str, kind: str) -> dict[str, Any]:
-    recipient, reason = _address(address), None
-    if recipient is None:
-        recipient, reason = address.strip().lower()[:320], "not a valid email address"
-    elif settings.smtp_url is None:
-        reason = "SMTP_URL is not set"
-    elif not settings.mail_from:
-        reason = "MAIL_FROM is not set"
-    return _row(session_id, recipient, kind, reason, None)
-
-
-def _address(address: str | None) -> str | None:
-    # Addresses come from webhooks: a malformed or header-injecting one never reaches a To: line.
-    try:
-        return validate_email(address or "", check_deliverability=False).normalized.lower()
-    except EmailNotValidError:
-        return None
-
-
-def _webhook_row(
-    settings: Settings, session_id: int, kind: str, event: str, report: SessionWithAttendance, at: datetime
-) -> dict[str, Any]:
-    assert settings.notify_webhook_url
-    reason = None if settings.notify_webhook_secret else "NOTIFY_WEBHOOK_SECRET is not set"
-    body = outbound.event_body(event, report.model_dump(), at).decode()
-    return _row(session_id, outbound.public_address(settings.notify_webhook_url), kind, reason, body)
-
-
-def _row(
-    session_id: int, recipient: str, kind: str, reason: str | None, payload: str | None
-) -> dict[str, Any]:
-    state = State.FAILED if reason else State.PENDING
-    return {
-        "session_id": session_id,
-        "recipient": recipient,
-        "kind": kind,
-        "state": state,
-        "reason": reason,
-        "message_id": f"msg_{uuid.uuid4().hex}",
-        "payload": payload,
-    }
-
-
-def _insert_once(db: Session, rows: list[dict[str, Any]]) -> None:
-    if rows:
-        insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
-        key = ["session_id", "recipient", "kind"]
-        db.execute(insert(Notification).values(rows).on_conflict_do_nothing(index_elements=key))
-
-
-def _event_data(note: Notification) -> Any:
-    return json.loads(note.payload)["data"] if note.payload else None
-
-
 def _ready(runtime: Runtime, notification_id: int) -> tuple[Delivery | None, str]:
     with runtime.Session() as db:
         note = db.get(Notification, notification_id)
@@ -262,13 +170,13 @@ def _prepare_email(settings: Settings, db: Session, note: Notification) -> Deliv
         server = mailer.parse_smtp_url(settings.smtp_url.get_secret_value())
     except ValueError as error:
         raise NotSendable(str(error)) from None  # the message names SMTP_URL, never its content
-    loaded = _load(db, note.session_id)
+    loaded = load_report(db, note.session_id)
     assert loaded is not None
     report, sender = loaded[1], settings.mail_from
     if note.kind == "summary":
         message = summary_email(report, sender, note.recipient, note.message_id)
     else:
-        attendee = next((a for a in report.attendance if _address(a.email) == note.recipient), None)
+        attendee = next((a for a in report.attendance if normalized_address(a.email) == note.recipient), None)
         if attendee is None:
             raise NotSendable("no longer an attendee of this session")
         message = thank_you_email(report, attendee, sender, note.recipient, note.message_id)
