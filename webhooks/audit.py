@@ -15,9 +15,11 @@ from webhooks.auth import require_token
 from webhooks.errors import Problem, invalid_fields
 from webhooks.pagination import Page, page_body, requested_page
 from workers import jobs
+from workers.body_fields import media_type
 from workers.models import Delivery, DeliveryStatus, MeetingSession, Room
-from workers.payloads import EVENTS, media_type, metered_time
+from workers.payloads import EVENTS
 from workers.timefmt import iso_ms
+from workers.webhook_times import metered_time
 
 blueprint = Blueprint("audit", __name__)
 

@@ -23,9 +23,10 @@ from sqlalchemy import Engine, select
 from webhooks import runtime_of
 from webhooks.errors import Problem
 from workers import inbox, queueing
+from workers.body_fields import BodyError
 from workers.models import Room
 from workers.models.base import utcnow
-from workers.payloads import EVENTS, BodyError, DeliveryFacts, check_room, parse_delivery
+from workers.payloads import EVENTS, DeliveryFacts, check_room, parse_delivery
 from workers.room_tokens import token_hash
 from workers.runtime import Runtime
 

@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 
 from workers import history
 from workers.attendance import SegmentFacts
+from workers.body_fields import BodyError
 from workers.meetings import (
     FoldRules,
     ForeignSession,
@@ -26,7 +27,7 @@ from workers.meetings import (
     segment_facts_of,
 )
 from workers.models import Delivery, DeliveryStatus, MeetingSession, SessionStatus
-from workers.payloads import BodyError, parse_delivery
+from workers.payloads import parse_delivery
 from workers.rebuild import rebuild
 from workers.recompute import recompute_session
 from workers.room_timeline import END, START, Mark

@@ -7,15 +7,9 @@ so the receiver and a rebuild from the stored raw body read a delivery the same 
 from __future__ import annotations
 
 import hashlib
-import json
-import re
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal
-from email import policy
-from email.parser import BytesParser
+from datetime import datetime
 from typing import Annotated, Any
-from urllib.parse import parse_qsl
 
 from pydantic import (
     AliasChoices,
@@ -28,28 +22,13 @@ from pydantic import (
     ValidationError,
     model_validator,
 )
-from pydantic_core import PydanticCustomError
 
+from workers.body_fields import BodyError, canonical_json, read_fields
 from workers.field_errors import field_errors, summary
+from workers.webhook_times import metered_time, truncate_ms
 
 EVENTS = ("participant-joined", "participant-left", "meeting-started", "meeting-ended")
 PARTICIPANT_EVENTS = frozenset(EVENTS[:2])
-JSON_TYPES = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
-FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# 1e11 is the year 5138 in seconds but 1973 in milliseconds: no real webhook time is ambiguous.
-_MILLISECONDS_FROM = Decimal(100_000_000_000)
-_NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?$")
-
-
-class BodyError(ValueError):
-    """A delivery the receiver refuses: `status` is 400, 415 or 422; `errors` names each bad field."""
-
-    def __init__(self, status: int, detail: str, errors: list[dict[str, str]] | None = None) -> None:
-        super().__init__(detail)
-        self.status = status
-        self.detail = detail
-        self.errors = errors or []
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,37 +49,6 @@ class DeliveryFacts:
     time_reported: bool  # False when the received time stood in
     join_time: datetime | None  # a leave's own joinTime/joinedAt; a join's event_time
     dedupe_key: str
-
-
-def metered_time(value: object) -> datetime:
-    """Read an ISO-8601 time (no offset = UTC), Unix seconds or Unix milliseconds; UTC, to the millisecond."""
-    try:
-        if isinstance(value, str) and not _NUMBER.match(value.strip()):
-            return truncate_ms(_iso_time(value.strip()))
-        if isinstance(value, int | float | str) and not isinstance(value, bool):
-            return _epoch_time(Decimal(str(value).strip()))
-    except (ValueError, OverflowError, ArithmeticError):
-        pass
-    raise PydanticCustomError("time", "not a readable time: use ISO-8601, Unix seconds or Unix milliseconds")
-
-
-def _iso_time(text: str) -> datetime:
-    moment = datetime.fromisoformat(text)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def _epoch_time(number: Decimal) -> datetime:
-    if not number.is_finite():
-        raise ValueError("not finite")
-    milliseconds = number if abs(number) >= _MILLISECONDS_FROM else number * 1000
-    return _EPOCH + timedelta(milliseconds=int(milliseconds.to_integral_value(ROUND_FLOOR)))
-
-
-def truncate_ms(moment: datetime) -> datetime:
-    """Drop the microseconds below the millisecond (the precision Rollcall stores and reports)."""
-    if moment.microsecond % 1000 == 0:  # the usual case: Metered reports milliseconds
-        return moment
-    return moment.replace(microsecond=moment.microsecond // 1000 * 1000)
 
 
 def _number_as_text(value: object) -> object:
@@ -168,66 +116,6 @@ class EndBody(MeteredBody):
 BODY_MODELS: dict[str, type[MeteredBody]] = dict(
     zip(EVENTS, (JoinBody, LeaveBody, StartBody, EndBody), strict=True)
 )
-
-
-def media_type(content_type: str) -> str:
-    """Return the lower-cased media type of a Content-Type header, without its parameters."""
-    return content_type.partition(";")[0].strip().lower()
-
-
-def read_fields(body: bytes, content_type: str) -> dict[str, Any]:
-    """Decode a JSON or form body into its fields; BodyError 415 or 400 when that is impossible."""
-    kind = media_type(content_type)
-    if not (JSON_TYPES.match(kind) or kind in FORM_TYPES):
-        raise BodyError(415, "Send application/json or form data.")
-    try:
-        text = body.decode("utf-8")
-        if JSON_TYPES.match(kind):
-            fields = _JSON.decode(text)
-        elif kind == "multipart/form-data":
-            fields = _multipart_fields(body, content_type)
-        else:
-            fields = _first_values(parse_qsl(text, keep_blank_values=True, errors="strict"))
-    except (ValueError, RecursionError, LookupError):
-        raise BodyError(400, f"The body is not valid {'JSON' if 'json' in kind else 'form data'}.") from None
-    if not isinstance(fields, dict):
-        raise BodyError(422, "The body must be an object.", [{"field": "body", "message": "not an object"}])
-    return fields
-
-
-def _no_constant(name: str) -> None:
-    raise ValueError(f"{name} is not JSON")
-
-
-_JSON = json.JSONDecoder(parse_constant=_no_constant)  # made once: json.loads would build one per call
-
-
-def _first_values(pairs: list[tuple[str, str]]) -> dict[str, Any]:
-    fields: dict[str, Any] = {}
-    for key, value in pairs:
-        if "\x00" in key:
-            raise ValueError("NUL in a field name")
-        fields.setdefault(key, value)
-    return fields
-
-
-def _multipart_fields(body: bytes, content_type: str) -> dict[str, Any]:
-    head = f"Content-Type: {content_type}\r\n\r\n".encode("latin-1")
-    message = BytesParser(policy=policy.HTTP).parsebytes(head + body)
-    if not message.is_multipart():
-        raise ValueError("no multipart boundary")
-    pairs = []
-    for part in message.walk():
-        name = part.get_param("name", header="content-disposition")
-        content = part.get_payload(decode=True)
-        if isinstance(name, str) and isinstance(content, bytes):
-            pairs.append((name, content.decode("utf-8")))
-    return _first_values(pairs)
-
-
-def canonical_json(fields: Any) -> str:
-    """Return one spelling of `fields` whatever the key order or spacing of the body."""
-    return json.dumps(fields, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
 
 
 def parse_delivery(event: str, body: bytes, content_type: str, received_at: datetime) -> DeliveryFacts:
