@@ -164,7 +164,8 @@ def cells(message: Any) -> list[list[str]]:
 
 def ledger(runtime: Runtime, session_id: int) -> dict[tuple[str, str], dict[str, Any]]:
     with runtime.Session() as db:
-        return {(n["kind"], n["recipient"]): n for n in notify_plan.notifications_for(db, session_id)}
+        notes = [note.model_dump() for note in notify_plan.notifications_for(db, session_id)]
+    return {(n["kind"], n["recipient"]): n for n in notes}
 
 
 def set_state(runtime: Runtime, kind: str, state: str) -> None:

@@ -7,6 +7,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
+from pydantic import Field
 from pydantic_core import PydanticCustomError
 from sqlalchemy import Select, or_, select
 
@@ -18,7 +19,8 @@ from workers import jobs
 from workers.body_fields import media_type
 from workers.models import Delivery, DeliveryStatus, MeetingSession, Room
 from workers.payloads import EVENTS
-from workers.timefmt import iso_ms
+from workers.reports import WireModel
+from workers.timefmt import UtcTime
 from workers.webhook_times import metered_time
 
 blueprint = Blueprint("audit", __name__)
@@ -91,28 +93,50 @@ def _since(text: str, errors: list[dict[str, str]]) -> datetime:
         return datetime.min.replace(tzinfo=UTC)
 
 
+class StoredEvent(WireModel):
+    """One stored webhook delivery and what became of it, as the audit API shows it."""
+
+    id: int
+    room: str
+    event: str = Field(json_schema_extra={"enum": list(EVENTS)})
+    status: DeliveryStatus
+    status_reason: str | None
+    received_at: UtcTime
+    event_time: UtcTime | None
+    time_reported: bool
+    processed_at: UtcTime | None
+    dedupe_key: str
+    duplicate_count: int
+    meeting_session_id: str | None
+    participant_session_id: str | None
+    content_type: str
+    raw_body: Any = Field(description="The body as received: parsed when it was JSON, else the text.")
+    headers: dict[str, str]
+    source_address: str | None
+
+
 def event_json(row: Row) -> dict[str, Any]:
     """Shape one delivery for the API."""
     delivery, room_name, folded_into = row
-    return {
-        "id": delivery.id,
-        "room": room_name,
-        "event": delivery.event,
-        "status": delivery.status,
-        "statusReason": delivery.status_reason,
-        "receivedAt": iso_ms(delivery.received_at),
-        "eventTime": iso_ms(delivery.event_time) if delivery.event_time else None,
-        "timeReported": delivery.time_reported,
-        "processedAt": iso_ms(delivery.processed_at) if delivery.processed_at else None,
-        "dedupeKey": delivery.dedupe_key,
-        "duplicateCount": delivery.duplicate_count,
-        "meetingSessionId": folded_into or delivery.meeting_session_ref,
-        "participantSessionId": delivery.participant_session_id,
-        "contentType": delivery.content_type,
-        "rawBody": _raw_body(delivery),
-        "headers": delivery.headers,
-        "sourceAddress": delivery.source_address,
-    }
+    return StoredEvent(
+        id=delivery.id,
+        room=room_name,
+        event=delivery.event,
+        status=DeliveryStatus(delivery.status),
+        status_reason=delivery.status_reason,
+        received_at=delivery.received_at,
+        event_time=delivery.event_time,
+        time_reported=delivery.time_reported,
+        processed_at=delivery.processed_at,
+        dedupe_key=delivery.dedupe_key,
+        duplicate_count=delivery.duplicate_count,
+        meeting_session_id=folded_into or delivery.meeting_session_ref,
+        participant_session_id=delivery.participant_session_id,
+        content_type=delivery.content_type,
+        raw_body=_raw_body(delivery),
+        headers=delivery.headers,
+        source_address=delivery.source_address,
+    ).model_dump()
 
 
 def _raw_body(delivery: Delivery) -> Any:

@@ -1,7 +1,8 @@
-"""Wire models of the answers that no other pydantic model describes yet, for the OpenAPI document.
+"""Wire models of the answers that no view's own pydantic model describes, for the OpenAPI document.
 
-Never instantiated: the views build these answers as dicts. Each model is read off the view named in its
-docstring; change them together.
+Never instantiated: the views named in each docstring build these answers as dicts; change them
+together. Sessions, attendance, notifications, history entries and stored events are the views' own
+models, imported here.
 """
 
 from __future__ import annotations
@@ -11,8 +12,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field
 from pydantic.json_schema import SkipJsonSchema
 
-from workers.models import DeliveryStatus, NotificationState
-from workers.payloads import EVENTS
+from webhooks.audit import StoredEvent
+from workers.history import HistoryEntry
+from workers.notify_plan import NotificationOut
 from workers.reports import AttendanceOut, SessionOut, SessionWithAttendance, WireModel
 
 # A field left out of the answer where it does not apply, but never null when present.
@@ -96,17 +98,6 @@ class SessionPage(WireModel):
     next_cursor: str | None
 
 
-class NotificationOut(WireModel):
-    """One post-meeting notification and where it is (workers.notify_plan.notifications_for)."""
-
-    recipient: str
-    kind: str
-    state: NotificationState
-    reason: str | None
-    attempts: int
-    updated_at: str
-
-
 class SessionReport(SessionWithAttendance):
     """A session with its attendance and its post-meeting notifications (reports.show_session)."""
 
@@ -133,45 +124,11 @@ class PersonAttendancePage(WireModel):
     next_cursor: str | None
 
 
-class HistoryEntry(WireModel):
-    """One change to a session's results and its cause (workers.history.trail)."""
-
-    id: int
-    changed_at: str
-    cause: str
-    delivery_ids: list[int]
-    job_id: str | None
-    figures: dict[str, Any]
-    people: list[dict[str, Any]]
-
-
 class SessionHistory(WireModel):
     """A page of the changes to a session's results, oldest first (reports.session_history)."""
 
     items: list[HistoryEntry]
     next_cursor: str | None
-
-
-class StoredEvent(WireModel):
-    """One stored webhook delivery and what became of it (audit.event_json)."""
-
-    id: int
-    room: str
-    event: str = Field(json_schema_extra={"enum": list(EVENTS)})
-    status: DeliveryStatus
-    status_reason: str | None
-    received_at: str
-    event_time: str | None
-    time_reported: bool
-    processed_at: str | None
-    dedupe_key: str
-    duplicate_count: int
-    meeting_session_id: str | None
-    participant_session_id: str | None
-    content_type: str
-    raw_body: Any = Field(description="The body as received: parsed when it was JSON, else the text.")
-    headers: dict[str, str]
-    source_address: str | None
 
 
 class EventPage(WireModel):

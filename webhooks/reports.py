@@ -64,7 +64,7 @@ def show_session(meeting_session_id: str) -> dict[str, Any]:
         meeting, room_name = _find_session(db, meeting_session_id)
         report = session_report(db, meeting, room_name)
         notifications = notifications_for(db, meeting.id)
-    return {**report.model_dump(), "notifications": notifications}
+    return {**report.model_dump(), "notifications": [note.model_dump() for note in notifications]}
 
 
 @blueprint.get("/api/sessions/<meeting_session_id>/attendance")
@@ -113,4 +113,4 @@ def session_history(meeting_session_id: str) -> dict[str, Any]:
     with runtime_of(current_app).Session() as db:
         meeting, _ = _find_session(db, meeting_session_id)
         entries = history.trail(db, meeting, page.after, page.limit + 1)
-    return page_body(entries, page, lambda entry: entry, lambda entry: entry["id"])
+    return page_body(entries, page, lambda entry: entry.model_dump(), lambda entry: entry.id)

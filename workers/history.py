@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 
 from workers.models import MeetingSession, SessionChange
 from workers.recompute import ResultChange
-from workers.timefmt import iso_ms
+from workers.reports import WireModel
+from workers.timefmt import UtcTime
 
 
 def record(
@@ -37,23 +38,24 @@ def record(
     return entry
 
 
+class HistoryEntry(WireModel):
+    """One change to a session's results and its cause, as the history view shows it."""
+
+    id: int
+    changed_at: UtcTime
+    cause: str
+    delivery_ids: list[int]
+    job_id: str | None
+    figures: dict[str, Any]
+    people: list[dict[str, Any]]
+
+
 def trail(
     db: Session, meeting: MeetingSession, after: int | None = None, limit: int | None = None
-) -> list[dict[str, Any]]:
-    """Return the session's changes, oldest first (all, or a page after id `after`), as the API shows them."""
+) -> list[HistoryEntry]:
+    """Return the session's changes, oldest first: all, or a page after id `after`."""
     query = select(SessionChange).where(SessionChange.session_id == meeting.id)
     if after is not None:
         query = query.where(SessionChange.id > after)
     entries = db.scalars(query.order_by(SessionChange.id).limit(limit))
-    return [
-        {
-            "id": entry.id,
-            "changedAt": iso_ms(entry.changed_at),
-            "cause": entry.cause,
-            "deliveryIds": entry.delivery_ids,
-            "jobId": entry.job_id,
-            "figures": entry.figures,
-            "people": entry.people,
-        }
-        for entry in entries
-    ]
+    return [HistoryEntry.model_validate(entry, from_attributes=True) for entry in entries]

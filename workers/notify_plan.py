@@ -20,25 +20,26 @@ from workers import outbound
 from workers.models import MeetingSession, Room
 from workers.models.notifications import Notification
 from workers.models.notifications import NotificationState as State
-from workers.reports import SessionWithAttendance, session_report
+from workers.reports import SessionWithAttendance, WireModel, session_report
 from workers.settings import Settings
-from workers.timefmt import iso_ms
+from workers.timefmt import UtcTime
 
 
-def notifications_for(db: Session, session_id: int) -> list[dict[str, Any]]:
-    """List a session's notifications as the session view shows them."""
+class NotificationOut(WireModel):
+    """One post-meeting notification and where it is, as the session view shows it."""
+
+    recipient: str
+    kind: str
+    state: State
+    reason: str | None
+    attempts: int
+    updated_at: UtcTime
+
+
+def notifications_for(db: Session, session_id: int) -> list[NotificationOut]:
+    """List a session's notifications, oldest first."""
     query = select(Notification).where(Notification.session_id == session_id).order_by(Notification.id)
-    return [
-        {
-            "recipient": note.recipient,
-            "kind": note.kind,
-            "state": note.state,
-            "reason": note.reason,
-            "attempts": note.attempts,
-            "updatedAt": iso_ms(note.updated_at),
-        }
-        for note in db.scalars(query)
-    ]
+    return [NotificationOut.model_validate(note, from_attributes=True) for note in db.scalars(query)]
 
 
 def load_report(db: Session, session_id: int) -> tuple[Room, SessionWithAttendance] | None:
