@@ -18,14 +18,14 @@ _ONE_MS = timedelta(milliseconds=1)
 _FOREVER = 2**63  # the end, in ms, of a segment that is still open
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Identity:
     external_user_id: str | None = None
     email: str | None = None
     name: str | None = None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SegmentFacts:
     """What is known about one participant session, merged from its join and leave deliveries."""
 
@@ -35,7 +35,7 @@ class SegmentFacts:
     identity: Identity = Identity()
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SessionBounds:
     started_at: datetime
     ended_at: datetime | None  # None while the session is live
@@ -43,7 +43,7 @@ class SessionBounds:
     end_inferred: bool  # closed by the sweeper, not by an end webhook
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Segment:
     participant_session_id: str
     joined_at: datetime
@@ -51,13 +51,13 @@ class Segment:
     inferred: bool  # the session's start or end stood in for a bound
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class AttendanceRules:
     reconnect_grace_ms: int
     min_attendance_percent: float | None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class PersonAttendance:
     participant_key: str
     identified_by: str
@@ -74,7 +74,7 @@ class PersonAttendance:
     segments: tuple[Segment, ...]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class SessionResult:
     bounds: SessionBounds
     duration_seconds: float | None  # None while live
@@ -223,8 +223,12 @@ def union_ms(intervals: Iterable[tuple[datetime, datetime]]) -> int:
 
 def count_joins(segments: Iterable[Segment], grace_ms: int) -> int:
     """Count one person's joins; reconnects within the grace and overlapping segments are not joins."""
+    return _count_joins(map(_presence_ms, segments), grace_ms)
+
+
+def _count_joins(presence: Iterable[tuple[int, int]], grace_ms: int) -> int:
     joins, last_present = 0, None  # last_present: the latest leave so far, in ms
-    for start, end in sorted(map(_presence_ms, segments)):
+    for start, end in sorted(presence):
         # An overlap (an earlier segment still open at this join) has a negative gap.
         if last_present is None or start - last_present >= grace_ms:
             joins += 1
@@ -234,16 +238,25 @@ def count_joins(segments: Iterable[Segment], grace_ms: int) -> int:
 
 def peak_concurrency(people: Mapping[str, Sequence[Segment]]) -> int:
     """Return the largest number of distinct people present at one instant."""
-    events = [
-        event
-        for segments in people.values()
-        for start, end in _spans(map(_presence_ms, segments))
-        for event in ((start, 1), (end, -1))
-    ]
-    peak = present = 0
-    for _, change in sorted(events):  # at one instant -1 sorts first: leaves before joins
-        present += change
-        peak = max(peak, present)
+    return _peak(_spans(map(_presence_ms, segments)) for segments in people.values())
+
+
+def _peak(spans_per_person: Iterable[list[tuple[int, int]]]) -> int:
+    # A sweep over the sorted starts and ends (plain ints sort much faster than (time, change) events):
+    # the people present as a span starts are the spans started so far less those already ended.
+    starts: list[int] = []
+    ends: list[int] = []
+    for spans in spans_per_person:
+        for start, end in spans:
+            starts.append(start)
+            ends.append(end)
+    starts.sort()
+    ends.sort()
+    peak = ended = 0
+    for started, start in enumerate(starts, 1):
+        while ends[ended] <= start:  # a leave at this instant counts first: a hand-over is no overlap
+            ended += 1
+        peak = max(peak, started - ended)
     return peak
 
 
@@ -263,20 +276,42 @@ def person_attendance(
     rules: AttendanceRules,
 ) -> PersonAttendance:
     """Summarise one person's segments in one session."""
+    return _person_attendance(key, identified_by, segments, identities, bounds, rules)[0]
+
+
+def _person_attendance(
+    key: str,
+    identified_by: str,
+    segments: Sequence[Segment],
+    identities: Sequence[Identity],
+    bounds: SessionBounds,
+    rules: AttendanceRules,
+) -> tuple[PersonAttendance, list[tuple[int, int]]]:
+    # Also returns the person's presence spans, which the session's peak needs: each segment's times are
+    # turned into milliseconds once, not once for each figure.
     if not segments:
         raise ValueError("a person needs at least one segment")
     ordered = tuple(sorted(segments, key=_segment_order))
-    leaves = [s.left_at for s in ordered if s.left_at is not None]
-    attended_ms = union_ms(
-        (_clip(s.joined_at, bounds), _clip(s.left_at, bounds)) for s in ordered if s.left_at is not None
+    presence = [_presence_ms(s) for s in ordered]
+    started_ms = _ms(bounds.started_at)
+    ended_ms = _FOREVER if bounds.ended_at is None else _ms(bounds.ended_at)
+    # Clipping in ms is clipping the times: _ms never reverses an order.
+    attended_ms = sum(
+        end - start
+        for start, end in _spans(
+            (min(max(start, started_ms), ended_ms), min(max(end, started_ms), ended_ms))
+            for (start, end), s in zip(presence, ordered, strict=True)
+            if s.left_at is not None
+        )
     )
     percent = present = None
     if bounds.ended_at is not None:
-        percent = _percent(attended_ms, _ms(bounds.ended_at) - _ms(bounds.started_at))
+        percent = _percent(attended_ms, ended_ms - started_ms)
         threshold = rules.min_attendance_percent
         present = attended_ms > 0 if threshold is None else percent >= threshold
     identity = reduce(_merge_identity, identities, Identity())
-    return PersonAttendance(
+    leaves = [s.left_at for s in ordered if s.left_at is not None]
+    person = PersonAttendance(
         participant_key=key,
         identified_by=identified_by,
         name=identity.name,
@@ -286,11 +321,12 @@ def person_attendance(
         last_left_at=max(leaves) if len(leaves) == len(ordered) else None,
         attended_seconds=seconds(attended_ms),
         attendance_percent=percent,
-        join_count=count_joins(ordered, rules.reconnect_grace_ms),
+        join_count=_count_joins(presence, rules.reconnect_grace_ms),
         present=present,
         inferred=any(s.inferred for s in ordered),
         segments=ordered,
     )
+    return person, _spans(presence)
 
 
 def compute_session(
@@ -317,17 +353,18 @@ def compute_session(
     people: defaultdict[tuple[str, str], list[SegmentFacts]] = defaultdict(list)
     for facts in merged.values():
         people[person_key(facts.identity, facts.participant_session_id)].append(facts)
-    attendance = tuple(
-        person_attendance(
-            key, by, [resolve_segment(f, bounds) for f in group], [f.identity for f in group], bounds, rules
-        )
-        for (key, by), group in sorted(people.items())
-    )
+    attendance: list[PersonAttendance] = []
+    presence: list[list[tuple[int, int]]] = []
+    for (key, by), group in sorted(people.items()):
+        segments = [resolve_segment(f, bounds) for f in group]
+        person, spans = _person_attendance(key, by, segments, [f.identity for f in group], bounds, rules)
+        attendance.append(person)
+        presence.append(spans)
     ended_at = bounds.ended_at
     return SessionResult(
         bounds=bounds,
         duration_seconds=None if ended_at is None else seconds(_ms(ended_at) - _ms(bounds.started_at)),
         participant_count=len(attendance),
-        peak_concurrency=peak_concurrency({p.participant_key: p.segments for p in attendance}),
-        attendance=attendance,
+        peak_concurrency=_peak(presence),
+        attendance=tuple(attendance),
     )

@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from workers.delivery_facts import fact_values
 from workers.models import Delivery, DeliveryStatus
 from workers.models.base import utcnow
 from workers.models.inbox import UNPROCESSED
@@ -49,8 +50,8 @@ class FoldConflict(RuntimeError):
 
 _COLUMNS = (
     "room_id", "event", "dedupe_key", "meeting_session_ref", "participant_session_id", "event_time",
-    "time_reported", "join_time", "raw_body", "content_type", "headers", "source_address", "received_at",
-    "status", "duplicate_count", "fold_count",
+    "time_reported", "join_time", "external_user_id", "email", "name", "facts_version", "raw_body",
+    "content_type", "headers", "source_address", "received_at", "status", "duplicate_count", "fold_count",
 )  # fmt: skip
 
 
@@ -131,16 +132,10 @@ def _run(driver: Any, dialect: str, sql: str, parameters: Any) -> tuple[int, int
 
 
 def _values(arrival: Arrival) -> dict[str, Any]:
-    facts = arrival.facts
     return {
         "room_id": arrival.room_id,
-        "event": facts.event,
-        "dedupe_key": facts.dedupe_key,
-        "meeting_session_ref": facts.meeting_session_id,
-        "participant_session_id": facts.participant_session_id,
-        "event_time": facts.event_time,
-        "time_reported": facts.time_reported,
-        "join_time": facts.join_time,
+        # What the parser read, kept so a rebuild need not parse the raw body again.
+        **fact_values(arrival.facts),
         "raw_body": arrival.raw_body,
         "content_type": arrival.content_type,
         "headers": arrival.headers,

@@ -18,23 +18,28 @@ NAMING_CONVENTION = {
 }
 
 
+_AWARE_EPOCH, _NAIVE_EPOCH = datetime(1970, 1, 1, tzinfo=UTC), datetime(1970, 1, 1)
+
+
 class UTCDateTime(TypeDecorator[datetime]):
     """A timestamp stored as naive UTC and always returned timezone-aware (SQLite keeps no zone)."""
 
     impl = DateTime
     cache_ok = True
 
+    # By arithmetic from an epoch rather than astimezone()/replace(): the same instant, and several times
+    # faster, which counts when a rebuild converts a few hundred thousand of them.
     def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         if value.tzinfo is None:
             raise ValueError("naive datetime given to a UTC column")
-        return value.astimezone(UTC).replace(tzinfo=None)
+        return _NAIVE_EPOCH + (value - _AWARE_EPOCH)
 
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
-        return value.replace(tzinfo=UTC)  # type: ignore[no-any-return]
+        return _AWARE_EPOCH + (value - _NAIVE_EPOCH)  # type: ignore[no-any-return]
 
 
 class Base(DeclarativeBase):
