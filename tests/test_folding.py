@@ -21,12 +21,21 @@ from workers.attendance import AttendanceRules, Identity, SegmentFacts, compute_
 from workers.folding import AMENDMENT, apply_deliveries
 from workers.lifecycle import close_stale, finalize, stale_sessions
 from workers.meetings import FoldRules
-from workers.models import AttendanceRow, Delivery, MeetingSession, Room, SessionStatus
+from workers.models import (
+    AttendanceRow,
+    Delivery,
+    MeetingSession,
+    Notification,
+    Room,
+    SessionChange,
+    SessionStatus,
+)
 from workers.payloads import parse_delivery
 from workers.rebuild import rebuild
-from workers.room_timeline import END, START, Mark, Timeline, position
+from workers.room_timeline import END, JOIN, START, Mark, Timeline
 from workers.room_tokens import new_token, token_hash
 from workers.timefmt import iso_ms
+from workers.unnamed import place
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 EVENT_TIME_FIELD = {
@@ -340,6 +349,119 @@ def test_after_the_sweeper_closes_an_unnamed_meeting_the_next_one_is_new(Db: ses
     ]
 
 
+def sessions_and_people(Db: sessionmaker[Session], room_id: int) -> dict[str, list[str]]:
+    """Map each of the room's sessions to the keys of the people in it."""
+    with Db() as db:
+        rows = db.execute(
+            select(MeetingSession.meeting_session_id, AttendanceRow.participant_key)
+            .outerjoin(AttendanceRow, AttendanceRow.session_id == MeetingSession.id)
+            .where(MeetingSession.room_id == room_id)
+            .order_by(AttendanceRow.participant_key)
+        ).all()
+    people: dict[str, list[str]] = {}
+    for name, key in rows:
+        people.setdefault(name, []).extend([key] if key else [])
+    return people
+
+
+def test_a_late_sweeper_fold_does_not_move_the_cut_it_made(Db: sessionmaker[Session]) -> None:
+    room_id = make_room(Db)
+    fold(Db, room_id, [[join("", "a1", 0, name="Ann"), leave("", "a1", 20, name="Ann")]])
+    later = at(20) + timedelta(hours=6, seconds=1)
+    with Db.begin() as db:
+        [close_stale(db, sid, later, 6 * 3600) for sid, _ in stale_sessions(db, later, 6 * 3600)]
+    fold(Db, room_id, [[join("", "b1", 30, name="Bo")]])
+    # A late leave of the first meeting, reporting its join: it goes to the first, and leaves the cut at 20.
+    fold(Db, room_id, [[leave("", "c1", 40, name="Cy", joinTime=iso_ms(at(10)))]])
+    fold(Db, room_id, [[join("", "d1", 35, name="Dee")]])
+    assert sessions_and_people(Db, room_id) == {
+        f"room-{room_id}-first": ["name:Ann", "name:Cy"],
+        f"room-{room_id}-after-20260302T092000.000Z": ["name:Bo", "name:Dee"],
+    }
+
+
+def test_a_replayed_delivery_regrouped_in_the_same_batch_leaves_no_copy_behind(
+    Db: sessionmaker[Session],
+) -> None:
+    room_id = make_room(Db)
+    fold(Db, room_id, [[join("", "a1", 5, name="Ann")]])
+    with Db.begin() as db:
+        inbox.reset_for_replay(db, db.scalars(select(Delivery.id).where(Delivery.room_id == room_id)).one())
+    store(Db, room_id, *start("", 0))  # the room's start arrives before the replay is drained
+    with Db.begin() as db:
+        batch = inbox.unprocessed(db, room_id, 1000)
+        inbox.mark_processed(db, apply_deliveries(db, room_id, batch).folded_ids(batch))
+    assert sessions_and_people(Db, room_id) == {f"room-{room_id}-20260302T090000.000Z": ["name:Ann"]}
+
+
+def test_a_late_start_renames_a_final_notified_meeting_instead_of_making_a_second(
+    Db: sessionmaker[Session],
+) -> None:
+    room_id = make_room(Db)
+    fold(Db, room_id, [[join("", "a1", 5, name="Ann"), leave("", "a1", 25, name="Ann"), end("", 30)]])
+    with Db.begin() as db:
+        first = db.scalars(select(MeetingSession).where(MeetingSession.room_id == room_id)).one()
+        first_id = first.id
+        assert finalize(db, first_id, at(30) + timedelta(days=1), 120)
+        db.add(Notification(session_id=first_id, recipient="org@x.io", kind="summary", message_id="m1"))
+    with Db.begin() as db:  # the delayed start arrives after the summary went out
+        late = db.get_one(Delivery, store(Db, room_id, *start("", 0)))
+        outcome = apply_deliveries(db, room_id, [late])
+        assert late.status_reason == AMENDMENT
+    with Db() as db:
+        meeting = db.scalars(select(MeetingSession).where(MeetingSession.room_id == room_id)).one()
+        facts = (
+            meeting.id,
+            meeting.meeting_session_id,
+            meeting.status,
+            meeting.started_at,
+            meeting.participant_count,
+        )
+        causes = db.scalars(select(SessionChange.cause).where(SessionChange.session_id == first_id)).all()
+    assert facts == (first_id, f"room-{room_id}-20260302T090000.000Z", SessionStatus.FINAL, at(0), 1)
+    assert outcome.amended_session_ids == {first_id} and outcome.finalize_due == {}
+    assert causes[-1] == "regroup"
+
+
+def test_a_start_naming_another_rooms_session_names_no_stretch_here(Db: sessionmaker[Session]) -> None:
+    other = make_room(Db)
+    fold(Db, other, [[start("m-theirs", 0)]])
+    room_id = make_room(Db)
+    fold(Db, room_id, [[join("", "a1", 5, name="Ann"), start("m-theirs", 0), end("", 60)]])
+    with Db() as db:
+        outcomes = db.execute(
+            select(Delivery.event, Delivery.status).where(Delivery.room_id == room_id).order_by(Delivery.id)
+        ).all()
+    assert [tuple(row) for row in outcomes] == [
+        ("participant-joined", "processed"),
+        ("meeting-started", "failed"),
+        ("meeting-ended", "processed"),
+    ]
+    assert sessions_and_people(Db, room_id) == {f"room-{room_id}-first": ["name:Ann"]}
+
+
+def test_a_session_that_loses_its_end_to_a_late_start_is_live_again(Db: sessionmaker[Session]) -> None:
+    room_id = make_room(Db)
+    fold(Db, room_id, [[join("", "a1", 5, name="Ann"), leave("", "a1", 25, name="Ann"), end("", 30)]])
+    fold(Db, room_id, [[start("", 10)]])  # the end, and the leave, belong to the meeting that starts at 10
+    with Db() as db:
+        first = db.scalars(
+            select(MeetingSession).where(MeetingSession.meeting_session_id == f"room-{room_id}-first")
+        ).one()
+    assert (first.status, first.reported_end, first.end_received_at) == (SessionStatus.LIVE, None, None)
+
+
+def test_back_to_back_unnamed_meetings_are_told_apart(Db: sessionmaker[Session]) -> None:
+    room_id = make_room(Db)
+    a = [start("", 0), join("", "a1", 5, name="Ann"), leave("", "a1", 60, name="Ann"), end("", 60)]
+    b = [start("", 60), join("", "b1", 60, name="Bo"), leave("", "b1", 85, name="Bo"), end("", 120)]
+    fold(Db, room_id, [b + a])
+    assert sessions_and_people(Db, room_id) == {
+        f"room-{room_id}-20260302T090000.000Z": ["name:Ann"],
+        f"room-{room_id}-20260302T100000.000Z": ["name:Bo"],
+    }
+
+
 def test_rebuild_gives_the_same_answer(Db: sessionmaker[Session]) -> None:
     room_id = make_room(Db, min_percent=75)
     events = [
@@ -403,7 +525,7 @@ def pure_result(events: list[Any], min_percent: float | None) -> Any:
     for event, payload, when in events:
         if event.startswith("participant"):
             identity = Identity(payload.get("externalUserId"), payload.get("email"), payload.get("name"))
-            joined = when if event == "participant-joined" else None
+            joined = when if event == "participant-joined" else reported_join(payload)
             left = when if event == "participant-left" else None
             facts.append(SegmentFacts(payload["participantSessionId"], joined, left, identity))
     return compute_session(
@@ -478,7 +600,13 @@ Meetings = st.lists(
     st.tuples(
         st.booleans(),  # its start was delivered
         st.booleans(),  # its end was delivered
-        st.lists(st.tuples(st.integers(0, 50), st.integers(0, 10), st.booleans()), min_size=1, max_size=4),
+        st.booleans(),  # its start names the meeting session (the joins and leaves never do)
+        st.booleans(),  # it starts the very ms the meeting before it ends
+        st.lists(
+            st.tuples(st.integers(0, 59), st.integers(0, 10), st.booleans(), st.booleans()),
+            min_size=1,
+            max_size=4,
+        ),
     ),
     min_size=1,
     max_size=3,
@@ -486,27 +614,39 @@ Meetings = st.lists(
 
 
 def unnamed_meetings(meetings: list[Any]) -> list[Any]:
-    """Meetings an hour apart in one room, each 60 minutes long; no delivery names its meeting session."""
+    """Meetings of 60 minutes in one room, an hour apart or back to back; joins and leaves name none."""
     events: list[Any] = []
-    for index, (has_start, has_end, stays) in enumerate(meetings):
-        base = 120 * index
-        events += [start("", base)] if has_start else []
-        for stay, (joined, length, leave_seen) in enumerate(stays):
-            psid = f"m{index}p{stay}"
-            events.append(join("", psid, base + joined, name=f"N{stay % 3}"))
+    base, run = 0, uuid.uuid4().hex[:8]  # meeting session ids are global: each example has its own
+    for index, (has_start, has_end, named, back_to_back, stays) in enumerate(meetings):
+        base += 0 if index == 0 else 60 if back_to_back else 120
+        events += [start(f"m{index}-{run}" if named else "", base)] if has_start else []
+        for stay, (joined, length, leave_seen, leave_says_join) in enumerate(stays):
+            psid, who = f"m{index}p{stay}", {"name": f"N{stay % 3}"}
+            events.append(join("", psid, base + joined, **who))
             if leave_seen:
-                events.append(leave("", psid, base + joined + length, name=f"N{stay % 3}"))
+                join_time = {"joinTime": iso_ms(at(base + joined))} if leave_says_join else {}
+                events.append(leave("", psid, min(base + joined + length, base + 60), **who, **join_time))
         events += [end("", base + 60)] if has_end else []
     return events
 
 
+def reported_join(payload: dict[str, Any]) -> datetime | None:
+    """Return the join time a leave's body reports, if any."""
+    return datetime.fromisoformat(payload["joinTime"]) if "joinTime" in payload else None
+
+
 def split_by_timeline(room_id: int, events: list[Any]) -> dict[str, list[Any]]:
     """Group events by the meeting the pure room timeline gives each."""
-    marks = [Mark(event, when) for event, _, when in events if event in (START, END)]
+    marks = [
+        Mark(event, when, body.get("meetingSessionId"))
+        for event, body, when in events
+        if event in (START, END)
+    ]
     timeline = Timeline(room_id, marks)
     groups: dict[str, list[Any]] = {}
-    for event in events:
-        groups.setdefault(timeline.meeting_at(position(event[0], event[2])), []).append(event)
+    for event, body, when in events:
+        at = place(event, when, when if event == JOIN else reported_join(body))
+        groups.setdefault(timeline.meeting_at(at), []).append((event, body, when))
     return groups
 
 
@@ -533,5 +673,5 @@ def test_unnamed_deliveries_of_several_meetings_land_the_same_in_any_order(
     assert stored == set(groups)
     for msid, group in groups.items():
         assert_folded_as_pure(Db, msid, group, 40)
-    if all(has_start and has_end for has_start, has_end, _ in meetings):
+    if all(has_start and has_end for has_start, has_end, *_ in meetings):
         assert len(groups) == len(meetings)  # every meeting delivered its start and end: told apart

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from random import Random
 
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.room_timeline import END, START, Mark, Timeline, position
+from workers.room_timeline import END, JOIN, LEAVE, START, Mark, Timeline, position
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
-JOIN = "participant-joined"
 
 
 def at(minutes: float) -> datetime:
@@ -36,10 +36,12 @@ def test_two_unnamed_meetings_are_told_apart_by_their_starts_and_ends() -> None:
     assert meeting_of(timeline, -5) == "room-7-first"
 
 
-def test_a_join_at_the_very_ms_of_a_start_or_end_belongs_to_that_meeting() -> None:
-    timeline = Timeline(7, [Mark(END, at(30)), Mark(START, at(60))])
-    assert meeting_of(timeline, 30) == meeting_of(timeline, 29)
-    assert meeting_of(timeline, 60) == meeting_of(timeline, 61) != meeting_of(timeline, 59)
+def test_at_the_very_ms_of_an_end_and_a_start_leaves_go_with_the_end_and_joins_with_the_start() -> None:
+    timeline = Timeline(7, [Mark(START, at(0)), Mark(END, at(60)), Mark(START, at(60)), Mark(END, at(120))])
+    ending, starting = meeting_of(timeline, 30), meeting_of(timeline, 90)
+    assert ending != starting
+    assert meeting_of(timeline, 60, LEAVE) == meeting_of(timeline, 60, END) == ending
+    assert meeting_of(timeline, 60, JOIN) == meeting_of(timeline, 60, START) == starting
 
 
 def test_a_named_start_names_its_stretch_and_outranks_a_named_end() -> None:
@@ -74,11 +76,9 @@ Marks = st.lists(
 
 
 @given(marks=Marks, order=st.randoms(use_true_random=False), moment=st.integers(-10, 210))
-def test_the_answer_depends_only_on_the_set_of_marks(
-    marks: list[Mark], order: st.DataObject, moment: int
-) -> None:
+def test_the_answer_depends_only_on_the_set_of_marks(marks: list[Mark], order: Random, moment: int) -> None:
     shuffled = marks + marks[:2]
-    order.shuffle(shuffled)  # type: ignore[attr-defined]
+    order.shuffle(shuffled)
     assert meeting_of(Timeline(7, marks), moment) == meeting_of(Timeline(7, shuffled), moment)
 
 

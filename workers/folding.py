@@ -12,12 +12,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
 from sqlalchemy.orm import Session
 
 from workers import history
 from workers.attendance import SegmentFacts
 from workers.body_fields import BodyError
+from workers.delivery_facts import facts_of
 from workers.meetings import (
     FoldRules,
     ForeignSession,
@@ -27,13 +27,10 @@ from workers.meetings import (
     segment_facts_of,
 )
 from workers.models import Delivery, DeliveryStatus, MeetingSession, SessionStatus
-from workers.payloads import parse_delivery
-from workers.rebuild import rebuild
 from workers.recompute import recompute_session
+from workers.regroup import AMENDMENT, regroup
 from workers.room_timeline import END, START, Mark
-from workers.unnamed import drop_if_empty, has_unnamed, misplaced
-
-AMENDMENT = "amendment: folded into a session that was already final"
+from workers.unnamed import Move, has_unnamed, misplaced
 
 
 @dataclass
@@ -64,11 +61,10 @@ def apply_deliveries(
     touched: dict[int, _Touched] = {}
     outcome = FoldOutcome()
     marks: list[Mark] = []
+    moved: list[Move] = []  # replayed deliveries the fold put in another session than before
     for delivery in deliveries:
         try:
-            facts = parse_delivery(
-                delivery.event, delivery.raw_body.encode(), delivery.content_type, delivery.received_at
-            )
+            facts = facts_of(delivery)
             meeting = resolver.session_for(facts)
         except (BodyError, ForeignSession) as error:
             # Its content, not the moment, is at fault: retrying cannot help, and it must not hold up
@@ -76,6 +72,8 @@ def apply_deliveries(
             delivery.status, delivery.status_reason = DeliveryStatus.FAILED, f"cannot be folded: {error}"
             outcome.failed_ids.add(delivery.id)
             continue
+        if delivery.session_id is not None and delivery.session_id != meeting.id:
+            moved.append(Move(delivery.id, delivery.session_id, meeting.meeting_session_id, done=True))
         delivery.session_id = meeting.id
         if facts.event in (START, END):
             marks.append(Mark(facts.event, facts.event_time, facts.meeting_session_id))
@@ -91,41 +89,29 @@ def apply_deliveries(
         person_keys = merge_participants(db, entry.meeting, entry.participants)
         _settle(db, entry, person_keys, rules, outcome, cause, job_id)
     if marks and has_unnamed(db, room_id):
-        _regroup(db, resolver, marks, rules, outcome, job_id)
+        moved += misplaced(db, resolver.timeline, marks)
+    if moved:
+        _regroup(db, resolver, moved, rules, outcome, job_id)
     return outcome
 
 
 def _regroup(
     db: Session,
     resolver: MeetingResolver,
-    marks: Sequence[Mark],
+    moves: Sequence[Move],
     rules: FoldRules,
     outcome: FoldOutcome,
     job_id: str | None,
 ) -> None:
-    """Move unnamed deliveries the new marks put elsewhere; rebuild the sessions they leave and join."""
-    moves = misplaced(db, resolver.timeline, marks)
-    affected: dict[int, MeetingSession] = {}
-    for move in moves:
-        target = resolver.by_id(move.to_meeting_session_id)
-        db.execute(update(Delivery).where(Delivery.id == move.delivery_id).values(session_id=target.id))
-        affected[target.id] = target
-        if move.from_session_id not in affected:
-            affected[move.from_session_id] = db.get_one(MeetingSession, move.from_session_id)
     db.flush()
-    for meeting in affected.values():
-        if drop_if_empty(db, meeting):
-            resolver.known.pop(meeting.meeting_session_id, None)
-            outcome.finalize_due.pop(meeting.id, None)
-            continue
-        was_final = meeting.status == SessionStatus.FINAL
-        change = rebuild(db, meeting, job_id=job_id)
+    regrouped = regroup(db, resolver, moves, job_id)
+    for session_id in regrouped.deleted_ids:
+        outcome.finalize_due.pop(session_id, None)
+        outcome.amended_session_ids.discard(session_id)
+    for meeting, was_final, change in regrouped.rebuilt:
         if was_final and change.changed:
             outcome.amended_session_ids.add(meeting.id)
-        if meeting.end_received_at is not None and meeting.status != SessionStatus.FINAL:
-            outcome.finalize_due[meeting.id] = meeting.end_received_at + timedelta(
-                seconds=rules.finalize_after_seconds
-            )
+        _finalize_when_due(meeting, rules, outcome)
 
 
 @dataclass
@@ -153,6 +139,13 @@ def _settle(
     )
     if amended:
         outcome.amended_session_ids.add(meeting.id)
+    _finalize_when_due(meeting, rules, outcome)
+
+
+def _finalize_when_due(meeting: MeetingSession, rules: FoldRules, outcome: FoldOutcome) -> None:
     if meeting.end_received_at is not None and meeting.status != SessionStatus.FINAL:
-        due = meeting.end_received_at + timedelta(seconds=rules.finalize_after_seconds)
-        outcome.finalize_due[meeting.id] = due
+        outcome.finalize_due[meeting.id] = meeting.end_received_at + timedelta(
+            seconds=rules.finalize_after_seconds
+        )
+    else:
+        outcome.finalize_due.pop(meeting.id, None)

@@ -11,6 +11,7 @@ from workers import history
 from workers.locks import lock_room_row
 from workers.models import MeetingSession, Notification, NotificationState, SessionStatus
 from workers.recompute import ResultChange, figures, recompute_session
+from workers.unnamed import last_fact_at
 
 
 def finalize(db: Session, meeting_id: int, now: datetime, finalize_after_seconds: int) -> bool:
@@ -82,6 +83,9 @@ def close_stale(db: Session, session_id: int, now: datetime, stale_seconds: int)
     if meeting.last_delivery_at is None or meeting.last_delivery_at >= cutoff:
         return None  # a delivery came in since the sweep looked
     meeting.closed_by_sweeper = True
+    # Where the close cuts the room's timeline for deliveries naming no session: fixed now, after every
+    # fact the session holds, so nothing already in it falls outside and nothing folded later moves it.
+    meeting.sweep_cut_at = last_fact_at(db, meeting.id)
     meeting.status = SessionStatus.ENDED
     meeting.end_received_at = now
     history.record(db, meeting, "sweep", recompute_session(db, meeting))

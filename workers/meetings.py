@@ -39,11 +39,12 @@ class MeetingResolver:
         self.db, self.rules = db, rules
         self.room = lock_room_row(db, room_id)
         self.known: dict[str, MeetingSession] = {}
+        self.created: set[int] = set()  # ids of the sessions this fold made
         self._timeline: Timeline | None = None
 
     @property
     def timeline(self) -> Timeline:
-        """The room's timeline, read once per fold: it already holds every start and end stored."""
+        """The room's timeline as stored when first asked for; a start or end stored later re-places later."""
         if self._timeline is None:
             self._timeline = load_timeline(self.db, self.room.id)
         return self._timeline
@@ -54,11 +55,20 @@ class MeetingResolver:
             return self.by_id(facts.meeting_session_id)
         return self.by_id(self.timeline.meeting_at(place(facts.event, facts.event_time, facts.join_time)))
 
-    def by_id(self, meeting_session_id: str) -> MeetingSession:
-        """Return the room's meeting session of that id, creating it if it is new."""
-        meeting = self.known.get(meeting_session_id) or self.db.scalar(
+    def find(self, meeting_session_id: str) -> MeetingSession | None:
+        """Return the meeting session of that id, if there is one."""
+        return self.known.get(meeting_session_id) or self.db.scalar(
             select(MeetingSession).where(MeetingSession.meeting_session_id == meeting_session_id)
         )
+
+    def forget(self, meeting: MeetingSession) -> None:
+        """Drop a session renamed or deleted from what this fold knows."""
+        if self.known.get(meeting.meeting_session_id) is meeting:
+            del self.known[meeting.meeting_session_id]
+
+    def by_id(self, meeting_session_id: str) -> MeetingSession:
+        """Return the room's meeting session of that id, creating it if it is new."""
+        meeting = self.find(meeting_session_id)
         if meeting is None:
             # The rules are stamped now, so a later change to the room does not rewrite this session.
             meeting = MeetingSession(
@@ -70,6 +80,7 @@ class MeetingResolver:
             )
             self.db.add(meeting)
             self.db.flush()
+            self.created.add(meeting.id)
         elif meeting.room_id != self.room.id:
             raise ForeignSession(f"meeting session {meeting_session_id} belongs to another room")
         self.known[meeting_session_id] = meeting

@@ -15,10 +15,13 @@ from dataclasses import dataclass
 from datetime import datetime
 
 START, END = "meeting-started", "meeting-ended"
+JOIN, LEAVE = "participant-joined", "participant-left"
 
-# Where things sit at one instant: the cut before a start, the start, everything else, an end, the cut
-# after the end. So a start and an end belong to the meeting they bound, and so does a join at the same ms.
-_BEFORE_START, _START, _OTHER, _END, _AFTER_END = range(5)
+# Where things sit at one instant: leaves, the end, the cut after it, the cut before a start, the start,
+# joins. So a meeting that ends the very ms the next one starts keeps its leaves and its end, and the next
+# one gets its start and its joins: back-to-back meetings with times in whole seconds are told apart.
+_LEAVE, _END, _AFTER_END, _BEFORE_START, _START, _JOIN = range(6)
+_KIND = {LEAVE: _LEAVE, END: _END, START: _START, JOIN: _JOIN}
 
 Position = tuple[datetime, int]
 
@@ -48,7 +51,7 @@ class Stretch:
 
 def position(event: str, at: datetime) -> Position:
     """Return where a delivery of `event` at `at` sits on its room's timeline."""
-    return (at, _START if event == START else _END if event == END else _OTHER)
+    return (at, _KIND[event])
 
 
 def _cut(mark: Mark) -> Position:

@@ -14,6 +14,8 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
+import workers.models.base
+
 revision: str = "0002"
 down_revision: str | None = "0001"
 branch_labels: str | Sequence[str] | None = None
@@ -42,9 +44,13 @@ def upgrade() -> None:
             sqlite_where=sa.text("meeting_session_ref IS NULL"),
             postgresql_where=sa.text("meeting_session_ref IS NULL"),
         )
+    with op.batch_alter_table("meeting_sessions", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("sweep_cut_at", workers.models.base.UTCDateTime(), nullable=True))
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("meeting_sessions", schema=None) as batch_op:
+        batch_op.drop_column("sweep_cut_at")
     with op.batch_alter_table("deliveries", schema=None) as batch_op:
         batch_op.drop_index(
             "ix_deliveries_room_unnamed",

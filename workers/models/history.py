@@ -19,7 +19,7 @@ class SessionChange(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("meeting_sessions.id"), index=True)
     changed_at: Mapped[datetime] = mapped_column(default=utcnow)
-    # deliveries, amendment, rebuild, sweep or finalize
+    # deliveries, amendment, rebuild, regroup, sweep or finalize
     cause: Mapped[str] = mapped_column(String(16))
     delivery_ids: Mapped[list[int]] = mapped_column(JSON, default=list)
     job_id: Mapped[str | None] = mapped_column(String(200))

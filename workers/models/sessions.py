@@ -37,6 +37,9 @@ class MeetingSession(Base):
     earliest_fact_at: Mapped[datetime | None]
     last_delivery_at: Mapped[datetime | None]
     closed_by_sweeper: Mapped[bool] = mapped_column(default=False)
+    # Where the sweeper's close cut the room's timeline: the session's last fact when it was closed. Kept,
+    # not derived, so a late delivery folding into the session cannot move the cut.
+    sweep_cut_at: Mapped[datetime | None]
     # Rules stamped when the session starts, so a later room change does not rewrite history.
     min_attendance_percent: Mapped[float | None]
     reconnect_grace_seconds: Mapped[int] = mapped_column(default=30)
