@@ -603,7 +603,7 @@ Meetings = st.lists(
         st.booleans(),  # its start names the meeting session (the joins and leaves never do)
         st.booleans(),  # it starts the very ms the meeting before it ends
         st.lists(
-            st.tuples(st.integers(0, 59), st.integers(0, 10), st.booleans(), st.booleans()),
+            st.tuples(st.integers(0, 59), st.integers(1, 10), st.booleans(), st.booleans()),
             min_size=1,
             max_size=4,
         ),
