@@ -23,7 +23,7 @@ class Result:
 
 def run_all(redis_url: str) -> list[Result]:
     """Measure the baseline, then the receiver on each database, side by side."""
-    results = [Result("bare Flask 202 (baseline)", _baseline())]
+    results = [Result("bare Flask 202 (baseline)", _baseline(redis_url))]
     with ExitStack() as stack:
         sqlite_url = stack.enter_context(services.sqlite_database())
         results.append(Result("Rollcall receiver, SQLite", receiver(sqlite_url, redis_url)))
@@ -33,8 +33,11 @@ def run_all(redis_url: str) -> list[Result]:
     return results
 
 
-def _baseline() -> load.Stats:
-    with services.gunicorn("bench.baseline:app") as port:
+def _baseline(redis_url: str) -> load.Stats:
+    # The same gunicorn.conf.py as the receiver, whose start-up check wants REDIS_URL: set it, unused.
+    with services.gunicorn(
+        "bench.baseline:app", {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": str(services.PROJECT)}
+    ) as port:
         return load.run(
             load.Target(port, "/hooks/metered/t/participant-joined", "r", "r"), SECONDS, label="baseline"
         )
