@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from workers import inbox
-from workers.attendance import AttendanceRules, Identity, SegmentFacts, compute_session
+from workers.attendance import AttendanceRules, compute_session
 from workers.folding import AMENDMENT, apply_deliveries
 from workers.lifecycle import close_stale, finalize, stale_sessions
 from workers.meetings import FoldRules
@@ -30,6 +30,7 @@ from workers.models import (
     SessionChange,
     SessionStatus,
 )
+from workers.participant_facts import Identity, SegmentFacts
 from workers.payloads import parse_delivery
 from workers.rebuild import rebuild
 from workers.room_timeline import END, JOIN, START, Mark, Timeline

@@ -13,26 +13,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import reduce
 
+from workers.participant_facts import Identity, SegmentFacts, merge_identity, merge_segment_facts, person_key
+
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _ONE_MS = timedelta(milliseconds=1)
 _FOREVER = 2**63  # the end, in ms, of a segment that is still open
-
-
-@dataclass(frozen=True, slots=True)
-class Identity:
-    external_user_id: str | None = None
-    email: str | None = None
-    name: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class SegmentFacts:
-    """What is known about one participant session, merged from its join and leave deliveries."""
-
-    participant_session_id: str
-    joined_at: datetime | None = None  # the join webhook's time, or a leave's joinTime
-    left_at: datetime | None = None
-    identity: Identity = Identity()
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,66 +77,8 @@ def _ms(moment: datetime) -> int:
     return (moment - _EPOCH) // _ONE_MS
 
 
-def _is_blank(value: str) -> bool:
-    return not value.strip()
-
-
-def _pick(a: str | None, b: str | None) -> str | None:
-    # A total order (real values before blank ones, then by value) keeps merging a semilattice:
-    # commutative, associative and idempotent, so delivery order can never change an identity.
-    if a is None or a == b:
-        return b
-    if b is None:
-        return a
-    return min(a, b, key=lambda v: (_is_blank(v), v))
-
-
-def _merge_identity(a: Identity, b: Identity) -> Identity:
-    if a == b:  # the common case (a join and its leave say the same): skip the field-by-field merge
-        return a
-    return Identity(
-        _pick(a.external_user_id, b.external_user_id), _pick(a.email, b.email), _pick(a.name, b.name)
-    )
-
-
 def _known(*moments: datetime | None) -> list[datetime]:
     return [m for m in moments if m is not None]
-
-
-def earliest(a: datetime | None, b: datetime | None) -> datetime | None:
-    """Return the earlier of two moments, either of which may be unknown."""
-    return b if a is None else a if b is None else min(a, b)
-
-
-def latest(a: datetime | None, b: datetime | None) -> datetime | None:
-    """Return the later of two moments, either of which may be unknown."""
-    return b if a is None else a if b is None else max(a, b)
-
-
-def merge_segment_facts(a: SegmentFacts, b: SegmentFacts) -> SegmentFacts:
-    """Merge two partial views of the same participant session."""
-    if a.participant_session_id != b.participant_session_id:
-        raise ValueError("cannot merge facts of different participant sessions")
-    return SegmentFacts(
-        a.participant_session_id,
-        joined_at=earliest(a.joined_at, b.joined_at),
-        left_at=latest(a.left_at, b.left_at),
-        identity=_merge_identity(a.identity, b.identity),
-    )
-
-
-def person_key(identity: Identity, participant_session_id: str) -> tuple[str, str]:
-    """Return (participantKey, identifiedBy) from the strongest identity field present."""
-    ext, email, name = (
-        v.strip() if v else "" for v in (identity.external_user_id, identity.email, identity.name)
-    )
-    if ext:
-        return f"ext:{ext}", "externalUserId"
-    if email:
-        return f"email:{email.lower()}", "email"
-    if name:
-        return f"name:{' '.join(name.split())}", "name"
-    return f"ps:{participant_session_id}", "participantSession"
 
 
 def session_bounds(
@@ -309,7 +236,7 @@ def _person_attendance(
         percent = _percent(attended_ms, ended_ms - started_ms)
         threshold = rules.min_attendance_percent
         present = attended_ms > 0 if threshold is None else percent >= threshold
-    identity = reduce(_merge_identity, identities, Identity())
+    identity = reduce(merge_identity, identities, Identity())
     leaves = [s.left_at for s in ordered if s.left_at is not None]
     person = PersonAttendance(
         participant_key=key,

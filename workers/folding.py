@@ -15,7 +15,6 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from workers import history
-from workers.attendance import SegmentFacts
 from workers.body_fields import BodyError
 from workers.delivery_facts import facts_of
 from workers.meetings import (
@@ -27,6 +26,7 @@ from workers.meetings import (
     segment_facts_of,
 )
 from workers.models import Delivery, DeliveryStatus, MeetingSession, SessionStatus
+from workers.participant_facts import SegmentFacts
 from workers.recompute import recompute_session
 from workers.regroup import AMENDMENT, regroup
 from workers.room_timeline import END, START, Mark

@@ -10,9 +10,16 @@ from typing import Protocol
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workers.attendance import Identity, SegmentFacts, earliest, latest, merge_segment_facts, person_key
 from workers.locks import lock_room_row
 from workers.models import MeetingSession, ParticipantSession, SessionStatus
+from workers.participant_facts import (
+    Identity,
+    SegmentFacts,
+    earliest,
+    latest,
+    merge_segment_facts,
+    person_key,
+)
 from workers.payloads import DeliveryFacts
 from workers.room_timeline import Timeline
 from workers.unnamed import load_timeline, place

@@ -18,7 +18,7 @@ from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
 from workers import history
-from workers.attendance import AttendanceRules, SegmentFacts, compute_session, merge_segment_facts
+from workers.attendance import AttendanceRules, compute_session
 from workers.bulk_insert import insert_rows
 from workers.delivery_facts import FACT_COLUMNS, read_facts
 from workers.locks import lock_room_row
@@ -31,6 +31,7 @@ from workers.models import (
     ParticipantSession,
     SessionStatus,
 )
+from workers.participant_facts import SegmentFacts, merge_segment_facts
 from workers.recompute import (
     SUMMARY_COLUMNS,
     ResultChange,

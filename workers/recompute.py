@@ -14,16 +14,15 @@ from workers.attendance import (
     AttendanceRules,
     PersonAttendance,
     Segment,
-    SegmentFacts,
     SessionBounds,
     peak_concurrency,
     person_attendance,
-    person_key,
     resolve_segment,
     session_bounds,
 )
 from workers.meetings import IN_CHUNK, stored_facts
 from workers.models import AttendanceRow, MeetingSession, ParticipantSession
+from workers.participant_facts import SegmentFacts, person_key
 from workers.timefmt import iso_ms
 
 
