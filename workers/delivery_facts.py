@@ -17,39 +17,24 @@ from sqlalchemy import case, null
 from workers.models.inbox import FACTS_VERSION, Delivery
 from workers.payloads import DeliveryFacts, parse_delivery
 
-# The DeliveryFacts fields the columns keep. Not kept: room_name and room_id (checked against the room
-# at receipt, never after) and is_admin and meta (nothing reads them); those come back None.
-KEPT_FIELDS = (
-    "event",
-    "meeting_session_id",
-    "participant_session_id",
-    "external_user_id",
-    "email",
-    "name",
-    "event_time",
-    "time_reported",
-    "join_time",
-    "dedupe_key",
-)
+# Each DeliveryFacts field the columns keep, and its column. Not kept: room_name and room_id (checked
+# against the room at receipt, never after) and is_admin and meta (nothing reads them); they come back None.
+COLUMN_OF_FIELD = {
+    "event": "event",
+    "meeting_session_id": "meeting_session_ref",
+    "participant_session_id": "participant_session_id",
+    "external_user_id": "external_user_id",
+    "email": "email",
+    "name": "name",
+    "event_time": "event_time",
+    "time_reported": "time_reported",
+    "join_time": "join_time",
+    "dedupe_key": "dedupe_key",
+}
+KEPT_FIELDS = tuple(COLUMN_OF_FIELD)
 
-
-# The columns facts_of_row reads, in its order.
-_COLUMN_NAMES = (
-    "event",
-    "meeting_session_ref",
-    "participant_session_id",
-    "external_user_id",
-    "email",
-    "name",
-    "event_time",
-    "time_reported",
-    "join_time",
-    "dedupe_key",
-    "facts_version",
-    "raw_body",
-    "content_type",
-    "received_at",
-)
+# The columns facts_of_row reads, in its order: the kept ones, then what re-reading a body needs.
+_COLUMN_NAMES = (*COLUMN_OF_FIELD.values(), "facts_version", "raw_body", "content_type", "received_at")
 # What to select for read_facts. The raw body comes only with rows whose columns are not trusted: bodies
 # are most of a delivery's bytes, and a big session's rebuild would otherwise fetch every one of them.
 FACT_COLUMNS = tuple(
@@ -64,19 +49,8 @@ _RECEIVED_AT = _COLUMN_NAMES.index("received_at")
 
 def fact_values(facts: DeliveryFacts) -> dict[str, Any]:
     """Return the delivery columns that keep what folding needs of `facts`."""
-    return {
-        "event": facts.event,
-        "dedupe_key": facts.dedupe_key,
-        "meeting_session_ref": facts.meeting_session_id,
-        "participant_session_id": facts.participant_session_id,
-        "external_user_id": facts.external_user_id,
-        "email": facts.email,
-        "name": facts.name,
-        "event_time": facts.event_time,
-        "time_reported": facts.time_reported,
-        "join_time": facts.join_time,
-        "facts_version": FACTS_VERSION,
-    }
+    kept = {column: getattr(facts, field) for field, column in COLUMN_OF_FIELD.items()}
+    return {**kept, "facts_version": FACTS_VERSION}
 
 
 def facts_of(delivery: Delivery) -> DeliveryFacts:

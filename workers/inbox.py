@@ -13,7 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from workers.delivery_facts import fact_values
+from workers.delivery_facts import COLUMN_OF_FIELD, fact_values
 from workers.models import Delivery, DeliveryStatus
 from workers.models.base import utcnow
 from workers.models.inbox import UNPROCESSED
@@ -48,10 +48,10 @@ class FoldConflict(RuntimeError):
     """Another drain marked some of these deliveries first; roll back so they are not folded twice."""
 
 
+# What _values fills: the room, the parser's facts (fact_values), then what the audit log keeps.
 _COLUMNS = (
-    "room_id", "event", "dedupe_key", "meeting_session_ref", "participant_session_id", "event_time",
-    "time_reported", "join_time", "external_user_id", "email", "name", "facts_version", "raw_body",
-    "content_type", "headers", "source_address", "received_at", "status", "duplicate_count", "fold_count",
+    "room_id", *COLUMN_OF_FIELD.values(), "facts_version", "raw_body", "content_type", "headers",
+    "source_address", "received_at", "status", "duplicate_count", "fold_count",
 )  # fmt: skip
 
 
