@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from webhooks import runtime_of
 from webhooks.auth import require_basic
-from webhooks.errors import Problem
 from webhooks.pagination import page_body, requested_page
+from webhooks.reports import room_sessions_or_404, session_or_404
 from webhooks.timeline import build_timeline
 from workers.humanize import moment_text, percent_text, span_text, yes_no
 from workers.models.base import utcnow
@@ -22,10 +22,8 @@ from workers.reports import (
     AttendanceOut,
     SessionOut,
     attendance_of,
-    find_session,
     session_out,
     session_position,
-    sessions_of_room,
 )
 
 blueprint = Blueprint("pages", __name__)
@@ -49,10 +47,7 @@ def room_page(room_name: str) -> str:
     """List a room's meeting sessions, newest first, each linking to its page."""
     page = requested_page("at")
     with runtime_of(current_app).Session() as db:
-        found = sessions_of_room(db, room_name, page.after_at, page.limit + 1)
-        if found is None:
-            raise Problem(404, "Not Found", f"no room {room_name!r}")
-        room, rows = found
+        room, rows = room_sessions_or_404(db, room_name, page)
         listing = page_body(rows, page, lambda m: session_out(m, room_name), session_position)
         archived = room.archived_at is not None
     return render_template(
@@ -65,10 +60,7 @@ def room_page(room_name: str) -> str:
 
 
 def _load_session(db: Session, meeting_session_id: str) -> tuple[SessionOut, list[AttendanceOut]]:
-    found = find_session(db, meeting_session_id)
-    if found is None:
-        raise Problem(404, "Not Found", f"no meeting session {meeting_session_id!r}")
-    meeting, room_name = found
+    meeting, room_name = session_or_404(db, meeting_session_id)
     return session_out(meeting, room_name), attendance_of(db, meeting)
 
 

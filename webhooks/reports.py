@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 from webhooks import runtime_of
 from webhooks.auth import require_token
 from webhooks.errors import Problem
-from webhooks.pagination import page_body, requested_page
+from webhooks.pagination import Page, page_body, requested_page
 from workers import history
-from workers.models import MeetingSession
+from workers.models import MeetingSession, Room
 from workers.notify_plan import notifications_for
 from workers.reports import (
     attendance_csv,
@@ -29,10 +29,19 @@ from workers.reports import (
 blueprint = Blueprint("reports", __name__)
 
 
-def _find_session(db: Session, meeting_session_id: str) -> tuple[MeetingSession, str]:
+def session_or_404(db: Session, meeting_session_id: str) -> tuple[MeetingSession, str]:
+    """Return a meeting session and its room's name; 404 problem if there is no such session."""
     found = find_session(db, meeting_session_id)
     if found is None:
         raise Problem(404, "Not Found", f"no meeting session {meeting_session_id!r}")
+    return found
+
+
+def room_sessions_or_404(db: Session, room_name: str, page: Page) -> tuple[Room, list[MeetingSession]]:
+    """Return a room and the page of its sessions asked for (one extra, for the cursor); 404 if no room."""
+    found = sessions_of_room(db, room_name, page.after_at, page.limit + 1)
+    if found is None:
+        raise Problem(404, "Not Found", f"no room {room_name!r}")
     return found
 
 
@@ -49,11 +58,8 @@ def room_sessions(room_name: str) -> dict[str, Any]:
     """List a room's meeting sessions, newest first."""
     page = requested_page("at")
     with runtime_of(current_app).Session() as db:
-        found = sessions_of_room(db, room_name, page.after_at, page.limit + 1)
-        if found is None:
-            raise Problem(404, "Not Found", f"no room {room_name!r}")
-        room, rows = found
-        return page_body(rows, page, lambda m: session_out(m, room.room_name).model_dump(), session_position)
+        _, rows = room_sessions_or_404(db, room_name, page)
+        return page_body(rows, page, lambda m: session_out(m, room_name).model_dump(), session_position)
 
 
 @blueprint.get("/api/sessions/<meeting_session_id>")
@@ -61,7 +67,7 @@ def room_sessions(room_name: str) -> dict[str, Any]:
 def show_session(meeting_session_id: str) -> dict[str, Any]:
     """Show one meeting session with its attendance list and its post-meeting notifications."""
     with runtime_of(current_app).Session() as db:
-        meeting, room_name = _find_session(db, meeting_session_id)
+        meeting, room_name = session_or_404(db, meeting_session_id)
         report = session_report(db, meeting, room_name)
         notifications = notifications_for(db, meeting.id)
     return {**report.model_dump(), "notifications": [note.model_dump() for note in notifications]}
@@ -74,7 +80,7 @@ def session_attendance(meeting_session_id: str) -> Response | dict[str, Any]:
     wants_csv = _wants_csv()
     page = None if wants_csv else requested_page("key")
     with runtime_of(current_app).Session() as db:
-        meeting, _ = _find_session(db, meeting_session_id)
+        meeting, _ = session_or_404(db, meeting_session_id)
         if page is not None:
             rows = attendance_of(db, meeting, page.after_key, page.limit + 1)
             return page_body(rows, page, lambda row: row.model_dump(), lambda row: row.participant_key)
@@ -111,6 +117,6 @@ def session_history(meeting_session_id: str) -> dict[str, Any]:
     """List every change to the session's results, oldest first, with its cause."""
     page = requested_page()
     with runtime_of(current_app).Session() as db:
-        meeting, _ = _find_session(db, meeting_session_id)
+        meeting, _ = session_or_404(db, meeting_session_id)
         entries = history.trail(db, meeting, page.after, page.limit + 1)
     return page_body(entries, page, lambda entry: entry.model_dump(), lambda entry: entry.id)
