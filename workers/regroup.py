@@ -52,23 +52,26 @@ def regroup(db: Session, resolver: MeetingResolver, moves: Sequence[Move], job_i
         if emptied and _adopt_name(db, resolver, db.get_one(MeetingSession, source_id), names.pop()):
             pending = [move for move in pending if move.from_session_id != source_id]
     affected = {source_id: db.get_one(MeetingSession, source_id) for source_id in by_source}
-    heirs: dict[int, int] = {}
     for name, delivery_ids in _grouped(pending).items():
         target = resolver.by_id(name)
         _move_deliveries(db, delivery_ids, target)
         affected[target.id] = target
-    for move in moves:
-        heirs.setdefault(move.from_session_id, resolver.by_id(move.to_meeting_session_id).id)
     db.flush()
     outcome = Regrouped()
     for meeting in affected.values():
-        if _delete_if_empty(db, meeting, heirs.get(meeting.id)):
+        if _delete_if_empty(db, meeting, _heir_id(resolver, by_source.get(meeting.id, []))):
             resolver.forget(meeting)
             outcome.deleted_ids.add(meeting.id)
             continue
         was_final = meeting.status == SessionStatus.FINAL
         outcome.rebuilt.append((meeting, was_final, rebuild(db, meeting, job_id=job_id, cause="regroup")))
     return outcome
+
+
+def _heir_id(resolver: MeetingResolver, moves: Sequence[Move]) -> int | None:
+    # A session the moves empty leaves its history to where its first moved delivery went.
+    heir = resolver.find(moves[0].to_meeting_session_id) if moves else None
+    return heir.id if heir else None
 
 
 def _left_behind(db: Session, session_id: int, moves: Sequence[Move]) -> int:

@@ -35,7 +35,6 @@ def load_timeline(db: Session, room_id: int) -> Timeline:
             Delivery.room_id == room_id,
             Delivery.event.in_((START, END)),
             Delivery.status != DeliveryStatus.FAILED,
-            Delivery.event_time.is_not(None),
         )
     ).all()
     swept = db.execute(
@@ -45,6 +44,7 @@ def load_timeline(db: Session, room_id: int) -> Timeline:
     ).all()
     foreign = _foreign_names(db, room_id, {ref for _, _, ref in reported if ref})
     # A start or end naming another room's session will fail to fold: it must not cut this room's timeline.
+    # (The receiver always keeps a time; a row without one cannot be placed and cuts nothing.)
     marks = [Mark(event, at, ref) for event, at, ref in reported if at and ref not in foreign]
     marks += [Mark(END, cut, name) for cut, name in swept if cut]
     return Timeline(room_id, marks)
@@ -99,7 +99,6 @@ def misplaced(db: Session, timeline: Timeline, new_marks: Iterable[Mark]) -> lis
             Delivery.room_id == timeline.room_id,
             Delivery.meeting_session_ref.is_(None),
             Delivery.status == DeliveryStatus.PROCESSED,
-            Delivery.event_time.is_not(None),
         )
     )
     lowest = [span.after[0] for span in spans if span.after is not None]
@@ -109,7 +108,7 @@ def misplaced(db: Session, timeline: Timeline, new_marks: Iterable[Mark]) -> lis
     moves = []
     for delivery_id, event, event_time, join_time, session_id, now_in in db.execute(query):
         if event_time is None:
-            continue  # excluded above; said again for the type checker
+            continue  # the receiver always keeps a time; a row without one stays where it was folded
         at = place(event, event_time, join_time)
         if any(span.holds(at) for span in spans) and (target := timeline.meeting_at(at)) != now_in:
             moves.append(Move(delivery_id, session_id, target))
