@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,10 +37,25 @@ class UTCDateTime(TypeDecorator[datetime]):
             raise ValueError("naive datetime given to a UTC column")
         return _NAIVE_EPOCH + (value - _AWARE_EPOCH)
 
+    def bind_processor(self, dialect: Dialect) -> Callable[[datetime | None], Any] | None:
+        """Convert and format in one step on SQLite: the generic path costs twice as much per value."""
+        if dialect.name != "sqlite":
+            return super().bind_processor(dialect)
+        return _sqlite_text
+
     def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
         if value is None:
             return None
         return _AWARE_EPOCH + (value - _NAIVE_EPOCH)  # type: ignore[no-any-return]
+
+
+def _sqlite_text(value: datetime | None) -> str | None:
+    # The text SQLite's DateTime stores ("YYYY-MM-DD HH:MM:SS.ffffff"), which its reader parses back.
+    if value is None:
+        return None
+    if value.tzinfo is None:
+        raise ValueError("naive datetime given to a UTC column")
+    return (_NAIVE_EPOCH + (value - _AWARE_EPOCH)).isoformat(" ", "microseconds")
 
 
 class Base(DeclarativeBase):
