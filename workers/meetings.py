@@ -4,8 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import datetime
-from typing import Protocol
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -15,8 +13,6 @@ from workers.models import MeetingSession, ParticipantSession, SessionStatus
 from workers.participant_facts import (
     Identity,
     SegmentFacts,
-    earliest,
-    latest,
     merge_segment_facts,
     person_key,
 )
@@ -92,30 +88,6 @@ class MeetingResolver:
             raise ForeignSession(f"meeting session {meeting_session_id} belongs to another room")
         self.known[meeting_session_id] = meeting
         return meeting
-
-
-class SessionFacts(Protocol):
-    """What deliveries report about a meeting session itself (a MeetingSession, or a scratch copy)."""
-
-    status: str
-    earliest_fact_at: datetime | None
-    last_delivery_at: datetime | None
-    reported_start: datetime | None
-    reported_end: datetime | None
-    end_received_at: datetime | None
-
-
-def apply_session_fact(meeting: SessionFacts, facts: DeliveryFacts, received_at: datetime) -> None:
-    """Merge what one delivery says about its meeting session (times, start, end) into the session."""
-    meeting.earliest_fact_at = earliest(meeting.earliest_fact_at, facts.event_time)
-    meeting.last_delivery_at = latest(meeting.last_delivery_at, received_at)
-    if facts.event == "meeting-started":
-        meeting.reported_start = earliest(meeting.reported_start, facts.event_time)
-    elif facts.event == "meeting-ended":
-        meeting.reported_end = latest(meeting.reported_end, facts.event_time)
-        meeting.end_received_at = earliest(meeting.end_received_at, received_at)
-        if meeting.status == SessionStatus.LIVE:
-            meeting.status = SessionStatus.ENDED
 
 
 def segment_facts_of(facts: DeliveryFacts) -> SegmentFacts | None:
