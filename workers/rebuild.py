@@ -1,9 +1,10 @@
 """Rebuild a meeting session from its stored deliveries, in bulk.
 
 The incremental fold re-derives people one batch at a time; a rebuild knows every fact at once, so it
-runs the pure compute_session over them and writes the rows in bulk (COPY on PostgreSQL). The facts come
-from the columns the receiver filled, the raw body only for rows an older parser stored. Both paths must
-agree, and tests hold them to it.
+runs the pure compute_session over them and writes the rows in bulk (COPY on PostgreSQL). It reads the
+facts through rebuild_facts: from the columns the receiver filled (most joins and leaves grouped by the
+database), the raw body only for rows an older parser stored. Fold and rebuild must agree, and tests hold
+them to it.
 """
 
 from __future__ import annotations
@@ -20,18 +21,15 @@ from sqlalchemy.orm import Session
 from workers import history
 from workers.attendance import AttendanceRules, compute_session
 from workers.bulk_insert import insert_rows
-from workers.delivery_facts import FACT_COLUMNS, read_facts
 from workers.locks import lock_room_row
-from workers.meetings import apply_session_fact, segment_facts_of
 from workers.models import (
     AttendanceRow,
-    Delivery,
-    DeliveryStatus,
     MeetingSession,
     ParticipantSession,
     SessionStatus,
 )
-from workers.participant_facts import SegmentFacts, merge_segment_facts
+from workers.participant_facts import SegmentFacts
+from workers.rebuild_facts import read_session
 from workers.recompute import (
     SUMMARY_COLUMNS,
     ResultChange,
@@ -41,6 +39,7 @@ from workers.recompute import (
     person_summary,
     store_aggregates,
 )
+from workers.session_facts import SESSION_FACT_NAMES
 
 _PARTICIPANTS = cast(Table, ParticipantSession.__table__)
 _ATTENDANCE = cast(Table, AttendanceRow.__table__)
@@ -94,36 +93,12 @@ def _rebuild(db: Session, meeting: MeetingSession, job_id: str | None, cause: st
     return change
 
 
-SESSION_FACTS = (
-    "status",
-    "earliest_fact_at",
-    "last_delivery_at",
-    "reported_start",
-    "reported_end",
-    "end_received_at",
-)
-
-
 def _refold(db: Session, meeting: MeetingSession) -> dict[str, SegmentFacts]:
-    # On the Core connection: through the Session, every row would also pass the ORM's loading machinery.
-    deliveries = db.connection().execute(
-        select(*FACT_COLUMNS)
-        .where(Delivery.session_id == meeting.id, Delivery.status != DeliveryStatus.FAILED)
-        .order_by(Delivery.id)
-        .execution_options(yield_per=5000)
-    )
     # A plain copy of the session's facts: setting ORM attributes 100,000 times costs seconds.
-    session_facts = SimpleNamespace(**{name: getattr(meeting, name) for name in SESSION_FACTS})
-    participants: dict[str, SegmentFacts] = {}
-    for facts, received_at in read_facts(deliveries):
-        apply_session_fact(session_facts, facts, received_at)
-        incoming = segment_facts_of(facts)
-        if incoming is not None:
-            known = participants.get(incoming.participant_session_id)
-            participants[incoming.participant_session_id] = (
-                incoming if known is None else merge_segment_facts(known, incoming)
-            )
-    for name in SESSION_FACTS:
+    session_facts = SimpleNamespace(**{name: getattr(meeting, name) for name in SESSION_FACT_NAMES})
+    # On the Core connection: through the Session, every row would also pass the ORM's loading machinery.
+    participants = read_session(db.connection(), meeting.id, session_facts)
+    for name in SESSION_FACT_NAMES:
         setattr(meeting, name, getattr(session_facts, name))
     return participants
 
