@@ -11,19 +11,16 @@ from hypothesis import strategies as st
 from workers.attendance import (
     AttendanceRules,
     PersonAttendance,
-    Segment,
-    SessionBounds,
     SessionResult,
     compute_session,
     count_joins,
     peak_concurrency,
     person_attendance,
-    resolve_segment,
     seconds,
-    session_bounds,
     union_ms,
 )
 from workers.participant_facts import Identity, SegmentFacts, merge_segment_facts, person_key
+from workers.segments import Segment, SessionBounds, resolve_segment, session_bounds
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 GRACE_30S = AttendanceRules(reconnect_grace_ms=30_000, min_attendance_percent=None)
