@@ -9,8 +9,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workers.models import MeetingSession, SessionChange
-from workers.recompute import ResultChange
 from workers.reports import WireModel
+from workers.session_results import ResultChange
 from workers.timefmt import UtcTime
 
 

@@ -10,7 +10,8 @@ from sqlalchemy.orm import Session
 from workers import history
 from workers.locks import lock_room_row
 from workers.models import MeetingSession, Notification, NotificationState, SessionStatus
-from workers.recompute import ResultChange, figures, recompute_session
+from workers.recompute import recompute_session
+from workers.session_results import ResultChange, figures
 from workers.unnamed import last_fact_at
 
 

@@ -30,16 +30,16 @@ from workers.models import (
 )
 from workers.participant_facts import SegmentFacts
 from workers.rebuild_facts import read_session
-from workers.recompute import (
+from workers.recompute import clear_session
+from workers.session_facts import SESSION_FACT_NAMES
+from workers.session_results import (
     SUMMARY_COLUMNS,
     ResultChange,
     attendance_values,
-    clear_session,
     figures,
     person_summary,
     store_aggregates,
 )
-from workers.session_facts import SESSION_FACT_NAMES
 
 _PARTICIPANTS = cast(Table, ParticipantSession.__table__)
 _ATTENDANCE = cast(Table, AttendanceRow.__table__)

@@ -4,53 +4,17 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from workers.attendance import (
-    AttendanceRules,
-    PersonAttendance,
-    Segment,
-    SessionBounds,
-    peak_concurrency,
-    person_attendance,
-    resolve_segment,
-    session_bounds,
-)
+from workers.attendance import AttendanceRules, peak_concurrency, person_attendance
 from workers.meetings import IN_CHUNK, stored_facts
 from workers.models import AttendanceRow, MeetingSession, ParticipantSession
 from workers.participant_facts import SegmentFacts, person_key
-from workers.timefmt import iso_ms
-
-
-@dataclass
-class ResultChange:
-    """How a recompute changed a session's results."""
-
-    figures_before: dict[str, Any]
-    figures_after: dict[str, Any] = field(default_factory=dict)
-    people: list[dict[str, Any]] = field(default_factory=list)
-
-    @property
-    def changed(self) -> bool:
-        """Say whether anything a report shows is different."""
-        return bool(self.people) or self.figures_before != self.figures_after
-
-
-def figures(meeting: MeetingSession) -> dict[str, Any]:
-    """Return the session's own figures as the history records them."""
-    return {
-        "status": str(meeting.status),
-        "startedAt": None if meeting.started_at is None else iso_ms(meeting.started_at),
-        "endedAt": None if meeting.ended_at is None else iso_ms(meeting.ended_at),
-        "durationSeconds": None if meeting.duration_ms is None else meeting.duration_ms / 1000,
-        "participantCount": meeting.participant_count,
-        "peakConcurrency": meeting.peak_concurrency,
-        "inferred": meeting.inferred,
-    }
+from workers.segments import Segment, SessionBounds, resolve_segment, session_bounds
+from workers.session_results import ResultChange, figures, row_summary, store_aggregates, store_person
 
 
 def recompute_session(db: Session, meeting: MeetingSession, person_keys: Iterable[str] = ()) -> ResultChange:
@@ -147,75 +111,13 @@ def _refresh_person(
     identified_by = person_key(facts[0].identity, facts[0].participant_session_id)[1]
     segments = [resolve_segment(fact, bounds) for fact in facts]
     result = person_attendance(key, identified_by, segments, [f.identity for f in facts], bounds, rules)
-    before = None if existing is None else _summary(existing)
+    before = None if existing is None else row_summary(existing)
     if existing is None:
         existing = AttendanceRow(session_id=meeting.id, participant_key=key)
         db.add(existing)
-    _store(existing, result)
-    after = _summary(existing)
+    store_person(existing, result)
+    after = row_summary(existing)
     return None if after == before else after
-
-
-def _summary(row: AttendanceRow) -> dict[str, Any]:
-    return person_summary(*(getattr(row, column) for column in SUMMARY_COLUMNS))
-
-
-SUMMARY_COLUMNS = (
-    "participant_key",
-    "attended_ms",
-    "attendance_percent",
-    "join_count",
-    "present",
-    "segments",
-)
-
-
-def person_summary(
-    key: str, attended_ms: int, percent: float | None, joins: int, present: bool | None, segments: Any
-) -> dict[str, Any]:
-    """Return one person's results as the session's history records them (SUMMARY_COLUMNS, in order)."""
-    return {
-        "participantKey": key,
-        "attendedSeconds": attended_ms / 1000,
-        "attendancePercent": percent,
-        "joinCount": joins,
-        "present": present,
-        "segments": segments,
-    }
-
-
-def _store(row: AttendanceRow, result: PersonAttendance) -> None:
-    for name, value in attendance_values(result).items():
-        setattr(row, name, value)
-
-
-def attendance_values(result: PersonAttendance) -> dict[str, Any]:
-    """Return the attendance row's columns for one person's result."""
-    return {
-        "participant_key": result.participant_key,
-        "identified_by": result.identified_by,
-        "name": result.name,
-        "email": result.email,
-        "external_user_id": result.external_user_id,
-        "first_join_at": result.first_join_at,
-        "last_left_at": result.last_left_at,
-        "attended_ms": round(result.attended_seconds * 1000),
-        "attendance_percent": result.attendance_percent,
-        "join_count": result.join_count,
-        "present": result.present,
-        "inferred": result.inferred,
-        "segments": [segment_record(segment) for segment in result.segments],
-    }
-
-
-def segment_record(segment: Segment) -> dict[str, object]:
-    """Return a segment as stored in the attendance row (ISO times, as the API shows them)."""
-    return {
-        "participantSessionId": segment.participant_session_id,
-        "joinedAt": iso_ms(segment.joined_at),
-        "leftAt": None if segment.left_at is None else iso_ms(segment.left_at),
-        "inferred": segment.inferred,
-    }
 
 
 def _refresh_aggregates(db: Session, meeting: MeetingSession, bounds: SessionBounds) -> None:
@@ -224,21 +126,6 @@ def _refresh_aggregates(db: Session, meeting: MeetingSession, bounds: SessionBou
     )
     peak = peak_concurrency(_segments_by_person(db, meeting, bounds))
     store_aggregates(meeting, bounds, participant_count or 0, peak)
-
-
-def store_aggregates(
-    meeting: MeetingSession, bounds: SessionBounds, participant_count: int, peak: int
-) -> None:
-    """Write the session's own figures."""
-    meeting.started_at, meeting.ended_at = bounds.started_at, bounds.ended_at
-    meeting.duration_ms = (
-        None
-        if bounds.ended_at is None
-        else round((bounds.ended_at - bounds.started_at).total_seconds() * 1000)
-    )
-    meeting.inferred = bounds.start_inferred or bounds.end_inferred
-    meeting.participant_count = participant_count
-    meeting.peak_concurrency = peak
 
 
 def _segments_by_person(

@@ -26,7 +26,7 @@ from workers.models import (
     SessionStatus,
 )
 from workers.rebuild import rebuild
-from workers.recompute import ResultChange
+from workers.session_results import ResultChange
 from workers.unnamed import Move
 
 AMENDMENT = "amendment: folded into a session that was already final"
