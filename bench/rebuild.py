@@ -12,6 +12,7 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import insert, select
@@ -51,7 +52,9 @@ def deliveries(room_id: int, session_id: int, msid: str) -> list[dict[str, objec
     return rows
 
 
-def _row(room_id: int, session_id: int, event: str, body: dict[str, object], msid: str) -> dict[str, object]:
+def _row(
+    room_id: int, session_id: int, event: str, body: Mapping[str, object], msid: str
+) -> dict[str, object]:
     raw_body = json.dumps({"meetingSessionId": msid, **body})
     # Stored as the receiver stores it: with the fields its parser read (a rebuild trusts them).
     facts = parse_delivery(event, raw_body.encode(), "application/json", T0)
@@ -97,7 +100,8 @@ def measure(url: str, session_id: int, what: str) -> dict[str, float]:
         text=True,
         cwd=services.PROJECT,
     ).stdout
-    return json.loads(output.strip().splitlines()[-1])
+    figures: dict[str, float] = json.loads(output.strip().splitlines()[-1])
+    return figures
 
 
 def child(what: str, url: str, session_id: int) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 import httpx
@@ -129,7 +130,7 @@ def make_settings(database_url: str, redis_url: str, redis_client: Redis) -> Cal
             "finalize_after_seconds": 120,
         }
         values.update(overrides)
-        return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+        return Settings(_env_file=None, **values)
 
     return factory
 
@@ -179,9 +180,10 @@ def runtime(app: Flask) -> Runtime:
 
 
 @pytest.fixture
-def live_app(make_settings: Callable[..., Settings]) -> Callable[..., Iterator[tuple[Flask, str]]]:
+def live_app(
+    make_settings: Callable[..., Settings],
+) -> Callable[..., AbstractContextManager[tuple[Flask, str]]]:
     """Return a factory serving a fresh app over real HTTP: `with live_app(**overrides) as (app, url)`."""
-    from contextlib import contextmanager
 
     @contextmanager
     def start(**overrides: Any) -> Iterator[tuple[Flask, str]]:

@@ -89,7 +89,7 @@ def test_events_filter_and_page(api: httpx.Client, rooms: tuple[Runtime, str, st
     form = api.post(f"/hooks/metered/{standup}/meeting-ended", data={"meetingSessionId": "ms-1"})
     assert form.status_code == 202
 
-    def listed(**params: object) -> list[int]:
+    def listed(**params: str | int) -> list[int]:
         response = api.get("/api/events", params=params)
         assert response.status_code == 200, response.text
         return [event["id"] for event in response.json()["items"]]

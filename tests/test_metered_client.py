@@ -139,12 +139,12 @@ def test_unreachable_metered_is_unavailable(caplog: pytest.LogCaptureFixture) ->
 
 
 def test_from_settings_needs_an_address_and_a_key() -> None:
-    no_key = Settings(_env_file=None, metered_api_url="http://127.0.0.1:9/api/v1")  # type: ignore[call-arg]
+    no_key = Settings(_env_file=None, metered_api_url="http://127.0.0.1:9/api/v1")
     with pytest.raises(MeteredNotConfigured, match="METERED_SECRET_KEY"):
         MeteredClient.from_settings(no_key)
-    no_address = Settings(_env_file=None, metered_secret_key="k")  # type: ignore[call-arg]
+    no_address = Settings(_env_file=None, metered_secret_key="k")
     with pytest.raises(MeteredNotConfigured, match="METERED_APP_NAME"):
         MeteredClient.from_settings(no_address)
-    named = Settings(_env_file=None, metered_app_name="acme", metered_secret_key="k")  # type: ignore[call-arg]
+    named = Settings(_env_file=None, metered_app_name="acme", metered_secret_key="k")
     with MeteredClient.from_settings(named) as metered:
         assert metered.base_url == "https://acme.metered.live/api/v1"

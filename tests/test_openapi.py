@@ -21,6 +21,7 @@ from openapi_spec_validator import OpenAPIV31SpecValidator
 from schemathesis import GenerationMode
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import FailureGroup
+from schemathesis.core.result import Ok
 from schemathesis.specs.openapi.checks import response_schema_conformance
 
 from tests.conftest import API_TOKEN, run_worker
@@ -81,6 +82,7 @@ def test_every_endpoint_is_described_once(app: Flask) -> None:
 def test_security_is_what_the_contract_says(app: Flask) -> None:
     for path, item in fetch_document(app)["paths"].items():
         for method, operation in item.items():
+            expected: list[dict[str, list[str]]]
             if path.startswith("/api/"):
                 expected = [{"bearerAuth": []}]
             elif path.startswith(("/sessions/", "/rooms/")):
@@ -208,6 +210,7 @@ def test_schemathesis_finds_no_server_error_and_no_schema_violation(served: tupl
     schema = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
     failures = []
     for result in schema.get_all_operations():
+        assert isinstance(result, Ok), result.err()
         operation = result.ok()
         if operation.method.upper() != "GET" and operation.path not in FUZZED_POSTS:
             continue

@@ -67,7 +67,7 @@ VALID: dict[str, Any] = {
     "enableLiveStreaming": True,
 }
 # What a field needs alongside it to be valid (Metered's page: composition and RTMP rules).
-NEEDS = {
+NEEDS: dict[str, dict[str, Any]] = {
     "recordComposition": {"enableComposition": True},
     "enableLiveStreaming": {"enableComposition": True},
     "enableRTMPOut": {"enableComposition": True, "rtmpOutURL": "rtmp://live.example.com/app/key"},

@@ -54,11 +54,10 @@ def test_one_row_per_person_in_order_of_first_join_with_a_bar_per_segment() -> N
     timeline = build_timeline(people, at(0), at(60), now=at(500))
     assert [row.label for row in timeline.rows] == ["ann", "bob"]
     ann, bob = timeline.rows
-    assert (ann.bars[0].x, ann.bars[0].width) == (LABEL_WIDTH, pytest.approx(PLOT))
-    assert [(b.x, b.width) for b in bob.bars] == [
-        (pytest.approx(LABEL_WIDTH + PLOT / 4), pytest.approx(PLOT / 4)),
-        (pytest.approx(LABEL_WIDTH + PLOT * 40 / 60), pytest.approx(PLOT * 5 / 60)),
-    ]
+    assert (ann.bars[0].x, ann.bars[0].width) == pytest.approx((LABEL_WIDTH, PLOT))
+    assert [v for b in bob.bars for v in (b.x, b.width)] == pytest.approx(
+        [LABEL_WIDTH + PLOT / 4, PLOT / 4, LABEL_WIDTH + PLOT * 40 / 60, PLOT * 5 / 60]
+    )
     assert bob.y > ann.y and bob.bar_y > bob.y
     assert timeline.height > bob.y + timeline.row_height
 
@@ -88,7 +87,7 @@ def test_the_curve_is_a_step_line_from_the_baseline_up_to_the_peak() -> None:
     line = points(timeline.concurrency_points)
     assert timeline.peak == 2
     assert line[0] == (LABEL_WIDTH, timeline.curve_bottom)
-    assert line[-1] == (pytest.approx(WIDTH - RIGHT_PAD), timeline.curve_bottom)
+    assert line[-1] == pytest.approx((WIDTH - RIGHT_PAD, timeline.curve_bottom))
     assert min(y for _, y in line) == pytest.approx(timeline.curve_top)
     # Steps only: every segment is horizontal or vertical.
     assert all(x1 == x2 or y1 == y2 for (x1, y1), (x2, y2) in pairwise(line))
