@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from workers import inbox
 from workers.attendance import AttendanceRules, compute_session
+from workers.events import END, JOIN, START
 from workers.folding import apply_deliveries
 from workers.lifecycle import close_stale, finalize, stale_sessions
 from workers.meetings import FoldRules
@@ -34,7 +35,7 @@ from workers.participant_facts import Identity, SegmentFacts
 from workers.payloads import parse_delivery
 from workers.rebuild import rebuild
 from workers.regroup import AMENDMENT
-from workers.room_timeline import END, JOIN, START, Mark, Timeline
+from workers.room_timeline import Mark, Timeline
 from workers.room_tokens import new_token, token_hash
 from workers.timefmt import iso_ms
 from workers.unnamed import place

@@ -23,8 +23,8 @@ from sqlalchemy import func, select, update
 from tests.test_inbox import make_room
 from webhooks import runtime_of
 from webhooks.hooks import REJECTED_COUNTER, RoomsByToken
+from workers.events import EVENTS
 from workers.models import Delivery, Room
-from workers.payloads import EVENTS
 from workers.queueing import pending_key
 from workers.room_tokens import new_token, token_hash
 from workers.runtime import QUEUE_NAME, Runtime

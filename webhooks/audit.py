@@ -17,8 +17,8 @@ from webhooks.errors import Problem, invalid_fields
 from webhooks.pagination import Page, page_body, requested_page
 from workers import jobs
 from workers.body_fields import media_type
+from workers.events import EVENTS
 from workers.models import Delivery, DeliveryStatus, MeetingSession, Room
-from workers.payloads import EVENTS
 from workers.reports import WireModel
 from workers.timefmt import UtcTime
 from workers.webhook_times import metered_time

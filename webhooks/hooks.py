@@ -24,9 +24,10 @@ from webhooks import runtime_of
 from webhooks.errors import Problem
 from workers import inbox, queueing
 from workers.body_fields import BodyError
+from workers.events import EVENTS
 from workers.models import Room
 from workers.models.base import utcnow
-from workers.payloads import EVENTS, DeliveryFacts, check_room, parse_delivery
+from workers.payloads import DeliveryFacts, check_room, parse_delivery
 from workers.room_tokens import token_hash
 from workers.runtime import Runtime
 

@@ -11,8 +11,9 @@ from typing import Any
 
 from webhooks import openapi_models as wire
 from webhooks.pagination import MAX_LIMIT
+from workers.events import EVENTS
 from workers.models import DeliveryStatus
-from workers.payloads import EVENTS, EndBody, JoinBody, LeaveBody, StartBody
+from workers.payloads import EndBody, JoinBody, LeaveBody, StartBody
 from workers.room_options import CreateRoomRequest, UpdateRoomRequest
 
 Schema = dict[str, Any]

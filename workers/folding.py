@@ -17,12 +17,13 @@ from sqlalchemy.orm import Session
 from workers import history
 from workers.body_fields import BodyError
 from workers.delivery_facts import facts_of
+from workers.events import END, START
 from workers.meetings import FoldRules, ForeignSession, MeetingResolver, merge_participants, segment_facts_of
 from workers.models import Delivery, DeliveryStatus, MeetingSession, SessionStatus
 from workers.participant_facts import SegmentFacts
 from workers.recompute import recompute_session
 from workers.regroup import AMENDMENT, regroup
-from workers.room_timeline import END, START, Mark
+from workers.room_timeline import Mark
 from workers.session_facts import apply_session_fact
 from workers.unnamed import Move, has_unnamed, misplaced
 

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from workers.events import JOIN, PARTICIPANT_EVENTS
 from workers.locks import lock_room_row
 from workers.models import MeetingSession, ParticipantSession, SessionStatus
 from workers.participant_facts import (
@@ -92,9 +93,9 @@ class MeetingResolver:
 
 def segment_facts_of(facts: DeliveryFacts) -> SegmentFacts | None:
     """Return what a join or leave says about its participant session (None for starts and ends)."""
-    if facts.event not in ("participant-joined", "participant-left"):
+    if facts.event not in PARTICIPANT_EVENTS:
         return None
-    is_join = facts.event == "participant-joined"
+    is_join = facts.event == JOIN
     return SegmentFacts(
         # Without an id a join cannot be paired with its leave: each stands alone.
         facts.participant_session_id or f"anonymous:{facts.dedupe_key}",

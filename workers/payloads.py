@@ -23,16 +23,14 @@ from pydantic import (
 )
 
 from workers.body_fields import BodyError, canonical_json, read_fields
+from workers.events import EVENTS, JOIN, PARTICIPANT_EVENTS
 from workers.field_errors import field_errors, summary
 from workers.webhook_times import metered_time, truncate_ms
 
-EVENTS = ("participant-joined", "participant-left", "meeting-started", "meeting-ended")
-PARTICIPANT_EVENTS = frozenset(EVENTS[:2])
 
-
-# Value types made by the hundred thousand (here, Identity, SegmentFacts) are NamedTuples: as immutable as a
-# frozen dataclass, and five times faster to make, since a frozen dataclass sets each field through
-# object.__setattr__. That was a tenth of a big session's rebuild.
+# Value types made by the hundred thousand (this one, and Identity and SegmentFacts in participant_facts)
+# are NamedTuples: as immutable as a frozen dataclass, and five times faster to make, since a frozen
+# dataclass sets each field through object.__setattr__. Making them took a tenth of a big rebuild once.
 class DeliveryFacts(NamedTuple):
     """What one delivery says, read through the contract's aliases."""
 
@@ -153,7 +151,7 @@ def _facts(event: str, parsed: MeteredBody, fields: dict[str, Any], received_at:
         meta=parsed.meta,
         event_time=event_time,
         time_reported=reported is not None,
-        join_time=event_time if event == "participant-joined" else getattr(parsed, "join_time", None),
+        join_time=event_time if event == JOIN else getattr(parsed, "join_time", None),
         dedupe_key=dedupe_key(event, parsed, fields),
     )
 

@@ -10,11 +10,10 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
+from workers.events import END, START
 from workers.models import SessionStatus
 from workers.participant_facts import earliest, latest
 from workers.payloads import DeliveryFacts
-
-STARTED, ENDED = "meeting-started", "meeting-ended"
 
 
 class SessionFacts(Protocol):
@@ -31,11 +30,11 @@ class SessionFacts(Protocol):
 class SessionSummary(NamedTuple):
     """What some deliveries say about their session; None where none of them says anything."""
 
-    earliest_fact_at: datetime | None  # the earliest event time of any delivery
-    last_delivery_at: datetime | None  # the latest time one was received
-    reported_start: datetime | None  # the earliest start reported
-    reported_end: datetime | None  # the latest end reported
-    end_received_at: datetime | None  # when the first end was received
+    earliest_fact_at: datetime | None = None  # the earliest event time of any delivery
+    last_delivery_at: datetime | None = None  # the latest time one was received
+    reported_start: datetime | None = None  # the earliest start reported
+    reported_end: datetime | None = None  # the latest end reported
+    end_received_at: datetime | None = None  # when the first end was received: set for every end
 
 
 SESSION_FACT_NAMES = ("status", *SessionSummary._fields)  # what a SessionFacts holds
@@ -43,18 +42,21 @@ SESSION_FACT_NAMES = ("status", *SessionSummary._fields)  # what a SessionFacts 
 
 def summary_of(facts: DeliveryFacts, received_at: datetime) -> SessionSummary:
     """Return what one delivery says about its session."""
-    is_end = facts.event == ENDED
+    is_end = facts.event == END
     return SessionSummary(
         earliest_fact_at=facts.event_time,
         last_delivery_at=received_at,
-        reported_start=facts.event_time if facts.event == STARTED else None,
+        reported_start=facts.event_time if facts.event == START else None,
         reported_end=facts.event_time if is_end else None,
         end_received_at=received_at if is_end else None,
     )
 
 
 def merge_summary(meeting: SessionFacts, summary: SessionSummary) -> None:
-    """Merge what some deliveries say about a session into it; an end ends a live session."""
+    """Merge what some deliveries say about a session into it; an end ends a live session.
+
+    An end is known by its end_received_at: every delivery has a received time, so every end sets it.
+    """
     meeting.earliest_fact_at = earliest(meeting.earliest_fact_at, summary.earliest_fact_at)
     meeting.last_delivery_at = latest(meeting.last_delivery_at, summary.last_delivery_at)
     meeting.reported_start = earliest(meeting.reported_start, summary.reported_start)

@@ -16,8 +16,9 @@ from datetime import datetime
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
+from workers.events import END, JOIN, LEAVE, START
 from workers.models import Delivery, DeliveryStatus, MeetingSession
-from workers.room_timeline import END, JOIN, LEAVE, START, Mark, Position, Timeline, position
+from workers.room_timeline import Mark, Position, Timeline, position
 
 
 def place(event: str, event_time: datetime, join_time: datetime | None) -> Position:
