@@ -31,7 +31,7 @@ T0 = datetime(2026, 5, 4, 15, 0, tzinfo=UTC)
 
 
 def deliveries(room_id: int, session_id: int, msid: str) -> list[dict[str, object]]:
-    """Return the rows of a realistic long meeting: reconnects, two devices, a few missing leaves."""
+    """Return the rows of a long meeting: reconnects, overlapping stays (two devices), renamed people."""
     rows = [_row(room_id, session_id, "meeting-started", {"startTime": iso_ms(T0)}, msid)]
     for person in range(PEOPLE):
         for stay in range(STAYS):
@@ -45,6 +45,8 @@ def deliveries(room_id: int, session_id: int, msid: str) -> list[dict[str, objec
             }
             joining = {**who, "joinTime": iso_ms(joined)}
             leaving = {**who, "leftTime": iso_ms(left), "joinTime": iso_ms(joined)}
+            if person % 10 == 0:  # a tenth rename themselves mid-stay: join and leave disagree on the name
+                leaving["name"] = f"person {person}"
             rows.append(_row(room_id, session_id, "participant-joined", joining, msid))
             rows.append(_row(room_id, session_id, "participant-left", leaving, msid))
     end = {"endTime": iso_ms(T0 + timedelta(hours=2))}

@@ -10,7 +10,7 @@ import json
 import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
-from typing import Any
+from typing import Any, NamedTuple
 
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -18,8 +18,10 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from workers.delivery_facts import FACT_COLUMNS, fact_values, read_facts
+from workers.events import END, JOIN, LEAVE, START
 from workers.meetings import segment_facts_of
 from workers.models import Delivery, DeliveryStatus, MeetingSession, Room, SessionStatus
+from workers.models.inbox import FACTS_VERSION
 from workers.participant_facts import Identity, SegmentFacts, merge_segment_facts
 from workers.payloads import parse_delivery
 from workers.rebuild_facts import read_session
@@ -28,7 +30,6 @@ from workers.session_facts import SESSION_FACT_NAMES, apply_session_fact
 from workers.timefmt import iso_ms
 
 T0 = datetime(2026, 5, 4, 15, 0, tzinfo=UTC)
-JOIN, LEAVE, START, END = "participant-joined", "participant-left", "meeting-started", "meeting-ended"
 TIME_FIELD = {JOIN: "joinTime", LEAVE: "leftTime", START: "startTime", END: "endTime"}
 
 # Each field real, blank or absent, in several spellings: where one session's deliveries differ, SQL's min
@@ -41,15 +42,35 @@ Who = st.builds(
     st.sampled_from([None, "Ann@x.io", "ann@x.io", "  "]),
     st.sampled_from([None, "Dee", "  ", "\tDee"]),
 )
-Rarely = st.sampled_from([False, False, False, True])
-# (who, minute, stored by an older parser so its columns are not trusted, failed so a rebuild leaves it out)
-One = st.tuples(Who, st.integers(0, 120), Rarely, Rarely)
+
+
+class Sent(NamedTuple):
+    """One delivery to store: what it says, and how the receiver and the worker left it."""
+
+    event: str
+    psid: str | None  # None: the body names no participant session
+    who: dict[str, str]
+    minute: int
+    join_minute: int | None = None  # the joinTime a leave reports
+    version: str = "current"  # "older" or "newer": stamped by another parser, so its columns are not trusted
+    status: DeliveryStatus = DeliveryStatus.PROCESSED
+    names_meeting: bool = False  # names its meeting session, which puts it under another dedupe key
+
+
+Mostly = st.sampled_from
+One = st.tuples(
+    Who,
+    st.integers(0, 120),
+    Mostly(["current"] * 4 + ["older", "newer"]),
+    Mostly([DeliveryStatus.PROCESSED] * 4 + list(DeliveryStatus)),
+    st.booleans(),
+)
 Stays = st.lists(
     st.tuples(
-        st.sampled_from(["p1", "p2", "p3", None]),  # None: the bodies name no participant session
-        st.one_of(st.none(), One),  # its join
-        st.one_of(st.none(), One),  # its leave
-        st.one_of(st.none(), st.integers(0, 120)),  # the joinTime its leave reports
+        st.sampled_from(["p1", "p2", "p3", None]),
+        st.lists(One, max_size=2),  # its joins (two under different dedupe keys when one names the meeting)
+        st.lists(One, max_size=2),  # its leaves
+        st.one_of(st.none(), st.integers(0, 120)),  # the joinTime its leaves report
     ),
     min_size=1,
     max_size=6,
@@ -57,17 +78,13 @@ Stays = st.lists(
 Marks = st.lists(st.tuples(st.sampled_from([START, END]), One), max_size=3)
 
 
-def deliveries_of(stays: list[Any], marks: list[Any]) -> list[Any]:
-    """Flatten drawn stays and marks into (event, psid, who, minute, leave's joinTime, older, failed)."""
-    flat = [(event, None, who, at, None, older, failed) for event, (who, at, older, failed) in marks]
-    for psid, joined, left, join_at in stays:
-        if joined is not None:
-            who, at, older, failed = joined
-            flat.append((JOIN, psid, who, at, None, older, failed))
-        if left is not None:
-            who, at, older, failed = left
-            flat.append((LEAVE, psid, who, at, join_at, older, failed))
-    return flat
+def deliveries_of(stays: list[Any], marks: list[Any]) -> list[Sent]:
+    """Flatten drawn stays and marks into deliveries."""
+    sent = [Sent(event, None, who, at, None, *rest) for event, (who, at, *rest) in marks]
+    for psid, joins, leaves, join_minute in stays:
+        sent += [Sent(JOIN, psid, who, at, None, *rest) for who, at, *rest in joins]
+        sent += [Sent(LEAVE, psid, who, at, join_minute, *rest) for who, at, *rest in leaves]
+    return sent
 
 
 def new_session(Db: sessionmaker[Session]) -> int:
@@ -82,24 +99,30 @@ def new_session(Db: sessionmaker[Session]) -> int:
         return meeting.id
 
 
+def at(value: int) -> datetime:
+    return T0 + timedelta(minutes=value)
+
+
 def minute(value: int) -> str:
-    return iso_ms(T0 + timedelta(minutes=value))
+    return iso_ms(at(value))
 
 
-def store(Db: sessionmaker[Session], session_id: int, deliveries: list[Any]) -> None:
-    """Store deliveries as the receiver does (a repeated dedupe key is a duplicate: not stored again), some
-    as an older parser left them, some failed."""
+def store(Db: sessionmaker[Session], session_id: int, deliveries: list[Sent]) -> None:
+    """Store deliveries as the receiver does: a repeated dedupe key is a duplicate, not stored again."""
     rows: dict[str, dict[str, Any]] = {}
-    for index, (event, psid, who, at, join_at, older, failed) in enumerate(deliveries):
-        body: dict[str, Any] = {**who, TIME_FIELD[event]: minute(at), "n": index}  # n: no two alike
-        if psid is not None:
-            body["participantSessionId"] = psid
-        if event == LEAVE and join_at is not None:
-            body["joinTime"] = minute(join_at)
+    for index, sent in enumerate(deliveries):
+        body: dict[str, Any] = {**sent.who, TIME_FIELD[sent.event]: minute(sent.minute), "n": index}
+        if sent.psid is not None:
+            body["participantSessionId"] = sent.psid
+        if sent.names_meeting:
+            body["meetingSessionId"] = "m"
+        if sent.event == LEAVE and sent.join_minute is not None:
+            body["joinTime"] = minute(sent.join_minute)
         raw = json.dumps(body)
-        values = fact_values(parse_delivery(event, raw.encode(), "application/json", T0))
-        if older:  # version 0, and columns that would mislead a reader who trusted them
-            values.update(facts_version=0, name="stale", event_time=T0 - timedelta(days=1))
+        values = fact_values(parse_delivery(sent.event, raw.encode(), "application/json", T0))
+        if sent.version != "current":  # and columns that would mislead a reader who trusted them
+            version = FACTS_VERSION - 1 if sent.version == "older" else FACTS_VERSION + 1
+            values.update(facts_version=version, name="stale", event_time=T0 - timedelta(days=1))
         rows.setdefault(
             values["dedupe_key"],
             {
@@ -107,8 +130,8 @@ def store(Db: sessionmaker[Session], session_id: int, deliveries: list[Any]) -> 
                 "session_id": session_id,
                 "raw_body": raw,
                 "content_type": "application/json",
-                "received_at": T0 + timedelta(minutes=at + index),
-                "status": DeliveryStatus.FAILED if failed else DeliveryStatus.PROCESSED,
+                "received_at": T0 + timedelta(minutes=sent.minute + index),
+                "status": sent.status,
                 "headers": {},
             },
         )
@@ -163,27 +186,45 @@ def test_the_grouped_read_is_the_per_delivery_merge(
     assert read(Db, session_id) == per_delivery(Db, session_id)
 
 
-def test_a_participant_session_whose_deliveries_disagree_gets_the_identity_python_picks(
-    Db: sessionmaker[Session],
-) -> None:
+def test_a_join_and_leave_that_disagree_get_the_identity_python_picks(Db: sessionmaker[Session]) -> None:
     # SQL's min would take the blank name ("  " sorts before "Dee"); the identity rule takes a real one.
     session_id = new_session(Db)
     store(
         Db,
         session_id,
         [
-            (JOIN, "p1", {"name": "  ", "email": "a@x.io"}, 0, None, False, False),
-            (LEAVE, "p1", {"name": "Dee", "email": "a@x.io"}, 30, None, False, False),
-            (JOIN, "p2", {"name": "Eve"}, 5, None, False, False),
-            (LEAVE, "p2", {"name": "Eve"}, 20, 4, False, False),
+            Sent(JOIN, "p1", {"name": "  ", "email": "a@x.io"}, 0),
+            Sent(LEAVE, "p1", {"name": "Dee", "email": "a@x.io"}, 30),
+            Sent(JOIN, "p2", {"name": "Eve"}, 5),
+            Sent(LEAVE, "p2", {"name": "Eve"}, 20, join_minute=4),
         ],
     )
     _, participants = read(Db, session_id)
     assert participants == {
-        "p1": SegmentFacts("p1", T0, T0 + timedelta(minutes=30), Identity(None, "a@x.io", "Dee")),
-        "p2": SegmentFacts(
-            "p2", T0 + timedelta(minutes=4), T0 + timedelta(minutes=20), Identity(None, None, "Eve")
-        ),
+        "p1": SegmentFacts("p1", at(0), at(30), Identity(None, "a@x.io", "Dee")),
+        "p2": SegmentFacts("p2", at(4), at(20), Identity(None, None, "Eve")),
+    }
+
+
+def test_three_deliveries_that_disagree_are_merged_one_by_one(Db: sessionmaker[Session]) -> None:
+    # Least "  ", greatest "Eve": the rule picks "Dee", between them, which only the deliveries show.
+    session_id = new_session(Db)
+    store(
+        Db,
+        session_id,
+        [
+            Sent(JOIN, "p1", {"name": "  "}, 0),
+            Sent(JOIN, "p1", {"name": "Dee"}, 1, names_meeting=True),
+            Sent(LEAVE, "p1", {"name": "Eve"}, 30),
+            Sent(JOIN, "p2", {"name": "Ann"}, 2),
+            Sent(JOIN, "p2", {"name": "Ann"}, 3, names_meeting=True),
+            Sent(LEAVE, "p2", {"name": "Ann"}, 9),
+        ],
+    )
+    _, participants = read(Db, session_id)
+    assert participants == {
+        "p1": SegmentFacts("p1", at(0), at(30), Identity(None, None, "Dee")),
+        "p2": SegmentFacts("p2", at(2), at(9), Identity(None, None, "Ann")),
     }
 
 
@@ -195,22 +236,18 @@ def test_an_older_row_merges_with_the_grouped_ones_and_a_failed_one_counts_for_n
         Db,
         session_id,
         [
-            (START, None, {}, 1, None, False, False),
-            (JOIN, "p1", {"name": "Dee"}, 10, None, False, False),
-            (LEAVE, "p1", {"name": "Dee"}, 50, 8, True, False),  # read from its body: joined at 8, left at 50
-            (LEAVE, "p1", {"name": "Dee"}, 90, None, False, True),  # failed
-            (END, None, {}, 60, None, False, False),
+            Sent(START, None, {}, 1),
+            Sent(JOIN, "p1", {"name": "Dee"}, 10),
+            Sent(LEAVE, "p1", {"name": "Dee"}, 50, join_minute=8, version="older"),  # its body: 8 to 50
+            Sent(LEAVE, "p1", {"name": "Dee"}, 90, status=DeliveryStatus.FAILED, names_meeting=True),
+            Sent(END, None, {}, 60),
         ],
     )
     session, participants = read(Db, session_id)
-    assert participants == {
-        "p1": SegmentFacts(
-            "p1", T0 + timedelta(minutes=8), T0 + timedelta(minutes=50), Identity(None, None, "Dee")
-        )
-    }
-    assert (session.reported_start, session.reported_end, session.status) == (
-        T0 + timedelta(minutes=1),
-        T0 + timedelta(minutes=60),
+    assert participants == {"p1": SegmentFacts("p1", at(8), at(50), Identity(None, None, "Dee"))}
+    assert (session.earliest_fact_at, session.reported_start, session.reported_end, session.status) == (
+        at(1),
+        at(1),
+        at(60),
         SessionStatus.ENDED,
     )
-    assert session.earliest_fact_at == T0 + timedelta(minutes=1)
