@@ -30,6 +30,9 @@ _IDENTITY = (Delivery.external_user_id, Delivery.email, Delivery.name)
 
 def read_session(connection: Connection, session_id: int, into: SessionFacts) -> dict[str, SegmentFacts]:
     """Merge the session's deliveries' session facts into `into`; return its participant sessions' facts."""
+    # Several statements, each its own snapshot under READ COMMITTED. They agree because the caller holds
+    # the room's lock, and only a holder of it gives a delivery its session or fails it. (A replay may
+    # un-fail one meanwhile; it is then folded again, under the lock, and merging is idempotent.)
     live = and_(Delivery.session_id == session_id, Delivery.status != DeliveryStatus.FAILED)
     grouped = and_(
         live,
