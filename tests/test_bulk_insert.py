@@ -10,23 +10,12 @@ from sqlalchemy import Table, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.arranged import make_meeting_session
 from workers.bulk_insert import insert_rows
-from workers.models import AttendanceRow, MeetingSession, Room
-from workers.room_tokens import new_token, token_hash
+from workers.models import AttendanceRow
 
 ATTENDANCE = cast(Table, AttendanceRow.__table__)
 AT = datetime(2026, 3, 2, 9, 0, 0, 123456, tzinfo=UTC)
-
-
-def make_session(Db: sessionmaker[Session], name: str) -> int:
-    with Db.begin() as db:
-        room = Room(room_name=name, webhook_token_hash=token_hash(new_token()))
-        db.add(room)
-        db.flush()
-        meeting = MeetingSession(room_id=room.id, meeting_session_id=f"ms-{name}")
-        db.add(meeting)
-        db.flush()
-        return meeting.id
 
 
 def person(session_id: int, key: str, **changes: Any) -> dict[str, Any]:
@@ -63,7 +52,7 @@ def stored(Db: sessionmaker[Session], session_id: int) -> list[dict[str, Any]]:
 
 
 def test_rows_are_stored_as_sqlalchemys_insert_stores_them(Db: sessionmaker[Session]) -> None:
-    ours, theirs = make_session(Db, "ours"), make_session(Db, "theirs")
+    ours, theirs = make_meeting_session(Db, "ours"), make_meeting_session(Db, "theirs")
     changes: list[dict[str, Any]] = [
         {},
         {"last_left_at": AT, "present": False, "attendance_percent": None, "email": "a@b.example"},
@@ -84,7 +73,7 @@ def test_nothing_to_insert_is_fine(Db: sessionmaker[Session]) -> None:
 
 
 def test_columns_with_python_defaults_must_be_given(Db: sessionmaker[Session]) -> None:
-    session_id = make_session(Db, "defaults")
+    session_id = make_meeting_session(Db, "defaults")
     row = person(session_id, "name:a")
     del row["segments"]
     with pytest.raises(ValueError, match="segments"), Db.begin() as db:
@@ -92,7 +81,7 @@ def test_columns_with_python_defaults_must_be_given(Db: sessionmaker[Session]) -
 
 
 def test_driver_errors_are_raised_as_sqlalchemys(Db: sessionmaker[Session]) -> None:
-    session_id = make_session(Db, "twice")
+    session_id = make_meeting_session(Db, "twice")
     with pytest.raises(IntegrityError), Db.begin() as db:
         insert_rows(db, ATTENDANCE, [person(session_id, "name:a"), person(session_id, "name:a")])
     assert stored(Db, session_id) == []  # the transaction rolled back

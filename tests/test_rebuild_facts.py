@@ -7,7 +7,6 @@ per-delivery merge. For any mix of deliveries the answer must be the per-deliver
 from __future__ import annotations
 
 import json
-import uuid
 from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, NamedTuple
@@ -17,15 +16,15 @@ from hypothesis import strategies as st
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.arranged import make_meeting_session
 from workers.delivery_facts import FACT_COLUMNS, fact_values, read_facts
 from workers.events import END, JOIN, LEAVE, START
 from workers.meetings import segment_facts_of
-from workers.models import Delivery, DeliveryStatus, MeetingSession, Room, SessionStatus
+from workers.models import Delivery, DeliveryStatus, MeetingSession, SessionStatus
 from workers.models.inbox import FACTS_VERSION
 from workers.participant_facts import Identity, SegmentFacts, merge_segment_facts
 from workers.payloads import parse_delivery
 from workers.rebuild_facts import read_session
-from workers.room_tokens import new_token, token_hash
 from workers.session_facts import SESSION_FACT_NAMES, apply_session_fact
 from workers.timefmt import iso_ms
 
@@ -85,18 +84,6 @@ def deliveries_of(stays: list[Any], marks: list[Any]) -> list[Sent]:
         sent += [Sent(JOIN, psid, who, at, None, *rest) for who, at, *rest in joins]
         sent += [Sent(LEAVE, psid, who, at, join_minute, *rest) for who, at, *rest in leaves]
     return sent
-
-
-def new_session(Db: sessionmaker[Session]) -> int:
-    """Create a room and one meeting session in it; return the session's id."""
-    with Db.begin() as db:
-        room = Room(room_name=f"r-{uuid.uuid4().hex[:8]}", webhook_token_hash=token_hash(new_token()))
-        db.add(room)
-        db.flush()
-        meeting = MeetingSession(room_id=room.id, meeting_session_id=f"m-{uuid.uuid4().hex}")
-        db.add(meeting)
-        db.flush()
-        return meeting.id
 
 
 def at(value: int) -> datetime:
@@ -181,14 +168,14 @@ def read(Db: sessionmaker[Session], session_id: int) -> tuple[SimpleNamespace, d
 def test_the_grouped_read_is_the_per_delivery_merge(
     Db: sessionmaker[Session], stays: list[Any], marks: list[Any]
 ) -> None:
-    session_id = new_session(Db)
+    session_id = make_meeting_session(Db)
     store(Db, session_id, deliveries_of(stays, marks))
     assert read(Db, session_id) == per_delivery(Db, session_id)
 
 
 def test_a_join_and_leave_that_disagree_get_the_identity_python_picks(Db: sessionmaker[Session]) -> None:
     # SQL's min would take the blank name ("  " sorts before "Dee"); the identity rule takes a real one.
-    session_id = new_session(Db)
+    session_id = make_meeting_session(Db)
     store(
         Db,
         session_id,
@@ -208,7 +195,7 @@ def test_a_join_and_leave_that_disagree_get_the_identity_python_picks(Db: sessio
 
 def test_three_deliveries_that_disagree_are_merged_one_by_one(Db: sessionmaker[Session]) -> None:
     # Least "  ", greatest "Eve": the rule picks "Dee", between them, which only the deliveries show.
-    session_id = new_session(Db)
+    session_id = make_meeting_session(Db)
     store(
         Db,
         session_id,
@@ -231,7 +218,7 @@ def test_three_deliveries_that_disagree_are_merged_one_by_one(Db: sessionmaker[S
 def test_an_older_row_merges_with_the_grouped_ones_and_a_failed_one_counts_for_nothing(
     Db: sessionmaker[Session],
 ) -> None:
-    session_id = new_session(Db)
+    session_id = make_meeting_session(Db)
     store(
         Db,
         session_id,
