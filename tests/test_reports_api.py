@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import base64
+
 import httpx
+import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -85,6 +88,22 @@ def test_room_sessions_newest_first_by_their_start(api: httpx.Client, Db: sessio
     wrong = api.get(f"{url}?cursor={api.get('/api/events?limit=1').json()['nextCursor']}")
     assert wrong.status_code == 422 and wrong.json()["errors"][0]["field"] == "cursor"
     assert api.get("/api/rooms/no-such-room/sessions").status_code == 404
+
+
+@pytest.mark.parametrize(
+    "moment",
+    ["0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"],  # valid ISO times outside the UTC range
+)
+def test_an_at_cursor_out_of_range_is_refused_by_name(
+    api: httpx.Client, Db: sessionmaker[Session], moment: str
+) -> None:
+    room_id = make_room(Db)
+    meeting(Db, "m-forged", room_id)
+    cursor = base64.urlsafe_b64encode(f"at:{moment}|1".encode()).decode().rstrip("=")
+    for url in (f"/api/rooms/{room_name(Db, room_id)}/sessions", "/api/people/ext:ann/attendance"):
+        response = api.get(f"{url}?cursor={cursor}")
+        assert response.status_code == 422, (url, response.text)
+        assert response.json()["errors"][0]["field"] == "cursor"
 
 
 def test_attendance_and_history_are_paginated(api: httpx.Client, Db: sessionmaker[Session]) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import base64
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal, TypeVar
 
 from flask import request
@@ -92,9 +92,13 @@ def _decode(cursor: str) -> Position | None:
         moment, _, row_id = position.partition("|")
         try:
             at = datetime.fromisoformat(moment)
-        except ValueError:
+            if at.tzinfo is None:
+                return None
+            # A time near year 1 or 9999 with an offset has no UTC equivalent: refuse it here, not when bound.
+            at = at.astimezone(UTC)
+        except (ValueError, OverflowError):
             return None
-        return (at, int(row_id)) if at.tzinfo is not None and _is_id(row_id) else None
+        return (at, int(row_id)) if _is_id(row_id) else None
     return int(position) if prefix == "id" and _is_id(position) else None
 
 
