@@ -340,6 +340,9 @@ def test_archived_rooms_are_listed_only_on_request(client: FlaskClient) -> None:
     every = client.get("/api/rooms?includeArchived=true", headers=AUTH).get_json()["items"]
     assert [room["roomName"] for room in every] == ["kept", "gone"]
     assert client.get("/api/rooms?includeArchived=maybe", headers=AUTH).status_code == 422
+    refused = client.get("/api/rooms?includeArchived=maybe", headers=AUTH).get_json()
+    assert refused["detail"] == "includeArchived: must be true or false"
+    assert refused["errors"] == [{"field": "includeArchived", "message": "must be true or false"}]
 
 
 def test_show_a_room(client: FlaskClient) -> None:

@@ -8,7 +8,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 
 from webhooks import runtime_of
 from webhooks.auth import require_token
-from webhooks.errors import Problem
+from webhooks.errors import Problem, invalid_fields
 from webhooks.pagination import page_body, requested_page
 from workers import rooms
 from workers.metered import MeteredClient, MeteredError, MeteredNotConfigured, MeteredTimeout
@@ -85,12 +85,7 @@ def _json_object() -> Any:
 def _flag(name: str) -> bool:
     value = request.args.get(name, "false").lower()
     if value not in ("true", "false", "1", "0"):
-        raise Problem(
-            422,
-            "Validation failed",
-            f"{name}: must be true or false",
-            errors=[{"field": name, "message": "must be true or false"}],
-        )
+        raise invalid_fields([{"field": name, "message": "must be true or false"}])
     return value in ("true", "1")
 
 
