@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from webhooks import openapi_models as wire
+from webhooks.audit import STATUSES
 from webhooks.pagination import MAX_LIMIT
 from workers.events import EVENTS
-from workers.models import DeliveryStatus
 from workers.payloads import EndBody, JoinBody, LeaveBody, StartBody
 from workers.room_options import CreateRoomRequest, UpdateRoomRequest
 
@@ -43,7 +43,7 @@ EVENT_FILTERS: dict[str, Schema] = {
     "room": {"type": "string", "description": "A room name."},
     "session": {"type": "string", "description": "A meetingSessionId."},
     "type": {"type": "string", "enum": list(EVENTS)},
-    "status": {"type": "string", "enum": [status.value for status in DeliveryStatus]},
+    "status": {"type": "string", "enum": list(STATUSES)},
     "since": {"type": "string", "description": "Received at or after: ISO-8601 (no offset means UTC)."},
 }
 CSV: dict[str, Schema] = {
