@@ -10,7 +10,7 @@ from typing import TypeVarTuple
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
-from sqlalchemy import Row, Select, and_, func, or_, select
+from sqlalchemy import Row, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
 from workers.models import AttendanceRow, MeetingSession, Room, SessionStatus
@@ -125,16 +125,14 @@ def find_session(db: Session, meeting_session_id: str) -> tuple[MeetingSession, 
 
 Columns = TypeVarTuple("Columns")
 
-# When a session began, for ordering: its start, else (no fact folded yet) when Rollcall first saw it.
-began_at = func.coalesce(MeetingSession.started_at, MeetingSession.created_at)
-
 
 def session_position(meeting: MeetingSession) -> tuple[datetime, int]:
     """Return where a session sits in newest-first lists: when it began, then its id."""
-    return (meeting.started_at or meeting.created_at, meeting.id)
+    return (meeting.began_at, meeting.id)
 
 
 def _newest_first(query: Select[*Columns], after: tuple[datetime, int] | None) -> Select[*Columns]:
+    began_at = MeetingSession.began_at
     if after is not None:
         began, session_id = after
         query = query.where(or_(began_at < began, and_(began_at == began, MeetingSession.id < session_id)))

@@ -6,7 +6,8 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, ColumnElement, ForeignKey, Index, String, UniqueConstraint, func
+from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
 from workers.models.base import Base, utcnow
@@ -56,6 +57,16 @@ class MeetingSession(Base):
     notifications_planned_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    @hybrid_property
+    def began_at(self) -> datetime:
+        """When the session began: its start, else (no fact folded yet) when Rollcall first saw it."""
+        return self.started_at or self.created_at
+
+    @began_at.inplace.expression
+    @classmethod
+    def _began_at_expression(cls) -> ColumnElement[datetime]:
+        return func.coalesce(cls.started_at, cls.created_at)
 
 
 class ParticipantSession(Base):
