@@ -16,7 +16,7 @@ from sqlalchemy.orm import Session
 from workers.delivery_facts import COLUMN_OF_FIELD, fact_values
 from workers.models import Delivery, DeliveryStatus
 from workers.models.base import utcnow
-from workers.models.inbox import UNPROCESSED
+from workers.models.inbox import IS_UNPROCESSED
 from workers.payloads import DeliveryFacts
 
 _table = cast(Table, Delivery.__table__)
@@ -161,10 +161,7 @@ def mark_unsignalled(engine: Engine, delivery_id: int) -> None:
 def unprocessed(session: Session, room_id: int, limit: int) -> Sequence[Delivery]:
     """Return up to `limit` of a room's deliveries still to fold, oldest first."""
     query = (
-        select(Delivery)
-        .where(Delivery.room_id == room_id, Delivery.status.in_(UNPROCESSED))
-        .order_by(Delivery.id)
-        .limit(limit)
+        select(Delivery).where(Delivery.room_id == room_id, IS_UNPROCESSED).order_by(Delivery.id).limit(limit)
     )
     return session.scalars(query).all()
 
@@ -173,7 +170,7 @@ def mark_processed(session: Session, delivery_ids: Sequence[int]) -> None:
     """Mark deliveries folded; raise FoldConflict if another drain got to any of them first."""
     result = session.execute(
         update(Delivery)
-        .where(Delivery.id.in_(delivery_ids), Delivery.status.in_(UNPROCESSED))
+        .where(Delivery.id.in_(delivery_ids), IS_UNPROCESSED)
         .values(
             status=DeliveryStatus.PROCESSED.value,
             processed_at=utcnow(),
@@ -189,7 +186,7 @@ def mark_failed(session: Session, delivery_id: int, reason: str) -> None:
     """Mark one delivery failed, with why."""
     session.execute(
         update(Delivery)
-        .where(Delivery.id == delivery_id, Delivery.status.in_(UNPROCESSED))
+        .where(Delivery.id == delivery_id, IS_UNPROCESSED)
         .values(status=DeliveryStatus.FAILED.value, status_reason=reason[:2000])
         .execution_options(synchronize_session=False)
     )
@@ -198,7 +195,7 @@ def mark_failed(session: Session, delivery_id: int, reason: str) -> None:
 def rooms_to_relay(session: Session, received_before: datetime | None) -> list[tuple[int, bool]]:
     """Return (room id, has deliveries no worker was told about) for rooms with deliveries never processed."""
     untold = func.max(case((Delivery.status == DeliveryStatus.RECEIVED.value, 1), else_=0))
-    query = select(Delivery.room_id, untold).where(Delivery.status.in_(UNPROCESSED))
+    query = select(Delivery.room_id, untold).where(IS_UNPROCESSED)
     if received_before is not None:
         query = query.where(Delivery.received_at < received_before)
     return [(room_id, bool(told)) for room_id, told in session.execute(query.group_by(Delivery.room_id))]

@@ -16,8 +16,9 @@ from datetime import datetime
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from workers.events import END, JOIN, LEAVE, START
+from workers.events import END, JOIN, LEAVE
 from workers.models import Delivery, DeliveryStatus, MeetingSession
+from workers.models.inbox import IS_MARK
 from workers.room_timeline import Mark, Position, Timeline, position
 
 
@@ -34,7 +35,7 @@ def load_timeline(db: Session, room_id: int) -> Timeline:
     reported = db.execute(
         select(Delivery.event, Delivery.event_time, Delivery.meeting_session_ref).where(
             Delivery.room_id == room_id,
-            Delivery.event.in_((START, END)),
+            IS_MARK,
             Delivery.status != DeliveryStatus.FAILED,
         )
     ).all()
