@@ -10,6 +10,7 @@ from sqlalchemy.orm import Session
 from webhooks import runtime_of
 from webhooks.auth import require_token
 from webhooks.errors import Problem
+from webhooks.openapi_models import PersonAttendance, SessionReport
 from webhooks.pagination import Page, page_body, requested_page
 from workers import history
 from workers.models import MeetingSession, Room
@@ -70,7 +71,7 @@ def show_session(meeting_session_id: str) -> dict[str, Any]:
         meeting, room_name = session_or_404(db, meeting_session_id)
         report = session_report(db, meeting, room_name)
         notifications = notifications_for(db, meeting.id)
-    return {**report.model_dump(), "notifications": [note.model_dump() for note in notifications]}
+    return SessionReport(**dict(report), notifications=notifications).model_dump()
 
 
 @blueprint.get("/api/sessions/<meeting_session_id>/attendance")
@@ -105,10 +106,9 @@ def person_attendance(participant_key: str) -> dict[str, Any]:
 
 def _person_item(row: Any) -> dict[str, Any]:
     attendance, meeting, room = row
-    return {
-        "session": session_out(meeting, room.room_name).model_dump(),
-        **attendance_out(attendance).model_dump(),
-    }
+    return PersonAttendance(
+        **dict(attendance_out(attendance)), session=session_out(meeting, room.room_name)
+    ).model_dump()
 
 
 @blueprint.get("/api/sessions/<meeting_session_id>/history")
