@@ -172,6 +172,16 @@ def test_meeting_bodies_carry_the_contract_fields() -> None:
     assert end["endTime"] == "2024-05-01T09:31:00.000Z" and end["meetingSessionId"] == "m1"
 
 
+def test_a_step_may_leave_out_its_meeting_session_id() -> None:
+    room = {"roomName": "standup", "_id": "a" * 24}
+    named, unnamed = meeting_bodies(
+        room, [MeetingStep(event="join"), MeetingStep(event="join", omitMeetingSessionId=True)]
+    )
+    assert "meetingSessionId" in named
+    assert "meetingSessionId" not in unnamed
+    assert unnamed["roomName"] == "standup" and unnamed["joinTime"]  # the rest of the body is still there
+
+
 def test_play_posts_to_the_rooms_webhooks_with_duplicates_and_reordering(
     emulator: RunningEmulator,
     metered: httpx.Client,

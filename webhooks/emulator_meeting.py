@@ -3,7 +3,8 @@
 Playing a meeting turns a script of steps (start, join, leave, end) into the webhook bodies Metered would
 plausibly send, with the fields the contract's receiver reads, and POSTs them as JSON to the URLs
 registered on the room. A step may be duplicated, delayed, or swapped with the next (`reorder`) to
-exercise the receiver's idempotency and ordering.
+exercise the receiver's idempotency and ordering, and may leave out its meetingSessionId
+(`omitMeetingSessionId`), as some Metered bodies do, to exercise telling unnamed meetings apart.
 """
 
 from __future__ import annotations
