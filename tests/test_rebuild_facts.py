@@ -22,7 +22,7 @@ from workers.events import END, JOIN, LEAVE, START
 from workers.meetings import segment_facts_of
 from workers.models import Delivery, DeliveryStatus, MeetingSession, SessionStatus
 from workers.models.inbox import FACTS_VERSION
-from workers.participant_facts import Identity, SegmentFacts, merge_segment_facts
+from workers.participant_facts import Identity, SegmentFacts, merge_into
 from workers.payloads import parse_delivery
 from workers.rebuild_facts import read_session
 from workers.session_facts import SESSION_FACT_NAMES, apply_session_fact
@@ -149,9 +149,7 @@ def per_delivery(
             apply_session_fact(session, facts, received_at)
             incoming = segment_facts_of(facts)
             if incoming is not None:
-                known = participants.get(incoming.participant_session_id)
-                merged = incoming if known is None else merge_segment_facts(known, incoming)
-                participants[incoming.participant_session_id] = merged
+                merge_into(participants, incoming)
     return session, participants
 
 

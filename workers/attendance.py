@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 from functools import reduce
 
 from workers import presence
-from workers.participant_facts import Identity, SegmentFacts, merge_identity, merge_segment_facts, person_key
+from workers.participant_facts import Identity, SegmentFacts, merge_identity, merge_into, person_key
 from workers.segments import Segment, SessionBounds, resolve_segment, session_bounds
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -166,8 +166,7 @@ def compute_session(
     """Compute one meeting session's bounds, attendance and peak from every fact received."""
     merged: dict[str, SegmentFacts] = {}
     for facts in segment_facts:
-        seen = merged.get(facts.participant_session_id)
-        merged[facts.participant_session_id] = facts if seen is None else merge_segment_facts(seen, facts)
+        merge_into(merged, facts)
     bounds = session_bounds(
         start_time,
         end_time,

@@ -73,6 +73,12 @@ def merge_segment_facts(a: SegmentFacts, b: SegmentFacts) -> SegmentFacts:
     )
 
 
+def merge_into(merged: dict[str, SegmentFacts], facts: SegmentFacts) -> None:
+    """Merge one view of a participant session into `merged`, keyed by participant session id."""
+    known = merged.get(facts.participant_session_id)
+    merged[facts.participant_session_id] = facts if known is None else merge_segment_facts(known, facts)
+
+
 def person_key(identity: Identity, participant_session_id: str) -> tuple[str, str]:
     """Return (participantKey, identifiedBy) from the strongest identity field present."""
     ext, email, name = (
