@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -136,10 +137,23 @@ def merge_participants(db: Session, meeting: MeetingSession, incoming: Sequence[
 
 def store_facts(row: ParticipantSession, facts: SegmentFacts) -> None:
     """Write merged participant-session facts, and the person key they give, into a row."""
-    row.joined_at, row.left_at = facts.joined_at, facts.left_at
+    key = person_key(facts.identity, facts.participant_session_id)[0]
+    for name, value in participant_values(facts, key).items():
+        setattr(row, name, value)
+
+
+def participant_values(facts: SegmentFacts, key: str) -> dict[str, Any]:
+    """Return a participant session's row columns (all but its session) for its facts and person key."""
     identity = facts.identity
-    row.external_user_id, row.email, row.name = identity.external_user_id, identity.email, identity.name
-    row.participant_key = person_key(identity, facts.participant_session_id)[0]
+    return {
+        "participant_session_id": facts.participant_session_id,
+        "joined_at": facts.joined_at,
+        "left_at": facts.left_at,
+        "external_user_id": identity.external_user_id,
+        "email": identity.email,
+        "name": identity.name,
+        "participant_key": key,
+    }
 
 
 def stored_facts(row: ParticipantSession) -> SegmentFacts:

@@ -22,6 +22,7 @@ from workers import history
 from workers.attendance import AttendanceRules, compute_session
 from workers.bulk_insert import insert_rows
 from workers.locks import lock_room_row
+from workers.meetings import participant_values
 from workers.models import (
     AttendanceRow,
     MeetingSession,
@@ -116,26 +117,13 @@ def _write(db: Session, meeting: MeetingSession, participants: dict[str, Segment
     # The person compute_session put each participant session with: no second person_key for each.
     key_of = {s.participant_session_id: p.participant_key for p in result.attendance for s in p.segments}
     participant_rows = (
-        _participant_values(meeting, facts, key_of[psid]) for psid, facts in participants.items()
+        {"session_id": meeting.id, **participant_values(facts, key_of[psid])}
+        for psid, facts in participants.items()
     )
     insert_rows(db, _PARTICIPANTS, participant_rows)
     people = ({"session_id": meeting.id, **attendance_values(person)} for person in result.attendance)
     insert_rows(db, _ATTENDANCE, people)
     store_aggregates(meeting, result.bounds, result.participant_count, result.peak_concurrency)
-
-
-def _participant_values(meeting: MeetingSession, facts: SegmentFacts, key: str) -> dict[str, object]:
-    identity = facts.identity
-    return {
-        "session_id": meeting.id,
-        "participant_session_id": facts.participant_session_id,
-        "joined_at": facts.joined_at,
-        "left_at": facts.left_at,
-        "external_user_id": identity.external_user_id,
-        "email": identity.email,
-        "name": identity.name,
-        "participant_key": key,
-    }
 
 
 def _people_snapshot(db: Session, meeting: MeetingSession) -> list[dict[str, object]]:
