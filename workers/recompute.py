@@ -14,6 +14,7 @@ from workers.meetings import IN_CHUNK, stored_facts
 from workers.models import AttendanceRow, MeetingSession, ParticipantSession
 from workers.participant_facts import SegmentFacts, person_key
 from workers.segments import Segment, SessionBounds, resolve_segment, session_bounds
+from workers.session_facts import SessionSummary
 from workers.session_results import ResultChange, figures, row_summary, store_aggregates, store_person
 
 
@@ -147,15 +148,7 @@ def clear_session(db: Session, meeting: MeetingSession) -> None:
     """Forget everything derived for a session, ready to fold its deliveries again."""
     db.execute(delete(AttendanceRow).where(AttendanceRow.session_id == meeting.id))
     db.execute(delete(ParticipantSession).where(ParticipantSession.session_id == meeting.id))
-    for name in (
-        "reported_start",
-        "reported_end",
-        "end_received_at",
-        "earliest_fact_at",
-        "last_delivery_at",
-        "started_at",
-        "ended_at",
-        "duration_ms",
-    ):
+    # What its deliveries said (SessionSummary's fields), and the figures derived from that.
+    for name in (*SessionSummary._fields, "started_at", "ended_at", "duration_ms"):
         setattr(meeting, name, None)
     meeting.participant_count = meeting.peak_concurrency = 0
