@@ -20,8 +20,7 @@ from workers import inbox
 from workers.db import make_engine
 from workers.delivery_facts import FACT_COLUMNS, KEPT_FIELDS, facts_of, facts_of_row, read_facts
 from workers.models import Delivery, Room
-from workers.models.inbox import FACTS_VERSION
-from workers.payloads import DeliveryFacts, parse_delivery
+from workers.payloads import FACTS_VERSION, DeliveryFacts, parse_delivery
 from workers.room_tokens import new_token, token_hash
 
 JSON = "application/json"

@@ -21,9 +21,8 @@ from workers.delivery_facts import FACT_COLUMNS, fact_values, read_facts
 from workers.events import END, JOIN, LEAVE, START
 from workers.meetings import segment_facts_of
 from workers.models import Delivery, DeliveryStatus, MeetingSession, SessionStatus
-from workers.models.inbox import FACTS_VERSION
 from workers.participant_facts import Identity, SegmentFacts, merge_into
-from workers.payloads import parse_delivery
+from workers.payloads import FACTS_VERSION, parse_delivery
 from workers.rebuild_facts import read_session
 from workers.session_facts import SESSION_FACT_NAMES, apply_session_fact
 from workers.timefmt import iso_ms

@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import case, null
 
-from workers.models.inbox import FACTS_VERSION, Delivery
-from workers.payloads import DeliveryFacts, parse_delivery
+from workers.models.inbox import Delivery
+from workers.payloads import FACTS_VERSION, DeliveryFacts, parse_delivery
 
 # Each DeliveryFacts field the columns keep, and its column. Not kept: room_name and room_id (checked
 # against the room at receipt, never after) and is_admin and meta (nothing reads them); they come back None.

@@ -42,10 +42,6 @@ _UNPROCESSED_SQL = text(f"status IN ('{UNPROCESSED[0]}', '{UNPROCESSED[1]}')")
 _MARK_SQL = text(f"event IN ('{START}', '{END}')")
 _UNNAMED_SQL = text("meeting_session_ref IS NULL")
 
-# The version of the parser whose reading is in the fact columns below. A rebuild trusts the columns of
-# rows stored by this version and re-reads the raw body of any other; bump it whenever parsing changes.
-FACTS_VERSION = 1
-
 
 class Delivery(Base):
     """One webhook delivery: its raw body and the fields read from it."""
