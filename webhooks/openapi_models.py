@@ -1,8 +1,8 @@
 """Wire models of the answers that no view's own pydantic model describes, for the OpenAPI document.
 
-Never instantiated: the views named in each docstring build these answers as dicts; change them
-together. Sessions, attendance, notifications, history entries and stored events are the views' own
-models, imported here.
+Most are never instantiated: the views named in each docstring build those answers as dicts; change
+them together. SessionReport and PersonAttendance are built by the report views themselves. Sessions,
+attendance, notifications, history entries and stored events are the views' own models, imported here.
 """
 
 from __future__ import annotations
