@@ -426,6 +426,28 @@ def test_a_late_start_renames_a_final_notified_meeting_instead_of_making_a_secon
     assert causes[-1] == "regroup"
 
 
+def test_a_late_named_end_renames_the_unnamed_meeting_and_keeps_the_history_of_its_fold(
+    Db: sessionmaker[Session],
+) -> None:
+    # The end makes a session "m-named" in its fold, then the regroup gives that name to the older unnamed
+    # session and deletes the new one: the end's history must move with it, and no finalize be left for it.
+    room_id = make_room(Db)
+    fold(Db, room_id, [[join("", "a1", 5, name="Ann"), leave("", "a1", 25, name="Ann")]])
+    with Db.begin() as db:
+        first_id = db.scalars(select(MeetingSession.id).where(MeetingSession.room_id == room_id)).one()
+        late = db.get_one(Delivery, store(Db, room_id, *end("m-named", 30)))
+        outcome = apply_deliveries(db, room_id, [late])
+        late_id = late.id
+    with Db() as db:
+        sessions = db.execute(select(MeetingSession.id, MeetingSession.meeting_session_id)).all()
+        folded = db.scalars(
+            select(SessionChange.delivery_ids).where(SessionChange.session_id == first_id)
+        ).all()
+    assert sessions == [(first_id, "m-named")]
+    assert set(outcome.finalize_due) == {first_id}
+    assert any(late_id in ids for ids in folded)
+
+
 def test_a_start_naming_another_rooms_session_names_no_stretch_here(Db: sessionmaker[Session]) -> None:
     other = make_room(Db)
     fold(Db, other, [[start("m-theirs", 0)]])

@@ -46,10 +46,12 @@ def regroup(db: Session, resolver: MeetingResolver, moves: Sequence[Move], job_i
     for move in moves:
         by_source[move.from_session_id].append(move)
     pending = [move for move in moves if not move.done]
+    outcome = Regrouped()
     for source_id, its_moves in by_source.items():
         names = {move.to_meeting_session_id for move in its_moves}
         emptied = len(names) == 1 and _left_behind(db, source_id, its_moves) == 0
-        if emptied and _adopt_name(db, resolver, db.get_one(MeetingSession, source_id), names.pop()):
+        source = db.get_one(MeetingSession, source_id)
+        if emptied and _adopt_name(db, resolver, source, names.pop(), outcome):
             pending = [move for move in pending if move.from_session_id != source_id]
     affected = {source_id: db.get_one(MeetingSession, source_id) for source_id in by_source}
     for name, delivery_ids in _grouped(pending).items():
@@ -57,7 +59,6 @@ def regroup(db: Session, resolver: MeetingResolver, moves: Sequence[Move], job_i
         _move_deliveries(db, delivery_ids, target)
         affected[target.id] = target
     db.flush()
-    outcome = Regrouped()
     for meeting in affected.values():
         if _delete_if_empty(db, meeting, _heir_id(resolver, by_source.get(meeting.id, []))):
             resolver.forget(meeting)
@@ -79,15 +80,18 @@ def _left_behind(db: Session, session_id: int, moves: Sequence[Move]) -> int:
     return held - sum(not move.done for move in moves)
 
 
-def _adopt_name(db: Session, resolver: MeetingResolver, source: MeetingSession, name: str) -> bool:
+def _adopt_name(
+    db: Session, resolver: MeetingResolver, source: MeetingSession, name: str, outcome: Regrouped
+) -> bool:
     taken = resolver.find(name)
     if taken is not None:
         if taken.id not in resolver.created:
             return False
         # The name went to a session this fold made for a late start or end: the older session takes
-        # that one's deliveries, then its name.
+        # that one's deliveries, then its name, and the history of what those deliveries did.
         db.execute(update(Delivery).where(Delivery.session_id == taken.id).values(_moved_into(source)))
-        _delete_session(db, taken, heir_id=None)  # its history is this fold's alone
+        _delete_session(db, taken, heir_id=source.id)
+        outcome.deleted_ids.add(taken.id)
         resolver.forget(taken)
         db.flush()
     resolver.forget(source)
