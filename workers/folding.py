@@ -103,8 +103,8 @@ def _regroup(
     for session_id in regrouped.deleted_ids:
         outcome.finalize_due.pop(session_id, None)
         outcome.amended_session_ids.discard(session_id)
-    for meeting, was_final, change in regrouped.rebuilt:
-        if was_final and change.changed:
+    for meeting, change in regrouped.rebuilt:
+        if meeting.status == SessionStatus.FINAL and change.changed:
             outcome.amended_session_ids.add(meeting.id)
         _finalize_when_due(meeting, rules, outcome)
 

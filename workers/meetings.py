@@ -71,6 +71,12 @@ class MeetingResolver:
         if self.known.get(meeting.meeting_session_id) is meeting:
             del self.known[meeting.meeting_session_id]
 
+    def rename(self, meeting: MeetingSession, meeting_session_id: str) -> None:
+        """Give a session another meeting session id, and know it by that one."""
+        self.forget(meeting)
+        meeting.meeting_session_id = meeting_session_id
+        self.known[meeting_session_id] = meeting
+
     def by_id(self, meeting_session_id: str) -> MeetingSession:
         """Return the room's meeting session of that id, creating it if it is new."""
         meeting = self.find(meeting_session_id)

@@ -17,15 +17,14 @@ from sqlalchemy.orm import Session
 
 from workers.meetings import IN_CHUNK, MeetingResolver
 from workers.models import (
-    AttendanceRow,
     Delivery,
     MeetingSession,
     Notification,
-    ParticipantSession,
     SessionChange,
     SessionStatus,
 )
 from workers.rebuild import rebuild
+from workers.recompute import clear_session
 from workers.session_results import ResultChange
 from workers.unnamed import Move
 
@@ -34,9 +33,9 @@ AMENDMENT = "amendment: folded into a session that was already final"
 
 @dataclass
 class Regrouped:
-    """The sessions a regroup rebuilt (with whether each was final before) and the ones it deleted."""
+    """The sessions a regroup rebuilt (a rebuild keeps a final session final) and the ones it deleted."""
 
-    rebuilt: list[tuple[MeetingSession, bool, ResultChange]] = field(default_factory=list)
+    rebuilt: list[tuple[MeetingSession, ResultChange]] = field(default_factory=list)
     deleted_ids: set[int] = field(default_factory=set)
 
 
@@ -64,8 +63,7 @@ def regroup(db: Session, resolver: MeetingResolver, moves: Sequence[Move], job_i
             resolver.forget(meeting)
             outcome.deleted_ids.add(meeting.id)
             continue
-        was_final = meeting.status == SessionStatus.FINAL
-        outcome.rebuilt.append((meeting, was_final, rebuild(db, meeting, job_id=job_id, cause="regroup")))
+        outcome.rebuilt.append((meeting, rebuild(db, meeting, job_id=job_id, cause="regroup")))
     return outcome
 
 
@@ -94,9 +92,7 @@ def _adopt_name(
         outcome.deleted_ids.add(taken.id)
         resolver.forget(taken)
         db.flush()
-    resolver.forget(source)
-    source.meeting_session_id = name
-    resolver.known[name] = source
+    resolver.rename(source, name)
     db.flush()
     return True
 
@@ -136,6 +132,6 @@ def _delete_session(db: Session, meeting: MeetingSession, heir_id: int | None) -
         db.execute(
             update(SessionChange).where(SessionChange.session_id == meeting.id).values(session_id=heir_id)
         )
-    for model in (AttendanceRow, ParticipantSession, SessionChange):
-        db.execute(delete(model).where(model.session_id == meeting.id))
+    clear_session(db, meeting)
+    db.execute(delete(SessionChange).where(SessionChange.session_id == meeting.id))
     db.delete(meeting)
