@@ -81,16 +81,3 @@ def test_the_answer_depends_only_on_the_set_of_marks(marks: list[Mark], order: R
     shuffled = marks + marks[:2]
     order.shuffle(shuffled)
     assert meeting_of(Timeline(7, marks), moment) == meeting_of(Timeline(7, shuffled), moment)
-
-
-@given(marks=Marks, moment=st.integers(-10, 210))
-def test_a_position_is_in_the_stretch_it_is_said_to_be_in(marks: list[Mark], moment: int) -> None:
-    timeline = Timeline(7, marks)
-    where = position(JOIN, at(moment))
-    stretch = timeline.stretch_at(where)
-    assert stretch.holds(where)
-    # Every position of the same stretch has the same meeting.
-    for other in range(-10, 211, 5):
-        there = position(JOIN, at(other))
-        if stretch.holds(there):
-            assert timeline.meeting_at(there) == timeline.meeting_at(where)

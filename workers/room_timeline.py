@@ -9,7 +9,7 @@ only on the set of marks, never on the order they came in.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -62,27 +62,19 @@ class Timeline:
 
     def __init__(self, room_id: int, marks: Iterable[Mark]) -> None:
         self.room_id = room_id
-        self.marks = sorted(
+        ordered = sorted(
             set(marks), key=lambda mark: (position(mark.event, mark.at), mark.meeting_session_id or "")
         )
-        self.cuts = sorted({_cut(mark) for mark in self.marks})
+        self.cuts = sorted({_cut(mark) for mark in ordered})
         self._names: dict[int, str] = {}
-        for event in (START, END):  # a named start outranks a named end in the same stretch
-            for mark in self.marks:
-                index = self._index(position(mark.event, mark.at))
-                if mark.event == event and mark.meeting_session_id and index not in self._names:
-                    self._names[index] = mark.meeting_session_id
+        # A named start outranks a named end in the same stretch, then the earlier: the sort is stable.
+        for mark in sorted(ordered, key=lambda mark: mark.event != START):
+            if mark.meeting_session_id:
+                self._names.setdefault(self._index(position(mark.event, mark.at)), mark.meeting_session_id)
 
     def _index(self, at: Position) -> int:
         # No position equals a cut (their second parts differ), so this counts the cuts before it.
         return bisect_left(self.cuts, at)
-
-    def stretch_at(self, at: Position) -> Stretch:
-        """Return the stretch that holds `at`."""
-        index = self._index(at)
-        return Stretch(
-            self.cuts[index - 1] if index > 0 else None, self.cuts[index] if index < len(self.cuts) else None
-        )
 
     def meeting_at(self, at: Position) -> str:
         """Return the meeting session id of the stretch that holds `at`."""
@@ -97,10 +89,11 @@ class Timeline:
     def around(self, mark: Mark) -> Stretch:
         """Return the span a new mark may have re-cut or renamed: from the cut before it to the cut after."""
         cut = _cut(mark)
-        index = bisect_left(self.cuts, cut)
-        after = self.cuts[index - 1] if index > 0 else None
-        later = [c for c in self.cuts[index:] if c > cut]
-        return Stretch(after, later[0] if later else None)
+        before, after = bisect_left(self.cuts, cut), bisect_right(self.cuts, cut)
+        return Stretch(
+            self.cuts[before - 1] if before > 0 else None,
+            self.cuts[after] if after < len(self.cuts) else None,
+        )
 
 
 def _stamp(moment: datetime) -> str:
