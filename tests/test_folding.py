@@ -476,6 +476,27 @@ def test_a_session_that_loses_its_end_to_a_late_start_is_live_again(Db: sessionm
     assert (first.status, first.reported_end, first.end_received_at) == (SessionStatus.LIVE, None, None)
 
 
+def test_a_regroup_records_who_left_a_session_with_their_deliveries(Db: sessionmaker[Session]) -> None:
+    room_id = make_room(Db)
+    fold(
+        Db,
+        room_id,
+        [[join("", "a1", 5, name="Ann"), join("", "b1", 15, name="Bo"), leave("", "b1", 25, name="Bo")]],
+    )
+    fold(Db, room_id, [[start("", 10)]])  # Bo's join and leave belong to the meeting that starts at 10
+    with Db() as db:
+        first_id = db.scalars(
+            select(MeetingSession.id).where(MeetingSession.meeting_session_id == f"room-{room_id}-first")
+        ).one()
+        last = db.scalars(
+            select(SessionChange)
+            .where(SessionChange.session_id == first_id)
+            .order_by(SessionChange.id.desc())
+        ).first()
+    assert last is not None and last.cause == "regroup"
+    assert {"participantKey": "name:Bo", "removed": True} in last.people
+
+
 def test_back_to_back_unnamed_meetings_are_told_apart(Db: sessionmaker[Session]) -> None:
     room_id = make_room(Db)
     a = [start("", 0), join("", "a1", 5, name="Ann"), leave("", "a1", 60, name="Ann"), end("", 60)]

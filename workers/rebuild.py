@@ -39,6 +39,7 @@ from workers.session_results import (
     attendance_values,
     figures,
     person_summary,
+    removed,
     store_aggregates,
 )
 
@@ -72,7 +73,7 @@ def _rebuild(db: Session, meeting: MeetingSession, job_id: str | None, cause: st
     db.refresh(meeting)
     change = ResultChange(figures_before=figures(meeting))
     # By person key (unique in a session): a list would make the comparison below quadratic.
-    people_before = {person["participantKey"]: person for person in _people_snapshot(db, meeting)}
+    people_before = {str(person["participantKey"]): person for person in _people_snapshot(db, meeting)}
     status, finalized_at, swept_at = meeting.status, meeting.finalized_at, meeting.end_received_at
     clear_session(db, meeting)
     meeting.status = SessionStatus.LIVE
@@ -88,8 +89,11 @@ def _rebuild(db: Session, meeting: MeetingSession, job_id: str | None, cause: st
         _write(db, meeting, participants)
     del participants  # written: free them before the snapshot below, or both count in the peak memory
     change.figures_after = figures(meeting)
-    people_after = _people_snapshot(db, meeting)
-    change.people = [p for p in people_after if people_before.get(p["participantKey"]) != p]
+    people_after = {str(person["participantKey"]): person for person in _people_snapshot(db, meeting)}
+    change.people = [person for key, person in people_after.items() if people_before.get(key) != person]
+    # Someone a rebuild no longer finds (their deliveries went to another session) is recorded as recompute
+    # records it: removed.
+    change.people += [removed(key) for key in sorted(people_before.keys() - people_after.keys())]
     history.record(db, meeting, cause, change, job_id=job_id)
     return change
 

@@ -15,7 +15,14 @@ from workers.models import AttendanceRow, MeetingSession, ParticipantSession
 from workers.participant_facts import SegmentFacts, person_key
 from workers.segments import Segment, SessionBounds, resolve_segment, session_bounds
 from workers.session_facts import SessionSummary
-from workers.session_results import ResultChange, figures, row_summary, store_aggregates, store_person
+from workers.session_results import (
+    ResultChange,
+    figures,
+    removed,
+    row_summary,
+    store_aggregates,
+    store_person,
+)
 
 
 def recompute_session(db: Session, meeting: MeetingSession, person_keys: Iterable[str] = ()) -> ResultChange:
@@ -107,7 +114,7 @@ def _refresh_person(
         if existing is None:
             return None
         db.delete(existing)
-        return {"participantKey": key, "removed": True}
+        return removed(key)
     facts = [stored_facts(row) for row in rows]
     identified_by = person_key(facts[0].identity, facts[0].participant_session_id)[1]
     segments = [resolve_segment(fact, bounds) for fact in facts]

@@ -58,6 +58,11 @@ SUMMARY_COLUMNS = (
 )
 
 
+def removed(key: str) -> dict[str, Any]:
+    """Return how the session's history records a person no longer in its results."""
+    return {"participantKey": key, "removed": True}
+
+
 def person_summary(
     key: str, attended_ms: int, percent: float | None, joins: int, present: bool | None, segments: Any
 ) -> dict[str, Any]:
