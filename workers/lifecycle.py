@@ -8,7 +8,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workers import history
-from workers.locks import lock_room_row
+from workers.locks import lock_session_room
 from workers.models import MeetingSession, Notification, NotificationState, SessionStatus
 from workers.recompute import recompute_session
 from workers.session_results import ResultChange, figures
@@ -20,8 +20,7 @@ def finalize(db: Session, meeting_id: int, now: datetime, finalize_after_seconds
     meeting = db.get(MeetingSession, meeting_id)
     if meeting is None:
         return False
-    lock_room_row(db, meeting.room_id)
-    db.refresh(meeting)  # as it is now that no other writer of the room can change it
+    lock_session_room(db, meeting)
     if meeting.status != SessionStatus.ENDED or meeting.end_received_at is None:
         return False
     if meeting.end_received_at + timedelta(seconds=finalize_after_seconds) > now:
@@ -76,8 +75,7 @@ def close_stale(db: Session, session_id: int, now: datetime, stale_seconds: int)
     meeting = db.get(MeetingSession, session_id)
     if meeting is None:
         return None
-    lock_room_row(db, meeting.room_id)
-    db.refresh(meeting)
+    lock_session_room(db, meeting)
     cutoff = now - timedelta(seconds=stale_seconds)
     if meeting.status != SessionStatus.LIVE:
         return None

@@ -13,7 +13,7 @@ from redis.lock import Lock
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workers.models import Room
+from workers.models import MeetingSession, Room
 
 log = logging.getLogger(__name__)
 
@@ -47,3 +47,9 @@ def lock_room_row(db: Session, room_id: int) -> Room:
     single writer gives the same exclusion.
     """
     return db.scalars(select(Room).where(Room.id == room_id).with_for_update(key_share=True)).one()
+
+
+def lock_session_room(db: Session, meeting: MeetingSession) -> None:
+    """Lock the room row of a session, then re-read the session as it is now that no one else can write it."""
+    lock_room_row(db, meeting.room_id)
+    db.refresh(meeting)

@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from workers import history
 from workers.attendance import AttendanceRules, compute_session
 from workers.bulk_insert import insert_rows
-from workers.locks import lock_room_row
+from workers.locks import lock_session_room
 from workers.meetings import participant_values
 from workers.models import (
     AttendanceRow,
@@ -69,8 +69,9 @@ def _collector_paused() -> Iterator[None]:
 
 
 def _rebuild(db: Session, meeting: MeetingSession, job_id: str | None, cause: str) -> ResultChange:
-    lock_room_row(db, meeting.room_id)
-    db.refresh(meeting)
+    # Every writer of a room's sessions takes the room's row lock; inside a fold (a regroup) it is held
+    # already, and taking it again costs one query.
+    lock_session_room(db, meeting)
     change = ResultChange(figures_before=figures(meeting))
     # By person key (unique in a session): a list would make the comparison below quadratic.
     people_before = {str(person["participantKey"]): person for person in _people_snapshot(db, meeting)}
