@@ -100,6 +100,15 @@ def fold(
             inbox.mark_processed(db, outcome.folded_ids(deliveries))
 
 
+def sweep(Db: sessionmaker[Session], now: datetime, stale_seconds: int = 6 * 3600) -> list[str | None]:
+    """Close the sessions stale at `now` as the sweeper job does; return the meeting session ids closed."""
+    with Db.begin() as db:
+        closed = [
+            close_stale(db, sid, now, stale_seconds) for sid, _ in stale_sessions(db, now, stale_seconds)
+        ]
+        return [None if meeting is None else meeting.meeting_session_id for meeting in closed]
+
+
 def report(Db: sessionmaker[Session], msid: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     with Db() as db:
         meeting = db.scalars(select(MeetingSession).where(MeetingSession.meeting_session_id == msid)).one()
@@ -279,9 +288,7 @@ def test_sweeper_closes_a_session_at_its_latest_leave(Db: sessionmaker[Session])
     )
     with Db.begin() as db:
         assert stale_sessions(db, at(20) + timedelta(hours=5), 6 * 3600) == []
-        later = at(20) + timedelta(hours=6, seconds=1)
-        closed = [close_stale(db, sid, later, 6 * 3600) for sid, _ in stale_sessions(db, later, 6 * 3600)]
-        assert [None if m is None else m.meeting_session_id for m in closed] == ["m-stale"]
+    assert sweep(Db, at(20) + timedelta(hours=6, seconds=1)) == ["m-stale"]
     summary, people = report(Db, "m-stale")
     assert summary["status"] == SessionStatus.ENDED and summary["inferred"] is True
     assert summary["started_at"] == at(0) and summary["ended_at"] == at(20)
@@ -332,10 +339,7 @@ def test_unnamed_meetings_are_told_apart_whichever_comes_first(Db: sessionmaker[
 def test_after_the_sweeper_closes_an_unnamed_meeting_the_next_one_is_new(Db: sessionmaker[Session]) -> None:
     room_id = make_room(Db)
     fold(Db, room_id, [[join("", "a1", 0, name="Ann"), leave("", "a1", 20, name="Ann")]])
-    later = at(20) + timedelta(hours=6, seconds=1)
-    with Db.begin() as db:
-        closed = [close_stale(db, sid, later, 6 * 3600) for sid, _ in stale_sessions(db, later, 6 * 3600)]
-    assert [m and m.meeting_session_id for m in closed] == [f"room-{room_id}-first"]
+    assert sweep(Db, at(20) + timedelta(hours=6, seconds=1)) == [f"room-{room_id}-first"]
     # The next day's meeting, and a late leave of the first one's, each go where they belong.
     fold(Db, room_id, [[join("", "b1", 24 * 60, name="Bo"), leave("", "a2", 15, joinTime=iso_ms(at(10)))]])
     with Db() as db:
@@ -370,9 +374,7 @@ def sessions_and_people(Db: sessionmaker[Session], room_id: int) -> dict[str, li
 def test_a_late_sweeper_fold_does_not_move_the_cut_it_made(Db: sessionmaker[Session]) -> None:
     room_id = make_room(Db)
     fold(Db, room_id, [[join("", "a1", 0, name="Ann"), leave("", "a1", 20, name="Ann")]])
-    later = at(20) + timedelta(hours=6, seconds=1)
-    with Db.begin() as db:
-        [close_stale(db, sid, later, 6 * 3600) for sid, _ in stale_sessions(db, later, 6 * 3600)]
+    assert sweep(Db, at(20) + timedelta(hours=6, seconds=1)) == [f"room-{room_id}-first"]
     fold(Db, room_id, [[join("", "b1", 30, name="Bo")]])
     # A late leave of the first meeting, reporting its join: it goes to the first, and leaves the cut at 20.
     fold(Db, room_id, [[leave("", "c1", 40, name="Cy", joinTime=iso_ms(at(10)))]])
