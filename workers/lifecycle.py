@@ -9,7 +9,7 @@ from sqlalchemy.orm import Session
 
 from workers import history
 from workers.locks import lock_session_room
-from workers.models import MeetingSession, Notification, NotificationState, SessionStatus
+from workers.models import MeetingSession, SessionStatus
 from workers.recompute import recompute_session
 from workers.session_results import ResultChange, figures
 from workers.unnamed import last_fact_at
@@ -50,13 +50,6 @@ def unplanned_final_sessions(db: Session, now: datetime, patience_seconds: int =
         MeetingSession.finalized_at <= cutoff,
     )
     return list(db.scalars(query.order_by(MeetingSession.id)))
-
-
-def sessions_with_unfinished_notifications(db: Session) -> list[int]:
-    """Return the ids of sessions with a notification still pending or sending."""
-    unfinished = Notification.state.in_([NotificationState.PENDING, NotificationState.SENDING])
-    query = select(Notification.session_id).where(unfinished).distinct()
-    return sorted(db.scalars(query))
 
 
 def stale_sessions(db: Session, now: datetime, stale_seconds: int) -> list[tuple[int, int]]:

@@ -91,13 +91,13 @@ def session_amended(session_id: int) -> None:
     enqueue_pending(runtime, session_id)
 
 
-def enqueue_pending(runtime: Runtime, session_id: int) -> None:
-    """Queue the send job of each unfinished notification of a session, unless it has one already."""
-    unfinished = Notification.state.in_([State.PENDING, State.SENDING])
+def enqueue_pending(runtime: Runtime, session_id: int | None = None) -> None:
+    """Queue the send job of each unfinished notification (of a session, or of all), unless it has one."""
+    query = select(Notification.id).where(Notification.state.in_([State.PENDING, State.SENDING]))
+    if session_id is not None:
+        query = query.where(Notification.session_id == session_id)
     with runtime.Session() as db:
-        ids = db.scalars(
-            select(Notification.id).where(Notification.session_id == session_id, unfinished)
-        ).all()
+        ids = db.scalars(query.order_by(Notification.id)).all()
     queue, retry = runtime.queue(), Retry(max=len(BACKOFF_SECONDS), interval=BACKOFF_SECONDS)
     for notification_id in ids:
         # A duplicate job is queued, running, waiting to retry or done: it owns the notification.

@@ -86,11 +86,9 @@ def finalize_overdue() -> int:
     with runtime.Session() as db:
         overdue = lifecycle.overdue_sessions(db, utcnow(), runtime.settings.finalize_after_seconds)
         unplanned = lifecycle.unplanned_final_sessions(db, utcnow())
-        unfinished = lifecycle.sessions_with_unfinished_notifications(db)
     for session_id in unplanned:
         plan_notifications(runtime.queue(), session_id)
-    for session_id in unfinished:
-        enqueue_pending(runtime, session_id)
+    enqueue_pending(runtime)
     return sum(finalize_session(session_id) for session_id in overdue)
 
 
