@@ -259,7 +259,7 @@ def test_percent_rounds_half_up_to_one_decimal(attended_ms: int, duration_ms: in
     start = at(0)
     bounds = SessionBounds(start, start + timedelta(milliseconds=duration_ms), False, False)
     segment = Segment("a", start, start + timedelta(milliseconds=attended_ms), inferred=False)
-    result = person_attendance("name:Ann", "name", [segment], [Identity(name="Ann")], bounds, GRACE_30S)
+    result, _ = person_attendance("name:Ann", "name", [segment], [Identity(name="Ann")], bounds, GRACE_30S)
     assert result.attendance_percent == percent
 
 

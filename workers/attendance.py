@@ -72,7 +72,7 @@ def _presence_ms(segment: Segment) -> tuple[int, int]:
 
 def union_ms(intervals: Iterable[tuple[datetime, datetime]]) -> int:
     """Return the length in ms of the union of half-open [start, end) intervals."""
-    return sum(end - start for start, end in presence.spans((_ms(s), _ms(e)) for s, e in intervals))
+    return presence.covered_ms((_ms(s), _ms(e)) for s, e in intervals)
 
 
 def count_joins(segments: Iterable[Segment], grace_ms: int) -> int:
@@ -99,21 +99,10 @@ def person_attendance(
     identities: Sequence[Identity],
     bounds: SessionBounds,
     rules: AttendanceRules,
-) -> PersonAttendance:
-    """Summarise one person's segments in one session."""
-    return _person_attendance(key, identified_by, segments, identities, bounds, rules)[0]
-
-
-def _person_attendance(
-    key: str,
-    identified_by: str,
-    segments: Sequence[Segment],
-    identities: Sequence[Identity],
-    bounds: SessionBounds,
-    rules: AttendanceRules,
 ) -> tuple[PersonAttendance, list[tuple[int, int]]]:
-    # Also returns the person's presence spans, which the session's peak needs: each segment's times are
-    # turned into milliseconds once, not once for each figure.
+    """Summarise one person's segments in one session; also return their presence spans, in ms."""
+    # The spans are what the session's peak needs: each segment's times are turned into milliseconds
+    # once, not once for each figure.
     if not segments:
         raise ValueError("a person needs at least one segment")
     ordered = tuple(sorted(segments, key=_segment_order))
@@ -121,13 +110,10 @@ def _person_attendance(
     started_ms = _ms(bounds.started_at)
     ended_ms = presence.FOREVER if bounds.ended_at is None else _ms(bounds.ended_at)
     # Clipping in ms is clipping the times: _ms never reverses an order.
-    attended_ms = sum(
-        end - start
-        for start, end in presence.spans(
-            (min(max(start, started_ms), ended_ms), min(max(end, started_ms), ended_ms))
-            for (start, end), s in zip(intervals, ordered, strict=True)
-            if s.left_at is not None
-        )
+    attended_ms = presence.covered_ms(
+        (min(max(start, started_ms), ended_ms), min(max(end, started_ms), ended_ms))
+        for (start, end), s in zip(intervals, ordered, strict=True)
+        if s.left_at is not None
     )
     percent = present = None
     if bounds.ended_at is not None:
@@ -181,7 +167,7 @@ def compute_session(
     spans_per_person: list[list[tuple[int, int]]] = []
     for (key, by), group in sorted(people.items()):
         segments = [resolve_segment(f, bounds) for f in group]
-        person, spans = _person_attendance(key, by, segments, [f.identity for f in group], bounds, rules)
+        person, spans = person_attendance(key, by, segments, [f.identity for f in group], bounds, rules)
         attendance.append(person)
         spans_per_person.append(spans)
     ended_at = bounds.ended_at

@@ -23,6 +23,11 @@ def spans(intervals: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
     return merged
 
 
+def covered_ms(intervals: Iterable[tuple[int, int]]) -> int:
+    """Return how long the union of half-open [start, end) intervals lasts."""
+    return sum(end - start for start, end in spans(intervals))
+
+
 def count_joins(presence: Iterable[tuple[int, int]], grace_ms: int) -> int:
     """Count one person's joins: a return within the grace, or while still present, is not one."""
     joins, last_present = 0, None  # last_present: the latest leave so far, in ms

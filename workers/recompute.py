@@ -118,7 +118,7 @@ def _refresh_person(
     facts = [stored_facts(row) for row in rows]
     identified_by = person_key(facts[0].identity, facts[0].participant_session_id)[1]
     segments = [resolve_segment(fact, bounds) for fact in facts]
-    result = person_attendance(key, identified_by, segments, [f.identity for f in facts], bounds, rules)
+    result, _ = person_attendance(key, identified_by, segments, [f.identity for f in facts], bounds, rules)
     before = None if existing is None else row_summary(existing)
     if existing is None:
         existing = AttendanceRow(session_id=meeting.id, participant_key=key)
