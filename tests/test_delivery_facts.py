@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from workers import inbox
 from workers.db import make_engine
-from workers.delivery_facts import FACT_COLUMNS, KEPT_FIELDS, facts_of, facts_of_row, read_facts
+from workers.delivery_facts import COLUMN_OF_FIELD, FACT_COLUMNS, facts_of, facts_of_row, read_facts
 from workers.models import Delivery, Room
 from workers.payloads import FACTS_VERSION, DeliveryFacts, parse_delivery
 from workers.room_tokens import new_token, token_hash
@@ -89,7 +89,7 @@ def read_back(Db: sessionmaker[Session], delivery_id: int) -> DeliveryFacts:
 
 def kept(facts: DeliveryFacts) -> dict[str, object]:
     """Return the kept fields, times spelled out so their zone and microseconds count too."""
-    values = {name: getattr(facts, name) for name in KEPT_FIELDS}
+    values = {name: getattr(facts, name) for name in COLUMN_OF_FIELD}
     return {name: v.isoformat() if isinstance(v, datetime) else v for name, v in values.items()}
 
 

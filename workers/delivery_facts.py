@@ -31,7 +31,6 @@ COLUMN_OF_FIELD = {
     "join_time": "join_time",
     "dedupe_key": "dedupe_key",
 }
-KEPT_FIELDS = tuple(COLUMN_OF_FIELD)
 
 # The columns facts_of_row reads, in its order: the kept ones, then what re-reading a body needs.
 _COLUMN_NAMES = (*COLUMN_OF_FIELD.values(), "facts_version", "raw_body", "content_type", "received_at")
