@@ -7,7 +7,7 @@ column's bind processor is looked up once and applied inline, and PostgreSQL get
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from contextlib import closing
 from itertools import chain
 from typing import Any
@@ -17,7 +17,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 Rows = Iterable[Mapping[str, Any]]
-_Plan = Sequence[tuple[str, Callable[[Any], Any] | None]]
+BindPlan = Sequence[tuple[str, Callable[[Any], Any] | None]]
 
 
 def insert_rows(db: Session, table: Table, rows: Rows) -> None:
@@ -51,9 +51,9 @@ def _executemany(driver: Any, dialect: Dialect, table: Table, names: list[str], 
     compiled = insert(table).compile(dialect=dialect, column_keys=names)
     if not compiled.positional:
         raise NotImplementedError(f"{dialect.name}: only positional parameter styles are supported")
-    plan = _plan(table, dialect, compiled.positiontup or ())  # the statement's order, not the rows'
+    plan = bind_plan(table, dialect, compiled.positiontup or ())  # the statement's order, not the rows'
     with closing(driver.cursor()) as cursor:
-        cursor.executemany(compiled.string, _converted(plan, rows))
+        cursor.executemany(compiled.string, (bound_values(plan, row) for row in rows))
 
 
 def _copy(driver: Any, dialect: Dialect, table: Table, names: list[str], rows: Rows) -> None:
@@ -61,14 +61,16 @@ def _copy(driver: Any, dialect: Dialect, table: Table, names: list[str], rows: R
     sql = f"COPY {quote.format_table(table)} ({', '.join(map(quote.quote, names))}) FROM STDIN"
     # Rows stream to the server as they are made, so it indexes them while Python makes the next ones.
     with driver.cursor() as cursor, cursor.copy(sql) as copy:
-        for values in _converted(_plan(table, dialect, names), rows):
-            copy.write_row(values)
+        plan = bind_plan(table, dialect, names)
+        for row in rows:
+            copy.write_row(bound_values(plan, row))
 
 
-def _plan(table: Table, dialect: Dialect, names: Sequence[str]) -> _Plan:
+def bind_plan(table: Table, dialect: Dialect, names: Sequence[str]) -> BindPlan:
+    """Return each named column with its type's bind processor for `dialect`, looked up once."""
     return [(name, table.c[name].type.dialect_impl(dialect).bind_processor(dialect)) for name in names]
 
 
-def _converted(plan: _Plan, rows: Rows) -> Iterator[list[Any]]:
-    for row in rows:
-        yield [row[name] if convert is None else convert(row[name]) for name, convert in plan]
+def bound_values(plan: BindPlan, row: Mapping[str, Any]) -> list[Any]:
+    """Return a row's values in the plan's order, as the driver takes them."""
+    return [row[name] if convert is None else convert(row[name]) for name, convert in plan]

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -13,6 +13,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
+from workers.bulk_insert import BindPlan, bind_plan, bound_values
 from workers.delivery_facts import COLUMN_OF_FIELD, fact_values
 from workers.models import Delivery, DeliveryStatus
 from workers.models.base import utcnow
@@ -60,16 +61,16 @@ class _CompiledUpsert:
     """The insert-once statement compiled for one dialect, with its parameters' order and converters."""
 
     sql: str
-    names: tuple[str, ...]
-    converters: tuple[Callable[[Any], Any] | None, ...]
+    plan: BindPlan
     positional: bool
 
     def parameters(self, values: dict[str, Any]) -> Sequence[Any] | dict[str, Any]:
-        converted = [
-            value if convert is None else convert(value)
-            for value, convert in zip((values[name] for name in self.names), self.converters, strict=True)
-        ]
-        return converted if self.positional else dict(zip(self.names, converted, strict=True))
+        converted = bound_values(self.plan, values)
+        return (
+            converted
+            if self.positional
+            else dict(zip((name for name, _ in self.plan), converted, strict=True))
+        )
 
 
 def _upsert(dialect: Dialect) -> _CompiledUpsert:
@@ -85,10 +86,8 @@ def _upsert(dialect: Dialect) -> _CompiledUpsert:
             dialect=dialect, column_keys=list(_COLUMNS)
         )
         names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.params)
-        converters = tuple(
-            _table.c[name].type.dialect_impl(dialect).bind_processor(dialect) for name in names
-        )
-        _statements[dialect.name] = _CompiledUpsert(compiled.string, names, converters, compiled.positional)
+        plan = bind_plan(_table, dialect, names)
+        _statements[dialect.name] = _CompiledUpsert(compiled.string, plan, compiled.positional)
     return _statements[dialect.name]
 
 
