@@ -232,7 +232,9 @@ def test_an_archived_room_rotates_even_when_metered_refuses(
     rooms("create", "--room-name", "leaked")
     rooms("delete", "leaked")
     old_hash = stored_room(metered_app, "leaked").webhook_token_hash
-    emulator.state.fail_next("PUT", "/api/v1/room/leaked", 404, {"success": False, "message": "Room not found"})
+    emulator.state.fail_next(
+        "PUT", "/api/v1/room/leaked", 404, {"success": False, "message": "Room not found"}
+    )
     result = rooms("rotate-token", "leaked", "--revoke-old")
     assert result.exit_code == 0, result.output
     urls = json.loads(result.stdout)
