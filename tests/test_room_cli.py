@@ -195,7 +195,8 @@ def test_rotate_token_replaces_the_hash_and_metereds_urls(
     emulator.state.clear()
     result = rooms("rotate-token", "turn")
     assert result.exit_code == 0, result.output
-    urls = json.loads(result.output)
+    urls = json.loads(result.stdout)
+    assert "the old token works until" in result.stderr
     assert set(urls) == set(WEBHOOK_FIELDS) and urls != created["webhookUrls"]
     (put,) = emulator.requests()
     assert (put["method"], put["path"], put["json"]) == ("PUT", "/api/v1/room/turn", urls)
@@ -204,6 +205,7 @@ def test_rotate_token_replaces_the_hash_and_metereds_urls(
     assert token
     room = stored_room(metered_app, "turn")
     assert room.webhook_token_hash == token_hash(token[1]) != old_hash
+    assert room.previous_token_hash == old_hash and room.previous_token_expires_at is not None
     assert room.token_rotated_at is not None
 
 
@@ -219,9 +221,29 @@ def test_rotate_token_keeps_the_old_token_when_metered_refuses(
     result = rooms("rotate-token", "stay")
     assert result.exit_code == 1 and "Invalid request" in result.output
     assert stored_room(metered_app, "stay").webhook_token_hash == old_hash
-    rooms("delete", "stay")
-    archived = rooms("rotate-token", "stay")
-    assert archived.exit_code == 1 and "archived" in archived.output
+    assert stored_room(metered_app, "stay").previous_token_hash is None
+
+
+def test_an_archived_room_rotates_even_when_metered_refuses(
+    metered_app: Flask,
+    rooms: Callable[..., Result],
+    emulator: RunningEmulator,
+) -> None:
+    rooms("create", "--room-name", "leaked")
+    rooms("delete", "leaked")
+    old_hash = stored_room(metered_app, "leaked").webhook_token_hash
+    emulator.state.fail_next(
+        "PUT", "/api/v1/room/leaked", 404, {"success": False, "message": "Room not found"}
+    )
+    result = rooms("rotate-token", "leaked", "--revoke-old")
+    assert result.exit_code == 0, result.output
+    urls = json.loads(result.stdout)
+    assert "Metered kept its old webhook URLs" in result.stderr
+    assert "the old token no longer works" in result.stderr
+    room = stored_room(metered_app, "leaked")
+    assert room.webhook_token_hash != old_hash and room.previous_token_hash is None
+    token = urls["meetingEndedWebhook"].split("/")[-2]
+    assert room.webhook_token_hash == token_hash(token)
 
 
 def test_emulator_command_offers_port_and_secret() -> None:

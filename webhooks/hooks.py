@@ -12,17 +12,17 @@ import re
 import threading
 import time
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, request
 from flask.sansio.blueprints import BlueprintSetupState
 from redis.exceptions import RedisError
 from rq import Queue
-from sqlalchemy import Engine, select
+from sqlalchemy import Engine, or_, select
 
 from webhooks import runtime_of
 from webhooks.errors import Problem
-from workers import inbox, queueing
+from workers import archived_rooms, inbox, queueing
 from workers.body_fields import BodyError
 from workers.events import EVENTS
 from workers.models import Room
@@ -35,7 +35,7 @@ log = logging.getLogger(__name__)
 blueprint = Blueprint("hooks", __name__)
 
 BODY_LIMIT = 64 * 1024
-TOKEN_CACHE_SECONDS = 5.0  # a rotated token stops working within this
+TOKEN_CACHE_SECONDS = 5.0  # a token a second rotation dropped stops working within this
 REJECTED_COUNTER = "rollcall:metrics:webhooks_rejected"  # a Redis hash: status code -> count
 _KEPT_HEADERS = frozenset(
     {
@@ -59,10 +59,16 @@ class RoomRef:
     name: str
     metered_room_id: str | None
     token_hash: str
+    valid_until: datetime | None  # None for the room's token; set for the token a rotation replaced
+    archived_at: datetime | None
 
 
 class RoomsByToken:
-    """A short-lived, per-process map of token hash -> room, so most requests skip the lookup query."""
+    """A short-lived, per-process map of token hash -> room, so most requests skip the lookup query.
+
+    A change to a room's tokens (a rotation) reaches a process within `ttl` seconds; the expiry of a
+    previous token is checked on every request, cached or not.
+    """
 
     def __init__(self, ttl: float = TOKEN_CACHE_SECONDS, capacity: int = 10_000) -> None:
         self._ttl, self._capacity = ttl, capacity
@@ -70,7 +76,7 @@ class RoomsByToken:
         self._lock = threading.Lock()
 
     def find(self, engine: Engine, token: str) -> RoomRef | None:
-        """Return the room whose webhook token is `token`, or None."""
+        """Return the room whose webhook token (or unexpired previous token) is `token`, or None."""
         digest = token_hash(token)
         now = time.monotonic()
         entry = self._entries.get(digest)
@@ -83,14 +89,31 @@ class RoomsByToken:
         # Found by an index lookup on the SHA-256 of the token: how long a near-miss takes depends on the
         # hash, which an attacker cannot steer byte by byte, so it leaks nothing about a real token. That is
         # the constant-time comparison here; a compare_digest on two equal hashes would only look like one.
-        return entry[1]
+        room = entry[1]
+        if room is not None and room.valid_until is not None and room.valid_until <= utcnow():
+            return None
+        return room
 
 
 def _load_room(engine: Engine, digest: str) -> RoomRef | None:
-    query = select(Room.id, Room.room_name, Room.metered_room_id).where(Room.webhook_token_hash == digest)
+    query = select(
+        Room.id,
+        Room.room_name,
+        Room.metered_room_id,
+        Room.webhook_token_hash,
+        Room.previous_token_expires_at,
+        Room.archived_at,
+    ).where(or_(Room.webhook_token_hash == digest, Room.previous_token_hash == digest))
     with engine.connect() as connection:
         row = connection.execute(query).first()
-    return None if row is None else RoomRef(row.id, row.room_name, row.metered_room_id, digest)
+    if row is None:
+        return None
+    # A previous token without an expiry is not one a rotation wrote: treat it as expired.
+    valid_until = None if row.webhook_token_hash == digest else row.previous_token_expires_at or _EXPIRED
+    return RoomRef(row.id, row.room_name, row.metered_room_id, digest, valid_until, row.archived_at)
+
+
+_EXPIRED = datetime.min.replace(tzinfo=UTC)
 
 
 @blueprint.record_once
@@ -124,6 +147,7 @@ def receive(token: str, event: str) -> Response:
         body = _read_body()
         facts = parse_delivery(event, body, request.content_type or "", received_at)
         check_room(facts, room.name, room.metered_room_id)
+        _check_open(runtime, room, facts, received_at)
     except BodyError as error:
         problem = Problem(error.status, _TITLES[error.status], error.detail, errors=error.errors or None)
         raise _rejected(runtime, event, problem) from None
@@ -145,6 +169,16 @@ def _room(runtime: Runtime, token: str, event: str) -> RoomRef:
     if room is None:
         raise Problem(404, "Not Found", "No such webhook URL.")
     return room
+
+
+def _check_open(runtime: Runtime, room: RoomRef, facts: DeliveryFacts, received_at: datetime) -> None:
+    closed_at = archived_rooms.closed_since(room.archived_at, runtime.settings.archive_grace_seconds)
+    if closed_at is None or received_at < closed_at:
+        return
+    with runtime.engine.connect() as connection:
+        if archived_rooms.takes_delivery(connection, room.id, facts, closed_at):
+            return
+    raise Problem(410, "Gone", "The room is archived and takes no new meeting sessions.")
 
 
 def _read_body() -> bytes:

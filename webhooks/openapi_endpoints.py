@@ -49,6 +49,11 @@ EVENT_FILTERS: dict[str, Schema] = {
 CSV: dict[str, Schema] = {
     "format": {"type": "string", "enum": ["csv"], "description": "CSV whatever Accept says"}
 }
+OVERLAP: Schema = {
+    "type": "integer",
+    "minimum": 0,
+    "description": "Seconds the old token keeps working: 0 to TOKEN_OVERLAP_SECONDS (the default).",
+}
 METERED_PROBLEMS = (502, 503, 504)  # Metered refused, is not configured, or did not answer
 BODY_PROBLEMS = (400, 413, 415, 422)
 
@@ -68,9 +73,14 @@ ENDPOINTS: dict[str, Endpoint] = {
         {200: wire.RoomOut}, (*BODY_PROBLEMS, 404, 409, *METERED_PROBLEMS), UpdateRoomRequest
     ),
     "rooms.archive_room": Endpoint({200: wire.RoomOut}, (404, *METERED_PROBLEMS)),
+    "rooms.rotate_token": Endpoint(
+        {200: wire.RoomRotated},
+        (404, 422, *METERED_PROBLEMS),
+        query={"overlapSeconds": OVERLAP},
+    ),
     "hooks.receive": Endpoint(
         {202: wire.DeliveryAccepted, 200: wire.DeliveryDuplicate},
-        (*BODY_PROBLEMS, 404),
+        (*BODY_PROBLEMS, 404, 410),
         body=JoinBody | LeaveBody | StartBody | EndBody,
         body_media=(JSON, FORM),
         path={"event": {"type": "string", "enum": list(EVENTS)}},

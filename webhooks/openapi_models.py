@@ -84,6 +84,17 @@ class RoomCreated(RoomOut):
     webhook_urls: WebhookUrls
 
 
+class RoomRotated(RoomCreated):
+    """The answer to POST /api/rooms/{roomName}/rotate-token: the room, its new URLs, the old token's fate."""
+
+    metered_updated: bool = Field(
+        description="Whether Metered took the new URLs (an archived room may refuse; it rotates anyway)."
+    )
+    previous_token_expires_at: str | None = Field(
+        description="Until when the replaced token still works; null: it no longer does."
+    )
+
+
 class RoomPage(WireModel):
     """A page of rooms (rooms.list_rooms)."""
 

@@ -19,6 +19,7 @@ from workers import rooms
 from workers.metered import MeteredClient, MeteredError, MeteredTimeout
 from workers.models import Room
 from workers.room_options import ROLLCALL_FIELDS, CreateRoomRequest
+from workers.timefmt import iso_ms
 
 rooms_group = AppGroup("rooms", help="Metered rooms whose webhooks point at Rollcall.")
 
@@ -148,13 +149,25 @@ def delete_room(name: str) -> None:
 
 @rooms_group.command("rotate-token")
 @click.argument("name")
-def rotate_token(name: str) -> None:
-    """Give a room a new webhook token, register the new URLs at Metered, and print them."""
+@click.option(
+    "--revoke-old",
+    is_flag=True,
+    help="The old token stops working at once (a leak), instead of after TOKEN_OVERLAP_SECONDS.",
+)
+def rotate_token(name: str, revoke_old: bool) -> None:
+    """Give a room, archived or not, a new webhook token, register it at Metered, and print its URLs."""
     runtime = runtime_of(current_app)
-    _room, urls = _with_metered(
-        lambda metered: rooms.rotate_token(runtime.Session, metered, runtime.settings, name)
+    rotation: rooms.Rotation = _with_metered(
+        lambda metered: rooms.rotate_token(
+            runtime.Session, metered, runtime.settings, name, 0 if revoke_old else None
+        )
     )
-    _echo_json(urls)
+    _echo_json(rotation.webhook_urls)
+    if not rotation.metered_updated:
+        click.echo("the room is archived and Metered kept its old webhook URLs", err=True)
+    expires_at = rotation.room.previous_token_expires_at
+    old_token = f"works until {iso_ms(expires_at)}" if expires_at else "no longer works"
+    click.echo(f"the old token {old_token}", err=True)
 
 
 def _with_metered(action: Callable[[MeteredClient], Any]) -> Any:

@@ -1,4 +1,4 @@
-"""Room management API: create, list, show, change and archive Metered rooms."""
+"""Room management API: create, list, show, change and archive Metered rooms, and rotate their tokens."""
 
 from __future__ import annotations
 
@@ -70,6 +70,17 @@ def archive_room(room_name: str) -> Response:
     return jsonify(rooms.room_view(room))
 
 
+@blueprint.post("/api/rooms/<room_name>/rotate-token")
+@require_token
+def rotate_token(room_name: str) -> Response:
+    """Give a room, archived or not, a new webhook token; the old one keeps working for the overlap."""
+    runtime = runtime_of(current_app)
+    overlap = _overlap_seconds(runtime.settings.token_overlap_seconds)
+    with MeteredClient.from_settings(runtime.settings) as metered:
+        rotation = rooms.rotate_token(runtime.Session, metered, runtime.settings, room_name, overlap)
+    return jsonify(rooms.rotation_view(rotation))
+
+
 def _json_object() -> Any:
     # An empty body means "no options"; anything else must be JSON (the model refuses a non-object).
     if not request.get_data():
@@ -80,6 +91,17 @@ def _json_object() -> Any:
     if body is None:
         raise Problem(400, "Bad Request", "The body is not valid JSON.")
     return body
+
+
+def _overlap_seconds(longest: int) -> int | None:
+    # Only shorter than TOKEN_OVERLAP_SECONDS: the reason to choose is a leaked token (0 revokes it now).
+    value = request.args.get("overlapSeconds")
+    if value is None:
+        return None
+    if not (value.isascii() and value.isdigit() and int(value) <= longest):
+        message = f"must be a whole number of seconds from 0 to {longest}"
+        raise invalid_fields([{"field": "overlapSeconds", "message": message}])
+    return int(value)
 
 
 def _flag(name: str) -> bool:

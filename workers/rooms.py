@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 from contextlib import suppress
+from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import select
@@ -19,7 +21,7 @@ from workers.room_options import (
     check_combinations,
     split_request,
 )
-from workers.room_tokens import new_token, token_hash
+from workers.room_tokens import new_token, replace_token, token_hash
 from workers.settings import Settings
 from workers.timefmt import iso_ms
 
@@ -35,6 +37,8 @@ ROLLCALL_COLUMNS = {
     "notifyParticipants": "notify_participants",
     "minAttendancePercent": "min_attendance_percent",
 }
+
+log = logging.getLogger(__name__)
 
 
 class RoomNotFound(LookupError):
@@ -141,20 +145,49 @@ def archive_room(Session: sessionmaker[Session], metered: MeteredClient, room_na
     return room
 
 
+@dataclass(frozen=True)
+class Rotation:
+    """A room's new webhook token: its URLs, and whether Metered now calls them."""
+
+    room: Room
+    webhook_urls: dict[str, str]
+    metered_updated: bool
+
+
 def rotate_token(
-    Session: sessionmaker[Session], metered: MeteredClient, settings: Settings, room_name: str
-) -> tuple[Room, dict[str, str]]:
-    """Give the room a new webhook token, register its URLs at Metered, and return them."""
-    _active(Session, room_name)
+    Session: sessionmaker[Session],
+    metered: MeteredClient,
+    settings: Settings,
+    room_name: str,
+    overlap_seconds: int | None = None,
+) -> Rotation:
+    """Give the room a new webhook token, register its URLs at Metered, and keep the old one a while.
+
+    The old token stays valid for `overlap_seconds` (TOKEN_OVERLAP_SECONDS unless given; 0 revokes it now).
+    """
+    room = get_room(Session, room_name)
     token = new_token()
     urls = webhook_urls(settings.public_base_url, token)
-    # Metered first: if it refuses, the old token stays valid and nothing is lost.
-    metered.update_room(room_name, urls)
+    metered_updated = _register_urls(metered, room, urls)
+    overlap = settings.token_overlap_seconds if overlap_seconds is None else overlap_seconds
     with Session.begin() as session:
         room = _load(session, room_name)
-        room.webhook_token_hash = token_hash(token)
-        room.token_rotated_at = utcnow()
-    return room, urls
+        replace_token(room, token, overlap, utcnow())
+    return Rotation(room, urls, metered_updated)
+
+
+def _register_urls(metered: MeteredClient, room: Room, urls: dict[str, str]) -> bool:
+    if room.archived_at is None:
+        # Metered first: if it refuses, the old token stays the only one and nothing is lost.
+        metered.update_room(room.room_name, urls)
+        return True
+    try:
+        metered.update_room(room.room_name, urls)
+    except MeteredError as error:
+        # Metered may refuse to change an archived room; revoking a leaked token must not depend on it.
+        log.warning("room %s is archived and Metered kept its old webhook URLs (%s)", room.room_name, error)
+        return False
+    return True
 
 
 def room_view(room: Room, webhook_urls: dict[str, str] | None = None) -> dict[str, Any]:
@@ -170,6 +203,16 @@ def room_view(room: Room, webhook_urls: dict[str, str] | None = None) -> dict[st
     if webhook_urls is not None:
         view["webhookUrls"] = dict(webhook_urls)
     return view
+
+
+def rotation_view(rotation: Rotation) -> dict[str, Any]:
+    """Return the answer to a rotation: the room, its new webhook URLs, and how the old token fares."""
+    expires_at = rotation.room.previous_token_expires_at
+    return {
+        **room_view(rotation.room, rotation.webhook_urls),
+        "meteredUpdated": rotation.metered_updated,
+        "previousTokenExpiresAt": iso_ms(expires_at) if expires_at else None,
+    }
 
 
 def _create_at_metered(metered: MeteredClient, payload: dict[str, Any]) -> dict[str, Any]:

@@ -21,6 +21,10 @@ class Room(Base):
     metered_room_id: Mapped[str | None] = mapped_column(String(64), index=True)
     # Only a SHA-256 of the webhook token is kept: a database dump must not yield a usable URL.
     webhook_token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    # The token a rotation replaced, as its SHA-256 too: Metered's retries in flight still reach the old URL,
+    # so it stays valid until previous_token_expires_at (TOKEN_OVERLAP_SECONDS after the rotation).
+    previous_token_hash: Mapped[str | None] = mapped_column(String(64), unique=True)
+    previous_token_expires_at: Mapped[datetime | None]
     # The Create Room options Rollcall sent (and PATCHed since), without the name and the webhook URLs:
     # the cross-field rules are checked against them when a PATCH arrives.
     options: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
