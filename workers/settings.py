@@ -33,6 +33,7 @@ class Settings(BaseSettings):
     finalize_after_seconds: int = Field(default=120, ge=0)
     stale_session_seconds: int = Field(default=21600, gt=0)
     reconnect_grace_seconds: int = Field(default=30, ge=0)
+    metrics_token: SecretStr | None = None  # unset (or empty): GET /metrics is open
     demo: bool = False
 
     @field_validator("api_token", mode="before")
