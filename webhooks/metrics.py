@@ -19,20 +19,20 @@ from prometheus_client.registry import Collector
 
 from webhooks import metrics_dir, runtime_of
 from webhooks.errors import Problem
-from workers import metrics
+from workers.metrics import WEB, RedisFigures
 from workers.settings import Settings
 
 blueprint = Blueprint("metrics", __name__)
 
 
 @blueprint.get("/metrics")
-def scrape() -> Response:
+def metrics() -> Response:
     """Report the receiver's and the workers' counters, and the queue's depth, failures and lag."""
     runtime = runtime_of(current_app)
     _check_token(runtime.settings)
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
     return Response(
-        encode(Figures(_web_counters(), metrics.RedisFigures(runtime.queue()))), content_type=content_type
+        encode(Figures(_web_counters(), RedisFigures(runtime.queue()))), content_type=content_type
     )
 
 
@@ -51,7 +51,7 @@ class Figures:
 def _web_counters() -> Collector:
     folder = metrics_dir.folder()
     # Under gunicorn every web worker has its own file: sum them all, whichever worker answers the scrape.
-    return MultiProcessCollector(None, folder) if folder else metrics.WEB  # type: ignore[no-untyped-call]
+    return MultiProcessCollector(None, folder) if folder else WEB  # type: ignore[no-untyped-call]
 
 
 def _check_token(settings: Settings) -> None:

@@ -20,7 +20,7 @@ from collections import Counter as Tally
 from collections.abc import Collection, Iterator, Sequence
 from datetime import UTC, datetime
 
-from prometheus_client import CollectorRegistry, Counter
+from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from redis import Redis
 from redis.exceptions import RedisError
@@ -29,6 +29,9 @@ from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
 from workers.models import Delivery, DeliveryStatus
+
+# Multiprocess mode (gunicorn) has no `_created` series: leave them out of the single-process one too.
+disable_created_metrics()
 
 # The web process's counters. Each has labels, so no value (and, in multiprocess mode, no file) exists
 # until the receiver counts something: importing this module in the worker process writes nothing.
