@@ -31,7 +31,7 @@ from rq.job import Job
 from workers.models import Delivery, DeliveryStatus
 
 # Multiprocess mode (gunicorn) has no `_created` series: leave them out of the single-process one too.
-disable_created_metrics()
+disable_created_metrics()  # type: ignore[no-untyped-call]
 
 # The web process's counters. Each has labels, so no value (and, in multiprocess mode, no file) exists
 # until the receiver counts something: importing this module in the worker process writes nothing.
