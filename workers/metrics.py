@@ -37,9 +37,11 @@ disable_created_metrics()  # type: ignore[no-untyped-call]
 # until the receiver counts something: importing this module in the worker process writes nothing.
 WEB = CollectorRegistry()
 STORED = Counter(
-    "rollcall_webhook_deliveries", "Webhook deliveries stored, by event (repeats not included).", ["event"],
+    "rollcall_webhook_deliveries",
+    "Webhook deliveries stored (repeats not included), by event.",
+    ["event"],
     registry=WEB,
-)  # fmt: skip
+)
 DUPLICATES = Counter(
     "rollcall_webhook_duplicates", "Repeat deliveries of a stored webhook, by event.", ["event"], registry=WEB
 )
