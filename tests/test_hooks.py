@@ -22,7 +22,8 @@ from sqlalchemy import func, select, update
 
 from tests.test_inbox import make_room
 from webhooks import runtime_of
-from webhooks.hooks import REJECTED_COUNTER, RoomsByToken
+from webhooks.hooks import RoomsByToken
+from workers import metrics
 from workers.events import EVENTS
 from workers.models import Delivery, Room
 from workers.queueing import pending_key
@@ -120,13 +121,17 @@ def test_rejections_are_problem_json_and_store_nothing(
 ) -> None:
     runtime, _, token = room
     url = {"unknown-token": hook(new_token()), "unknown-event": hook(token, "participant-waved")}.get(path)
+    rejected = metrics.WEB.get_sample_value("rollcall_webhook_rejected_total", {"status": str(status)}) or 0
     response = api.post(url or hook(token), content=body, headers={"Content-Type": content_type})
     assert response.status_code == status
     assert response.headers["Content-Type"] == "application/problem+json"
     assert response.json()["status"] == status
     assert delivery_count(runtime) == 0
     assert Queue(QUEUE_NAME, connection=redis_client).count == 0
-    assert redis_client.hget(REJECTED_COUNTER, str(status)) == b"1"
+    assert (
+        metrics.WEB.get_sample_value("rollcall_webhook_rejected_total", {"status": str(status)})
+        == rejected + 1
+    )
 
 
 def test_a_wrong_field_is_named_in_the_problem(api: httpx.Client, room: tuple[Runtime, int, str]) -> None:

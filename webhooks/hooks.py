@@ -6,7 +6,6 @@ Redis round-trip. The URL carries the room's secret token, so nothing here logs 
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import re
 import threading
@@ -22,7 +21,7 @@ from sqlalchemy import Engine, or_, select
 
 from webhooks import runtime_of
 from webhooks.errors import Problem
-from workers import archived_rooms, inbox, queueing
+from workers import archived_rooms, inbox, metrics, queueing
 from workers.body_fields import BodyError
 from workers.events import EVENTS
 from workers.models import Room
@@ -36,7 +35,6 @@ blueprint = Blueprint("hooks", __name__)
 
 BODY_LIMIT = 64 * 1024
 TOKEN_CACHE_SECONDS = 5.0  # a token a second rotation dropped stops working within this
-REJECTED_COUNTER = "rollcall:metrics:webhooks_rejected"  # a Redis hash: status code -> count
 _KEPT_HEADERS = frozenset(
     {
         "user-agent",
@@ -154,9 +152,10 @@ def receive(token: str, event: str) -> Response:
     except Problem as problem:
         raise _rejected(runtime, event, problem) from None
     stored = inbox.store(runtime.engine, _arrival(room, facts, body, received_at))
+    metrics.count_stored(event, stored.new)
     if not stored.new:
         return _json(200, f'{{"duplicate":true,"id":{stored.id}}}')
-    _signal(runtime, room.id, stored.id)
+    _signal(runtime, room.id, stored.id, event)
     return _json(202, f'{{"accepted":true,"id":{stored.id}}}')
 
 
@@ -215,7 +214,7 @@ def kept_headers() -> dict[str, str]:
     return kept
 
 
-def _signal(runtime: Runtime, room_id: int, delivery_id: int) -> None:
+def _signal(runtime: Runtime, room_id: int, delivery_id: int, event: str) -> None:
     try:
         queueing.signal_room(runtime.redis, _queue(runtime), room_id)
     except RedisError as error:
@@ -224,6 +223,7 @@ def _signal(runtime: Runtime, room_id: int, delivery_id: int) -> None:
             "delivery %s stored but not signalled: Redis unavailable (%s)", delivery_id, type(error).__name__
         )
         inbox.mark_unsignalled(runtime.engine, delivery_id)
+        metrics.UNSIGNALLED.labels(event).inc()
 
 
 def _queue(runtime: Runtime) -> Queue:
@@ -237,15 +237,8 @@ def _queue(runtime: Runtime) -> Queue:
 def _rejected(runtime: Runtime, event: str, problem: Problem) -> Problem:
     label = event if event in EVENTS else "unknown-event"
     log.info("webhook rejected: %s %s: %s", problem.status, label, problem.detail[:200])
-    with contextlib.suppress(RedisError):  # a counter is not worth failing an answer for
-        runtime.redis.hincrby(REJECTED_COUNTER, str(problem.status), 1)
+    metrics.REJECTED.labels(str(problem.status)).inc()
     return problem
-
-
-def rejected_counts(runtime: Runtime) -> dict[int, int]:
-    """Return how many webhook requests were rejected, by status code (for /metrics)."""
-    counts = runtime.redis.hgetall(REJECTED_COUNTER)
-    return {int(status): int(count) for status, count in counts.items()}
 
 
 def _json(status: int, text: str) -> Response:

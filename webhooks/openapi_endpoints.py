@@ -60,7 +60,7 @@ BODY_PROBLEMS = (400, 413, 415, 422)
 ENDPOINTS: dict[str, Endpoint] = {
     "ops.healthz": Endpoint({200: wire.Health}),
     "ops.readyz": Endpoint({200: wire.Readiness}, (503,)),
-    "metrics.metrics": Endpoint({200: "text/plain"}),
+    "metrics.metrics": Endpoint({200: "text/plain"}, (401,)),  # 401 only when METRICS_TOKEN is set
     "openapi.document": Endpoint({200: dict[str, Any]}),
     "rooms.create_room": Endpoint(
         {201: wire.RoomCreated}, (*BODY_PROBLEMS, 409, *METERED_PROBLEMS), CreateRoomRequest

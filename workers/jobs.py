@@ -17,7 +17,7 @@ from redis.lock import Lock
 from rq import get_current_job
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from workers import folding, inbox, process, queueing, session_jobs
+from workers import folding, inbox, metrics, process, queueing, session_jobs
 from workers.locks import LOCK_SECONDS, room_lock
 from workers.models import Delivery, DeliveryStatus
 from workers.models.base import utcnow
@@ -68,6 +68,7 @@ def _fold_batch(runtime: Runtime, room_id: int) -> int:
             session, room_id, deliveries, session_jobs.fold_rules(runtime.settings), job_id=_job_id()
         )
         inbox.mark_processed(session, outcome.folded_ids(deliveries))
+    metrics.count_folded(runtime.redis, deliveries, outcome.failed_ids)
     _after_commit(runtime, outcome)
     return len(deliveries)
 
@@ -137,6 +138,7 @@ def _fold_alone(runtime: Runtime, room_id: int, delivery_id: int) -> None:
     except Exception as error:
         _record_failure(runtime, delivery_id, error)
         return
+    metrics.count_folded(runtime.redis, [delivery], outcome.failed_ids)
     _after_commit(runtime, outcome)
 
 

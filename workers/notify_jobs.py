@@ -17,7 +17,7 @@ from rq.exceptions import DuplicateJobError
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from workers import mailer, outbound, process
+from workers import mailer, metrics, outbound, process
 from workers.models import MeetingSession, SessionStatus
 from workers.models.base import utcnow
 from workers.models.notifications import Notification
@@ -196,4 +196,6 @@ def _move(
     with runtime.Session.begin() as db:
         moved = db.execute(update(Notification).where(*where).values(values))
     log.info("notification %d: %s -> %s", note_id, seen, state)
+    if moved.rowcount:  # type: ignore[attr-defined]
+        metrics.count_notification(runtime.redis, state)
     return bool(moved.rowcount)  # type: ignore[attr-defined]

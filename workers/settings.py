@@ -36,6 +36,7 @@ class Settings(BaseSettings):
     # Long enough for a meeting under way when its room is archived to finish, and for late retries.
     archive_grace_seconds: int = Field(default=14400, ge=0, le=366 * 86400)
     token_overlap_seconds: int = Field(default=86400, ge=0, le=366 * 86400)
+    metrics_token: SecretStr | None = None  # unset (or empty): GET /metrics is open
     demo: bool = False
 
     @field_validator("api_token", mode="before")
