@@ -165,6 +165,23 @@ def unprocessed(session: Session, room_id: int, limit: int) -> Sequence[Delivery
     return session.scalars(query).all()
 
 
+def unprocessed_ids(session: Session, room_id: int, limit: int) -> Sequence[int]:
+    """Return the ids of what `unprocessed` returns, without loading the rows."""
+    query = (
+        select(Delivery.id)
+        .where(Delivery.room_id == room_id, IS_UNPROCESSED)
+        .order_by(Delivery.id)
+        .limit(limit)
+    )
+    return session.scalars(query).all()
+
+
+def unprocessed_of(session: Session, delivery_ids: Sequence[int]) -> Sequence[Delivery]:
+    """Return those of `delivery_ids` still to fold, oldest first."""
+    query = select(Delivery).where(Delivery.id.in_(delivery_ids), IS_UNPROCESSED).order_by(Delivery.id)
+    return session.scalars(query).all()
+
+
 def mark_processed(session: Session, delivery_ids: Sequence[int]) -> None:
     """Mark deliveries folded; raise FoldConflict if another drain got to any of them first."""
     result = session.execute(
