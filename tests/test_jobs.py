@@ -134,7 +134,8 @@ def test_a_row_that_cannot_be_read_fails_alone_in_the_first_run(
     store_with_poison(runtime, room_id)
     with runtime.engine.begin() as connection:  # what a bad restore or a hand edit can leave behind
         connection.execute(
-            text("UPDATE deliveries SET event_time = 'half past nine' WHERE dedupe_key = :key"), {"key": POISON}
+            text("UPDATE deliveries SET event_time = 'half past nine' WHERE dedupe_key = :key"),
+            {"key": POISON},
         )
     assert drain_once(runtime, room_id).get_status() == "finished"
     assert fates(runtime) == {"processed": 10, "failed": 1}
