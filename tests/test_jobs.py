@@ -169,6 +169,7 @@ def own_redis(tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]
         raise RuntimeError("redis-server did not start")
 
     start.url = f"redis://127.0.0.1:{port}/0"  # type: ignore[attr-defined]
+    start.servers = started  # type: ignore[attr-defined]
     yield start
     for server in started:
         server.kill()

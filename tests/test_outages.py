@@ -21,6 +21,7 @@ from tests.servers import free_port
 from tests.test_inbox import arrival, make_room
 from tests.test_jobs import (  # noqa: F401  (own_redis: a fixture)
     PROJECT,
+    database_held,
     fates,
     fold_counts,
     join_body,
@@ -28,7 +29,7 @@ from tests.test_jobs import (  # noqa: F401  (own_redis: a fixture)
     store_joins,
     wait_for,
 )
-from workers import inbox, queueing
+from workers import inbox, jobs, queueing
 from workers.runtime import Runtime
 from workers.settings import Settings
 
@@ -123,6 +124,39 @@ def test_the_worker_waits_for_redis_and_outlives_its_restart(
         assert len(worker.lines("Redis " + WAITING)) == 2
         assert len(worker.lines("Redis " + BACK)) == 2
         assert not worker.lines("Traceback")
+    finally:
+        runtime.engine.dispose()
+
+
+@pytest.mark.slow
+def test_redis_lost_in_the_middle_of_a_drain_loses_nothing_and_folds_nothing_twice(
+    make_settings: Callable[..., Settings],
+    database_url: str,
+    own_redis: Any,  # noqa: F811  (the fixture imported above)
+    spawn_worker: Callable[..., WorkerProcess],
+) -> None:
+    own_redis()
+    runtime = runtime_on(make_settings(redis_url=own_redis.url))
+    try:
+        room_id, _ = make_room(runtime)
+        store_joins(runtime, room_id, jobs.BATCH_SIZE + 500)
+        with database_held(database_url, room_id, skip=jobs.BATCH_SIZE):
+            worker = spawn_worker(database_url, own_redis.url)
+            queueing.signal_room(runtime.redis, runtime.queue(), room_id)
+            lock_key = f"rollcall:lock:room:{room_id}"
+            wait_for(lambda: runtime.redis.exists(lock_key), "the drain to start")
+            time.sleep(1)  # the drain is now blocked inside a transaction
+            server = own_redis.servers[-1]
+            server.kill()
+            server.wait()
+            own_redis()  # back, and empty: the drain's lock and job are gone
+        wait_for(
+            lambda: fates(runtime) == {"processed": jobs.BATCH_SIZE + 500},
+            "the relay to fold what the drain left",
+            seconds=120,
+        )
+        assert worker.alive()
+        assert fold_counts(runtime) == {1}
     finally:
         runtime.engine.dispose()
 
