@@ -14,7 +14,6 @@ import pytest
 from flask import Flask
 
 from webhooks import create_app
-from workers.migrate import upgrade
 from workers.settings import ConfigError, Settings, load_settings
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -125,17 +124,6 @@ def test_the_worker_refuses_a_database_behind_the_migrations_in_one_line(tmp_pat
     )
     assert done.returncode == 1
     assert done.stderr.strip().splitlines()[-1].startswith("DATABASE_URL: the schema is not at the latest")
-
-
-def test_the_worker_refuses_an_unreachable_redis_in_one_line(tmp_path: Any) -> None:
-    database_url = f"sqlite:///{tmp_path / 'worker.sqlite'}"
-    upgrade(database_url)
-    env = {**os.environ, "REDIS_URL": "redis://127.0.0.1:9/0", "DATABASE_URL": database_url}
-    done = subprocess.run(
-        [sys.executable, "-m", "workers"], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1] == "REDIS_URL: cannot reach Redis (ConnectionError)"
 
 
 def test_gunicorn_refuses_to_start_without_redis(tmp_path: Any) -> None:

@@ -1,7 +1,8 @@
 """The worker process: `python -m workers` (the Procfile's `worker`).
 
-It runs an RQ `SimpleWorker` with RQ's scheduler (which runs the delayed retries), plus the periodic jobs
-of PERIODIC through rq's cron facility, and relays once at start-up so a crash leaves nothing stranded.
+It runs an RQ `SimpleWorker`, and from a thread of its own RQ's scheduler (which runs the delayed retries
+and finalizes) and the periodic jobs of PERIODIC through rq's cron facility; it relays once at start-up so
+a crash leaves nothing stranded.
 
 Why SimpleWorker: the default `rq worker` forks a work-horse per job, so every job pays a fork, fresh
 imports and a new database connection (about 3 jobs/s measured here); a SimpleWorker runs jobs in its own
@@ -10,6 +11,9 @@ batches, so one process folds thousands of deliveries a second. What it gives up
 interpreter takes the worker down with it (the supervisor restarts it; the rows are still unprocessed, so
 the start-up relay picks them up), and a job timeout is enforced with SIGALRM in-process. Scale out by
 running more worker processes: the per-room lock keeps them off each other's rooms.
+
+Outages of Redis or the database, at start-up or later, are waited out (see workers.outages): the process
+exits only when told to, or on a configuration error.
 """
 
 from __future__ import annotations
@@ -17,18 +21,23 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import signal
 import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from types import FrameType
+from typing import Any, NoReturn
 
-from redis.exceptions import RedisError
+from redis.client import Pipeline
 from rq import SimpleWorker
 from rq.cron import CronScheduler
+from rq.scheduler import RQScheduler
+from sqlalchemy.exc import ArgumentError
 
 # Imported here, before any job runs, so the first job does not pay for them.
 from workers import folding, inbox, jobs, migrate, payloads, process, queueing, session_jobs  # noqa: F401
+from workers.outages import MAX_DELAY_SECONDS, REDIS, TRANSIENT, Outages
 from workers.runtime import QUEUE_NAME, Runtime
 from workers.settings import ConfigError, Settings, load_settings, require_redis
 
@@ -47,22 +56,17 @@ PERIODIC: list[tuple[Callable[..., Any], int]] = [
 def main(argv: list[str] | None = None) -> None:
     """Run the worker until it is told to stop."""
     options = _parse(argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("alembic").setLevel(logging.WARNING)
+    _stop_on_signals()
+    configure_logging()
     settings = load_settings()
     if not (options.embedded or settings.demo):
         require_redis(settings)
-    runtime = start_runtime(settings)
-    try:
-        runtime.redis.ping()
-    except RedisError as error:
-        raise ConfigError(f"REDIS_URL: cannot reach Redis ({type(error).__name__})") from None
-    jobs.relay_rooms(runtime, None)  # whatever a crash left unprocessed, signal it now
-    runtime.engine.dispose()  # RQ's scheduler forks next: hand it an empty pool
+    outages = Outages()
+    runtime = start_runtime(settings, outages)
     if not options.burst:
-        start_periodic(runtime)
-    worker = SimpleWorker([runtime.queue()], connection=runtime.redis)
-    worker.work(burst=options.burst, with_scheduler=True)
+        start_schedulers(runtime, outages)
+    log.info("worker ready, pid %s, queue %s", os.getpid(), QUEUE_NAME)
+    work(runtime, outages, burst=options.burst)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -72,43 +76,137 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def start_runtime(settings: Settings) -> Runtime:
-    """Create this process's Runtime and bind the jobs to it; a forked child gets a fresh pool."""
-    runtime = Runtime.start(settings, INSTANCE_PATH)
-    if settings.database_url is None:  # the dev default SQLite file: bring its schema up as the web app does
-        migrate.upgrade_locked(settings.resolved_database_url(INSTANCE_PATH), INSTANCE_PATH)
-    elif not migrate.is_current(settings.database_url):
-        raise ConfigError(
-            "DATABASE_URL: the schema is not at the latest migration; run `flask --app wsgi db upgrade`"
-        )
+class _QuietOutage(logging.Filter):
+    # RQ logs each failed try to reach Redis, and a traceback when its loop dies of one; the worker's
+    # Outages report each outage once instead.
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return "could not connect to Redis" not in str(record.msg) and not isinstance(error, TRANSIENT)
+
+
+def configure_logging() -> None:
+    """Log at INFO: one line per drain batch and per outage, not RQ's four lines per job."""
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    rq_worker = logging.getLogger("rq.worker")
+    rq_worker.setLevel(logging.WARNING)  # its INFO lines are per job: dequeued, Job OK, result kept
+    rq_worker.addFilter(_QuietOutage())
+    # A Redis restart makes the scheduler re-acquire its lock with a warning: the outage is logged already.
+    logging.getLogger("rq.scheduler").setLevel(logging.ERROR)
+    logging.getLogger("rq.cron").setLevel(logging.WARNING)
+
+
+def start_runtime(settings: Settings, outages: Outages) -> Runtime:
+    """Create this process's Runtime, once its services answer, and bind the jobs to it."""
+    try:
+        runtime = Runtime.start(settings, INSTANCE_PATH)
+    except (ArgumentError, ImportError):  # their messages may repeat the URL, password and all
+        raise ConfigError("DATABASE_URL: no database driver for this URL's scheme") from None
+    outages.wait_until(lambda: _ready(runtime))
     # A child must never reuse the parent's database sockets: drop them there without closing them.
     os.register_at_fork(after_in_child=lambda: runtime.engine.dispose(close=False))
     process.install(runtime)
     return runtime
 
 
-def start_periodic(runtime: Runtime) -> CronScheduler:
-    """Enqueue each PERIODIC job on its interval, from a daemon thread of this process."""
+def _ready(runtime: Runtime) -> None:
+    """Check the schema, reach Redis, and signal whatever a crash left unprocessed."""
+    settings = runtime.settings
+    if settings.database_url is None:  # the dev default SQLite file: bring its schema up as the web app does
+        migrate.upgrade_locked(settings.resolved_database_url(INSTANCE_PATH), INSTANCE_PATH)
+    elif not migrate.is_current(settings.database_url):
+        raise ConfigError(
+            "DATABASE_URL: the schema is not at the latest migration; run `flask --app wsgi db upgrade`"
+        )
+    runtime.redis.ping()
+    jobs.relay_rooms(runtime, None)
+
+
+class RollcallWorker(SimpleWorker):
+    """RQ's in-process worker, telling the process's Outages when Redis goes and comes back."""
+
+    # RQ's own backoff while it cannot reach Redis between jobs: doubling, capped like ours.
+    exponential_backoff_factor = 2.0
+    max_connection_wait_time = MAX_DELAY_SECONDS
+    outages: Outages
+    stop_requested = False
+
+    def heartbeat(self, timeout: int | None = None, pipeline: Pipeline | None = None) -> None:
+        """Extend the worker's registration, noting whether Redis answered."""
+        try:
+            super().heartbeat(timeout, pipeline)
+        except TRANSIENT as error:
+            self.outages.lost(error)
+            raise
+        if pipeline is None:  # a pipeline's commands have not reached Redis yet
+            self.outages.back(REDIS)
+
+    def request_stop(self, signum: Any, frame: Any) -> None:
+        """Stop after the current job (SIGTERM, SIGINT), and do not start again."""
+        self.stop_requested = True
+        super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
+
+
+def work(runtime: Runtime, outages: Outages, *, burst: bool = False) -> None:
+    """Work the queue until told to stop; whenever Redis fails under RQ's loop, wait for it and go on."""
+    while True:
+        worker = RollcallWorker([runtime.queue()], connection=runtime.redis, log_job_description=False)
+        worker.outages = outages
+        try:
+            worker.work(burst=burst, with_scheduler=burst)  # in burst mode, due retries are enqueued once
+        except TRANSIENT as error:
+            outages.lost(error)
+        if worker.stop_requested or burst:
+            return
+        _stop_on_signals()
+        outages.wait_until(runtime.redis.ping)
+        time.sleep(1)  # an RQ loop that failed for another reason must not spin
+
+
+def _stop_on_signals() -> None:
+    # Outside RQ's loop no job runs: a stop request (SIGTERM, SIGINT) may end the process at once.
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+
+
+def _stop(signum: int, frame: FrameType | None) -> NoReturn:
+    raise SystemExit(0)
+
+
+def start_schedulers(runtime: Runtime, outages: Outages) -> None:
+    """Run RQ's scheduler and the PERIODIC jobs from a daemon thread of this process."""
+    scheduler = RQScheduler([QUEUE_NAME], connection=runtime.redis, logging_level=logging.ERROR)
     cron = CronScheduler(connection=runtime.redis, name=f"rollcall-worker-{os.getpid()}")
     for function, interval in PERIODIC:
         cron.register(function, QUEUE_NAME, interval=interval, job_timeout=300, result_ttl=60)
-    threading.Thread(target=_run_cron, args=(cron,), name="rollcall-cron", daemon=True).start()
-    return cron
+    threading.Thread(
+        target=_run_schedulers, args=(scheduler, cron, outages), name="rollcall-schedulers", daemon=True
+    ).start()
 
 
-def _run_cron(cron: CronScheduler) -> None:
-    # CronScheduler.start() installs signal handlers, which only the main thread may; this is its loop.
-    cron.register_birth()
+def _run_schedulers(scheduler: RQScheduler, cron: CronScheduler, outages: Outages) -> None:
+    # Their own start() methods fork or install signal handlers (which only the main thread may): this is
+    # their loop, in a thread, so an outage costs a pause here rather than a dead scheduler process.
+    born = False  # registered in Redis; again after an outage, in case Redis restarted empty
     while True:
         try:
+            if not born:
+                scheduler.register_birth()
+                cron.register_birth()
+                born = True
+            if scheduler.should_reacquire_locks:
+                scheduler.acquire_locks()  # type: ignore[no-untyped-call]
+            scheduler.heartbeat()  # type: ignore[no-untyped-call]
+            scheduler.enqueue_scheduled_jobs()  # type: ignore[no-untyped-call]
             if cron.enqueue_jobs():
                 cron.save()
             cron.heartbeat()
-            pause = cron.calculate_sleep_interval()
-        except RedisError as error:
-            log.warning("periodic jobs: Redis unavailable (%s); trying again", type(error).__name__)
-            pause = 5
-        time.sleep(max(pause, 1))
+        except TRANSIENT as error:
+            born = False
+            time.sleep(outages.lost(error))
+            continue
+        outages.back(REDIS)
+        time.sleep(scheduler.interval)
 
 
 if __name__ == "__main__":

@@ -165,6 +165,23 @@ def unprocessed(session: Session, room_id: int, limit: int) -> Sequence[Delivery
     return session.scalars(query).all()
 
 
+def unprocessed_ids(session: Session, room_id: int, limit: int) -> Sequence[int]:
+    """Return the ids of what `unprocessed` returns, without loading the rows."""
+    query = (
+        select(Delivery.id)
+        .where(Delivery.room_id == room_id, IS_UNPROCESSED)
+        .order_by(Delivery.id)
+        .limit(limit)
+    )
+    return session.scalars(query).all()
+
+
+def unprocessed_of(session: Session, delivery_ids: Sequence[int]) -> Sequence[Delivery]:
+    """Return those of `delivery_ids` still to fold, oldest first."""
+    query = select(Delivery).where(Delivery.id.in_(delivery_ids), IS_UNPROCESSED).order_by(Delivery.id)
+    return session.scalars(query).all()
+
+
 def mark_processed(session: Session, delivery_ids: Sequence[int]) -> None:
     """Mark deliveries folded; raise FoldConflict if another drain got to any of them first."""
     result = session.execute(
@@ -181,12 +198,13 @@ def mark_processed(session: Session, delivery_ids: Sequence[int]) -> None:
         raise FoldConflict(f"{len(delivery_ids) - result.rowcount} deliveries were folded by another drain")  # type: ignore[attr-defined]
 
 
-def mark_failed(session: Session, delivery_id: int, reason: str) -> None:
-    """Mark one delivery failed, with why."""
-    session.execute(
+def mark_failed(session: Session, delivery_id: int, reason: str) -> str | None:
+    """Mark one delivery failed, with why; return its event, None if it was not unprocessed."""
+    return session.scalar(
         update(Delivery)
         .where(Delivery.id == delivery_id, IS_UNPROCESSED)
         .values(status=DeliveryStatus.FAILED.value, status_reason=reason[:2000])
+        .returning(Delivery.event)
         .execution_options(synchronize_session=False)
     )
 

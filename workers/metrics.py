@@ -78,6 +78,11 @@ def count_folded(redis: Redis, deliveries: Sequence[Delivery], failed_ids: Colle
         pipeline.execute()
 
 
+def count_failed(redis: Redis, event: str) -> None:
+    """Count one delivery marked failed on its own, after its batch failed."""
+    redis.hincrby(FOLDED_KEY, f"{event} {DeliveryStatus.FAILED}", 1)
+
+
 def count_notification(redis: Redis, state: str) -> None:
     """Count a notification a send job moved to `state` (sending = an attempt, pending = a retry)."""
     redis.hincrby(NOTIFICATIONS_KEY, state, 1)

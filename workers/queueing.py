@@ -19,18 +19,18 @@ from __future__ import annotations
 import time
 
 from redis import Redis
-from rq import Callback, Queue, Retry
+from rq import Queue, Retry
 
 PENDING_SECONDS = 60
 # A drain waits until its signal is this old: under load one job then folds a burst, not one delivery,
 # and its fixed cost (RQ's bookkeeping, the session recompute) is shared; idle, it costs this much latency.
 GATHER_SECONDS = 0.25
 DRAIN_TIMEOUT_SECONDS = 600
-# Backoff between attempts; after the last one the failure callback folds the room one delivery at a time.
+# Backoff between attempts of a drain that failed on an outage (a bad delivery fails alone, in the job);
+# after the last one, the relay signals the room again once its deliveries are RELAY_MIN_AGE_SECONDS old.
 DRAIN_RETRY = Retry(max=3, interval=[5, 30, 120])
 # Named, not imported: the web process enqueues without importing the worker's code.
 DRAIN_FUNCTION = "workers.jobs.drain_room"
-DRAIN_FAILED_CALLBACK = "workers.jobs.drain_failed"
 
 
 def pending_key(room_id: int) -> str:
@@ -60,7 +60,6 @@ def enqueue_drain(queue: Queue, room_id: int, retry: Retry = DRAIN_RETRY) -> Non
         room_id,
         job_id=drain_job_id(room_id),
         retry=retry,
-        on_failure=Callback(DRAIN_FAILED_CALLBACK),
         job_timeout=DRAIN_TIMEOUT_SECONDS,
         # Kept long enough that a copy enqueued while this one runs still finds its job hash.
         result_ttl=DRAIN_TIMEOUT_SECONDS,

@@ -1,0 +1,268 @@
+"""The worker process (`python -m workers`) against services that come and go, and what it logs."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy.engine import make_url
+
+from tests.servers import free_port
+from tests.test_inbox import arrival, make_room
+from tests.test_jobs import (  # noqa: F401  (own_redis: a fixture)
+    PROJECT,
+    database_held,
+    fates,
+    fold_counts,
+    join_body,
+    own_redis,
+    store_joins,
+    wait_for,
+)
+from workers import inbox, jobs, queueing
+from workers.runtime import Runtime
+from workers.settings import Settings
+
+WAITING = "unreachable"
+BACK = "reachable again"
+
+
+class WorkerProcess:
+    """A `python -m workers` subprocess whose log (stdout and stderr) goes to a file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            # Its own process group: a kill takes whatever it started too.
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "workers", *args],
+                cwd=PROJECT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def lines(self, containing: str = "") -> list[str]:
+        """Return the lines logged so far that contain `containing`."""
+        return [line for line in self.log_path.read_text().splitlines() if containing in line]
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Start worker processes with the given DATABASE_URL and REDIS_URL; kill them at the end."""
+    started: list[WorkerProcess] = []
+
+    def spawn(database_url: str, redis_url: str, *args: str) -> WorkerProcess:
+        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "API_TOKEN": "t"}
+        worker = WorkerProcess(list(args), env, tmp_path / f"worker-{len(started)}.log")
+        started.append(worker)
+        return worker
+
+    yield spawn
+    for worker in started:
+        worker.kill()
+
+
+def runtime_on(settings: Settings) -> Runtime:
+    return Runtime.start(settings)
+
+
+def signal_joins(runtime: Runtime, room_id: int, count: int, first: int) -> None:
+    store_joins(runtime, room_id, count, first=first)
+    queueing.signal_room(runtime.redis, runtime.queue(), room_id)
+
+
+@pytest.mark.slow
+def test_the_worker_waits_for_redis_and_outlives_its_restart(
+    make_settings: Callable[..., Settings],
+    database_url: str,
+    own_redis: Any,  # noqa: F811  (the fixture imported above)
+    spawn_worker: Callable[..., WorkerProcess],
+) -> None:
+    worker = spawn_worker(database_url, own_redis.url)
+    wait_for(lambda: worker.lines(WAITING), "the worker to say it waits for Redis")
+    time.sleep(4)  # several tries: 1 s, then 2 s
+    assert worker.alive()
+    assert len(worker.lines("Redis " + WAITING)) == 1
+    server = own_redis()
+    runtime = runtime_on(make_settings(redis_url=own_redis.url))
+    try:
+        room_id, _ = make_room(runtime)
+        signal_joins(runtime, room_id, 20, first=0)
+        wait_for(lambda: fates(runtime) == {"processed": 20}, "the deliveries to be folded", seconds=60)
+        assert len(worker.lines("Redis " + BACK)) == 1
+        time.sleep(2)  # the worker is idle now, blocked waiting for a job
+        server.kill()
+        server.wait()
+        wait_for(lambda: len(worker.lines("Redis " + WAITING)) == 2, "the worker to notice", seconds=60)
+        time.sleep(3)
+        assert worker.alive()
+        own_redis()  # back, and empty
+        signal_joins(runtime, room_id, 20, first=20)
+        wait_for(lambda: fates(runtime) == {"processed": 40}, "the new deliveries to be folded", seconds=90)
+        assert worker.alive()
+        assert fold_counts(runtime) == {1}  # nothing folded twice across the outages
+        assert len(worker.lines("Redis " + WAITING)) == 2
+        assert len(worker.lines("Redis " + BACK)) == 2
+        assert not worker.lines("Traceback")
+    finally:
+        runtime.engine.dispose()
+
+
+@pytest.mark.slow
+def test_redis_lost_in_the_middle_of_a_drain_loses_nothing_and_folds_nothing_twice(
+    make_settings: Callable[..., Settings],
+    database_url: str,
+    own_redis: Any,  # noqa: F811  (the fixture imported above)
+    spawn_worker: Callable[..., WorkerProcess],
+) -> None:
+    own_redis()
+    runtime = runtime_on(make_settings(redis_url=own_redis.url))
+    try:
+        room_id, _ = make_room(runtime)
+        store_joins(runtime, room_id, jobs.BATCH_SIZE + 500)
+        with database_held(database_url, room_id, skip=jobs.BATCH_SIZE):
+            worker = spawn_worker(database_url, own_redis.url)
+            queueing.signal_room(runtime.redis, runtime.queue(), room_id)
+            lock_key = f"rollcall:lock:room:{room_id}"
+            wait_for(lambda: runtime.redis.exists(lock_key), "the drain to start")
+            time.sleep(1)  # the drain is now blocked inside a transaction
+            server = own_redis.servers[-1]
+            server.kill()
+            server.wait()
+            own_redis()  # back, and empty: the drain's lock and job are gone
+        wait_for(
+            lambda: fates(runtime) == {"processed": jobs.BATCH_SIZE + 500},
+            "the relay to fold what the drain left",
+            seconds=120,
+        )
+        assert worker.alive()
+        assert fold_counts(runtime) == {1}
+    finally:
+        runtime.engine.dispose()
+
+
+class TcpRelay:
+    """A TCP relay from a local port to a server: a database that is unreachable until it is started."""
+
+    def __init__(self, port: int, target: tuple[str, int]) -> None:
+        self.port, self.target = port, target
+        self.listener = socket.create_server(("127.0.0.1", port))
+
+    def serve(self) -> None:
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        with contextlib.suppress(OSError):
+            while True:
+                client, _ = self.listener.accept()
+                server = socket.create_connection(self.target)
+                for source, sink in ((client, server), (server, client)):
+                    threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
+
+    @staticmethod
+    def _pump(source: socket.socket, sink: socket.socket) -> None:
+        with contextlib.suppress(OSError):
+            while data := source.recv(65536):
+                sink.sendall(data)
+        with contextlib.suppress(OSError):
+            sink.shutdown(socket.SHUT_WR)
+
+    def close(self) -> None:
+        self.listener.close()
+
+
+@pytest.mark.slow
+def test_the_worker_waits_for_the_database(
+    runtime: Runtime,
+    database_url: str,
+    redis_url: str,
+    spawn_worker: Callable[..., WorkerProcess],
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a SQLite file is never unreachable")
+    port = free_port()
+    real = make_url(database_url)
+    relayed = real.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
+    worker = spawn_worker(relayed, redis_url)
+    wait_for(lambda: worker.lines(WAITING), "the worker to say it waits for the database")
+    time.sleep(4)
+    assert worker.alive()
+    assert len(worker.lines("Database " + WAITING)) == 1
+    relay = TcpRelay(port, (real.host or "127.0.0.1", real.port or 5432))
+    try:
+        relay.serve()
+        room_id, _ = make_room(runtime)
+        signal_joins(runtime, room_id, 20, first=0)
+        wait_for(lambda: fates(runtime) == {"processed": 20}, "the deliveries to be folded", seconds=90)
+        assert len(worker.lines("Database " + BACK)) == 1
+        assert worker.alive()
+    finally:
+        relay.close()
+
+
+def test_a_database_url_of_an_unknown_scheme_stops_the_worker_with_one_line(
+    redis_url: str, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = spawn_worker("nosuchdb://user:hunter2@127.0.0.1/rollcall", redis_url)
+    assert worker.process.wait(timeout=60) != 0
+    [line] = worker.lines()
+    assert line.startswith("DATABASE_URL: ")
+    assert "hunter2" not in line
+
+
+def test_a_schema_behind_the_migrations_stops_the_worker_with_one_line(
+    tmp_path: Path, redis_url: str, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    empty = f"sqlite:///{tmp_path / 'empty.sqlite'}"
+    worker = spawn_worker(empty, redis_url)
+    assert worker.process.wait(timeout=60) != 0
+    [line] = worker.lines()
+    assert line.startswith("DATABASE_URL: the schema is not at the latest migration")
+
+
+@pytest.mark.slow
+def test_the_worker_logs_one_line_per_drain_batch(
+    runtime: Runtime, database_url: str, redis_url: str, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    rooms = 12
+    for index in range(rooms):
+        room_id, _ = make_room(runtime, name=f"room-{index}", metered_room_id=None)
+        for person in range(3):
+            inbox.store(runtime.engine, arrival(room_id, join_body(person, meeting=f"ms-{index}")))
+        queueing.signal_room(runtime.redis, runtime.queue(), room_id)
+    worker = spawn_worker(database_url, redis_url, "--burst")
+    assert worker.process.wait(timeout=120) == 0
+    assert fates(runtime) == {"processed": 3 * rooms}
+    batches = worker.lines(": folded 3, failed 0 in ")
+    assert len(batches) == rooms
+    # Besides the batches, only the start-up relay's line: none of RQ's lines per job.
+    assert len(worker.lines()) - len(batches) <= 2, worker.lines()
+
+
+def test_the_worker_stops_when_told_to(
+    database_url: str, redis_url: str, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = spawn_worker(database_url, redis_url)
+    wait_for(lambda: worker.lines("worker ready"), "the worker to start")
+    worker.process.send_signal(signal.SIGTERM)
+    assert worker.process.wait(timeout=60) == 0
