@@ -360,6 +360,7 @@ def test_pages_draw_times_at_either_end_of_the_calendar(
     page = parse_html(answer.text)
     assert len(page.by_id("timeline").find_all("rect", "segment")) == 1
     assert page.by_id("timeline").find_all("text", "tick-label")
+    assert f"{iso_ms(started)[:10]} {iso_ms(started)[11:19]} UTC" in page.text()  # 0001-01-01, not 1-01-01
     room = parse_html(client.get(f"/rooms/{room_name}").text)
     assert [a.text() for a in room.by_id("sessions").find_all("a")] == [msid]
 
