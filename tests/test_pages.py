@@ -306,8 +306,8 @@ def test_a_big_session_pages_its_people_and_says_how_many_there_are(site: Any) -
         path = onward[0].attrs["href"] if onward else None
     expected = sorted(range(count), key=lambda n: (n % 60, n))
     assert seen == [f"Person {n:03d}" for n in expected]
-    last = [a for a in page.find_all("a") if a.attrs.get("rel") == "first"]
-    assert last and client.get(last[0].attrs["href"]).status_code == 200
+    first_page = [a for a in page.find_all("a") if a.attrs.get("rel") == "first"]
+    assert first_page and client.get(first_page[0].attrs["href"]).status_code == 200
 
 
 def test_a_page_number_out_of_range_is_a_problem_naming_the_field(site: Any) -> None:

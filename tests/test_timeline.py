@@ -20,6 +20,7 @@ from webhooks.timeline import (
     RIGHT_PAD,
     WIDTH,
     Timeline,
+    _lanes,
     build_timeline,
     stays,
 )
@@ -226,8 +227,6 @@ def test_the_timeline_draws_what_the_quadratic_one_drew(meeting: Any) -> None:
 @given(spans=st.lists(st.tuples(minute, st.integers(0, 100)), max_size=40))
 def test_lanes_are_the_lowest_free_lane_as_the_quadratic_search_found(spans: list[tuple[int, int]]) -> None:
     ordered = sorted((at(start), at(start + length)) for start, length in spans)
-    from webhooks.timeline import _lanes
-
     assert _lanes(ordered) == timeline_before._lanes(ordered)
 
 

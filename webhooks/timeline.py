@@ -12,7 +12,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from webhooks.timeline_axis import Scale, Tick, concurrency_steps, polyline, scale_for, ticks
+from webhooks.timeline_axis import Scale, Stay, Tick, concurrency_steps, polyline, scale_for, ticks
 from workers.reports import AttendanceOut, SegmentOut
 
 WIDTH = 1000.0
@@ -31,8 +31,6 @@ STALE_AFTER = timedelta(seconds=21600)  # the contract's default STALE_SESSION_S
 MAX_LANES = 4
 MAX_BARS = 100
 MIN_GAP = 1.0  # in a union, a gap narrower than this (user units) is closed: it could not be seen
-
-Stay = tuple[datetime, datetime | None]  # a segment's join and leave; None: still present
 
 
 @dataclass(frozen=True)

@@ -19,7 +19,7 @@ LAST_MOMENT = datetime.max.replace(tzinfo=UTC)
 # people changes tens of thousands of times, far more often than the chart has room to show.
 CURVE_COLUMN = 0.5
 
-Stays = Sequence[tuple[datetime, datetime | None]]  # one person's (join, leave) pairs; None: still present
+Stay = tuple[datetime, datetime | None]  # a segment's join and leave; None: still present
 
 
 @dataclass(frozen=True)
@@ -94,7 +94,7 @@ def _tick_label(moment: datetime, step: int, span: float) -> str:
     return moment.strftime("%H:%M" if step >= 60 else "%H:%M:%S")
 
 
-def concurrency_steps(everyone: Iterable[Stays], latest: datetime) -> list[tuple[datetime, int]]:
+def concurrency_steps(everyone: Iterable[Sequence[Stay]], latest: datetime) -> list[tuple[datetime, int]]:
     """Return (moment, people present from then on) at each change; open segments run to `latest`."""
     changes: list[tuple[datetime, int]] = []
     for person in everyone:
