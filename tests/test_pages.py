@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
 from html.parser import HTMLParser
 from typing import Any
 
@@ -12,10 +13,13 @@ import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from tests.arranged import make_meeting_session
 from tests.conftest import API_TOKEN
 from tests.test_folding import end, fold, join, leave, make_room, start
 from webhooks import runtime_of
-from workers.models import Room
+from webhooks.pages import ROWS_PER_PAGE
+from workers.models import AttendanceRow, MeetingSession, Room
+from workers.timefmt import iso_ms
 
 HOSTILE = "<script>alert(1)</script>"
 VOID = frozenset({"meta", "link", "br", "hr", "img", "input", "col", "source", "wbr"})
@@ -224,3 +228,159 @@ def test_room_page_pages_through_older_sessions(site: Any) -> None:
         older = [a for a in page.find_all("a") if a.attrs.get("rel") == "next"]
         path = older[0].attrs["href"] if older else None
     assert seen == ["m-2", "m-1", "m-0"]
+
+
+Stay = tuple[datetime, datetime | None]
+
+
+def arrange_session(
+    Db: sessionmaker[Session],
+    people: Sequence[Sequence[Stay]],
+    started: datetime | None,
+    ended: datetime | None,
+    room_name: str | None = None,
+) -> tuple[str, str]:
+    """Store a session and one attendance row per person directly, as the fold would leave them; return
+    the session's meeting session id and its room's name."""
+    session_id = make_meeting_session(Db, room_name)
+    with Db.begin() as db:
+        meeting = db.get_one(MeetingSession, session_id)
+        meeting.started_at, meeting.ended_at = started, ended
+        meeting.status = "live" if ended is None else "final"
+        if started is not None and ended is not None:
+            meeting.duration_ms = (ended - started) // timedelta(milliseconds=1)
+        meeting.participant_count = meeting.peak_concurrency = len(people)
+        db.add_all(attendance_row(session_id, n, stays) for n, stays in enumerate(people))
+        room = db.get_one(Room, meeting.room_id)
+        return meeting.meeting_session_id, room.room_name
+
+
+def attendance_row(session_id: int, n: int, stays: Sequence[Stay]) -> AttendanceRow:
+    """Return person n's attendance row: named Person 00n, their stays as its segments."""
+    segments = [
+        {
+            "participantSessionId": f"{n}-{i}",
+            "joinedAt": iso_ms(joined),
+            "leftAt": None if left is None else iso_ms(left),
+            "inferred": False,
+        }
+        for i, (joined, left) in enumerate(stays)
+    ]
+    closed = [left for _, left in stays if left is not None]
+    return AttendanceRow(
+        session_id=session_id,
+        participant_key=f"name:Person {n:03d}",
+        identified_by="name",
+        name=f"Person {n:03d}",
+        first_join_at=min(joined for joined, _ in stays),
+        last_left_at=max(closed, default=None),
+        join_count=1,
+        segments=segments,
+    )
+
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def test_a_big_session_pages_its_people_and_says_how_many_there_are(site: Any) -> None:
+    client, Db = site
+    count = 2 * ROWS_PER_PAGE + 50
+    # Person n joins at minute n % 60, so the order of first join interleaves their keys.
+    people = [
+        [(T0 + timedelta(minutes=n % 60, seconds=n // 60), T0 + timedelta(minutes=90))] for n in range(count)
+    ]
+    msid, _ = arrange_session(Db, people, T0, T0 + timedelta(minutes=90))
+    seen: list[str] = []
+    path: str | None = f"/sessions/{msid}"
+    while path:
+        page = parse_html(client.get(path).text)
+        names = [row.find_all("td")[0].text() for row in page.by_id("attendance").find_all("tr", "attendee")]
+        chart = [p.find_all("title")[0].text() for p in page.by_id("timeline").find_all("g", "person")]
+        assert names == chart and len(names) <= ROWS_PER_PAGE
+        first = len(seen) + 1
+        assert f"People {first:,} to {len(seen) + len(names):,} of {count:,}" in page.text()
+        assert "counts all" in page.text()  # the curve is everyone's on every page
+        assert page.by_id("peak-concurrency").text() == str(count)
+        seen += names
+        onward = [a for a in page.find_all("a") if a.attrs.get("rel") == "next"]
+        path = onward[0].attrs["href"] if onward else None
+    expected = sorted(range(count), key=lambda n: (n % 60, n))
+    assert seen == [f"Person {n:03d}" for n in expected]
+    first_page = [a for a in page.find_all("a") if a.attrs.get("rel") == "first"]
+    assert first_page and client.get(first_page[0].attrs["href"]).status_code == 200
+
+
+def test_a_page_number_out_of_range_is_a_problem_naming_the_field(site: Any) -> None:
+    client, Db = site
+    msid, _ = arrange_session(Db, [[(T0, T0 + timedelta(minutes=5))]], T0, T0 + timedelta(minutes=5))
+    assert "People 1" not in client.get(f"/sessions/{msid}").text  # one page: no pager
+    for page in ("0", "2", "x", "1" * 5000, "-1"):
+        answer = client.get(f"/sessions/{msid}", params={"page": page})
+        assert answer.status_code == 422
+        assert answer.headers["Content-Type"] == "application/problem+json"
+        assert answer.json()["errors"] == [{"field": "page", "message": "must be a whole number from 1 to 1"}]
+
+
+def test_a_person_on_too_many_devices_at_once_is_drawn_as_their_union_and_the_page_says_so(site: Any) -> None:
+    client, Db = site
+    devices = [(T0 + timedelta(seconds=n), T0 + timedelta(minutes=30, seconds=n)) for n in range(500)]
+    msid, _ = arrange_session(Db, [devices, [(T0, T0 + timedelta(minutes=45))]], T0, T0 + timedelta(hours=1))
+    page = parse_html(client.get(f"/sessions/{msid}").text)
+    merged = page.by_id("timeline").find_all("g", "merged")
+    (bar,) = merged[0].find_all("rect", "segment")
+    assert "500 segments drawn as one" in bar.text()
+    assert "1 row draws the union" in page.by_id("merged-rows").text()
+    assert len(page.by_id("timeline").find_all("rect", "segment")) == 2
+
+
+LAST = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+FIRST = datetime(1, 1, 1, tzinfo=UTC)
+
+
+@pytest.mark.parametrize(
+    ("stays", "started", "ended"),
+    [
+        ([(LAST, LAST)], LAST, LAST),
+        ([(LAST - timedelta(hours=1), None)], LAST - timedelta(hours=1), None),
+        ([(LAST, None)], LAST, None),
+        ([(FIRST, FIRST + timedelta(seconds=1))], FIRST, FIRST + timedelta(seconds=1)),
+        ([(FIRST, None)], FIRST, None),
+        # Live, so no duration is stored: eight thousand years of milliseconds overflow the duration column.
+        ([(FIRST, LAST)], FIRST, None),
+    ],
+    ids=["instant-9999", "live-9999", "live-last-ms", "year-1", "live-year-1", "year-1-to-9999"],
+)
+def test_pages_draw_times_at_either_end_of_the_calendar(
+    site: Any, stays: list[Stay], started: datetime, ended: datetime | None
+) -> None:
+    client, Db = site
+    msid, room_name = arrange_session(Db, [stays], started, ended)
+    answer = client.get(f"/sessions/{msid}")
+    assert answer.status_code == 200, answer.text
+    page = parse_html(answer.text)
+    assert len(page.by_id("timeline").find_all("rect", "segment")) == 1
+    assert page.by_id("timeline").find_all("text", "tick-label")
+    assert f"{iso_ms(started)[:10]} {iso_ms(started)[11:19]} UTC" in page.text()  # 0001-01-01, not 1-01-01
+    room = parse_html(client.get(f"/rooms/{room_name}").text)
+    assert [a.text() for a in room.by_id("sessions").find_all("a")] == [msid]
+
+
+def test_room_page_pages_from_a_session_in_year_9999_to_one_in_year_1(site: Any) -> None:
+    client, Db = site
+    late, room_name = arrange_session(Db, [[(LAST, LAST)]], LAST, LAST)
+    with Db.begin() as db:  # a second session in the same room, at the other end of the calendar
+        room_id = db.scalars(select(Room.id).where(Room.room_name == room_name)).one()
+        db.add(
+            MeetingSession(room_id=room_id, meeting_session_id="m-year-1", started_at=FIRST, ended_at=FIRST)
+        )
+    seen: list[str] = []
+    path: str | None = f"/rooms/{room_name}?limit=1"
+    while path:
+        answer = client.get(path)
+        assert answer.status_code == 200, answer.text
+        page = parse_html(answer.text)
+        seen += [a.text() for a in page.by_id("sessions").find_all("a")]
+        older = [a for a in page.find_all("a") if a.attrs.get("rel") == "next"]
+        path = older[0].attrs["href"] if older else None
+    assert seen == [late, "m-year-1"]
+    assert client.get("/sessions/m-year-1").status_code == 200

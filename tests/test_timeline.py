@@ -2,12 +2,29 @@
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
+from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
-from webhooks.timeline import LABEL_WIDTH, RIGHT_PAD, WIDTH, build_timeline, concurrency_steps, ticks
+from tests import timeline_before
+from webhooks.timeline import (
+    BAR_HEIGHT,
+    LABEL_WIDTH,
+    MAX_BARS,
+    MAX_LANES,
+    RIGHT_PAD,
+    WIDTH,
+    Timeline,
+    _lanes,
+    build_timeline,
+    stays,
+)
+from webhooks.timeline_axis import Scale, Tick, concurrency_steps, ticks
 from workers.reports import AttendanceOut, SegmentOut
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
@@ -45,6 +62,10 @@ def person(key: str, *spans: tuple[float, float | None, bool], name: str | None 
     )
 
 
+def chart(lo: datetime, hi: datetime) -> Scale:
+    return Scale(lo, hi, LABEL_WIDTH, WIDTH - RIGHT_PAD)
+
+
 def points(polyline: str) -> list[tuple[float, float]]:
     return [(float(x), float(y)) for x, y in (p.split(",") for p in polyline.split())]
 
@@ -78,7 +99,7 @@ def test_concurrency_counts_a_person_on_two_devices_once_and_leaves_before_joins
         person("ann", (0, 30, False), (10, 40, False)),  # two devices, overlapping
         person("bob", (40, 50, False)),  # joins the instant Ann leaves
     ]
-    assert concurrency_steps(people, at(60)) == [(at(0), 1), (at(40), 1), (at(50), 0)]
+    assert concurrency_steps([stays(p) for p in people], at(60)) == [(at(0), 1), (at(40), 1), (at(50), 0)]
 
 
 def test_the_curve_is_a_step_line_from_the_baseline_up_to_the_peak() -> None:
@@ -129,13 +150,13 @@ def test_a_long_name_is_shortened_on_the_chart_and_kept_whole_for_its_tooltip() 
     ],
 )
 def test_ticks_fall_on_round_utc_times_and_are_few(span: timedelta, labels: list[str]) -> None:
-    found = ticks(T0, T0 + span)
+    found = ticks(chart(T0, T0 + span))
     assert [tick.label for tick in found] == labels
     assert all(LABEL_WIDTH <= tick.x <= WIDTH - RIGHT_PAD + 1e-9 for tick in found)
 
 
 def test_ticks_start_at_the_first_round_time_after_an_odd_start() -> None:
-    found = ticks(at(7.5), at(47))
+    found = ticks(chart(at(7.5), at(47)))
     assert found[0].label == "09:10" and found[0].x > LABEL_WIDTH
     assert all(LABEL_WIDTH <= tick.x <= WIDTH - RIGHT_PAD for tick in found)
 
@@ -161,3 +182,156 @@ def test_a_live_session_silent_past_the_stale_horizon_is_drawn_to_the_latest_tim
     assert stale.live and stale.stale and stale.drawn_until == at(20)
     assert stale.rows[0].bars[0].open
     assert stale.rows[1].bars[0].x + stale.rows[1].bars[0].width == pytest.approx(WIDTH - RIGHT_PAD)
+
+
+# Minutes in [-60, 1200]: the chart is then at most 1260 minutes wide, so distinct minutes are more than half
+# a unit apart and the curve never shares a column between two changes, as the old one never did.
+minute = st.integers(-60, 1200)
+stay = st.tuples(minute, st.one_of(st.none(), st.integers(0, 300)), st.booleans())
+
+
+@st.composite
+def meetings(draw: st.DrawFn) -> tuple[list[AttendanceOut], datetime | None, datetime | None, datetime]:
+    """Up to six people of one to three segments each (so never more lanes than a row draws) and bounds."""
+    people = []
+    for n in range(draw(st.integers(0, 6))):
+        spans = [
+            (start, None if length is None else start + length, inferred)
+            for start, length, inferred in draw(st.lists(stay, min_size=1, max_size=3))
+        ]
+        people.append(person(f"p{n}", *spans, name=draw(st.sampled_from(["", "Ann", f"P {n}"]))))
+    started = draw(st.one_of(st.none(), minute.map(at)))
+    ended = draw(st.one_of(st.none(), minute.map(at)))
+    return people, started, ended, at(draw(minute))
+
+
+def drawn(timeline: Any) -> dict[str, Any]:
+    """Return everything a timeline draws, old or new, as plain data."""
+    shapes = dataclasses.asdict(timeline)
+    for row in shapes["rows"]:
+        row.pop("merged", None)
+    return shapes
+
+
+@settings(max_examples=300, deadline=None)
+@given(meeting=meetings())
+def test_the_timeline_draws_what_the_quadratic_one_drew(meeting: Any) -> None:
+    people, started, ended, now = meeting
+    stale_after = timedelta(hours=3)
+    new = build_timeline(people, started, ended, now, stale_after)
+    assert not new.merged_rows
+    assert drawn(new) == drawn(timeline_before.build_timeline(people, started, ended, now, stale_after))
+
+
+@settings(max_examples=300, deadline=None)
+@given(spans=st.lists(st.tuples(minute, st.integers(0, 100)), max_size=40))
+def test_lanes_are_the_lowest_free_lane_as_the_quadratic_search_found(spans: list[tuple[int, int]]) -> None:
+    ordered = sorted((at(start), at(start + length)) for start, length in spans)
+    assert _lanes(ordered) == timeline_before._lanes(ordered)
+
+
+@settings(max_examples=100, deadline=None)
+@given(meeting=meetings(), cut=st.integers(0, 6))
+def test_a_page_of_rows_draws_the_curve_and_axis_of_everyone(meeting: Any, cut: int) -> None:
+    people, started, ended, now = meeting
+    everyone = [stays(p) for p in people]
+    whole = build_timeline(people, started, ended, now)
+    ordered = sorted(people, key=lambda a: (a.first_join_at, a.participant_key))
+    page = build_timeline(ordered[cut:], started, ended, now, everyone=everyone)
+    for name in ("concurrency_points", "peak", "ticks", "start_x", "end_x", "drawn_until"):
+        assert getattr(page, name) == getattr(whole, name)
+    assert [placed(r) for r in page.rows] == [placed(r) for r in whole.rows[cut:]]
+
+
+def placed(row: Any) -> list[Any]:
+    """Return a row's bars placed relative to the row: the same person draws the same on any page."""
+    return [dataclasses.replace(bar, y=round(bar.y - row.y, 9)) for bar in row.bars]
+
+
+def test_more_devices_at_once_than_lanes_draws_their_union_and_says_how_many_it_joins() -> None:
+    many = [(10 + 5 * n, 40 + 5 * n, n == 2) for n in range(MAX_LANES + 1)]  # all overlap at 30-40
+    people = [person("dev", *many, (70, 80, False)), person("few", *many[:MAX_LANES])]
+    timeline = build_timeline(people, at(0), at(90), now=at(90))
+    dev, few = timeline.rows
+    assert dev.merged and not few.merged and timeline.merged_rows == 1
+    assert [v for bar in dev.bars for v in (bar.x, bar.width)] == pytest.approx(
+        [LABEL_WIDTH + PLOT * 10 / 90, PLOT * 50 / 90, LABEL_WIDTH + PLOT * 70 / 90, PLOT * 10 / 90]
+    )
+    assert [(bar.y, bar.height, bar.inferred) for bar in dev.bars] == [
+        (dev.bar_y, BAR_HEIGHT, True),
+        (dev.bar_y, BAR_HEIGHT, False),
+    ]
+    assert dev.bars[0].title == "dev: 09:10:00 to 10:00:00, 5 segments drawn as one (a bound inferred)"
+    assert len({bar.height for bar in few.bars}) == 1 and few.bars[0].height == BAR_HEIGHT / MAX_LANES
+
+
+def test_more_segments_than_a_row_draws_close_the_gaps_too_short_to_see() -> None:
+    # A flapping connection: a second on, a second off, for five minutes of an hour; then one more stay.
+    flaps = [(n / 60, (n + 1) / 60, False) for n in range(0, 2 * (MAX_BARS + 50), 2)]
+    timeline = build_timeline([person("flap", *flaps, (40, None, False))], at(0), None, now=at(60))
+    (row,) = timeline.rows
+    assert row.merged
+    assert [bar.title for bar in row.bars] == [
+        f"flap: 09:00:00 to 09:04:59, {len(flaps)} segments drawn as one",
+        "flap: 09:40:00 to still present, 1 segments drawn as one",
+    ]
+    assert [bar.open for bar in row.bars] == [False, True]
+
+
+def test_ten_thousand_overlapping_segments_of_one_person_draw_one_bar() -> None:
+    devices = [(n * 0.006, 40 + n * 0.006, False) for n in range(10_000)]
+    timeline = build_timeline([person("crowd", *devices)], at(0), at(100), now=at(100))
+    (row,) = timeline.rows
+    assert row.merged and len(row.bars) == 1
+    assert row.bars[0].title.endswith("10,000 segments drawn as one")
+    assert timeline.peak == 1
+
+
+def test_changes_too_close_to_tell_apart_share_one_vertical_of_the_curve() -> None:
+    second = 1 / 60
+    people = [person(f"p{n}", (n * second, 60, False)) for n in range(3)]  # joins 0.2 units apart
+    timeline = build_timeline(people, at(0), at(60), now=at(60))
+    assert timeline.concurrency_points == (
+        "200.0,82.0 200.0,82.0 200.0,12.0 200.0,58.7 200.0,12.0 980.0,12.0 980.0,82.0 980.0,82.0"
+    )
+
+
+LAST = datetime(9999, 12, 31, 23, 59, 59, 999000, tzinfo=UTC)
+FIRST = datetime(1, 1, 1, tzinfo=UTC)
+
+
+def stay_at(joined: datetime, left: datetime | None) -> AttendanceOut:
+    segment = SegmentOut(participant_session_id="s", joined_at=joined, left_at=left, inferred=False)
+    return person("edge", (0, 1, False)).model_copy(update={"first_join_at": joined, "segments": [segment]})
+
+
+@pytest.mark.parametrize(
+    ("joined", "left", "started", "ended", "now"),
+    [
+        (LAST, LAST, LAST, LAST, T0),  # an instant at the very end of the calendar
+        (LAST, None, LAST, None, T0),  # live there: drawn up to the latest time known, not to now
+        (LAST - timedelta(seconds=30), LAST, None, None, LAST),
+        (FIRST, FIRST, FIRST, FIRST, T0),  # and at its very start
+        (FIRST, None, FIRST, None, T0),  # live since year 1: stale
+        (FIRST, LAST, FIRST, LAST, T0),  # a meeting of eight thousand years
+    ],
+)
+def test_times_at_either_end_of_the_calendar_still_draw(
+    joined: datetime, left: datetime | None, started: datetime | None, ended: datetime | None, now: datetime
+) -> None:
+    timeline: Timeline = build_timeline([stay_at(joined, left)], started, ended, now)
+    assert LABEL_WIDTH <= timeline.rows[0].bars[0].x <= WIDTH - RIGHT_PAD
+    assert timeline.ticks and all(
+        LABEL_WIDTH <= tick.x <= WIDTH - RIGHT_PAD + 1e-9 for tick in timeline.ticks
+    )
+    latest = max(m for m in (joined, left, started, ended) if m is not None)
+    assert timeline.drawn_until - latest in (timedelta(0), timedelta(minutes=1))  # an instant: a minute wide
+    end = left or timeline.drawn_until  # an open segment is drawn up to the right edge
+    assert timeline.peak == (1 if end > joined else 0)
+
+
+def test_a_chart_spanning_years_labels_its_ticks_with_the_year() -> None:
+    found = ticks(chart(FIRST, LAST))
+    assert 2 <= len(found) <= 8
+    assert all(len(tick.label) == 10 and tick.label[4] == "-" for tick in found)
+    assert isinstance(found[0], Tick) and found[0].label.startswith("0")

@@ -6,39 +6,79 @@ computed in webhooks.timeline; works without JavaScript. HTTP Basic auth, the AP
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import timedelta
 
-from flask import Blueprint, current_app, render_template
-from sqlalchemy.orm import Session
+from flask import Blueprint, current_app, render_template, request
 
 from webhooks import runtime_of
 from webhooks.auth import require_basic
+from webhooks.errors import invalid_fields
 from webhooks.pagination import page_body, requested_page
 from webhooks.reports import room_sessions_or_404, session_or_404
 from webhooks.timeline import build_timeline
 from workers.humanize import moment_text, percent_text, span_text, yes_no
 from workers.models.base import utcnow
-from workers.reports import (
-    AttendanceOut,
-    SessionOut,
-    attendance_of,
-    session_out,
-    session_position,
-)
+from workers.reports import attendance_in_join_order, session_out, session_position, stays_of
 
 blueprint = Blueprint("pages", __name__)
+
+# People per page of a session: the table and chart of 10,000 people would be megabytes of HTML and a chart
+# too tall to read. The concurrency curve and the figures always cover everyone; the API and CSV list all.
+ROWS_PER_PAGE = 200
+
+
+@dataclass(frozen=True)
+class PeoplePage:
+    """Which of a session's people a page shows: page `number` of `count`, `ROWS_PER_PAGE` a page."""
+
+    number: int
+    people: int
+
+    @property
+    def count(self) -> int:
+        """Return how many pages the session's people fill (an empty session has one)."""
+        return max(1, -(-self.people // ROWS_PER_PAGE))
+
+    @property
+    def offset(self) -> int:
+        """Return how many people come before this page."""
+        return (self.number - 1) * ROWS_PER_PAGE
+
+    @property
+    def last(self) -> int:
+        """Return the position (from 1) of the page's last person."""
+        return min(self.offset + ROWS_PER_PAGE, self.people)
 
 
 @blueprint.get("/sessions/<meeting_session_id>")
 @require_basic
 def session_page(meeting_session_id: str) -> str:
-    """Show a meeting session: its figures, the attendance table and the timeline."""
+    """Show a meeting session: its figures, and one page of the attendance table and the timeline."""
+    asked = request.args.get("page", "1")
     with runtime_of(current_app).Session() as db:
-        summary, attendance = _load_session(db, meeting_session_id)
+        meeting, room_name = session_or_404(db, meeting_session_id)
+        everyone = stays_of(db, meeting)
+        people = _people_page(asked, len(everyone))
+        attendance = attendance_in_join_order(db, meeting, people.offset, ROWS_PER_PAGE)
+        summary = session_out(meeting, room_name)
     attendance.sort(key=lambda a: (a.first_join_at, a.participant_key))  # the timeline's order
     stale_after = timedelta(seconds=runtime_of(current_app).settings.stale_session_seconds)
-    timeline = build_timeline(attendance, summary.started_at, summary.ended_at, utcnow(), stale_after)
-    return render_template("session.html", session=summary, attendance=attendance, timeline=timeline)
+    timeline = build_timeline(
+        attendance, summary.started_at, summary.ended_at, utcnow(), stale_after, everyone
+    )
+    return render_template(
+        "session.html", session=summary, attendance=attendance, timeline=timeline, people=people
+    )
+
+
+def _people_page(asked: str, people: int) -> PeoplePage:
+    # Not a cursor as in the API: a person reading a report wants "page 3 of 50" and a link to the last.
+    page = PeoplePage(1, people)
+    if not (asked.isascii() and asked.isdigit() and len(asked) < 10 and 1 <= int(asked) <= page.count):
+        message = f"must be a whole number from 1 to {page.count}"
+        raise invalid_fields([{"field": "page", "message": message}])
+    return PeoplePage(int(asked), people)
 
 
 @blueprint.get("/rooms/<room_name>")
@@ -57,11 +97,6 @@ def room_page(room_name: str) -> str:
         sessions=listing["items"],
         cursor=listing["nextCursor"],
     )
-
-
-def _load_session(db: Session, meeting_session_id: str) -> tuple[SessionOut, list[AttendanceOut]]:
-    meeting, room_name = session_or_404(db, meeting_session_id)
-    return session_out(meeting, room_name), attendance_of(db, meeting)
 
 
 # The templates' filters: the same wording as the emails.

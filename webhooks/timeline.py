@@ -1,16 +1,19 @@
 """The session page's timeline as geometry: attendance and session bounds in, SVG shapes out.
 
 Pure: no Flask, no clock (the caller passes `now`), no I/O. Coordinates are SVG user units in a fixed-width
-viewBox; the template only places what is computed here.
+viewBox; the template only places what is computed here. Every step sorts once and sweeps, so a session of
+thousands of people, or one person on thousands of devices, lays out in n log n.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import heapq
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from workers.reports import AttendanceOut
+from webhooks.timeline_axis import Scale, Stay, Tick, concurrency_steps, polyline, scale_for, ticks
+from workers.reports import AttendanceOut, SegmentOut
 
 WIDTH = 1000.0
 LABEL_WIDTH = 200.0  # the gutter holding people's names
@@ -22,9 +25,12 @@ ROW_HEIGHT, BAR_HEIGHT = 22.0, 14.0
 BOTTOM_AXIS_HEIGHT = 24.0
 MIN_BAR_WIDTH = 2.0  # a few seconds in an hour-long meeting would otherwise vanish
 LABEL_CHARS = 28
-MAX_TICKS = 8
 STALE_AFTER = timedelta(seconds=21600)  # the contract's default STALE_SESSION_SECONDS
-TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
+# Beyond these a row draws the union of the person's segments: lanes thinner than a quarter of a bar
+# cannot be told apart, and a hundred bars in one row overlap anyway at their minimum width.
+MAX_LANES = 4
+MAX_BARS = 100
+MIN_GAP = 1.0  # in a union, a gap narrower than this (user units) is closed: it could not be seen
 
 
 @dataclass(frozen=True)
@@ -45,12 +51,7 @@ class Row:
     y: float  # top of the row
     bar_y: float
     bars: list[Bar]
-
-
-@dataclass(frozen=True)
-class Tick:
-    x: float
-    label: str
+    merged: bool = False  # the bars are the union of the person's segments, not one per segment
 
 
 @dataclass(frozen=True)
@@ -75,15 +76,15 @@ class Timeline:
     stale: bool  # live, but silent for longer than the sweeper waits: drawn to the latest time known
     drawn_until: datetime  # the right edge: `now` while live, else the latest time known
 
+    @property
+    def merged_rows(self) -> int:
+        """Count the rows that draw the union of their segments."""
+        return sum(row.merged for row in self.rows)
 
-@dataclass(frozen=True)
-class _Scale:
-    lo: datetime
-    hi: datetime
 
-    def x(self, moment: datetime) -> float:
-        span = (self.hi - self.lo).total_seconds()
-        return LABEL_WIDTH + (moment - self.lo).total_seconds() / span * (WIDTH - LABEL_WIDTH - RIGHT_PAD)
+def stays(person: AttendanceOut) -> list[Stay]:
+    """Return a person's segments as (join, leave) pairs."""
+    return [(segment.joined_at, segment.left_at) for segment in person.segments]
 
 
 def build_timeline(
@@ -92,12 +93,16 @@ def build_timeline(
     ended_at: datetime | None,
     now: datetime,
     stale_after: timedelta = STALE_AFTER,
+    everyone: Sequence[Sequence[Stay]] | None = None,
 ) -> Timeline:
-    """Lay out one row per person, a bar per segment, the concurrency step line and the time axis."""
+    """Lay out a row per person of `attendance` (a bar per segment), the time axis, and the concurrency
+    step line of `everyone` (each person's stays; default: the people of `attendance`)."""
     people = sorted(attendance, key=lambda a: (a.first_join_at, a.participant_key))
-    scale, session_end, stale = _scale(people, started_at, ended_at, now, stale_after)
+    everyone = [stays(person) for person in people] if everyone is None else everyone
+    plot = (LABEL_WIDTH, WIDTH - RIGHT_PAD)
+    scale, session_end, stale = scale_for(_moments(everyone), started_at, ended_at, now, stale_after, plot)
     rows = [_row(person, index, scale) for index, person in enumerate(people)]
-    steps = concurrency_steps(people, scale.hi)
+    steps = concurrency_steps(everyone, scale.hi)
     peak = max((count for _, count in steps), default=0)
     bottom = ROWS_TOP + len(rows) * ROW_HEIGHT + 6.0
     return Timeline(
@@ -112,8 +117,8 @@ def build_timeline(
         row_height=ROW_HEIGHT,
         bar_height=BAR_HEIGHT,
         rows=rows,
-        ticks=ticks(scale.lo, scale.hi),
-        concurrency_points=_polyline(steps, scale, peak),
+        ticks=ticks(scale),
+        concurrency_points=polyline(steps, scale, peak, (CURVE_TOP, CURVE_HEIGHT)),
         peak=peak,
         start_x=scale.x(started_at or scale.lo),
         end_x=scale.x(session_end),
@@ -123,117 +128,81 @@ def build_timeline(
     )
 
 
-def _scale(
-    people: Sequence[AttendanceOut],
-    started_at: datetime | None,
-    ended_at: datetime | None,
-    now: datetime,
-    stale_after: timedelta,
-) -> tuple[_Scale, datetime, bool]:
-    # Cover every reported moment, so a join before the start webhook is not drawn off the chart.
-    moments = [m for m in (started_at, ended_at) if m is not None]
-    for person in people:
-        for segment in person.segments:
-            moments += [segment.joined_at] + ([segment.left_at] if segment.left_at else [])
-    latest = max(moments, default=now)
-    # A live session silent for longer than the sweeper waits is stale: drawn up to now, the meeting would
-    # shrink to a sliver, so its open segments stop at the latest time known instead.
-    stale = ended_at is None and now - latest > stale_after
-    session_end = ended_at or (latest if stale else max(now, latest))
-    lo, hi = min([*moments, session_end]), max(latest, session_end)
-    if hi - lo < timedelta(minutes=1):
-        hi = lo + timedelta(minutes=1)
-    return _Scale(lo, hi), session_end, stale
+def _moments(everyone: Sequence[Sequence[Stay]]) -> Iterable[datetime]:
+    for person in everyone:
+        for joined, left in person:
+            yield joined
+            if left is not None:
+                yield left
 
 
-def _row(person: AttendanceOut, index: int, scale: _Scale) -> Row:
+def _row(person: AttendanceOut, index: int, scale: Scale) -> Row:
     full_name = person.name or person.email or person.participant_key
     label = full_name if len(full_name) <= LABEL_CHARS else full_name[: LABEL_CHARS - 1] + "…"
     y = ROWS_TOP + index * ROW_HEIGHT
     bar_y = y + (ROW_HEIGHT - BAR_HEIGHT) / 2
     segments = sorted(person.segments, key=lambda s: s.joined_at)
     lanes = _lanes([(s.joined_at, s.left_at or scale.hi) for s in segments])
+    if len(segments) > MAX_BARS or max(lanes, default=0) + 1 > MAX_LANES:
+        return Row(label, full_name, y, bar_y, _union_bars(full_name, segments, scale, bar_y), merged=True)
     height = BAR_HEIGHT / (max(lanes, default=0) + 1)
-    bars = []
-    for segment, lane in zip(segments, lanes, strict=True):
-        left = scale.x(segment.joined_at)
-        width = max(scale.x(segment.left_at or scale.hi) - left, MIN_BAR_WIDTH)
-        until = "still present" if segment.left_at is None else _clock(segment.left_at)
-        title = f"{full_name}: {_clock(segment.joined_at)} to {until}" + (
-            " (inferred)" if segment.inferred else ""
-        )
-        bars.append(
-            Bar(left, bar_y + lane * height, width, height, segment.inferred, segment.left_at is None, title)
-        )
+    bars = [
+        _bar(full_name, segment, scale, bar_y + lane * height, height)
+        for segment, lane in zip(segments, lanes, strict=True)
+    ]
     return Row(label, full_name, y, bar_y, bars)
 
 
+def _bar(full_name: str, segment: SegmentOut, scale: Scale, y: float, height: float) -> Bar:
+    left = scale.x(segment.joined_at)
+    width = max(scale.x(segment.left_at or scale.hi) - left, MIN_BAR_WIDTH)
+    until = "still present" if segment.left_at is None else _clock(segment.left_at)
+    title = f"{full_name}: {_clock(segment.joined_at)} to {until}" + (
+        " (inferred)" if segment.inferred else ""
+    )
+    return Bar(left, y, width, height, segment.inferred, segment.left_at is None, title)
+
+
 def _lanes(spans: list[tuple[datetime, datetime]]) -> list[int]:
-    # Greedy interval colouring over spans sorted by start: each goes in the first lane free by then.
-    lane_ends: list[datetime] = []
+    # Greedy interval colouring over spans sorted by start: each goes in the lowest lane free by then.
+    busy: list[tuple[datetime, int]] = []  # (free from, lane) of the lanes in use
+    free: list[int] = []  # lanes in use before and free again
     lanes = []
     for start, end in spans:
-        lane = next((i for i, free_at in enumerate(lane_ends) if free_at <= start), len(lane_ends))
-        if lane == len(lane_ends):
-            lane_ends.append(end)
-        else:
-            lane_ends[lane] = end
+        while busy and busy[0][0] <= start:
+            heapq.heappush(free, heapq.heappop(busy)[1])
+        lane = heapq.heappop(free) if free else len(busy)
+        heapq.heappush(busy, (end, lane))
         lanes.append(lane)
     return lanes
 
 
-def concurrency_steps(people: Sequence[AttendanceOut], latest: datetime) -> list[tuple[datetime, int]]:
-    """Return (moment, people present from then on) at each change; open segments run to `latest`."""
-    changes: list[tuple[datetime, int]] = []
-    for person in people:
-        spans = [(s.joined_at, s.left_at or latest) for s in person.segments]
-        for start, end in _merged(spans):
-            changes += [(start, 1), (end, -1)]
-    steps: list[tuple[datetime, int]] = []
-    present = 0
-    for moment, change in sorted(changes):  # at one instant -1 sorts first: leaves before joins
-        present += change
-        if steps and steps[-1][0] == moment:
-            steps[-1] = (moment, present)
+def _union_bars(full_name: str, segments: list[SegmentOut], scale: Scale, bar_y: float) -> list[Bar]:
+    # One full-height bar per stretch of presence; `segments` are sorted by join.
+    gap = scale.duration(MIN_GAP)
+    stretches: list[tuple[datetime, datetime, list[SegmentOut]]] = []
+    for segment in segments:
+        end = segment.left_at or scale.hi
+        if stretches and segment.joined_at - stretches[-1][1] <= gap:  # no sum: it may pass year 9999
+            start, until, members = stretches[-1]
+            stretches[-1] = (start, max(until, end), members)
+            members.append(segment)
         else:
-            steps.append((moment, present))
-    return steps
+            stretches.append((segment.joined_at, end, [segment]))
+    return [_stretch_bar(full_name, *stretch, scale, bar_y) for stretch in stretches]
 
 
-def _merged(spans: list[tuple[datetime, datetime]]) -> list[tuple[datetime, datetime]]:
-    # One person on two devices is one person present: overlapping or touching spans merge.
-    merged: list[tuple[datetime, datetime]] = []
-    for start, end in sorted(s for s in spans if s[1] > s[0]):
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], end))
-        else:
-            merged.append((start, end))
-    return merged
-
-
-def _polyline(steps: list[tuple[datetime, int]], scale: _Scale, peak: int) -> str:
-    def y(count: int) -> float:
-        return CURVE_TOP + CURVE_HEIGHT - (count / peak * CURVE_HEIGHT if peak else 0.0)
-
-    points = [(scale.x(scale.lo), y(0))]
-    for moment, count in steps:
-        points += [(scale.x(moment), points[-1][1]), (scale.x(moment), y(count))]
-    points.append((scale.x(scale.hi), points[-1][1]))
-    return " ".join(f"{px:.1f},{py:.1f}" for px, py in points)
-
-
-def ticks(lo: datetime, hi: datetime) -> list[Tick]:
-    """Return at most MAX_TICKS ticks at round UTC times between `lo` and `hi`, labelled HH:MM(:SS)."""
-    span = (hi - lo).total_seconds()
-    whole_days = 86400 * -(-int(span) // (86400 * MAX_TICKS))
-    step = next((s for s in TICK_STEPS if span / s <= MAX_TICKS), whole_days)
-    scale = _Scale(lo, hi)
-    first = -(-int(lo.timestamp()) // step) * step  # the first multiple of step at or after lo
-    moments = (datetime.fromtimestamp(t, UTC) for t in range(first, int(hi.timestamp()) + 1, step))
-    label = "%H:%M" if step >= 60 else "%H:%M:%S"
-    if span >= 86400:  # a chart spanning days must say which day
-        label = "%d %b" if step >= 86400 else "%d %b %H:%M"
-    return [Tick(scale.x(m), m.strftime(label)) for m in moments if lo <= m <= hi]
+def _stretch_bar(
+    full_name: str, start: datetime, end: datetime, members: list[SegmentOut], scale: Scale, bar_y: float
+) -> Bar:
+    inferred = any(segment.inferred for segment in members)
+    still_open = any(segment.left_at is None for segment in members)
+    left = scale.x(start)
+    until = "still present" if still_open else _clock(end)
+    title = f"{full_name}: {_clock(start)} to {until}, {len(members):,} segments drawn as one" + (
+        " (a bound inferred)" if inferred else ""
+    )
+    return Bar(left, bar_y, max(scale.x(end) - left, MIN_BAR_WIDTH), BAR_HEIGHT, inferred, still_open, title)
 
 
 def _clock(moment: datetime) -> str:

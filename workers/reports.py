@@ -174,6 +174,30 @@ def attendance_of(
     return [attendance_out(row) for row in db.scalars(query)]
 
 
+def attendance_in_join_order(
+    db: Session, meeting: MeetingSession, offset: int, limit: int
+) -> list[AttendanceOut]:
+    """Return one page of a session's attendance in order of first join (the timeline's order)."""
+    query = (
+        select(AttendanceRow)
+        .where(AttendanceRow.session_id == meeting.id)
+        .order_by(AttendanceRow.first_join_at, AttendanceRow.participant_key)
+    )
+    query = query.offset(offset).limit(limit)
+    return [attendance_out(row) for row in db.scalars(query)]
+
+
+def stays_of(db: Session, meeting: MeetingSession) -> list[list[tuple[datetime, datetime | None]]]:
+    """Return every person's segments in a session as (join, leave) pairs, leave None while present."""
+    # Read as stored, without the wire models: a timeline of 10,000 people needs only these times.
+    query = select(AttendanceRow.segments).where(AttendanceRow.session_id == meeting.id)
+    parse = datetime.fromisoformat  # reads the form iso_ms stored, "Z" and all
+    return [
+        [(parse(s["joinedAt"]), None if s["leftAt"] is None else parse(s["leftAt"])) for s in segments]
+        for segments in db.scalars(query)
+    ]
+
+
 def session_report(db: Session, meeting: MeetingSession, room_name: str) -> SessionWithAttendance:
     """Return a session with its attendance, as the API shows it."""
     summary = session_out(meeting, room_name)
