@@ -29,7 +29,7 @@ from workers.reports import (
 blueprint = Blueprint("pages", __name__)
 
 
-@blueprint.get("/sessions/<meeting_session_id>")
+@blueprint.get("/sessions/<id:meeting_session_id>")
 @require_basic
 def session_page(meeting_session_id: str) -> str:
     """Show a meeting session: its figures, the attendance table and the timeline."""
