@@ -206,3 +206,9 @@ def test_a_stored_body_no_longer_accepted_is_served_as_its_text(
 
 def reject(name: str) -> None:
     raise AssertionError(f"{name} is not JSON")
+
+
+def test_brackets_inside_strings_are_not_nesting(api: httpx.Client, room: tuple[Runtime, str]) -> None:
+    _, token = room
+    body = {"participantSessionId": "p1", "name": "{[" * 50, "meta": [[{"note": "]}" * 50}]]}
+    assert post(api, token, "participant-joined", body).status_code == 202
