@@ -30,9 +30,10 @@ def create_app(settings: Settings | None = None) -> Flask:
     elif not settings.demo:
         _warn_if_schema_behind(database_url)
 
-    from webhooks import cli, ops
+    from webhooks import cli, ops, routing
     from webhooks.errors import register_error_handlers
 
+    app.url_map.converters.update(routing.CONVERTERS)  # before any rule that names one
     register_error_handlers(app)
     app.register_blueprint(ops.blueprint)
     _register_optional_blueprints(app)

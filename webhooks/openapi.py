@@ -75,6 +75,7 @@ PATH_NAMES = {"token": "roomToken", "delivery_id": "id"}  # the contract's names
 CONVERTER_SCHEMAS: dict[str, Schema] = {
     "default": {"type": "string", "pattern": "^[^/]+$"},
     "path": {"type": "string", "minLength": 1},
+    "id": {"type": "string", "minLength": 1, "description": "Any text, percent-encoded (`/` as `%2F`)."},
     "int": {"type": "integer", "minimum": 0},
     "float": {"type": "number", "minimum": 0},
     "uuid": {"type": "string", "format": "uuid"},

@@ -51,7 +51,7 @@ class PeoplePage:
         return min(self.offset + ROWS_PER_PAGE, self.people)
 
 
-@blueprint.get("/sessions/<meeting_session_id>")
+@blueprint.get("/sessions/<id:meeting_session_id>")
 @require_basic
 def session_page(meeting_session_id: str) -> str:
     """Show a meeting session: its figures, and one page of the attendance table and the timeline."""

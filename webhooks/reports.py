@@ -20,6 +20,7 @@ from workers.reports import (
     attendance_of,
     attendance_of_person,
     attendance_out,
+    csv_disposition,
     find_session,
     session_out,
     session_position,
@@ -63,7 +64,7 @@ def room_sessions(room_name: str) -> dict[str, Any]:
         return page_body(rows, page, lambda m: session_out(m, room_name).model_dump(), session_position)
 
 
-@blueprint.get("/api/sessions/<meeting_session_id>")
+@blueprint.get("/api/sessions/<id:meeting_session_id>")
 @require_token
 def show_session(meeting_session_id: str) -> dict[str, Any]:
     """Show one meeting session with its attendance list and its post-meeting notifications."""
@@ -74,7 +75,7 @@ def show_session(meeting_session_id: str) -> dict[str, Any]:
     return SessionReport(**dict(report), notifications=notifications).model_dump()
 
 
-@blueprint.get("/api/sessions/<meeting_session_id>/attendance")
+@blueprint.get("/api/sessions/<id:meeting_session_id>/attendance")
 @require_token
 def session_attendance(meeting_session_id: str) -> Response | dict[str, Any]:
     """List a session's attendance, as JSON (paginated) or (Accept: text/csv, ?format=csv) CSV (all of it)."""
@@ -86,15 +87,14 @@ def session_attendance(meeting_session_id: str) -> Response | dict[str, Any]:
             rows = attendance_of(db, meeting, page.after_key, page.limit + 1)
             return page_body(rows, page, lambda row: row.model_dump(), lambda row: row.participant_key)
         attendance = attendance_of(db, meeting)
-    filename = f"attendance-{meeting_session_id}.csv".replace('"', "")
     return Response(
         attendance_csv(attendance),
         mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        headers={"Content-Disposition": csv_disposition(meeting_session_id)},
     )
 
 
-@blueprint.get("/api/people/<path:participant_key>/attendance")
+@blueprint.get("/api/people/<id:participant_key>/attendance")
 @require_token
 def person_attendance(participant_key: str) -> dict[str, Any]:
     """List one person's attendance across sessions, newest first."""
@@ -111,7 +111,7 @@ def _person_item(row: Any) -> dict[str, Any]:
     ).model_dump()
 
 
-@blueprint.get("/api/sessions/<meeting_session_id>/history")
+@blueprint.get("/api/sessions/<id:meeting_session_id>/history")
 @require_token
 def session_history(meeting_session_id: str) -> dict[str, Any]:
     """List every change to the session's results, oldest first, with its cause."""

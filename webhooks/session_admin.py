@@ -14,7 +14,7 @@ from workers.session_jobs import rebuild_session
 blueprint = Blueprint("session_admin", __name__)
 
 
-@blueprint.post("/api/sessions/<meeting_session_id>/rebuild")
+@blueprint.post("/api/sessions/<id:meeting_session_id>/rebuild")
 @require_token
 def rebuild(meeting_session_id: str) -> tuple[dict[str, Any], int]:
     """Queue a rebuild of the session from its stored deliveries; answer 202 with the job id."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import re
 from email import policy
 from email.parser import BytesParser
@@ -11,6 +12,9 @@ from urllib.parse import parse_qsl
 
 JSON_TYPES = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 FORM_TYPES = frozenset({"application/x-www-form-urlencoded", "multipart/form-data"})
+# Deeper bodies are refused: every reader of a stored body (the audit API, a rebuild) must be able to
+# decode and encode it again, and Python's json recurses once per level. Metered's bodies are 2-3 deep.
+MAX_DEPTH = 32
 
 
 class BodyError(ValueError):
@@ -36,23 +40,64 @@ def read_fields(body: bytes, content_type: str) -> dict[str, Any]:
     try:
         text = body.decode("utf-8")
         if JSON_TYPES.match(kind):
-            fields = _JSON.decode(text)
+            fields = read_json(text)
         elif kind == "multipart/form-data":
             fields = _multipart_fields(body, content_type)
         else:
             fields = _first_values(parse_qsl(text, keep_blank_values=True, errors="strict"))
-    except (ValueError, RecursionError, LookupError):
+    except _Unservable as error:
+        raise BodyError(400, f"The body is not accepted: {error}.") from None
+    except (ValueError, LookupError):
         raise BodyError(400, f"The body is not valid {'JSON' if 'json' in kind else 'form data'}.") from None
     if not isinstance(fields, dict):
         raise BodyError(422, "The body must be an object.", [{"field": "body", "message": "not an object"}])
     return fields
 
 
+class _Unservable(ValueError):
+    """Valid JSON that could not be served back as JSON: too deep, or a number no double holds."""
+
+
+def read_json(text: str) -> Any:
+    """Decode a JSON text; ValueError if it is not JSON, too deep, or has a number out of a double's range."""
+    try:
+        value = _JSON.decode(text)
+    except RecursionError:
+        raise _Unservable(f"nested deeper than {MAX_DEPTH} levels") from None
+    # Counting brackets (strings' too) is a bound on the depth that costs far less than walking the value.
+    brackets = text.count("{") + text.count("[")
+    if brackets > MAX_DEPTH and not _depth_within(value, MAX_DEPTH):
+        raise _Unservable(f"nested deeper than {MAX_DEPTH} levels")
+    return value
+
+
 def _no_constant(name: str) -> None:
     raise ValueError(f"{name} is not JSON")
 
 
-_JSON = json.JSONDecoder(parse_constant=_no_constant)  # made once: json.loads would build one per call
+def _finite(text: str) -> float:
+    number = float(text)
+    if math.isinf(number):  # 1e400 parses as inf, which json.dumps writes as Infinity: not JSON
+        raise _Unservable(f"the number {text[:40]} is out of range")
+    return number
+
+
+# Made once: json.loads would build one per call.
+_JSON = json.JSONDecoder(parse_constant=_no_constant, parse_float=_finite)
+
+
+def _depth_within(value: Any, limit: int) -> bool:
+    # Iterative, so that checking a deep value cannot itself run out of stack.
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        if depth > limit:
+            return False
+        stack.extend((child, depth + 1) for child in children)
+    return True
 
 
 def _first_values(pairs: list[tuple[str, str]]) -> dict[str, Any]:

@@ -25,7 +25,8 @@ from pydantic import (
 from workers.body_fields import BodyError, canonical_json, read_fields
 from workers.events import EVENTS, JOIN, PARTICIPANT_EVENTS
 from workers.field_errors import field_errors, summary
-from workers.webhook_times import metered_time, truncate_ms
+from workers.field_limits import EMAIL_LENGTH, ID_LENGTH, NAME_LENGTH
+from workers.webhook_times import truncate_ms, webhook_time
 
 
 # Value types made by the hundred thousand (this one, and Identity and SegmentFacts in participant_facts)
@@ -62,10 +63,10 @@ def _text(limit: int) -> StringConstraints:
 
 
 # The constraints come before the BeforeValidator so they stay on pydantic-core's own str schema.
-Id = Annotated[str, _text(200), BeforeValidator(_number_as_text)]
-Name = Annotated[str, _text(200)]
-Email = Annotated[str, _text(320)]
-Time = Annotated[datetime, PlainValidator(metered_time)]
+Id = Annotated[str, _text(ID_LENGTH), BeforeValidator(_number_as_text)]
+Name = Annotated[str, _text(NAME_LENGTH)]
+Email = Annotated[str, _text(EMAIL_LENGTH)]
+Time = Annotated[datetime, PlainValidator(webhook_time)]
 
 
 def _aliases(*names: str) -> Any:

@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TypeVarTuple
+from urllib.parse import quote
 
 from pydantic import BaseModel, ConfigDict
 from pydantic.alias_generators import to_camel
@@ -212,6 +214,19 @@ def attendance_csv(rows: Iterable[AttendanceOut]) -> str:
     for row in rows:
         writer.writerow(_csv_cells(row))
     return buffer.getvalue()
+
+
+def csv_disposition(meeting_session_id: str) -> str:
+    """Return the CSV download's Content-Disposition: an ASCII filename, and the exact one (RFC 6266)."""
+    name = f"attendance-{meeting_session_id}.csv"
+    # The fallback holds printable ASCII only (no quote, backslash or %, which some browsers decode); a
+    # line break in a header would split it, and non-ASCII is not allowed there at all.
+    decomposed = (c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
+    fallback = "".join(c if " " <= c <= "~" and c not in '"\\%/' else "_" for c in decomposed)
+    if fallback == name:
+        return f'attachment; filename="{name}"'
+    # RFC 5987's attr-chars stay as they are, as Werkzeug's send_file writes them.
+    return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='!#$&+^`|')}"
 
 
 def _csv_cells(row: AttendanceOut) -> list[object]:

@@ -12,6 +12,10 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # 1e11 is the year 5138 in seconds but 1973 in milliseconds: no real webhook time is ambiguous.
 _MILLISECONDS_FROM = Decimal(100_000_000_000)
 _NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?$")
+# The times a webhook may report. Metered dates from this century; a time outside it is a unit or clock
+# mistake, and folding it in would stretch a session over decades. The bound keeps every duration Rollcall
+# derives within a BIGINT of milliseconds and every time within what Python and both databases hold.
+EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
 def metered_time(value: object) -> datetime:
@@ -24,6 +28,14 @@ def metered_time(value: object) -> datetime:
     except (ValueError, OverflowError, ArithmeticError):
         pass
     raise PydanticCustomError("time", "not a readable time: use ISO-8601, Unix seconds or Unix milliseconds")
+
+
+def webhook_time(value: object) -> datetime:
+    """Read a webhook's time as metered_time does, and refuse one before EARLIEST or from LATEST on."""
+    moment = metered_time(value)
+    if not EARLIEST <= moment < LATEST:
+        raise PydanticCustomError("time_range", "outside the accepted years 2000 to 2099 (UTC)")
+    return moment
 
 
 def _iso_time(text: str) -> datetime:

@@ -4,7 +4,7 @@ A rotated room keeps the SHA-256 of its previous webhook token, and when that to
 that Metered's retries in flight to the old URL are not lost.
 
 Revision ID: 0004
-Revises: 0002
+Revises: 0003
 Create Date: 2026-12-03 13:00:00.000000
 """
 
@@ -16,7 +16,7 @@ from alembic import op
 import workers.models.base
 
 revision: str = "0004"
-down_revision: str | None = "0002"
+down_revision: str | None = "0003"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -22,6 +22,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from workers.events import END, START
+from workers.field_limits import DEDUPE_KEY_LENGTH, EMAIL_LENGTH, EVENT_LENGTH, ID_LENGTH, NAME_LENGTH
 from workers.models.base import Base, utcnow
 
 
@@ -75,17 +76,17 @@ class Delivery(Base):
 
     id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
-    event: Mapped[str] = mapped_column(String(32))
+    event: Mapped[str] = mapped_column(String(EVENT_LENGTH))
     # The contract's natural key: event + participant/meeting session id, else a hash of the body.
-    dedupe_key: Mapped[str] = mapped_column(String(255))
-    meeting_session_ref: Mapped[str | None] = mapped_column(String(200))
-    participant_session_id: Mapped[str | None] = mapped_column(String(200))
+    dedupe_key: Mapped[str] = mapped_column(String(DEDUPE_KEY_LENGTH))
+    meeting_session_ref: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    participant_session_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     event_time: Mapped[datetime | None]
     time_reported: Mapped[bool] = mapped_column(default=True)
     join_time: Mapped[datetime | None]
-    external_user_id: Mapped[str | None] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(320))
-    name: Mapped[str | None] = mapped_column(String(200))
+    external_user_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    email: Mapped[str | None] = mapped_column(String(EMAIL_LENGTH))
+    name: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     facts_version: Mapped[int] = mapped_column(server_default=text("0"))
     raw_body: Mapped[str] = mapped_column(Text)
     content_type: Mapped[str] = mapped_column(Text)  # in full: a multipart boundary is part of it

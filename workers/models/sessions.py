@@ -6,10 +6,11 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ColumnElement, ForeignKey, Index, String, UniqueConstraint, func
+from sqlalchemy import JSON, BigInteger, ColumnElement, ForeignKey, Index, String, UniqueConstraint, func
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
+from workers.field_limits import EMAIL_LENGTH, ID_LENGTH, NAME_LENGTH, PARTICIPANT_KEY_LENGTH
 from workers.models.base import Base, utcnow
 
 
@@ -29,7 +30,7 @@ class MeetingSession(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
-    meeting_session_id: Mapped[str] = mapped_column(String(200), unique=True)
+    meeting_session_id: Mapped[str] = mapped_column(String(ID_LENGTH), unique=True)
     status: Mapped[str] = mapped_column(String(8), default=SessionStatus.LIVE)
     # Facts, as reported (or stood in for by the received time).
     reported_start: Mapped[datetime | None]
@@ -43,11 +44,12 @@ class MeetingSession(Base):
     sweep_cut_at: Mapped[datetime | None]
     # Rules stamped when the session starts, so a later room change does not rewrite history.
     min_attendance_percent: Mapped[float | None]
-    reconnect_grace_seconds: Mapped[int] = mapped_column(default=30)
+    reconnect_grace_seconds: Mapped[int] = mapped_column(BigInteger, default=30)
     # Derived figures.
     started_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
-    duration_ms: Mapped[int | None]
+    # 64-bit: 2**31 milliseconds is under 25 days, and a session may span a century (webhook_times).
+    duration_ms: Mapped[int | None] = mapped_column(BigInteger)
     participant_count: Mapped[int] = mapped_column(default=0)
     peak_concurrency: Mapped[int] = mapped_column(default=0)
     inferred: Mapped[bool] = mapped_column(default=False)
@@ -80,13 +82,13 @@ class ParticipantSession(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("meeting_sessions.id"))
-    participant_session_id: Mapped[str] = mapped_column(String(200))
+    participant_session_id: Mapped[str] = mapped_column(String(ID_LENGTH))
     joined_at: Mapped[datetime | None]
     left_at: Mapped[datetime | None]
-    external_user_id: Mapped[str | None] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(320))
-    name: Mapped[str | None] = mapped_column(String(200))
-    participant_key: Mapped[str] = mapped_column(String(400))
+    external_user_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
+    email: Mapped[str | None] = mapped_column(String(EMAIL_LENGTH))
+    name: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    participant_key: Mapped[str] = mapped_column(String(PARTICIPANT_KEY_LENGTH))
 
 
 class AttendanceRow(Base):
@@ -97,14 +99,14 @@ class AttendanceRow(Base):
 
     id: Mapped[int] = mapped_column(primary_key=True)
     session_id: Mapped[int] = mapped_column(ForeignKey("meeting_sessions.id"))
-    participant_key: Mapped[str] = mapped_column(String(400), index=True)
+    participant_key: Mapped[str] = mapped_column(String(PARTICIPANT_KEY_LENGTH), index=True)
     identified_by: Mapped[str] = mapped_column(String(32))
-    name: Mapped[str | None] = mapped_column(String(200))
-    email: Mapped[str | None] = mapped_column(String(320))
-    external_user_id: Mapped[str | None] = mapped_column(String(200))
+    name: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    email: Mapped[str | None] = mapped_column(String(EMAIL_LENGTH))
+    external_user_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     first_join_at: Mapped[datetime]
     last_left_at: Mapped[datetime | None]
-    attended_ms: Mapped[int] = mapped_column(default=0)
+    attended_ms: Mapped[int] = mapped_column(BigInteger, default=0)
     attendance_percent: Mapped[float | None]
     join_count: Mapped[int] = mapped_column(default=0)
     present: Mapped[bool | None]
