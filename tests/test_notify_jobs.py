@@ -26,7 +26,7 @@ from workers import notify_jobs, notify_plan, process, session_jobs
 from workers.models import AttendanceRow, MeetingSession, Room
 from workers.models.notifications import Notification
 from workers.reports import SessionWithAttendance, attendance_csv, attendance_out, session_out
-from workers.runtime import QUEUE_NAME, Runtime
+from workers.runtime import NOTIFY_QUEUE_NAME, Runtime
 from workers.settings import Settings
 
 SECRET = "whsec_" + base64.b64encode(b"the outbound webhook secret key!").decode()
@@ -146,13 +146,13 @@ def finalized(runtime: Runtime, session_id: int) -> None:
 
 def run_due_retries(runtime: Runtime) -> int:
     """Make scheduled retries due now (as if backoff passed), run a worker with its scheduler; count them."""
-    registry = runtime.queue().scheduled_job_registry
+    registry = runtime.notify_queue().scheduled_job_registry
     job_ids = registry.get_job_ids()
     for job_id in job_ids:
         registry.schedule(
             Job.fetch(job_id, connection=runtime.redis), datetime.now(UTC) - timedelta(seconds=1)
         )
-    SimpleWorker([QUEUE_NAME], connection=runtime.redis).work(burst=True, with_scheduler=True)
+    SimpleWorker([NOTIFY_QUEUE_NAME], connection=runtime.redis).work(burst=True, with_scheduler=True)
     return len(job_ids)
 
 
@@ -305,7 +305,7 @@ def test_without_smtp_url_the_summary_is_recorded_failed(start_runtime: Callable
             "updatedAt": ledger(runtime, session_id)["summary", "organizer@example.com"]["updatedAt"],
         }
     }
-    assert len(runtime.queue()) == 0
+    assert len(runtime.queue()) == len(runtime.notify_queue()) == 0
 
 
 def test_the_webhook_is_signed_retried_on_5xx_and_sent_once(start_runtime: Callable[..., Runtime]) -> None:

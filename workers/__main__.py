@@ -29,6 +29,7 @@ from rq.cron import CronScheduler
 
 # Imported here, before any job runs, so the first job does not pay for them.
 from workers import folding, inbox, jobs, migrate, payloads, process, queueing, session_jobs  # noqa: F401
+from workers.notify_worker import start_notify_process
 from workers.runtime import QUEUE_NAME, Runtime
 from workers.settings import ConfigError, Settings, load_settings, require_redis
 
@@ -59,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         raise ConfigError(f"REDIS_URL: cannot reach Redis ({type(error).__name__})") from None
     jobs.relay_rooms(runtime, None)  # whatever a crash left unprocessed, signal it now
     runtime.engine.dispose()  # RQ's scheduler forks next: hand it an empty pool
+    start_notify_process(runtime, burst=options.burst)  # sends in a process of their own: folds never wait
     if not options.burst:
         start_periodic(runtime)
     worker = SimpleWorker([runtime.queue()], connection=runtime.redis)

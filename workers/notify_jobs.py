@@ -8,12 +8,14 @@ What is sent is the ledger's to decide (workers.notify_plan). Each ledger row ha
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
 from rq import Retry, get_current_job
 from rq.exceptions import DuplicateJobError
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -37,8 +39,10 @@ from workers.settings import Settings
 log = logging.getLogger(__name__)
 
 BACKOFF_SECONDS = [30, 120, 600, 1800, 3600]  # after the last, the notification is recorded failed
-SEND_TIMEOUT_SECONDS = 30.0
-JOB_TIMEOUT_SECONDS = 180  # well above SEND_TIMEOUT_SECONDS: RQ never kills a send mid-conversation
+# The waits of the longest send, an SMTP conversation: connect, greeting, EHLO, STARTTLS, EHLO, AUTH, MAIL,
+# RCPT, DATA, the message, QUIT. Each is bounded by NOTIFY_TIMEOUT_SECONDS, and RQ stops a send that takes
+# longer than all of them together (a server that dribbles its answers a byte at a time).
+SEND_STEPS = 11
 EMAIL_KINDS = {"summary", "thank-you"}
 UNCERTAIN = "delivery uncertain: an earlier attempt stopped while sending; not resent to avoid a duplicate"
 TRANSIENT = (mailer.TransientMailError, outbound.TransientWebhookError)
@@ -98,7 +102,7 @@ def enqueue_pending(runtime: Runtime, session_id: int | None = None) -> None:
         query = query.where(Notification.session_id == session_id)
     with runtime.Session() as db:
         ids = db.scalars(query.order_by(Notification.id)).all()
-    queue, retry = runtime.queue(), Retry(max=len(BACKOFF_SECONDS), interval=BACKOFF_SECONDS)
+    queue, retry = runtime.notify_queue(), Retry(max=len(BACKOFF_SECONDS), interval=BACKOFF_SECONDS)
     for notification_id in ids:
         # A duplicate job is queued, running, waiting to retry or done: it owns the notification.
         with suppress(DuplicateJobError):
@@ -108,8 +112,13 @@ def enqueue_pending(runtime: Runtime, session_id: int | None = None) -> None:
                 job_id=f"notify-send-{notification_id}",
                 unique=True,
                 retry=retry,
-                job_timeout=JOB_TIMEOUT_SECONDS,
+                job_timeout=job_timeout(runtime.settings),
             )
+
+
+def job_timeout(settings: Settings) -> int:
+    """Return the RQ timeout of a send job: every step of the longest send at NOTIFY_TIMEOUT_SECONDS."""
+    return math.ceil(settings.notify_timeout_seconds * SEND_STEPS) + 1
 
 
 def send_notification(notification_id: int) -> None:
@@ -130,6 +139,11 @@ def send_notification(notification_id: int) -> None:
     except PERMANENT as error:
         _move(runtime, notification_id, State.SENDING, State.FAILED, str(error))
         return
+    except JobTimeoutException:
+        # Left `sending` for the next attempt to settle (see _ready); the reason says what happened.
+        reason = f"stopped by the job timeout ({job_timeout(runtime.settings)} s)"
+        _move(runtime, notification_id, State.SENDING, State.SENDING, reason)
+        raise
     _move(runtime, notification_id, State.SENDING, State.SENT)
 
 
@@ -140,7 +154,7 @@ def _ready(runtime: Runtime, notification_id: int) -> tuple[Delivery | None, str
             return None, ""
         if note.state == State.SENDING and note.kind in EMAIL_KINDS:
             # The last attempt died mid-send (a killed worker): the mail may have gone, so never resend.
-            _move(runtime, notification_id, note.state, State.FAILED, UNCERTAIN)
+            _move(runtime, notification_id, note.state, State.FAILED, _uncertain(note.reason))
             return None, note.state
         try:
             # A webhook found `sending` is sent again: the same webhook-id lets its receiver drop a repeat.
@@ -160,7 +174,7 @@ def _prepare(settings: Settings, db: Session, note: Notification) -> Delivery:
         outbound.signing_key(settings.notify_webhook_secret.get_secret_value()),
     )
     message_id, body = note.message_id, (note.payload or "").encode()
-    return lambda: outbound.post_event(url, key, message_id, body, SEND_TIMEOUT_SECONDS)
+    return lambda: outbound.post_event(url, key, message_id, body, settings.notify_timeout_seconds)
 
 
 def _prepare_email(settings: Settings, db: Session, note: Notification) -> Delivery:
@@ -180,7 +194,11 @@ def _prepare_email(settings: Settings, db: Session, note: Notification) -> Deliv
         if attendee is None:
             raise NotSendable("no longer an attendee of this session")
         message = thank_you_email(report, attendee, sender, note.recipient, note.message_id)
-    return lambda: mailer.send_mail(server, message, SEND_TIMEOUT_SECONDS)
+    return lambda: mailer.send_mail(server, message, settings.notify_timeout_seconds)
+
+
+def _uncertain(last_reason: str | None) -> str:
+    return f"{UNCERTAIN} ({last_reason})" if last_reason else UNCERTAIN
 
 
 def _move(
