@@ -67,7 +67,7 @@ def mail_and_hooks(mailbox: Mailbox, receiver: Receiver) -> Iterator[dict[str, A
 
 
 def final_session(
-    runtime: Runtime, organizer: str | None = "organizer@example.com", thank: bool = False
+    runtime: Runtime, organizer: str | None = "organizer@example.com", thank: bool = False, trust: bool = False
 ) -> int:
     """Store a final meeting session of an hour with PEOPLE in it; return its id."""
     with runtime.Session.begin() as db:
@@ -76,6 +76,7 @@ def final_session(
             webhook_token_hash=uuid.uuid4().hex,
             organizer_email=organizer,
             notify_participants=thank,
+            options={"trustParticipantEmails": trust},
             min_attendance_percent=40,
         )
         db.add(room)
@@ -199,7 +200,7 @@ def test_thank_yous_go_only_to_attendees_with_an_email_when_asked(
     mailbox = Mailbox()
     with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
         runtime = start_runtime(**config)
-        session_id = final_session(runtime, organizer=None, thank=True)
+        session_id = final_session(runtime, organizer=None, thank=True, trust=True)
         finalized(runtime, session_id)
     sent = {message["X-Envelope-To"]: message for message in mailbox.received}
     assert set(sent) == {"ada@example.com", "linus@example.com"}  # no organizer, Grace has no address
@@ -212,7 +213,7 @@ def test_finalizing_again_sends_nothing_new(start_runtime: Callable[..., Runtime
     mailbox, receiver = Mailbox(), Receiver(SECRET)
     with mail_and_hooks(mailbox, receiver) as config:
         runtime = start_runtime(**config)
-        session_id = final_session(runtime, thank=True)
+        session_id = final_session(runtime, thank=True, trust=True)
         finalized(runtime, session_id)
         # Duplicate end webhooks, a replay, a rebuild: the job runs again, each time in a fresh worker.
         for _ in range(3):
@@ -393,7 +394,7 @@ def test_an_invalid_attendee_address_is_recorded_not_mailed(start_runtime: Calla
     mailbox = Mailbox()
     with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
         runtime = start_runtime(**config)
-        session_id = final_session(runtime, organizer=None, thank=True)
+        session_id = final_session(runtime, organizer=None, thank=True, trust=True)
         with runtime.Session.begin() as db:
             db.add(attendance(session_id, "mallory", "Mallory", "m@example.com\r\nBcc: all@example.com", 5))
         finalized(runtime, session_id)
@@ -423,3 +424,66 @@ def test_the_smtp_password_never_reaches_the_ledger_or_the_log(
         ]
     assert not any(password in value for value in stored)
     assert password not in caplog.text
+
+
+def test_without_trust_no_thank_you_goes_to_an_address_a_participant_gave(
+    start_runtime: Callable[..., Runtime],
+) -> None:
+    mailbox = Mailbox()
+    with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
+        runtime = start_runtime(**config)
+        session_id = final_session(runtime, thank=True, trust=False)
+        finalized(runtime, session_id)
+    assert [message["X-Envelope-To"] for message in mailbox.received] == ["organizer@example.com"]
+    refused = {r: e for (kind, r), e in ledger(runtime, session_id).items() if kind == "thank-you"}
+    assert set(refused) == {"ada@example.com", "linus@example.com"}  # the session's record says why
+    assert all(e["state"] == "failed" and e["reason"] == notify_plan.UNTRUSTED for e in refused.values())
+
+
+def test_trust_withdrawn_after_planning_stops_the_thank_yous(start_runtime: Callable[..., Runtime]) -> None:
+    mailbox = Mailbox()
+    with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
+        runtime = start_runtime(**config)
+        session_id = final_session(runtime, organizer=None, thank=True, trust=True)
+        notify_jobs.session_finalized(session_id)  # planned and queued while the room trusted them
+        with runtime.Session.begin() as db:
+            db.execute(update(Room).values(options={"trustParticipantEmails": False}))
+        run_worker(runtime)
+    assert mailbox.received == []
+    assert {e["reason"] for (kind, _), e in ledger(runtime, session_id).items() if kind == "thank-you"} == {
+        notify_plan.UNTRUSTED
+    }
+
+
+def test_one_thank_you_per_address_across_devices_and_keys(start_runtime: Callable[..., Runtime]) -> None:
+    mailbox = Mailbox()
+    with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
+        runtime = start_runtime(**config)
+        session_id = final_session(runtime, organizer=None, thank=True, trust=True)
+        with runtime.Session.begin() as db:  # Ada again under other keys: her phone, a differently cased address
+            db.add(attendance(session_id, "ext:ada-phone", "Ada (phone)", "ADA@Example.com", 20))
+            db.add(attendance(session_id, "name:Ada", "Ada", " ada@example.com", 5))
+        finalized(runtime, session_id)
+        finalized(runtime, session_id)  # and the plan made again
+    sent = sorted(message["X-Envelope-To"] for message in mailbox.received)
+    assert sent == ["ada@example.com", "linus@example.com"]
+    thanks = [r for kind, r in ledger(runtime, session_id) if kind == "thank-you"]
+    assert sorted(thanks) == ["ada@example.com", "linus@example.com"]
+
+
+def test_a_hostile_name_arrives_as_one_harmless_line(start_runtime: Callable[..., Runtime]) -> None:
+    mailbox = Mailbox()
+    name = "Eve\r\nBcc: x@evil.example\r\nSubject: you won https://evil.example/prize"
+    with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
+        runtime = start_runtime(**config)
+        session_id = final_session(runtime, organizer=None, thank=True, trust=True)
+        with runtime.Session.begin() as db:
+            db.add(attendance(session_id, "eve", name, "eve@example.com", 40))
+        finalized(runtime, session_id)
+    [eve] = [message for message in mailbox.received if message["To"] == "eve@example.com"]
+    assert eve["X-Envelope-To"] == "eve@example.com" and eve["Bcc"] is None  # one recipient, no new header
+    assert eve["Subject"] == "Thank you for attending weekly-sync"
+    text = eve.get_body(("plain",)).get_content()
+    assert text.splitlines()[0] == "Hello Eve Bcc: x@evil.example Subject: you won https://evil.examp…,"
+    html = eve.get_body(("html",)).get_content()
+    assert "evil.example" not in html and "https://" not in html and "<a" not in html

@@ -26,6 +26,7 @@ from workers.models.notifications import Notification
 from workers.models.notifications import NotificationState as State
 from workers.notify import summary_email, thank_you_email
 from workers.notify_plan import (
+    UNTRUSTED,
     event_data,
     insert_once,
     load_report,
@@ -33,6 +34,7 @@ from workers.notify_plan import (
     planned_rows,
     webhook_row,
 )
+from workers.room_options import trusts_participant_emails
 from workers.runtime import Runtime
 from workers.settings import Settings
 
@@ -186,10 +188,12 @@ def _prepare_email(settings: Settings, db: Session, note: Notification) -> Deliv
         raise NotSendable(str(error)) from None  # the message names SMTP_URL, never its content
     loaded = load_report(db, note.session_id)
     assert loaded is not None
-    report, sender = loaded[1], settings.mail_from
+    (room, report), sender = loaded, settings.mail_from
     if note.kind == "summary":
         message = summary_email(report, sender, note.recipient, note.message_id)
     else:
+        if not trusts_participant_emails(room.options):  # the organizer withdrew it since planning
+            raise NotSendable(UNTRUSTED)
         attendee = next((a for a in report.attendance if normalized_address(a.email) == note.recipient), None)
         if attendee is None:
             raise NotSendable("no longer an attendee of this session")
