@@ -113,7 +113,9 @@ def test_thank_you_has_only_their_own_times() -> None:
     assert list(message.iter_attachments()) == []
 
 
-HOSTILE = "Eve\r\nBcc: x@evil.example\r\n\u202e<a href='https://evil.example/win'>prize</a> https://evil.example/p"
+HOSTILE = (
+    "Eve\r\nBcc: x@evil.example\r\n\u202e<a href='https://evil.example/win'>prize</a> https://evil.example/p"
+)
 
 
 def test_typed_text_is_one_short_line_without_controls() -> None:

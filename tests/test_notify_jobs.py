@@ -21,6 +21,7 @@ from sqlalchemy import select, update
 
 from tests.conftest import run_worker
 from tests.test_mailer import Mailbox, check_login, smtp_server
+from tests.test_notify import parts
 from tests.test_outbound import Receiver, receiving
 from workers import notify_jobs, notify_plan, process, session_jobs
 from workers.models import AttendanceRow, MeetingSession, Room
@@ -67,7 +68,10 @@ def mail_and_hooks(mailbox: Mailbox, receiver: Receiver) -> Iterator[dict[str, A
 
 
 def final_session(
-    runtime: Runtime, organizer: str | None = "organizer@example.com", thank: bool = False, trust: bool = False
+    runtime: Runtime,
+    organizer: str | None = "organizer@example.com",
+    thank: bool = False,
+    trust: bool = False,
 ) -> int:
     """Store a final meeting session of an hour with PEOPLE in it; return its id."""
     with runtime.Session.begin() as db:
@@ -460,7 +464,7 @@ def test_one_thank_you_per_address_across_devices_and_keys(start_runtime: Callab
     with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
         runtime = start_runtime(**config)
         session_id = final_session(runtime, organizer=None, thank=True, trust=True)
-        with runtime.Session.begin() as db:  # Ada again under other keys: her phone, a differently cased address
+        with runtime.Session.begin() as db:  # Ada again: her phone, her address cased and spaced otherwise
             db.add(attendance(session_id, "ext:ada-phone", "Ada (phone)", "ADA@Example.com", 20))
             db.add(attendance(session_id, "name:Ada", "Ada", " ada@example.com", 5))
         finalized(runtime, session_id)
@@ -483,7 +487,6 @@ def test_a_hostile_name_arrives_as_one_harmless_line(start_runtime: Callable[...
     [eve] = [message for message in mailbox.received if message["To"] == "eve@example.com"]
     assert eve["X-Envelope-To"] == "eve@example.com" and eve["Bcc"] is None  # one recipient, no new header
     assert eve["Subject"] == "Thank you for attending weekly-sync"
-    text = eve.get_body(("plain",)).get_content()
+    text, html = parts(eve)
     assert text.splitlines()[0] == "Hello Eve Bcc: x@evil.example Subject: you won https://evil.examp…,"
-    html = eve.get_body(("html",)).get_content()
     assert "evil.example" not in html and "https://" not in html and "<a" not in html
