@@ -211,6 +211,22 @@ def api(live_app: Callable[..., Any]) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture
+def start_runtime(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Runtime]]:
+    """Return a factory of installed Runtimes with overridden settings, disposed of after the test."""
+    started: list[Runtime] = []
+
+    def start(**overrides: Any) -> Runtime:
+        runtime = Runtime.start(make_settings(**overrides))
+        process.install(runtime)
+        started.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in started:
+        runtime.engine.dispose()
+
+
 def run_worker(runtime: Runtime) -> None:
     """Run every queued job (and what they enqueue) in a real RQ worker, then return."""
     process.install(runtime)  # jobs use this process's Runtime, not one built from the environment

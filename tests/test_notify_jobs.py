@@ -23,12 +23,11 @@ from tests.conftest import run_worker
 from tests.test_mailer import Mailbox, check_login, smtp_server
 from tests.test_notify import parts
 from tests.test_outbound import Receiver, receiving
-from workers import notify_jobs, notify_plan, process, session_jobs
+from workers import notify_jobs, notify_plan, session_jobs
 from workers.models import AttendanceRow, MeetingSession, Room
 from workers.models.notifications import Notification
 from workers.reports import SessionWithAttendance, attendance_csv, attendance_out, session_out
 from workers.runtime import NOTIFY_QUEUE_NAME, Runtime
-from workers.settings import Settings
 
 SECRET = "whsec_" + base64.b64encode(b"the outbound webhook secret key!").decode()
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -37,22 +36,6 @@ PEOPLE = [  # (key, name, email, attended minutes)
     ("grace", "Grace Hopper", None, 30),
     ("u-42", "Linus", "Linus@Example.com", 10),
 ]
-
-
-@pytest.fixture
-def start_runtime(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Runtime]]:
-    """Return a factory of installed Runtimes with overridden settings, disposed of after the test."""
-    started: list[Runtime] = []
-
-    def start(**overrides: Any) -> Runtime:
-        runtime = Runtime.start(make_settings(**overrides))
-        process.install(runtime)
-        started.append(runtime)
-        return runtime
-
-    yield start
-    for runtime in started:
-        runtime.engine.dispose()
 
 
 @contextmanager
