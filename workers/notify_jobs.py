@@ -1,8 +1,8 @@
 """RQ jobs for post-meeting notifications: decide once what a session owes, then send each item once.
 
 What is sent is the ledger's to decide (workers.notify_plan). Each ledger row has one send job (job id
-`notify-send-<id>`, enqueued with unique=True) that commits `sending` before talking to the server and
-`sent` after.
+`notify-send-<id>`, enqueued with unique=True on the notify queue, which workers.notify_worker works apart
+from folding) that commits `sending` before talking to the server and `sent` after.
 """
 
 from __future__ import annotations
