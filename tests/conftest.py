@@ -32,7 +32,7 @@ from workers import broker, process
 from workers.db import make_engine, make_sessionmaker
 from workers.migrate import alembic_config
 from workers.models import Base
-from workers.runtime import QUEUE_NAME, Runtime
+from workers.runtime import NOTIFY_QUEUE_NAME, QUEUE_NAME, Runtime
 from workers.settings import Settings
 
 API_TOKEN = "test-api-token"
@@ -211,8 +211,24 @@ def api(live_app: Callable[..., Any]) -> Iterator[httpx.Client]:
         yield client
 
 
+@pytest.fixture
+def start_runtime(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Runtime]]:
+    """Return a factory of installed Runtimes with overridden settings, disposed of after the test."""
+    started: list[Runtime] = []
+
+    def start(**overrides: Any) -> Runtime:
+        runtime = Runtime.start(make_settings(**overrides))
+        process.install(runtime)
+        started.append(runtime)
+        return runtime
+
+    yield start
+    for runtime in started:
+        runtime.engine.dispose()
+
+
 def run_worker(runtime: Runtime) -> None:
     """Run every queued job (and what they enqueue) in a real RQ worker, then return."""
     process.install(runtime)  # jobs use this process's Runtime, not one built from the environment
-    worker = SimpleWorker([QUEUE_NAME], connection=runtime.redis)
+    worker = SimpleWorker([QUEUE_NAME, NOTIFY_QUEUE_NAME], connection=runtime.redis)
     worker.work(burst=True, with_scheduler=False)

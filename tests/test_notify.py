@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
-from workers.notify import summary_email, thank_you_email
+from workers.notify import TYPED_LIMIT, Typed, summary_email, thank_you_email
 from workers.reports import AttendanceOut, SegmentOut, SessionWithAttendance, attendance_csv
 
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -87,7 +87,7 @@ def test_summary_has_the_figures_and_the_attendee_table() -> None:
 def test_summary_html_escapes_names() -> None:
     _, html = parts(summary_email(SESSION, "rollcall@example.com", "o@example.com", "m"))
     assert "<script>" not in html
-    assert "Ada &lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "Ada &lt;script&gt;alert(1)&lt;/\u200bscript&gt;" in html  # escaped, and unlinked
 
 
 def test_summary_attaches_the_contract_csv() -> None:
@@ -111,3 +111,30 @@ def test_thank_you_has_only_their_own_times() -> None:
     assert "6m 30s" not in text and "HYPERLINK" not in text  # nobody else's figures
     assert "&lt;script&gt;" in html and "<script>" not in html
     assert list(message.iter_attachments()) == []
+
+
+HOSTILE = (
+    "Eve\r\nBcc: x@evil.example\r\n\u202e<a href='https://evil.example/win'>prize</a> https://evil.example/p"
+)
+
+
+def test_typed_text_is_one_short_line_without_controls() -> None:
+    assert Typed.clean("Ann\r\nBcc: x@evil\t\x00\u202eLee") == "Ann Bcc: x@evil Lee"
+    capped = Typed.clean("x" * 200)
+    assert len(capped) == TYPED_LIMIT and capped.endswith("…")
+    assert Typed.clean("\r\n\x07") == ""
+
+
+def test_a_hostile_name_is_one_line_and_no_link_in_either_email() -> None:
+    eve = person("email:eve@example.com", HOSTILE, "eve@example.com", 40)
+    session = SESSION.model_copy(update={"attendance": [eve]})
+    for message in (
+        thank_you_email(session, eve, "rollcall@example.com", "eve@example.com", "msg_e"),
+        summary_email(session, "rollcall@example.com", "o@example.com", "msg_s"),
+    ):
+        text, html = parts(message)
+        [line] = [line for line in text.splitlines() if "Eve" in line]
+        assert "Bcc: x@evil" in line and len(line) < TYPED_LIMIT + 40
+        assert "<a " not in html  # escaped: &lt;a href=…
+        assert "evil.example" not in html and "https://" not in html
+        assert "\u202e" not in text + html

@@ -21,13 +21,13 @@ from sqlalchemy import select, update
 
 from tests.conftest import run_worker
 from tests.test_mailer import Mailbox, check_login, smtp_server
+from tests.test_notify import parts
 from tests.test_outbound import Receiver, receiving
-from workers import notify_jobs, notify_plan, process, session_jobs
+from workers import notify_jobs, notify_plan, session_jobs
 from workers.models import AttendanceRow, MeetingSession, Room
 from workers.models.notifications import Notification
 from workers.reports import SessionWithAttendance, attendance_csv, attendance_out, session_out
-from workers.runtime import QUEUE_NAME, Runtime
-from workers.settings import Settings
+from workers.runtime import NOTIFY_QUEUE_NAME, Runtime
 
 SECRET = "whsec_" + base64.b64encode(b"the outbound webhook secret key!").decode()
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -36,22 +36,6 @@ PEOPLE = [  # (key, name, email, attended minutes)
     ("grace", "Grace Hopper", None, 30),
     ("u-42", "Linus", "Linus@Example.com", 10),
 ]
-
-
-@pytest.fixture
-def start_runtime(make_settings: Callable[..., Settings]) -> Iterator[Callable[..., Runtime]]:
-    """Return a factory of installed Runtimes with overridden settings, disposed of after the test."""
-    started: list[Runtime] = []
-
-    def start(**overrides: Any) -> Runtime:
-        runtime = Runtime.start(make_settings(**overrides))
-        process.install(runtime)
-        started.append(runtime)
-        return runtime
-
-    yield start
-    for runtime in started:
-        runtime.engine.dispose()
 
 
 @contextmanager
@@ -67,7 +51,10 @@ def mail_and_hooks(mailbox: Mailbox, receiver: Receiver) -> Iterator[dict[str, A
 
 
 def final_session(
-    runtime: Runtime, organizer: str | None = "organizer@example.com", thank: bool = False
+    runtime: Runtime,
+    organizer: str | None = "organizer@example.com",
+    thank: bool = False,
+    trust: bool = False,
 ) -> int:
     """Store a final meeting session of an hour with PEOPLE in it; return its id."""
     with runtime.Session.begin() as db:
@@ -76,6 +63,7 @@ def final_session(
             webhook_token_hash=uuid.uuid4().hex,
             organizer_email=organizer,
             notify_participants=thank,
+            options={"trustParticipantEmails": trust},
             min_attendance_percent=40,
         )
         db.add(room)
@@ -146,13 +134,13 @@ def finalized(runtime: Runtime, session_id: int) -> None:
 
 def run_due_retries(runtime: Runtime) -> int:
     """Make scheduled retries due now (as if backoff passed), run a worker with its scheduler; count them."""
-    registry = runtime.queue().scheduled_job_registry
+    registry = runtime.notify_queue().scheduled_job_registry
     job_ids = registry.get_job_ids()
     for job_id in job_ids:
         registry.schedule(
             Job.fetch(job_id, connection=runtime.redis), datetime.now(UTC) - timedelta(seconds=1)
         )
-    SimpleWorker([QUEUE_NAME], connection=runtime.redis).work(burst=True, with_scheduler=True)
+    SimpleWorker([NOTIFY_QUEUE_NAME], connection=runtime.redis).work(burst=True, with_scheduler=True)
     return len(job_ids)
 
 
@@ -199,7 +187,7 @@ def test_thank_yous_go_only_to_attendees_with_an_email_when_asked(
     mailbox = Mailbox()
     with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
         runtime = start_runtime(**config)
-        session_id = final_session(runtime, organizer=None, thank=True)
+        session_id = final_session(runtime, organizer=None, thank=True, trust=True)
         finalized(runtime, session_id)
     sent = {message["X-Envelope-To"]: message for message in mailbox.received}
     assert set(sent) == {"ada@example.com", "linus@example.com"}  # no organizer, Grace has no address
@@ -212,7 +200,7 @@ def test_finalizing_again_sends_nothing_new(start_runtime: Callable[..., Runtime
     mailbox, receiver = Mailbox(), Receiver(SECRET)
     with mail_and_hooks(mailbox, receiver) as config:
         runtime = start_runtime(**config)
-        session_id = final_session(runtime, thank=True)
+        session_id = final_session(runtime, thank=True, trust=True)
         finalized(runtime, session_id)
         # Duplicate end webhooks, a replay, a rebuild: the job runs again, each time in a fresh worker.
         for _ in range(3):
@@ -305,7 +293,7 @@ def test_without_smtp_url_the_summary_is_recorded_failed(start_runtime: Callable
             "updatedAt": ledger(runtime, session_id)["summary", "organizer@example.com"]["updatedAt"],
         }
     }
-    assert len(runtime.queue()) == 0
+    assert len(runtime.queue()) == len(runtime.notify_queue()) == 0
 
 
 def test_the_webhook_is_signed_retried_on_5xx_and_sent_once(start_runtime: Callable[..., Runtime]) -> None:
@@ -393,7 +381,7 @@ def test_an_invalid_attendee_address_is_recorded_not_mailed(start_runtime: Calla
     mailbox = Mailbox()
     with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
         runtime = start_runtime(**config)
-        session_id = final_session(runtime, organizer=None, thank=True)
+        session_id = final_session(runtime, organizer=None, thank=True, trust=True)
         with runtime.Session.begin() as db:
             db.add(attendance(session_id, "mallory", "Mallory", "m@example.com\r\nBcc: all@example.com", 5))
         finalized(runtime, session_id)
@@ -423,3 +411,65 @@ def test_the_smtp_password_never_reaches_the_ledger_or_the_log(
         ]
     assert not any(password in value for value in stored)
     assert password not in caplog.text
+
+
+def test_without_trust_no_thank_you_goes_to_an_address_a_participant_gave(
+    start_runtime: Callable[..., Runtime],
+) -> None:
+    mailbox = Mailbox()
+    with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
+        runtime = start_runtime(**config)
+        session_id = final_session(runtime, thank=True, trust=False)
+        finalized(runtime, session_id)
+    assert [message["X-Envelope-To"] for message in mailbox.received] == ["organizer@example.com"]
+    refused = {r: e for (kind, r), e in ledger(runtime, session_id).items() if kind == "thank-you"}
+    assert set(refused) == {"ada@example.com", "linus@example.com"}  # the session's record says why
+    assert all(e["state"] == "failed" and e["reason"] == notify_plan.UNTRUSTED for e in refused.values())
+
+
+def test_trust_withdrawn_after_planning_stops_the_thank_yous(start_runtime: Callable[..., Runtime]) -> None:
+    mailbox = Mailbox()
+    with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
+        runtime = start_runtime(**config)
+        session_id = final_session(runtime, organizer=None, thank=True, trust=True)
+        notify_jobs.session_finalized(session_id)  # planned and queued while the room trusted them
+        with runtime.Session.begin() as db:
+            db.execute(update(Room).values(options={"trustParticipantEmails": False}))
+        run_worker(runtime)
+    assert mailbox.received == []
+    assert {e["reason"] for (kind, _), e in ledger(runtime, session_id).items() if kind == "thank-you"} == {
+        notify_plan.UNTRUSTED
+    }
+
+
+def test_one_thank_you_per_address_across_devices_and_keys(start_runtime: Callable[..., Runtime]) -> None:
+    mailbox = Mailbox()
+    with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
+        runtime = start_runtime(**config)
+        session_id = final_session(runtime, organizer=None, thank=True, trust=True)
+        with runtime.Session.begin() as db:  # Ada again: her phone, her address cased and spaced otherwise
+            db.add(attendance(session_id, "ext:ada-phone", "Ada (phone)", "ADA@Example.com", 20))
+            db.add(attendance(session_id, "name:Ada", "Ada", " ada@example.com", 5))
+        finalized(runtime, session_id)
+        finalized(runtime, session_id)  # and the plan made again
+    sent = sorted(message["X-Envelope-To"] for message in mailbox.received)
+    assert sent == ["ada@example.com", "linus@example.com"]
+    thanks = [r for kind, r in ledger(runtime, session_id) if kind == "thank-you"]
+    assert sorted(thanks) == ["ada@example.com", "linus@example.com"]
+
+
+def test_a_hostile_name_arrives_as_one_harmless_line(start_runtime: Callable[..., Runtime]) -> None:
+    mailbox = Mailbox()
+    name = "Eve\r\nBcc: x@evil.example\r\nSubject: you won https://evil.example/prize"
+    with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
+        runtime = start_runtime(**config)
+        session_id = final_session(runtime, organizer=None, thank=True, trust=True)
+        with runtime.Session.begin() as db:
+            db.add(attendance(session_id, "eve", name, "eve@example.com", 40))
+        finalized(runtime, session_id)
+    [eve] = [message for message in mailbox.received if message["To"] == "eve@example.com"]
+    assert eve["X-Envelope-To"] == "eve@example.com" and eve["Bcc"] is None  # one recipient, no new header
+    assert eve["Subject"] == "Thank you for attending weekly-sync"
+    text, html = parts(eve)
+    assert text.splitlines()[0] == "Hello Eve Bcc: x@evil.example Subject: you won https://evil.examp…,"
+    assert "evil.example" not in html and "https://" not in html and "<a" not in html

@@ -150,7 +150,14 @@ def test_composition_features_need_composition(field: str) -> None:
 
 def test_rollcall_fields_are_checked_and_split_off() -> None:
     assert set(
-        problems({"organizerEmail": "nobody", "notifyParticipants": "yes", "minAttendancePercent": 100.5})
+        problems(
+            {
+                "organizerEmail": "nobody",
+                "notifyParticipants": "yes",
+                "minAttendancePercent": 100.5,
+                "trustParticipantEmails": 1,
+            }
+        )
     ) == set(ROLLCALL_FIELDS)
     request = CreateRoomRequest.model_validate(
         {
@@ -159,6 +166,7 @@ def test_rollcall_fields_are_checked_and_split_off() -> None:
             "organizerEmail": "host@example.com",
             "notifyParticipants": True,
             "minAttendancePercent": 75,
+            "trustParticipantEmails": False,
         }
     )
     metered, rollcall = split_request(request)
@@ -167,6 +175,7 @@ def test_rollcall_fields_are_checked_and_split_off() -> None:
         "organizerEmail": "host@example.com",
         "notifyParticipants": True,
         "minAttendancePercent": 75,
+        "trustParticipantEmails": False,
     }
 
 

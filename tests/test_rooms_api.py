@@ -83,6 +83,7 @@ INVALID: dict[str, list[Any]] = {
     "rtmpOutURL": ["https://live.example.com/x", "rtmp://", 7, None],
     "organizerEmail": ["not-an-email", 5, True],
     "notifyParticipants": ["yes", 1, None],
+    "trustParticipantEmails": BAD_BOOLEANS,
     "minAttendancePercent": [-1, 100.5, "50", None],
     **{field: ["https://elsewhere.example/hook"] for field in WEBHOOK_FIELDS},
 }
@@ -146,6 +147,7 @@ def test_create_answers_metereds_fields_and_rollcalls(client: FlaskClient) -> No
         False,
         80,
     )
+    assert answer["trustParticipantEmails"] is False  # participants' own addresses get no mail by default
 
 
 @pytest.mark.parametrize("field", sorted(VALID))
@@ -167,16 +169,23 @@ def test_rollcall_fields_stay_with_rollcall(
     client: FlaskClient,
     emulator: RunningEmulator,
 ) -> None:
-    value = {"organizerEmail": "host@example.com", "notifyParticipants": True, "minAttendancePercent": 62.5}
+    value = {
+        "organizerEmail": "host@example.com",
+        "notifyParticipants": True,
+        "minAttendancePercent": 62.5,
+        "trustParticipantEmails": True,
+    }
     answer = create(client, {"roomName": "own", field: value[field]})
     assert field not in emulator.requests()[0]["json"]
     assert answer[field] == value[field]
-    column = {
-        "organizerEmail": "organizer_email",
-        "notifyParticipants": "notify_participants",
-        "minAttendancePercent": "min_attendance_percent",
-    }[field]
-    assert getattr(stored_room(metered_app, "own"), column) == value[field]
+    room = stored_room(metered_app, "own")
+    stored = {
+        "organizerEmail": room.organizer_email,
+        "notifyParticipants": room.notify_participants,
+        "minAttendancePercent": room.min_attendance_percent,
+        "trustParticipantEmails": room.options.get("trustParticipantEmails"),
+    }
+    assert stored[field] == value[field]
 
 
 @pytest.mark.parametrize("field", sorted(INVALID))
@@ -382,6 +391,22 @@ def test_patch_of_rollcall_fields_alone_stays_local(client: FlaskClient, emulato
     ).get_json()
     assert (room["organizerEmail"], room["minAttendancePercent"]) == (None, 50)
     assert emulator.requests() == []
+
+
+def test_trusting_participant_emails_is_set_and_withdrawn_locally(
+    client: FlaskClient, emulator: RunningEmulator
+) -> None:
+    create(client, {"roomName": "trusting", "notifyParticipants": True, "trustParticipantEmails": True})
+    emulator.state.clear()
+    for trust in (False, True):
+        room = client.patch("/api/rooms/trusting", json={"trustParticipantEmails": trust}, headers=AUTH)
+        assert room.status_code == 200 and room.get_json()["trustParticipantEmails"] is trust
+        assert client.get("/api/rooms/trusting", headers=AUTH).get_json()["trustParticipantEmails"] is trust
+    patched = client.patch("/api/rooms/trusting", json={"enableChat": True}, headers=AUTH).get_json()
+    assert patched["trustParticipantEmails"] is True  # a Metered change keeps it
+    assert [r["json"] for r in emulator.requests()] == [{"enableChat": True}]  # and it never reaches Metered
+    refused = client.patch("/api/rooms/trusting", json={"trustParticipantEmails": "yes"}, headers=AUTH)
+    assert refused.status_code == 422 and refused.get_json()["errors"][0]["field"] == "trustParticipantEmails"
 
 
 @pytest.mark.parametrize(

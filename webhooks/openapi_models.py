@@ -75,6 +75,7 @@ class RoomOut(WireModel):
     organizer_email: str | None
     notify_participants: bool
     min_attendance_percent: float | None
+    trust_participant_emails: bool
     archived_at: str | None
 
 

@@ -30,15 +30,16 @@ from types import FrameType
 from typing import Any, NoReturn
 
 from redis.client import Pipeline
-from rq import SimpleWorker
+from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
 from rq.scheduler import RQScheduler
 from sqlalchemy.exc import ArgumentError
 
 # Imported here, before any job runs, so the first job does not pay for them.
 from workers import folding, inbox, jobs, migrate, payloads, process, queueing, session_jobs  # noqa: F401
+from workers.notify_worker import start_notify_process
 from workers.outages import MAX_DELAY_SECONDS, REDIS, TRANSIENT, Outages
-from workers.runtime import QUEUE_NAME, Runtime
+from workers.runtime import NOTIFY_QUEUE_NAME, QUEUE_NAME, Runtime
 from workers.settings import ConfigError, Settings, load_settings, require_redis
 
 log = logging.getLogger("workers")
@@ -63,10 +64,18 @@ def main(argv: list[str] | None = None) -> None:
         require_redis(settings)
     outages = Outages()
     runtime = start_runtime(settings, outages)
+    # Sends wait on other servers: they have a process of their own, so folds never wait for mail.
+    start_notify_process(runtime, work_notifications, burst=options.burst)
     if not options.burst:
         start_schedulers(runtime, outages)
     log.info("worker ready, pid %s, queue %s", os.getpid(), QUEUE_NAME)
-    work(runtime, outages, burst=options.burst)
+    work(runtime, outages, runtime.queue(), burst=options.burst)
+
+
+def work_notifications(runtime: Runtime, burst: bool) -> None:
+    """Work the notification queue in the notify process, waiting out outages as the folds do."""
+    process.install(runtime)  # the fork emptied the engine's pool (start_runtime's at-fork hook)
+    work(runtime, Outages(), runtime.notify_queue(), burst=burst)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
@@ -147,10 +156,10 @@ class RollcallWorker(SimpleWorker):
         super().request_stop(signum, frame)  # type: ignore[no-untyped-call]
 
 
-def work(runtime: Runtime, outages: Outages, *, burst: bool = False) -> None:
-    """Work the queue until told to stop; whenever Redis fails under RQ's loop, wait for it and go on."""
+def work(runtime: Runtime, outages: Outages, queue: Queue, *, burst: bool = False) -> None:
+    """Work `queue` until told to stop; whenever Redis fails under RQ's loop, wait for it and go on."""
     while True:
-        worker = RollcallWorker([runtime.queue()], connection=runtime.redis, log_job_description=False)
+        worker = RollcallWorker([queue], connection=runtime.redis, log_job_description=False)
         worker.outages = outages
         try:
             worker.work(burst=burst, with_scheduler=burst)  # in burst mode, due retries are enqueued once
@@ -175,7 +184,7 @@ def _stop(signum: int, frame: FrameType | None) -> NoReturn:
 
 def start_schedulers(runtime: Runtime, outages: Outages) -> None:
     """Run RQ's scheduler and the PERIODIC jobs from a daemon thread of this process."""
-    scheduler = RQScheduler([QUEUE_NAME], connection=runtime.redis, logging_level=logging.ERROR)
+    scheduler = RQScheduler([QUEUE_NAME, NOTIFY_QUEUE_NAME], connection=runtime.redis, logging_level=logging.ERROR)
     cron = CronScheduler(connection=runtime.redis, name=f"rollcall-worker-{os.getpid()}")
     for function, interval in PERIODIC:
         cron.register(function, QUEUE_NAME, interval=interval, job_timeout=300, result_ttl=60)

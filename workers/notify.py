@@ -1,11 +1,13 @@
 """Post-meeting emails, composed from the report API's shapes: data in, EmailMessage out, no I/O or clock
 (the sender stamps the Date header).
 
-Names and emails come from whoever joins a meeting, so every value put into HTML is escaped.
+Names and emails come from whoever joins a meeting: they are shown as `Typed` text, one short line that is
+escaped in HTML and broken where a mail program would make it a link.
 """
 
 from __future__ import annotations
 
+import unicodedata
 from collections.abc import Sequence
 from datetime import UTC
 from email.message import EmailMessage
@@ -16,6 +18,24 @@ from workers.humanize import moment_text, percent_text, span_text, yes_no
 from workers.reports import AttendanceOut, SessionWithAttendance, attendance_csv
 
 ATTENDEE_COLUMNS = ("Name", "Attended", "%", "Present", "Joins", "Inferred")
+TYPED_LIMIT = 60
+# A zero-width space after each of these keeps mail programs from finding a link or an address in the text.
+UNLINKED = str.maketrans({mark: mark + "\u200b" for mark in ":./@"})
+
+
+class Typed(str):
+    """Text a participant typed (a name, an address): one short line, and never a link in the HTML part."""
+
+    __slots__ = ()
+
+    @classmethod
+    def clean(cls, value: str) -> Typed:
+        """Drop control and format characters, fold whitespace to single spaces, cap at TYPED_LIMIT."""
+        kept = "".join(" " if unicodedata.category(c).startswith("C") else c for c in value)
+        line = " ".join(kept.split())
+        if len(line) > TYPED_LIMIT:
+            line = line[: TYPED_LIMIT - 1].rstrip() + "…"
+        return cls(line)
 
 
 def summary_email(
@@ -46,7 +66,8 @@ def thank_you_email(
     session: SessionWithAttendance, attendee: AttendanceOut, sender: str, recipient: str, message_id: str
 ) -> EmailMessage:
     """Compose an attendee's thank-you with their own times in the meeting."""
-    greeting = f"Hello {attendee.name}," if attendee.name else "Hello,"
+    name = Typed.clean(attendee.name or "")
+    greeting = f"Hello {name}," if name else "Hello,"
     opening = f"Thank you for attending the meeting in {session.room_name} on {_day(session)}."
     figures = [
         ("First joined", moment_text(attendee.first_join_at)),
@@ -61,7 +82,7 @@ def thank_you_email(
         + [f"  {joined} to {left}" for joined, left in times]
     )
     html = (
-        f"<p>{escape(greeting)}</p><p>{escape(opening)}</p>{_html_pairs(figures)}"
+        f"<p>{_html(Typed(greeting))}</p><p>{escape(opening)}</p>{_html_pairs(figures)}"
         f"<p>You were there:</p>{_html_table(('From', 'To'), times)}"
     )
     message = _message(sender, recipient, message_id, f"Thank you for attending {session.room_name}")
@@ -98,7 +119,7 @@ def _session_figures(session: SessionWithAttendance) -> list[tuple[str, str]]:
 
 def _attendee_cells(row: AttendanceOut) -> tuple[str, ...]:
     return (
-        row.name or row.email or row.participant_key,
+        Typed.clean(row.name or row.email or row.participant_key),
         span_text(row.attended_seconds),
         percent_text(row.attendance_percent),
         yes_no(row.present),
@@ -127,8 +148,12 @@ def _html_pairs(pairs: list[tuple[str, str]]) -> str:
 
 def _html_table(columns: tuple[str, ...], rows: Sequence[tuple[str, ...]]) -> str:
     head = "".join(f"<th align='left'>{escape(column)}</th>" for column in columns)
-    body = "".join("<tr>" + "".join(f"<td>{escape(cell)}</td>" for cell in row) + "</tr>" for row in rows)
+    body = "".join("<tr>" + "".join(f"<td>{_html(cell)}</td>" for cell in row) + "</tr>" for row in rows)
     return f"<table border='1' cellpadding='4' cellspacing='0'><tr>{head}</tr>{body}</table>"
+
+
+def _html(text: str) -> str:
+    return escape(text).translate(UNLINKED) if isinstance(text, Typed) else escape(text)
 
 
 def _day(session: SessionWithAttendance) -> str:

@@ -1,19 +1,21 @@
 """RQ jobs for post-meeting notifications: decide once what a session owes, then send each item once.
 
 What is sent is the ledger's to decide (workers.notify_plan). Each ledger row has one send job (job id
-`notify-send-<id>`, enqueued with unique=True) that commits `sending` before talking to the server and
-`sent` after.
+`notify-send-<id>`, enqueued with unique=True on the notify queue, which workers.notify_worker works apart
+from folding) that commits `sending` before talking to the server and `sent` after.
 """
 
 from __future__ import annotations
 
 import logging
+import math
 from collections.abc import Callable
 from contextlib import suppress
 from typing import Any
 
 from rq import Retry, get_current_job
 from rq.exceptions import DuplicateJobError
+from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -24,6 +26,7 @@ from workers.models.notifications import Notification
 from workers.models.notifications import NotificationState as State
 from workers.notify import summary_email, thank_you_email
 from workers.notify_plan import (
+    UNTRUSTED,
     event_data,
     insert_once,
     load_report,
@@ -31,14 +34,17 @@ from workers.notify_plan import (
     planned_rows,
     webhook_row,
 )
+from workers.room_options import trusts_participant_emails
 from workers.runtime import Runtime
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
 
 BACKOFF_SECONDS = [30, 120, 600, 1800, 3600]  # after the last, the notification is recorded failed
-SEND_TIMEOUT_SECONDS = 30.0
-JOB_TIMEOUT_SECONDS = 180  # well above SEND_TIMEOUT_SECONDS: RQ never kills a send mid-conversation
+# The waits of the longest send, an SMTP conversation: connect, greeting, EHLO, STARTTLS, EHLO, AUTH, MAIL,
+# RCPT, DATA, the message, QUIT. Each is bounded by NOTIFY_TIMEOUT_SECONDS, and RQ stops a send that takes
+# longer than all of them together (a server that dribbles its answers a byte at a time).
+SEND_STEPS = 11
 EMAIL_KINDS = {"summary", "thank-you"}
 UNCERTAIN = "delivery uncertain: an earlier attempt stopped while sending; not resent to avoid a duplicate"
 TRANSIENT = (mailer.TransientMailError, outbound.TransientWebhookError)
@@ -98,7 +104,7 @@ def enqueue_pending(runtime: Runtime, session_id: int | None = None) -> None:
         query = query.where(Notification.session_id == session_id)
     with runtime.Session() as db:
         ids = db.scalars(query.order_by(Notification.id)).all()
-    queue, retry = runtime.queue(), Retry(max=len(BACKOFF_SECONDS), interval=BACKOFF_SECONDS)
+    queue, retry = runtime.notify_queue(), Retry(max=len(BACKOFF_SECONDS), interval=BACKOFF_SECONDS)
     for notification_id in ids:
         # A duplicate job is queued, running, waiting to retry or done: it owns the notification.
         with suppress(DuplicateJobError):
@@ -108,8 +114,13 @@ def enqueue_pending(runtime: Runtime, session_id: int | None = None) -> None:
                 job_id=f"notify-send-{notification_id}",
                 unique=True,
                 retry=retry,
-                job_timeout=JOB_TIMEOUT_SECONDS,
+                job_timeout=job_timeout(runtime.settings),
             )
+
+
+def job_timeout(settings: Settings) -> int:
+    """Return the RQ timeout of a send job: every step of the longest send at NOTIFY_TIMEOUT_SECONDS."""
+    return math.ceil(settings.notify_timeout_seconds * SEND_STEPS) + 1
 
 
 def send_notification(notification_id: int) -> None:
@@ -130,6 +141,11 @@ def send_notification(notification_id: int) -> None:
     except PERMANENT as error:
         _move(runtime, notification_id, State.SENDING, State.FAILED, str(error))
         return
+    except JobTimeoutException:
+        # Left `sending` for the next attempt to settle (see _ready); the reason says what happened.
+        reason = f"stopped by the job timeout ({job_timeout(runtime.settings)} s)"
+        _move(runtime, notification_id, State.SENDING, State.SENDING, reason)
+        raise
     _move(runtime, notification_id, State.SENDING, State.SENT)
 
 
@@ -140,7 +156,7 @@ def _ready(runtime: Runtime, notification_id: int) -> tuple[Delivery | None, str
             return None, ""
         if note.state == State.SENDING and note.kind in EMAIL_KINDS:
             # The last attempt died mid-send (a killed worker): the mail may have gone, so never resend.
-            _move(runtime, notification_id, note.state, State.FAILED, UNCERTAIN)
+            _move(runtime, notification_id, note.state, State.FAILED, _uncertain(note.reason))
             return None, note.state
         try:
             # A webhook found `sending` is sent again: the same webhook-id lets its receiver drop a repeat.
@@ -160,7 +176,7 @@ def _prepare(settings: Settings, db: Session, note: Notification) -> Delivery:
         outbound.signing_key(settings.notify_webhook_secret.get_secret_value()),
     )
     message_id, body = note.message_id, (note.payload or "").encode()
-    return lambda: outbound.post_event(url, key, message_id, body, SEND_TIMEOUT_SECONDS)
+    return lambda: outbound.post_event(url, key, message_id, body, settings.notify_timeout_seconds)
 
 
 def _prepare_email(settings: Settings, db: Session, note: Notification) -> Delivery:
@@ -172,15 +188,21 @@ def _prepare_email(settings: Settings, db: Session, note: Notification) -> Deliv
         raise NotSendable(str(error)) from None  # the message names SMTP_URL, never its content
     loaded = load_report(db, note.session_id)
     assert loaded is not None
-    report, sender = loaded[1], settings.mail_from
+    (room, report), sender = loaded, settings.mail_from
     if note.kind == "summary":
         message = summary_email(report, sender, note.recipient, note.message_id)
     else:
+        if not trusts_participant_emails(room.options):  # the organizer withdrew it since planning
+            raise NotSendable(UNTRUSTED)
         attendee = next((a for a in report.attendance if normalized_address(a.email) == note.recipient), None)
         if attendee is None:
             raise NotSendable("no longer an attendee of this session")
         message = thank_you_email(report, attendee, sender, note.recipient, note.message_id)
-    return lambda: mailer.send_mail(server, message, SEND_TIMEOUT_SECONDS)
+    return lambda: mailer.send_mail(server, message, settings.notify_timeout_seconds)
+
+
+def _uncertain(last_reason: str | None) -> str:
+    return f"{UNCERTAIN} ({last_reason})" if last_reason else UNCERTAIN
 
 
 def _move(

@@ -21,8 +21,13 @@ from workers.models import MeetingSession, Room
 from workers.models.notifications import Notification
 from workers.models.notifications import NotificationState as State
 from workers.reports import SessionWithAttendance, WireModel, session_report
+from workers.room_options import trusts_participant_emails
 from workers.settings import Settings
 from workers.timefmt import UtcTime
+
+# A participant's address is whatever they typed when joining: mailing it would let anyone use Rollcall
+# to send mail to anyone. Until rosters vouch for addresses, only the room's organizer can allow it.
+UNTRUSTED = "not sent: the address came from the participant and the room does not trust participant emails"
 
 
 class NotificationOut(WireModel):
@@ -55,33 +60,44 @@ def planned_rows(
     settings: Settings, session_id: int, room: Room, report: SessionWithAttendance, at: datetime
 ) -> list[dict[str, Any]]:
     """Return the ledger rows a final session owes: organizer summary, thank-yous, the finalized event."""
-    addresses = [(room.organizer_email, "summary")] if room.organizer_email else []
+    # (address, kind, why not): the organizer gave theirs through the API; participants typed theirs
+    addresses: list[tuple[str, str, str | None]] = []
+    if room.organizer_email:
+        addresses.append((room.organizer_email, "summary", None))
     if room.notify_participants:
-        addresses += [(row.email, "thank-you") for row in report.attendance if row.email]
+        refused = None if trusts_participant_emails(room.options) else UNTRUSTED
+        addresses += [(row.email, "thank-you", refused) for row in report.attendance if row.email]
     emails = (_email_row(settings, session_id, *address) for address in addresses)
-    # Two people may share an address; one row per key keeps the single INSERT free of self-conflicts.
-    rows = list({(row["recipient"], row["kind"]): row for row in emails}.values())
+    # Two people may share an address (two devices, two keys): the ledger's key (session, recipient, kind)
+    # gives them one thank-you, and one row per key keeps the single INSERT free of self-conflicts.
+    # Rows that can be sent come last, so that a malformed copy of an address never displaces them.
+    ordered = sorted(emails, key=lambda row: row["reason"] is None)
+    rows = list({(row["recipient"], row["kind"]): row for row in ordered}.values())
     if settings.notify_webhook_url:
         rows.append(webhook_row(settings, session_id, "webhook-finalized", "session.finalized", report, at))
     return rows
 
 
-def _email_row(settings: Settings, session_id: int, address: str, kind: str) -> dict[str, Any]:
-    recipient, reason = normalized_address(address), None
+def _email_row(
+    settings: Settings, session_id: int, address: str, kind: str, refused: str | None
+) -> dict[str, Any]:
+    recipient = normalized_address(address)
     if recipient is None:
-        recipient, reason = address.strip().lower()[:320], "not a valid email address"
-    elif settings.smtp_url is None:
-        reason = "SMTP_URL is not set"
-    elif not settings.mail_from:
-        reason = "MAIL_FROM is not set"
-    return _row(session_id, recipient, kind, reason, None)
+        return _row(session_id, address.strip().lower()[:320], kind, "not a valid email address", None)
+    return _row(session_id, recipient, kind, refused or _mail_unset(settings), None)
+
+
+def _mail_unset(settings: Settings) -> str | None:
+    if settings.smtp_url is None:
+        return "SMTP_URL is not set"
+    return None if settings.mail_from else "MAIL_FROM is not set"
 
 
 def normalized_address(address: str | None) -> str | None:
     """Return an email address normalized and lower-cased, or None if it is not a valid one."""
     # Addresses come from webhooks: a malformed or header-injecting one never reaches a To: line.
     try:
-        return validate_email(address or "", check_deliverability=False).normalized.lower()
+        return validate_email((address or "").strip(), check_deliverability=False).normalized.lower()
     except EmailNotValidError:
         return None
 

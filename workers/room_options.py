@@ -17,7 +17,7 @@ from pydantic_core.core_schema import ValidatorFunctionWrapHandler
 ROOM_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
 
 WEBHOOK_FIELDS = ("meetingJoinWebhook", "meetingLeftWebhook", "meetingStartedWebhook", "meetingEndedWebhook")
-ROLLCALL_FIELDS = ("organizerEmail", "notifyParticipants", "minAttendancePercent")
+ROLLCALL_FIELDS = ("organizerEmail", "notifyParticipants", "minAttendancePercent", "trustParticipantEmails")
 NEEDS_COMPOSITION = ("recordComposition", "enableRTMPOut", "enableLiveStreaming")
 
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -66,6 +66,8 @@ class RoomSettings(BaseModel):
     organizerEmail: EmailStr | None = None
     notifyParticipants: bool | None = None
     minAttendancePercent: float | None = Field(default=None, ge=0, le=100)
+    # Anyone who joins can type any address: thank-yous go to such addresses only if the organizer says so.
+    trustParticipantEmails: bool | None = None
 
     @field_validator("rtmpOutURL")
     @classmethod
@@ -127,6 +129,11 @@ def split_request(request: RoomSettings) -> tuple[dict[str, Any], dict[str, Any]
     metered = {k: v for k, v in request.model_dump(exclude_none=True).items() if k not in ROLLCALL_FIELDS}
     rollcall = {k: v for k, v in request.model_dump(exclude_unset=True).items() if k in ROLLCALL_FIELDS}
     return metered, rollcall
+
+
+def trusts_participant_emails(options: dict[str, Any]) -> bool:
+    """Return whether a room's stored options let thank-yous go to the addresses participants gave."""
+    return options.get("trustParticipantEmails") is True
 
 
 def combination_problems(options: dict[str, Any]) -> list[OptionProblem]:

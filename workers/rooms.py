@@ -20,6 +20,7 @@ from workers.room_options import (
     UpdateRoomRequest,
     check_combinations,
     split_request,
+    trusts_participant_emails,
 )
 from workers.room_tokens import new_token, replace_token, token_hash
 from workers.settings import Settings
@@ -37,6 +38,8 @@ ROLLCALL_COLUMNS = {
     "notifyParticipants": "notify_participants",
     "minAttendancePercent": "min_attendance_percent",
 }
+# Rollcall-only fields without a column: kept in the room's options, which never go back to Metered.
+ROLLCALL_OPTIONS = ("trustParticipantEmails",)
 
 log = logging.getLogger(__name__)
 
@@ -198,6 +201,7 @@ def room_view(room: Room, webhook_urls: dict[str, str] | None = None) -> dict[st
         "organizerEmail": room.organizer_email,
         "notifyParticipants": room.notify_participants,
         "minAttendancePercent": room.min_attendance_percent,
+        "trustParticipantEmails": trusts_participant_emails(room.options),
         "archivedAt": iso_ms(room.archived_at) if room.archived_at else None,
     }
     if webhook_urls is not None:
@@ -242,7 +246,10 @@ def _stored(metered_room: dict[str, Any]) -> dict[str, Any]:
 
 def _set_rollcall_fields(room: Room, rollcall: dict[str, Any]) -> None:
     for field, value in rollcall.items():
-        setattr(room, ROLLCALL_COLUMNS[field], value)
+        if field in ROLLCALL_OPTIONS:
+            room.options = {**room.options, field: value}
+        else:
+            setattr(room, ROLLCALL_COLUMNS[field], value)
 
 
 def _find(Session: sessionmaker[Session], room_name: str) -> Room | None:

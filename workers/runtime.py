@@ -15,6 +15,8 @@ from workers.db import make_engine, make_sessionmaker
 from workers.settings import Settings
 
 QUEUE_NAME = "rollcall"
+# Sending mail and webhooks waits on other servers: its own queue keeps folding current while they are slow.
+NOTIFY_QUEUE_NAME = "rollcall-notify"
 
 
 @dataclass
@@ -42,3 +44,7 @@ class Runtime:
     def queue(self) -> Queue:
         """Return Rollcall's RQ queue."""
         return Queue(QUEUE_NAME, connection=self.redis)
+
+    def notify_queue(self) -> Queue:
+        """Return the RQ queue of notification sends (worked by the worker's notify process)."""
+        return Queue(NOTIFY_QUEUE_NAME, connection=self.redis)

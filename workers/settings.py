@@ -30,6 +30,8 @@ class Settings(BaseSettings):
     mail_from: str | None = None
     notify_webhook_url: str | None = None
     notify_webhook_secret: SecretStr | None = None
+    # How long a send waits on each step of an SMTP conversation or webhook call before trying again later.
+    notify_timeout_seconds: float = Field(default=15.0, gt=0)
     finalize_after_seconds: int = Field(default=120, ge=0)
     stale_session_seconds: int = Field(default=21600, gt=0)
     reconnect_grace_seconds: int = Field(default=30, ge=0)
