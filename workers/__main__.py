@@ -184,7 +184,9 @@ def _stop(signum: int, frame: FrameType | None) -> NoReturn:
 
 def start_schedulers(runtime: Runtime, outages: Outages) -> None:
     """Run RQ's scheduler and the PERIODIC jobs from a daemon thread of this process."""
-    scheduler = RQScheduler([QUEUE_NAME, NOTIFY_QUEUE_NAME], connection=runtime.redis, logging_level=logging.ERROR)
+    scheduler = RQScheduler(
+        [QUEUE_NAME, NOTIFY_QUEUE_NAME], connection=runtime.redis, logging_level=logging.ERROR
+    )
     cron = CronScheduler(connection=runtime.redis, name=f"rollcall-worker-{os.getpid()}")
     for function, interval in PERIODIC:
         cron.register(function, QUEUE_NAME, interval=interval, job_timeout=300, result_ttl=60)

@@ -29,7 +29,7 @@ log = logging.getLogger(__name__)
 def start_notify_process(
     runtime: Runtime, work: Callable[[Runtime, bool], None], *, burst: bool = False
 ) -> BaseProcess:
-    """Fork the notify process to run `work`; it stops with this one (in burst mode, once its queue is empty)."""
+    """Fork the notify process running `work`; it stops with this one (burst: once its queue is empty)."""
     # Forked, not spawned: the child inherits the settings and, in dev, the embedded Redis's address.
     child = multiprocessing.get_context("fork").Process(
         target=work, args=(runtime, burst), name="rollcall-notify"
