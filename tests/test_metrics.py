@@ -140,6 +140,7 @@ def test_counters_show_what_was_posted_rejected_and_folded(live_app: Callable[..
     }
     assert family(after, "rollcall_deliveries_folded_total") == stored_counts(Db)
     assert value(after, "rollcall_queue_jobs", queue="rollcall", state="queued") == 0
+    assert value(after, "rollcall_queue_jobs", queue="rollcall-notify", state="failed") == 0
     assert value(after, "rollcall_processing_lag_seconds") == 0
 
 

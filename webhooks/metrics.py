@@ -32,7 +32,8 @@ def metrics() -> Response:
     _check_token(runtime.settings)
     encode, content_type = choose_encoder(request.headers.get("Accept", ""))
     return Response(
-        encode(Figures(_web_counters(), RedisFigures(runtime.queue()))), content_type=content_type
+        encode(Figures(_web_counters(), RedisFigures(runtime.queue(), runtime.notify_queue()))),
+        content_type=content_type,
     )
 
 

@@ -7,7 +7,8 @@ A scrape must cost the same with ten deliveries stored or ten million, so nothin
 - What the worker process does (deliveries folded, notification moves) is counted in Redis, one HINCRBY
   round-trip per fold batch or notification, so the web process reads it with one HGETALL whichever host
   the worker runs on.
-- Queue depth, failed jobs and processing lag are read from RQ's own keys (LLEN, ZCARD, one job hash).
+- Queue depth and failed jobs (of the fold and notify queues) and processing lag are read from RQ's own
+  keys (LLEN, ZCARD, one job hash).
 
 Resets: the web counters start at zero when the web service starts (gunicorn empties the directory) and
 survive one web worker's restart; the Redis counters survive both and reset only if Redis loses its data.
@@ -91,8 +92,8 @@ def count_notification(redis: Redis, state: str) -> None:
 class RedisFigures:
     """The figures kept in Redis, read at each scrape in a fixed number of round-trips."""
 
-    def __init__(self, queue: Queue) -> None:
-        self.queue = queue
+    def __init__(self, fold_queue: Queue, *other_queues: Queue) -> None:
+        self.queue, self.queues = fold_queue, (fold_queue, *other_queues)
 
     def collect(self) -> Iterator[Metric]:
         """Yield rollcall_up{component="redis"}, then the worker's counters and the queue's gauges."""
@@ -127,20 +128,20 @@ class RedisFigures:
         return family
 
     def _jobs(self) -> Metric:
-        queue = self.queue
         family = GaugeMetricFamily(
             "rollcall_queue_jobs",
-            "RQ jobs by state; state=failed is the failed registry.",
+            "RQ jobs by queue and state; state=failed is the failed registry.",
             labels=["queue", "state"],
         )
         # cleanup=False: a scrape only reads; moving expired jobs between registries is the workers' job.
-        for state, count in (
-            ("queued", queue.count),
-            ("started", queue.started_job_registry.get_job_count(cleanup=False)),
-            ("scheduled", queue.scheduled_job_registry.get_job_count(cleanup=False)),
-            ("failed", queue.failed_job_registry.get_job_count(cleanup=False)),
-        ):
-            family.add_metric([queue.name, state], count)
+        for queue in self.queues:
+            for state, count in (
+                ("queued", queue.count),
+                ("started", queue.started_job_registry.get_job_count(cleanup=False)),
+                ("scheduled", queue.scheduled_job_registry.get_job_count(cleanup=False)),
+                ("failed", queue.failed_job_registry.get_job_count(cleanup=False)),
+            ):
+                family.add_metric([queue.name, state], count)
         return family
 
     def _lag(self) -> Metric:
