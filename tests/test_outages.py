@@ -35,6 +35,8 @@ from workers.settings import Settings
 
 WAITING = "unreachable"
 BACK = "reachable again"
+# The worker's main process says it through workers.outages; its notify process has a logger of its own.
+MAIN = "workers.outages: "
 
 
 class WorkerProcess:
@@ -102,18 +104,20 @@ def test_the_worker_waits_for_redis_and_outlives_its_restart(
     wait_for(lambda: worker.lines(WAITING), "the worker to say it waits for Redis")
     time.sleep(4)  # several tries: 1 s, then 2 s
     assert worker.alive()
-    assert len(worker.lines("Redis " + WAITING)) == 1
+    assert len(worker.lines(MAIN + "Redis " + WAITING)) == 1
     server = own_redis()
     runtime = runtime_on(make_settings(redis_url=own_redis.url))
     try:
         room_id, _ = make_room(runtime)
         signal_joins(runtime, room_id, 20, first=0)
         wait_for(lambda: fates(runtime) == {"processed": 20}, "the deliveries to be folded", seconds=60)
-        assert len(worker.lines("Redis " + BACK)) == 1
+        assert len(worker.lines(MAIN + "Redis " + BACK)) == 1
         time.sleep(2)  # the worker is idle now, blocked waiting for a job
         server.kill()
         server.wait()
-        wait_for(lambda: len(worker.lines("Redis " + WAITING)) == 2, "the worker to notice", seconds=60)
+        wait_for(
+            lambda: len(worker.lines(MAIN + "Redis " + WAITING)) == 2, "the worker to notice", seconds=60
+        )
         time.sleep(3)
         assert worker.alive()
         own_redis()  # back, and empty
@@ -121,8 +125,8 @@ def test_the_worker_waits_for_redis_and_outlives_its_restart(
         wait_for(lambda: fates(runtime) == {"processed": 40}, "the new deliveries to be folded", seconds=90)
         assert worker.alive()
         assert fold_counts(runtime) == {1}  # nothing folded twice across the outages
-        assert len(worker.lines("Redis " + WAITING)) == 2
-        assert len(worker.lines("Redis " + BACK)) == 2
+        assert len(worker.lines(MAIN + "Redis " + WAITING)) == 2
+        assert len(worker.lines(MAIN + "Redis " + BACK)) == 2
         assert not worker.lines("Traceback")
     finally:
         runtime.engine.dispose()
@@ -207,14 +211,14 @@ def test_the_worker_waits_for_the_database(
     wait_for(lambda: worker.lines(WAITING), "the worker to say it waits for the database")
     time.sleep(4)
     assert worker.alive()
-    assert len(worker.lines("Database " + WAITING)) == 1
+    assert len(worker.lines(MAIN + "Database " + WAITING)) == 1
     relay = TcpRelay(port, (real.host or "127.0.0.1", real.port or 5432))
     try:
         relay.serve()
         room_id, _ = make_room(runtime)
         signal_joins(runtime, room_id, 20, first=0)
         wait_for(lambda: fates(runtime) == {"processed": 20}, "the deliveries to be folded", seconds=90)
-        assert len(worker.lines("Database " + BACK)) == 1
+        assert len(worker.lines(MAIN + "Database " + BACK)) == 1
         assert worker.alive()
     finally:
         relay.close()

@@ -75,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
 def work_notifications(runtime: Runtime, burst: bool) -> None:
     """Work the notification queue in the notify process, waiting out outages as the folds do."""
     process.install(runtime)  # the fork emptied the engine's pool (start_runtime's at-fork hook)
-    work(runtime, Outages(), runtime.notify_queue(), burst=burst)
+    work(runtime, Outages(logging.getLogger("workers.notify_worker")), runtime.notify_queue(), burst=burst)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

@@ -44,10 +44,12 @@ def service_of(error: BaseException) -> str:
 class Outages:
     """The services this process cannot reach: each change of a service's state is logged once.
 
-    Shared by the worker loop and the scheduler thread, hence the lock.
+    Shared by the worker loop and the scheduler thread, hence the lock. `logger` tells apart the processes
+    of one worker that each wait out the same outage.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, logger: logging.Logger = log) -> None:
+        self._log = logger
         self._down_since: dict[str, float] = {}
         self._delay: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -59,7 +61,7 @@ class Outages:
             if service not in self._down_since:
                 self._down_since[service] = time.monotonic()
                 self._delay[service] = FIRST_DELAY_SECONDS
-                log.warning("%s unreachable (%s), waiting", service, type(error).__name__)
+                self._log.warning("%s unreachable (%s), waiting", service, type(error).__name__)
             delay = self._delay[service]
             self._delay[service] = min(delay * 2, MAX_DELAY_SECONDS)
             return delay
@@ -70,7 +72,7 @@ class Outages:
             for service in services or tuple(self._down_since):
                 since = self._down_since.pop(service, None)
                 if since is not None:
-                    log.warning("%s reachable again after %.0f s", service, time.monotonic() - since)
+                    self._log.warning("%s reachable again after %.0f s", service, time.monotonic() - since)
 
     def wait_until(self, attempt: Callable[[], T]) -> T:
         """Call `attempt` until it raises no transient error, backing off between tries; return its result."""
