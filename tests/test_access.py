@@ -28,7 +28,10 @@ def served(live_app: Callable[..., Any]) -> Iterator[tuple[Flask, str, sessionma
 
 def guarded_calls(app: Flask) -> list[tuple[str, str, bool, str]]:
     """Return (method, path, is_page, blueprint) for every route behind a token (variables made `x`)."""
-    wrappers = {require_token(lambda: None).__code__: False, require_basic(lambda: None).__code__: True}
+    wrappers: dict[object, bool] = {
+        require_token(lambda: None).__code__: False,
+        require_basic(lambda: None).__code__: True,
+    }
     calls = []
     for rule in app.url_map.iter_rules():
         view = app.view_functions[rule.endpoint]
