@@ -22,7 +22,8 @@ MIN_SECRET_LENGTH = 4  # shorter values would blank ordinary words
 # A webhook path, however it is spelled: any case, doubled or backslashed separators, dot segments. It is
 # matched after percent-decoding, so `%2F` and `%61` spellings are caught too.
 _HOOK_TOKEN = re.compile(r"(hooks(?:[/\\]+\.)*[/\\]+metered(?:[/\\]+\.)*[/\\]+)[^/\\?#\s\"']+", re.IGNORECASE)
-_WORD = re.compile(r"[^\s\"'<>]+")
+# Only the words that could spell a hook path: they name hooks, or hold a percent-escape.
+_HOOK_WORD = re.compile(r"(?<![^\s\"'<>])[^\s\"'<>]*?(?:hooks|%)[^\s\"'<>]*", re.IGNORECASE)
 _URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/@\s\"'<>]+@", re.IGNORECASE)
 # The query of an absolute URL (an outbound call: its query is the caller's secret), and any query
 # parameter whose name says it holds a credential, wherever it appears.
@@ -50,9 +51,11 @@ class Redactor:
 
     def redact(self, text: str) -> str:
         """Return `text` with every secret, room token and URL credential blanked."""
-        text = _WORD.sub(_hook_path_redacted, text)
-        text = _URL_USERINFO.sub(rf"\1{REDACTED}@", text)
-        text = _URL_QUERY.sub(lambda m: m.group(1) + _QUERY_VALUE.sub(rf"\1{REDACTED}", m.group(2)), text)
+        if "%" in text or "hooks" in text.lower():
+            text = _HOOK_WORD.sub(_hook_path_redacted, text)
+        if "://" in text:
+            text = _URL_USERINFO.sub(rf"\1{REDACTED}@", text)
+            text = _URL_QUERY.sub(lambda m: m.group(1) + _QUERY_VALUE.sub(rf"\1{REDACTED}", m.group(2)), text)
         text = _SECRET_PARAMETER.sub(rf"\1{REDACTED}", text)
         for secret in self._secrets:
             text = text.replace(secret, REDACTED)
@@ -65,7 +68,7 @@ class Redactor:
         except Exception:  # a bad format string: keep the pieces, never the arguments unredacted
             message = f"{record.msg} {record.args}"
         redacted = self.redact(message)
-        if redacted != message or record.args:
+        if redacted != message:
             record.msg, record.args = redacted, ()
         if record.exc_info and not record.exc_text:
             record.exc_text = self.redact(logging.Formatter().formatException(record.exc_info))
@@ -132,9 +135,6 @@ def _spellings(value: str) -> set[str]:
 
 def _hook_path_redacted(match: re.Match[str]) -> str:
     word = match.group()
-    lowered = word.lower()
-    if "hooks" not in lowered and "%" not in word:
-        return word
     decoded = word
     for _ in range(3):  # doubly encoded spellings too
         decoded, before = unquote(decoded), decoded
