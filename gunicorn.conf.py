@@ -1,8 +1,8 @@
 """gunicorn reads this from the working directory: how the web process serves, and what it checks at start.
 
 gevent workers: each connection is a greenlet, so clients that send half a request and wait (slow networks,
-or on purpose) hold only a greenlet, not a worker or a thread. With sync workers four such sockets stalled
-/healthz for a minute; gthread's threads block the same way once a request has begun to arrive.
+or on purpose) hold only a greenlet, not a worker (sync) or a thread (gthread, whose thread blocks once a
+request has begun to arrive).
 """
 
 import hashlib
