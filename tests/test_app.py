@@ -106,13 +106,6 @@ def test_bad_service_urls_name_the_variable(
     assert message in str(raised.value) and "s3cret" not in str(raised.value)
 
 
-def test_a_database_behind_the_migrations_is_named_at_start(
-    make_settings: Callable[..., Settings], tmp_path: Any, caplog: pytest.LogCaptureFixture
-) -> None:
-    create_app(make_settings(database_url=f"sqlite:///{tmp_path / 'empty.sqlite'}"))
-    assert "the schema is behind the migrations; run `flask --app wsgi db upgrade`" in caplog.text
-
-
 def test_the_worker_refuses_a_database_behind_the_migrations_in_one_line(tmp_path: Any) -> None:
     env = {
         **os.environ,
@@ -135,3 +128,28 @@ def test_gunicorn_refuses_to_start_without_redis(tmp_path: Any) -> None:
     )  # fmt: skip
     assert done.returncode != 0
     assert "REDIS_URL: not set" in done.stderr
+
+
+@pytest.mark.parametrize(
+    ("secret", "message"),
+    [
+        ("whsec_", "the signing key is empty"),
+        ("whsec_=", "not base64 after whsec_"),
+        ("whsec_s3cr3t!!", "not base64 after whsec_"),
+        ("whsec_a", "not base64 after whsec_"),
+    ],
+)
+def test_an_unusable_webhook_secret_stops_start_up_naming_it(
+    monkeypatch: pytest.MonkeyPatch, secret: str, message: str
+) -> None:
+    monkeypatch.setenv("NOTIFY_WEBHOOK_URL", "https://hooks.example/rollcall")
+    monkeypatch.setenv("NOTIFY_WEBHOOK_SECRET", secret)
+    with pytest.raises(ConfigError) as raised:
+        load_settings(_env_file=None)
+    assert str(raised.value) == f"NOTIFY_WEBHOOK_SECRET: {message}"
+
+
+def test_a_webhook_secret_without_base64_padding_is_accepted(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("NOTIFY_WEBHOOK_URL", "https://hooks.example/rollcall")
+    monkeypatch.setenv("NOTIFY_WEBHOOK_SECRET", "whsec_aGVsbG8")  # "hello", its "=" left off
+    assert load_settings(_env_file=None).notify_webhook_secret is not None

@@ -5,13 +5,11 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
-from sqlalchemy.exc import DBAPIError
 
 from workers import migrate
+from workers.log_redaction import install_log_redaction
 from workers.runtime import Runtime
 from workers.settings import Settings, load_settings
-
-log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None) -> Flask:
@@ -22,19 +20,21 @@ def create_app(settings: Settings | None = None) -> Flask:
     app.json.sort_keys = False  # type: ignore[attr-defined]
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("alembic").setLevel(logging.WARNING)  # its plugin set-up chatter on every command
+    install_log_redaction(settings)
     app.extensions["rollcall"] = Runtime.start(settings, app.instance_path)
     database_url = settings.resolved_database_url(app.instance_path)
     if settings.database_url is None:
         # The dev default (a SQLite file in the instance folder) gets its schema without a release step.
         migrate.upgrade_locked(database_url, app.instance_path)
-    elif not settings.demo:
-        _warn_if_schema_behind(database_url)
+    # A schema behind the migrations is reported by the serving process (gunicorn.conf.py), not here:
+    # `flask db upgrade` builds this same app.
 
-    from webhooks import cli, ops, routing
+    from webhooks import cli, headers, ops, routing
     from webhooks.errors import register_error_handlers
 
     app.url_map.converters.update(routing.CONVERTERS)  # before any rule that names one
     register_error_handlers(app)
+    headers.register(app)
     app.register_blueprint(ops.blueprint)
     _register_optional_blueprints(app)
     cli.register(app)
@@ -47,17 +47,6 @@ def _register_optional_blueprints(app: Flask) -> None:
 
     for module in (rooms, hooks, audit, reports, session_admin, pages, metrics, openapi):
         app.register_blueprint(module.blueprint)
-
-
-def _warn_if_schema_behind(database_url: str) -> None:
-    # A warning, not a refusal: the web process must start (and /readyz say why) with the database down.
-    try:
-        if not migrate.is_current(database_url):
-            log.warning(
-                "DATABASE_URL: the schema is behind the migrations; run `flask --app wsgi db upgrade`"
-            )
-    except DBAPIError as error:
-        log.warning("DATABASE_URL: unreachable at start-up (%s); /readyz reports it", type(error).__name__)
 
 
 def runtime_of(app: Flask) -> Runtime:

@@ -1,7 +1,13 @@
-"""Bearer-token authentication for the management API (HTTP Basic for the HTML pages)."""
+"""Who may call what: API_TOKEN for everything, READ_TOKEN for reading reports and pages only.
+
+The API takes `Authorization: Bearer <token>`; the HTML pages take the token as the password of HTTP Basic.
+A read-only token is refused (403) by every change and by room management, so the people who only read
+attendance never hold the credential that creates rooms, replays deliveries or rebuilds sessions.
+"""
 
 from __future__ import annotations
 
+import enum
 import hmac
 from collections.abc import Callable
 from functools import wraps
@@ -14,13 +20,29 @@ from webhooks.errors import Problem
 P = ParamSpec("P")
 R = TypeVar("R")
 
+# The blueprints whose GET views are reports: a read-only token may see them.
+READABLE_BLUEPRINTS = frozenset({"reports", "audit", "pages"})
+_SAFE_METHODS = frozenset({"GET", "HEAD"})
 
-def _token_accepted(candidate: str) -> bool:
-    runtime = current_app.extensions["rollcall"]
-    tokens = runtime.settings.api_tokens()
-    # Check every token so the time taken does not tell which one nearly matched.
-    matches = [hmac.compare_digest(candidate.encode(), token.encode()) for token in tokens]
-    return any(matches)
+
+class Access(enum.Enum):
+    """What a credential may do."""
+
+    NONE = 0
+    READ = 1
+    FULL = 2
+
+
+def _access_of(candidate: str) -> Access:
+    settings = current_app.extensions["rollcall"].settings
+    # Compare with every token so the time taken does not tell which one nearly matched, or which kind.
+    full = [_same(candidate, token) for token in settings.api_tokens()]
+    read = [_same(candidate, token) for token in settings.read_tokens()]
+    return Access.FULL if any(full) else Access.READ if any(read) else Access.NONE
+
+
+def _same(candidate: str, token: str) -> bool:
+    return hmac.compare_digest(candidate.encode(), token.encode())
 
 
 def _demo_open() -> bool:
@@ -28,40 +50,54 @@ def _demo_open() -> bool:
     return settings.demo and not settings.api_tokens()
 
 
+def _check(candidate: str | None, unauthorized: Problem) -> None:
+    access = _access_of(candidate) if candidate else Access.NONE
+    if access is Access.NONE:
+        raise unauthorized
+    if access is Access.READ and not (
+        request.method in _SAFE_METHODS and request.blueprint in READABLE_BLUEPRINTS
+    ):
+        raise Problem(403, "Forbidden", "A read-only token cannot do this; use the API token.")
+
+
 def require_token(view: Callable[P, R]) -> Callable[P, R]:
-    """Refuse the call with 401 unless it carries `Authorization: Bearer <API_TOKEN>`."""
+    """Refuse the call with 401 unless it carries `Authorization: Bearer <token>` (403 if it is read-only)."""
 
     @wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         if not _demo_open():
             scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not token or not _token_accepted(token.strip()):
-                raise Problem(
+            candidate = token.strip() if scheme.lower() == "bearer" else None
+            _check(
+                candidate,
+                Problem(
                     401,
                     "Unauthorized",
                     "Send Authorization: Bearer <API_TOKEN>.",
                     headers={"WWW-Authenticate": 'Bearer realm="rollcall"'},
-                )
+                ),
+            )
         return view(*args, **kwargs)
 
     return wrapper
 
 
 def require_basic(view: Callable[P, R]) -> Callable[P, R]:
-    """Refuse an HTML page with 401 unless HTTP Basic carries the API token as its password."""
+    """Refuse an HTML page with 401 unless HTTP Basic carries a token (API or read-only) as its password."""
 
     @wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         if not _demo_open():
             credentials = request.authorization
-            password = credentials.password if credentials else None
-            if not password or not _token_accepted(password):
-                raise Problem(
+            _check(
+                credentials.password if credentials else None,
+                Problem(
                     401,
                     "Unauthorized",
-                    "Log in with the API token as the password.",
+                    "Log in with the API token or a read-only token as the password.",
                     headers={"WWW-Authenticate": 'Basic realm="rollcall"'},
-                )
+                ),
+            )
         return view(*args, **kwargs)
 
     return wrapper

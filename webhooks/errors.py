@@ -8,6 +8,7 @@ from typing import Any
 from flask import Flask, Response, json
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from workers.field_errors import field_errors, summary
@@ -91,9 +92,10 @@ def register_error_handlers(app: Flask) -> None:
         return Problem(400, "Bad Request", "A value in the request cannot be used here.").to_response()
 
     @app.errorhandler(DBAPIError)
-    def _database(error: DBAPIError) -> Response:
+    @app.errorhandler(PoolTimeout)  # every connection taken, each waiting on a database that is away
+    def _database(error: DBAPIError | PoolTimeout) -> Response:
         # The driver's message can carry the connection URL; log the class only.
-        log.error("database error: %s", type(error.orig).__name__)
+        log.error("database error: %s", type(getattr(error, "orig", None) or error).__name__)
         return Problem(
             503,
             "Database unavailable",

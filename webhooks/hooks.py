@@ -48,7 +48,6 @@ _KEPT_HEADERS = frozenset(
     }
 )
 _SECRET_HEADER = re.compile(r"auth|cookie|token|secret|key|signature|password|session", re.IGNORECASE)
-_HOOK_PATH = re.compile(r"(/hooks/metered/)[^/\s?\"']+")
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,22 +116,6 @@ _EXPIRED = datetime.min.replace(tzinfo=UTC)
 @blueprint.record_once
 def _set_up(state: BlueprintSetupState) -> None:
     state.app.extensions["rollcall.rooms_by_token"] = RoomsByToken()
-    redact = RedactHookTokens()
-    # Access logs (and httpx, which the emulator posts webhooks with) print the path, which holds the token.
-    for name in ("werkzeug", "gunicorn.access", "httpx"):
-        logger = logging.getLogger(name)
-        if not any(isinstance(existing, RedactHookTokens) for existing in logger.filters):
-            logger.addFilter(redact)
-
-
-class RedactHookTokens(logging.Filter):
-    """Blank out the room token of webhook paths in a log record."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        message = record.getMessage()
-        if "/hooks/metered/" in message:
-            record.msg, record.args = _HOOK_PATH.sub(r"\1[redacted]", message), ()
-        return True
 
 
 @blueprint.post("/hooks/metered/<token>/<event>")

@@ -37,6 +37,7 @@ from sqlalchemy.exc import ArgumentError
 
 # Imported here, before any job runs, so the first job does not pay for them.
 from workers import folding, inbox, jobs, migrate, payloads, process, queueing, session_jobs  # noqa: F401
+from workers.log_redaction import install_log_redaction
 from workers.notify_worker import start_notify_process
 from workers.outages import MAX_DELAY_SECONDS, REDIS, TRANSIENT, Outages
 from workers.runtime import NOTIFY_QUEUE_NAME, QUEUE_NAME, Runtime
@@ -60,6 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     _stop_on_signals()
     configure_logging()
     settings = load_settings()
+    install_log_redaction(settings)  # before anything logs: no secret or room token in the worker's log
     if not (options.embedded or settings.demo):
         require_redis(settings)
     outages = Outages()

@@ -7,6 +7,8 @@ from typing import Any
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
+CONNECT_TIMEOUT_SECONDS = 5
+
 
 def make_engine(url: str, **options: Any) -> Engine:
     """Create an engine; SQLite gets WAL and a busy timeout so web and worker processes can share it."""
@@ -17,6 +19,9 @@ def make_engine(url: str, **options: Any) -> Engine:
         return engine
     # No pre-ping: it costs a round trip per request on the webhook path. A connection found dead fails
     # one statement (503, so Metered retries) and SQLAlchemy discards the whole stale pool.
+    # A server that takes the connection but never answers (hung, or a route gone) must fail a request in
+    # seconds, with a 503, rather than hold it and a pool slot for good: libpq has no timeout by default.
+    options.setdefault("connect_args", {}).setdefault("connect_timeout", CONNECT_TIMEOUT_SECONDS)
     return create_engine(url, **options)
 
 

@@ -22,6 +22,7 @@ from sqlalchemy.exc import DBAPIError
 
 from workers import folding, inbox, metrics, process, queueing, session_jobs
 from workers.locks import LOCK_SECONDS, room_lock
+from workers.log_redaction import redacted
 from workers.models import DeliveryStatus
 from workers.models.base import utcnow
 from workers.outages import TRANSIENT
@@ -164,18 +165,7 @@ def _after_commit(runtime: Runtime, outcome: folding.FoldOutcome) -> None:
 def describe_error(runtime: Runtime, error: BaseException) -> str:
     """Return a one-line account of `error` with every configured secret blanked out."""
     cause = error.orig if isinstance(error, DBAPIError) and error.orig is not None else error
-    text = f"{type(cause).__name__}: {cause}".splitlines()[0][:500]
-    for secret in _secrets(runtime):
-        text = text.replace(secret, "[redacted]")
-    return text
-
-
-def _secrets(runtime: Runtime) -> list[str]:
-    settings = runtime.settings
-    values = [*settings.api_tokens(), runtime.engine.url.password or ""]
-    for secret in (settings.metered_secret_key, settings.smtp_url):
-        values.append(secret.get_secret_value() if secret else "")
-    return [value for value in values if len(value) >= 4]
+    return redacted(f"{type(cause).__name__}: {cause}".splitlines()[0][:500], runtime.settings)
 
 
 def relay(min_age_seconds: float = RELAY_MIN_AGE_SECONDS) -> int:

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import fcntl
+import logging
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
+from sqlalchemy.exc import DBAPIError
+
+log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
 
@@ -39,6 +43,18 @@ def is_current(database_url: str) -> bool:
     finally:
         engine.dispose()
     return set(current) == set(ScriptDirectory.from_config(alembic_config(database_url)).get_heads())
+
+
+def warn_if_behind(database_url: str) -> None:
+    """Log a warning when the schema is behind the migrations, or the database cannot be reached."""
+    # A warning, not a refusal: the web process must start (and /readyz say why) with the database down.
+    try:
+        if not is_current(database_url):
+            log.warning(
+                "DATABASE_URL: the schema is behind the migrations; run `flask --app wsgi db upgrade`"
+            )
+    except DBAPIError as error:
+        log.warning("DATABASE_URL: unreachable at start-up (%s); /readyz reports it", type(error).__name__)
 
 
 def upgrade_locked(database_url: str, folder: str | Path) -> None:

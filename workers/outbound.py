@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import hmac
 import json
@@ -29,11 +30,17 @@ class PermanentWebhookError(Exception):
 
 
 def signing_key(secret: str) -> bytes:
-    """Return the HMAC key of a `whsec_<base64>` secret, or of a raw secret taken as it is."""
+    """Return the HMAC key of a `whsec_<base64>` secret, or of a raw secret; ValueError if it is unusable."""
+    key = secret.encode()
     if secret.startswith(SECRET_PREFIX):
-        # Standard Webhooks secrets are sometimes written without their base64 padding.
-        return base64.b64decode(secret.removeprefix(SECRET_PREFIX) + "==")
-    return secret.encode()
+        encoded = secret.removeprefix(SECRET_PREFIX)
+        try:  # Standard Webhooks secrets are sometimes written without their base64 padding
+            key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+        except binascii.Error:
+            raise ValueError(f"not base64 after {SECRET_PREFIX}") from None
+    if not key:
+        raise ValueError("the signing key is empty")
+    return key
 
 
 def signature(key: bytes, message_id: str, timestamp: int, body: bytes) -> str:

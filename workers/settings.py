@@ -26,6 +26,7 @@ class Settings(BaseSettings):
     metered_timeout_seconds: float = Field(default=10.0, gt=0)
     public_base_url: str = "http://127.0.0.1:5000"
     api_token: Annotated[tuple[SecretStr, ...], NoDecode] = ()
+    read_token: Annotated[tuple[SecretStr, ...], NoDecode] = ()
     smtp_url: SecretStr | None = None
     mail_from: str | None = None
     notify_webhook_url: str | None = None
@@ -41,7 +42,7 @@ class Settings(BaseSettings):
     metrics_token: SecretStr | None = None  # unset (or empty): GET /metrics is open
     demo: bool = False
 
-    @field_validator("api_token", mode="before")
+    @field_validator("api_token", "read_token", mode="before")
     @classmethod
     def _split_tokens(cls, value: object) -> object:
         if isinstance(value, str):
@@ -96,6 +97,15 @@ class Settings(BaseSettings):
                 raise ValueError(str(error).removeprefix("SMTP_URL: ")) from None
         return value
 
+    @field_validator("notify_webhook_secret")
+    @classmethod
+    def _usable_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            from workers.outbound import signing_key
+
+            signing_key(value.get_secret_value())  # its messages never repeat the secret
+        return value
+
     @model_validator(mode="after")
     def _webhook_needs_secret(self) -> Settings:
         if self.notify_webhook_url and not self.notify_webhook_secret:
@@ -121,6 +131,10 @@ class Settings(BaseSettings):
         """Return the accepted API bearer tokens."""
         return tuple(token.get_secret_value() for token in self.api_token)
 
+    def read_tokens(self) -> tuple[str, ...]:
+        """Return the read-only tokens: reports and pages, never a change."""
+        return tuple(token.get_secret_value() for token in self.read_token)
+
 
 def load_settings(**overrides: object) -> Settings:
     """Read the settings, turning a validation error into one line naming the variable."""
@@ -128,9 +142,10 @@ def load_settings(**overrides: object) -> Settings:
         return Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as error:
         problem = error.errors(include_url=False, include_input=False)[0]
+        message = str(problem["msg"]).removeprefix("Value error, ")
         if not problem["loc"]:  # a rule across variables names its variable in the message
-            raise ConfigError(str(problem["msg"]).removeprefix("Value error, ")) from None
-        raise ConfigError(f"{str(problem['loc'][0]).upper()}: {problem['msg']}") from None
+            raise ConfigError(message) from None
+        raise ConfigError(f"{str(problem['loc'][0]).upper()}: {message}") from None
 
 
 def require_redis(settings: Settings) -> str:
