@@ -1,7 +1,9 @@
 """Alembic environment: the URL comes from workers.migrate, the schema from workers.models."""
 
+from typing import Any
+
 from alembic import context
-from sqlalchemy import pool
+from sqlalchemy import event, pool
 
 from workers.db import make_engine
 from workers.models import Base
@@ -24,6 +26,10 @@ def run_migrations() -> None:
             context.run_migrations()
         return
     engine = make_engine(url, poolclass=pool.NullPool)
+    if url.startswith("sqlite"):
+        # Batch mode rebuilds a table by copy, drop and rename: with foreign keys enforced, dropping a
+        # table that other rows point at fails. The copy keeps every row, so nothing dangles after.
+        event.listen(engine, "connect", _without_foreign_keys)
     with engine.connect() as connection:
         context.configure(
             connection=connection,
@@ -34,6 +40,12 @@ def run_migrations() -> None:
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
+
+
+def _without_foreign_keys(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA foreign_keys=OFF")
+    cursor.close()
 
 
 run_migrations()

@@ -5,12 +5,14 @@ from __future__ import annotations
 import os
 import uuid
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import inspect, make_url, text
+from sqlalchemy import MetaData, Table, func, inspect, make_url, select, text
 
 from workers.db import make_engine
 from workers.migrate import upgrade
@@ -56,3 +58,49 @@ def test_upgrade_twice_is_a_no_op(empty_database: str) -> None:
         version = connection.execute(text("SELECT version_num FROM alembic_version")).scalar_one()
     engine.dispose()
     assert version
+
+
+def test_upgrade_keeps_the_rows_of_a_database_at_0002(empty_database: str) -> None:
+    """The dev database upgrades itself at start: a migration must carry existing rows across (on SQLite,
+    batch mode rebuilds each table while other tables' foreign keys point at it)."""
+    upgrade(empty_database, "0002")
+    engine = make_engine(empty_database)
+    metadata = MetaData()
+    metadata.reflect(engine)
+    with engine.begin() as connection:
+        for table in metadata.sorted_tables:
+            if table.name != "alembic_version":
+                connection.execute(table.insert().values(_row_of(table)))
+    engine.dispose()
+    upgrade(empty_database)
+    engine = make_engine(empty_database)
+    with engine.connect() as connection:
+        counts = {
+            table.name: connection.execute(select(func.count()).select_from(table)).scalar_one()
+            for table in metadata.sorted_tables
+            if table.name != "alembic_version"
+        }
+    engine.dispose()
+    assert counts and set(counts.values()) == {1}, counts
+
+
+def _row_of(table: Table) -> dict[str, Any]:
+    """A row with a value in every column that needs one: ids and foreign keys 1, the rest by type."""
+    row: dict[str, Any] = {}
+    for column in table.columns:
+        if column.nullable and not column.primary_key and not column.foreign_keys:
+            continue
+        python_type = column.type.python_type
+        if column.primary_key or column.foreign_keys or python_type is int:
+            row[column.name] = 1
+        elif python_type is datetime:
+            row[column.name] = datetime(2026, 11, 1, tzinfo=UTC)
+        elif python_type is bool:
+            row[column.name] = False
+        elif python_type in (dict, list):
+            row[column.name] = {}
+        elif python_type is float:
+            row[column.name] = 1.0
+        else:
+            row[column.name] = f"{table.name}-{column.name}"[: getattr(column.type, "length", None) or 64]
+    return row

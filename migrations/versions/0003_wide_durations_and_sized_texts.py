@@ -31,12 +31,14 @@ _CHANGES = (
 
 
 def upgrade() -> None:
-    for table, column, before, after in _CHANGES:
+    for table in dict.fromkeys(change[0] for change in _CHANGES):  # one batch (one SQLite rebuild) a table
         with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.alter_column(column, existing_type=before, type_=after)
+            for _, column, before, after in (change for change in _CHANGES if change[0] == table):
+                batch_op.alter_column(column, existing_type=before, type_=after)
 
 
 def downgrade() -> None:
-    for table, column, before, after in reversed(_CHANGES):
+    for table in dict.fromkeys(change[0] for change in reversed(_CHANGES)):
         with op.batch_alter_table(table, schema=None) as batch_op:
-            batch_op.alter_column(column, existing_type=after, type_=before)
+            for _, column, before, after in (change for change in _CHANGES if change[0] == table):
+                batch_op.alter_column(column, existing_type=after, type_=before)
