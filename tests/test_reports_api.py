@@ -121,8 +121,9 @@ def test_attendance_and_history_are_paginated(api: httpx.Client, Db: sessionmake
     assert len(history["items"]) == 1 and history["nextCursor"] is None  # one fold, one change
 
 
-def test_bad_limit_names_the_parameter(api: httpx.Client) -> None:
-    response = api.get("/api/people/ext:ann/attendance?limit=0")
+@pytest.mark.parametrize("limit", ["0", "501", "²", "9" * 5000])
+def test_bad_limit_names_the_parameter(api: httpx.Client, limit: str) -> None:
+    response = api.get(f"/api/people/ext:ann/attendance?limit={limit}")
     assert response.status_code == 422
     assert response.json()["errors"][0]["field"] == "limit"
 

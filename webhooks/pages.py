@@ -14,7 +14,7 @@ from flask import Blueprint, current_app, render_template, request
 from webhooks import runtime_of
 from webhooks.auth import require_basic
 from webhooks.errors import invalid_fields
-from webhooks.pagination import page_body, requested_page
+from webhooks.pagination import page_body, requested_page, whole_number
 from webhooks.reports import room_sessions_or_404, session_or_404
 from webhooks.timeline import build_timeline
 from workers.humanize import moment_text, percent_text, span_text, yes_no
@@ -74,11 +74,11 @@ def session_page(meeting_session_id: str) -> str:
 
 def _people_page(asked: str, people: int) -> PeoplePage:
     # Not a cursor as in the API: a person reading a report wants "page 3 of 50" and a link to the last.
-    page = PeoplePage(1, people)
-    if not (asked.isascii() and asked.isdigit() and len(asked) < 10 and 1 <= int(asked) <= page.count):
-        message = f"must be a whole number from 1 to {page.count}"
-        raise invalid_fields([{"field": "page", "message": message}])
-    return PeoplePage(int(asked), people)
+    count = PeoplePage(1, people).count
+    number = whole_number(asked, 1, count)
+    if number is None:
+        raise invalid_fields([{"field": "page", "message": f"must be a whole number from 1 to {count}"}])
+    return PeoplePage(number, people)
 
 
 @blueprint.get("/rooms/<room_name>")

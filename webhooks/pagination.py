@@ -40,10 +40,11 @@ def requested_page(kind: CursorKind = "id") -> Page:
     limit = DEFAULT_LIMIT
     raw_limit = request.args.get("limit")
     if raw_limit is not None:
-        if not _whole_number(raw_limit) or not 1 <= int(raw_limit) <= MAX_LIMIT:
+        asked = whole_number(raw_limit, 1, MAX_LIMIT)
+        if asked is None:
             errors.append({"field": "limit", "message": f"must be a whole number from 1 to {MAX_LIMIT}"})
         else:
-            limit = int(raw_limit)
+            limit = asked
     after: Position | None = None
     raw_cursor = request.args.get("cursor")
     if raw_cursor:
@@ -98,14 +99,16 @@ def _decode(cursor: str) -> Position | None:
             at = at.astimezone(UTC)
         except (ValueError, OverflowError):
             return None
-        return (at, int(row_id)) if _is_id(row_id) else None
-    return int(position) if prefix == "id" and _is_id(position) else None
+        row = whole_number(row_id, 0, MAX_ID)
+        return None if row is None else (at, row)
+    return whole_number(position, 0, MAX_ID) if prefix == "id" else None
 
 
-def _is_id(text: str) -> bool:
-    return _whole_number(text) and int(text) <= MAX_ID
-
-
-def _whole_number(text: str) -> bool:
-    # str.isdigit() alone accepts "²", which int() refuses.
-    return text.isascii() and text.isdigit()
+def whole_number(text: str, lowest: int, highest: int) -> int | None:
+    """Return `text` read as a whole number from `lowest` to `highest`, None if it is not one."""
+    # str.isdigit() alone accepts "²", which int() refuses; int() refuses more than 4,300 digits with an
+    # error of its own, so a number longer than the highest is refused before it is read.
+    if not (text.isascii() and text.isdigit() and len(text) <= len(str(highest))):
+        return None
+    value = int(text)
+    return value if lowest <= value <= highest else None

@@ -9,7 +9,7 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from webhooks import runtime_of
 from webhooks.auth import require_token
 from webhooks.errors import Problem, invalid_fields
-from webhooks.pagination import page_body, requested_page
+from webhooks.pagination import page_body, requested_page, whole_number
 from workers import rooms
 from workers.metered import MeteredClient, MeteredError, MeteredNotConfigured, MeteredTimeout
 from workers.room_options import CreateRoomRequest, UpdateRoomRequest
@@ -98,10 +98,11 @@ def _overlap_seconds(longest: int) -> int | None:
     value = request.args.get("overlapSeconds")
     if value is None:
         return None
-    if not (value.isascii() and value.isdigit() and int(value) <= longest):
+    seconds = whole_number(value, 0, longest)
+    if seconds is None:
         message = f"must be a whole number of seconds from 0 to {longest}"
         raise invalid_fields([{"field": "overlapSeconds", "message": message}])
-    return int(value)
+    return seconds
 
 
 def _flag(name: str) -> bool:
