@@ -36,13 +36,20 @@ class Access(enum.Enum):
 def _access_of(candidate: str) -> Access:
     settings = current_app.extensions["rollcall"].settings
     # Compare with every token so the time taken does not tell which one nearly matched, or which kind.
-    full = [_same(candidate, token) for token in settings.api_tokens()]
-    read = [_same(candidate, token) for token in settings.read_tokens()]
+    full = [same_token(candidate, token) for token in settings.api_tokens()]
+    read = [same_token(candidate, token) for token in settings.read_tokens()]
     return Access.FULL if any(full) else Access.READ if any(read) else Access.NONE
 
 
-def _same(candidate: str, token: str) -> bool:
+def same_token(candidate: str, token: str) -> bool:
+    """Compare a token offered with one configured, in time that does not depend on where they differ."""
     return hmac.compare_digest(candidate.encode(), token.encode())
+
+
+def bearer_token() -> str | None:
+    """Return the token of the request's `Authorization: Bearer <token>`, None without one."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    return token.strip() if scheme.lower() == "bearer" else None
 
 
 def _demo_open() -> bool:
@@ -66,10 +73,8 @@ def require_token(view: Callable[P, R]) -> Callable[P, R]:
     @wraps(view)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         if not _demo_open():
-            scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-            candidate = token.strip() if scheme.lower() == "bearer" else None
             _check(
-                candidate,
+                bearer_token(),
                 Problem(
                     401,
                     "Unauthorized",

@@ -8,7 +8,6 @@ A scrape never fails for Redis: with Redis unreachable it reports `rollcall_up{c
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Iterator
 
 from flask import Blueprint, Response, current_app, request
@@ -18,6 +17,7 @@ from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 
 from webhooks import metrics_dir, runtime_of
+from webhooks.auth import bearer_token, same_token
 from webhooks.errors import Problem
 from workers.metrics import WEB, RedisFigures
 from workers.settings import Settings
@@ -59,9 +59,8 @@ def _check_token(settings: Settings) -> None:
     expected = settings.metrics_token.get_secret_value() if settings.metrics_token else ""
     if not expected:
         return
-    credentials = request.authorization
-    offered = credentials.token if credentials and credentials.type == "bearer" else None
-    if not offered or not hmac.compare_digest(offered.encode(), expected.encode()):
+    offered = bearer_token()
+    if not offered or not same_token(offered, expected):
         raise Problem(
             401,
             "Unauthorized",
