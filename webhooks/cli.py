@@ -32,10 +32,10 @@ from workers.timefmt import iso_ms
 
 DEFAULT_SECRET = "emulator-secret"  # noqa: S105 - the emulator's dev-only default, printed so people can use it
 
-db = AppGroup("db", help="Database schema.")
+db_group = AppGroup("db", help="Database schema.")
 
 
-@db.command("upgrade")
+@db_group.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Bring the database to the latest schema."""
@@ -207,10 +207,10 @@ def _with_metered(action: Callable[[MeteredClient], Any]) -> Any:
         return action(metered)
 
 
-events = AppGroup("events", help="Stored webhook deliveries.")
+events_group = AppGroup("events", help="Stored webhook deliveries.")
 
 
-@events.command("replay")
+@events_group.command("replay")
 @click.argument("delivery_ids", nargs=-1, type=int, required=True)
 def replay(delivery_ids: tuple[int, ...]) -> None:
     """Fold the given deliveries again (by id, as GET /api/events lists them)."""
@@ -226,17 +226,17 @@ def replay(delivery_ids: tuple[int, ...]) -> None:
         raise click.ClickException(f"no such delivery: {', '.join(map(str, missing))}")
 
 
-@events.command("relay")
+@events_group.command("relay")
 def relay() -> None:
     """Signal a worker for every room with deliveries never processed, however recent."""
     count = jobs.relay_rooms(runtime_of(current_app), None, force=True)
     click.echo(f"signalled {count} room(s)")
 
 
-sessions = AppGroup("sessions", help="Meeting sessions.")
+sessions_group = AppGroup("sessions", help="Meeting sessions.")
 
 
-@sessions.command("rebuild")
+@sessions_group.command("rebuild")
 @click.argument("meeting_session_id", required=False)
 @click.option("--room", "room_name", help="Rebuild every session of this room.")
 @click.option("--all", "everything", is_flag=True, help="Rebuild every session.")
@@ -283,11 +283,11 @@ def _chosen(meeting_session_id: str | None, room_name: str | None) -> Select[int
 @click.option("--app-id", default=None, help="Metered app id to put in room objects (default: random).")
 def emulator_command(host: str, port: int, secret: str | None, app_id: str | None) -> None:
     """Serve an emulator of Metered's room API (and /_emulator/... to play meetings)."""
+    from devtools.emulator import create_emulator  # devtools only when asked: the app never needs it
+
     click.echo(f"Metered emulator: METERED_API_URL=http://{host}:{port}/api/v1")
     # Never print a key that came from the environment; the built-in default is public anyway.
     click.echo("secret key: " + ("as given" if secret else f"{DEFAULT_SECRET} (METERED_SECRET_KEY)"))
-    from devtools.emulator import create_emulator  # devtools only when asked: the app never needs it
-
     run_simple(host, port, create_emulator(secret or DEFAULT_SECRET, app_id), threaded=True)
 
 
@@ -304,5 +304,6 @@ def demo_command(people: int, port: int, keep_running: bool) -> None:
 
 def register(app: Flask) -> None:
     """Attach every command group to the app."""
-    for command in (db, worker, rooms_group, events, sessions, emulator_command, demo_command):
+    groups = (db_group, rooms_group, events_group, sessions_group)
+    for command in (*groups, worker, emulator_command, demo_command):
         app.cli.add_command(command)
