@@ -17,8 +17,9 @@ from typing import Any
 import pytest
 from flask import Flask
 
+from devtools.emulator import create_emulator
+from devtools.emulator_state import EmulatorState, emulator_state, recorded
 from tests.servers import serving
-from webhooks.emulator import EmulatorState, create_emulator, emulator_state, recorded
 
 EMULATOR_SECRET = "emulator-secret-5f2c9a7e1d"
 

@@ -153,3 +153,17 @@ def test_a_webhook_secret_without_base64_padding_is_accepted(monkeypatch: pytest
     monkeypatch.setenv("NOTIFY_WEBHOOK_URL", "https://hooks.example/rollcall")
     monkeypatch.setenv("NOTIFY_WEBHOOK_SECRET", "whsec_aGVsbG8")  # "hello", its "=" left off
     assert load_settings(_env_file=None).notify_webhook_secret is not None
+
+
+def test_the_served_app_never_imports_devtools(tmp_path: Path, redis_url: str) -> None:
+    """The emulator and the demo stay out of gunicorn's app: only their own commands import devtools."""
+    script = (
+        "import sys, wsgi; wsgi.app.test_client().get('/healthz'); "
+        "print(sorted(name for name in sys.modules if name.split('.')[0] == 'devtools'))"
+    )
+    env = {**os.environ, "DATABASE_URL": f"sqlite:///{tmp_path / 'app.sqlite'}", "REDIS_URL": redis_url}
+    served = subprocess.run(
+        [sys.executable, "-c", script], cwd=PROJECT, env=env, capture_output=True, text=True, timeout=60
+    )
+    assert served.returncode == 0, served.stderr
+    assert served.stdout.splitlines()[-1] == "[]"

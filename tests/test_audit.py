@@ -12,7 +12,8 @@ from rq import Queue
 
 from tests.conftest import run_worker
 from tests.test_inbox import make_room
-from webhooks import event_cli, runtime_of
+from webhooks import cli as commands
+from webhooks import runtime_of
 from workers import inbox, process
 from workers.models import Delivery
 from workers.models.base import utcnow
@@ -151,7 +152,7 @@ def test_replay_folds_a_delivery_again(
 
 
 def test_cli_replay_and_relay(app: Flask, runtime: Runtime, redis_client: Redis) -> None:
-    event_cli.register(app)
+    commands.register(app)
     process.install(runtime)
     room_id, _ = make_room(runtime)
     from tests.test_inbox import arrival

@@ -12,6 +12,7 @@ import httpx
 import pytest
 from flask import Flask, request
 
+from devtools.emulator_meeting import MeetingStep, meeting_bodies, play_meeting
 from tests.emulator_fixture import (
     EMULATOR_SECRET,
     RunningEmulator,
@@ -19,7 +20,6 @@ from tests.emulator_fixture import (
     served_emulator_fixture,  # noqa: F401 - a fixture
 )
 from tests.servers import serving
-from webhooks.emulator_meeting import MeetingStep, meeting_bodies, play_meeting
 
 ISO_MS = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z$")
 

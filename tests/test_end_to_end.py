@@ -12,10 +12,10 @@ from typing import Any
 import httpx
 from sqlalchemy import select
 
+from devtools.emulator_meeting import play_meeting
 from tests.conftest import API_TOKEN, run_worker
 from tests.emulator_fixture import EMULATOR_SECRET, RunningEmulator
 from webhooks import runtime_of
-from webhooks.emulator_meeting import play_meeting
 from workers import process
 from workers.models import Room
 

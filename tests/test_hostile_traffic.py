@@ -19,13 +19,13 @@ import httpx
 import pytest
 from sqlalchemy import func, select
 
+from devtools.emulator_meeting import play_meeting
 from tests.conftest import API_TOKEN
 from tests.emulator_fixture import EMULATOR_SECRET, RunningEmulator
 from tests.test_jobs import own_redis, wait_for  # noqa: F401  (own_redis: a fixture)
 from tests.test_notify_worker import stalled_smtp
 from tests.test_outages import WAITING, WorkerProcess
 from webhooks import runtime_of
-from webhooks.emulator_meeting import play_meeting
 from workers.models import Delivery, MeetingSession
 
 T0 = datetime(2026, 11, 1, 9, 0, tzinfo=UTC)

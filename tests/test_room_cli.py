@@ -20,8 +20,7 @@ from tests.emulator_fixture import (
     served_emulator_fixture,  # noqa: F401 - a fixture
 )
 from webhooks import runtime_of
-from webhooks.emulator_cli import emulator_command
-from webhooks.room_cli import flag_name, rooms_group
+from webhooks.cli import emulator_command, flag_name, rooms_group
 from workers.models import Room
 from workers.room_options import WEBHOOK_FIELDS, CreateRoomRequest
 from workers.room_tokens import token_hash

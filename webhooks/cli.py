@@ -1,18 +1,41 @@
-"""Flask commands: `flask --app wsgi db upgrade`, and each feature's group."""
+"""Flask commands: `flask --app wsgi db|worker|rooms|events|sessions|emulator|demo`.
+
+Each group is a thin shell over workers/ (and over devtools/ for the emulator and the demo, imported only
+when their command runs): parse the options, call one function, print the outcome.
+"""
 
 from __future__ import annotations
+
+import json
+import re
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from types import NoneType, UnionType
+from typing import IO, Annotated, Any, Literal, Union, get_args, get_origin
 
 import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
+from pydantic import ValidationError
+from sqlalchemy import Select, select
+from werkzeug.serving import run_simple
 
 from webhooks import runtime_of
-from workers import migrate
+from workers import jobs, migrate, rooms
+from workers.locks import room_lock
+from workers.metered import MeteredClient, MeteredError, MeteredTimeout
+from workers.models import MeetingSession, Room, SessionStatus
+from workers.rebuild import rebuild as rebuild_session
+from workers.room_options import ROLLCALL_FIELDS, CreateRoomRequest
+from workers.session_jobs import REBUILD_LOCK_SECONDS, notify_amended
+from workers.timefmt import iso_ms
 
-db = AppGroup("db", help="Database schema.")
+DEFAULT_SECRET = "emulator-secret"  # noqa: S105 - the emulator's dev-only default, printed so people can use it
+
+db_group = AppGroup("db", help="Database schema.")
 
 
-@db.command("upgrade")
+@db_group.command("upgrade")
 @click.option("--revision", default="head", show_default=True)
 def db_upgrade(revision: str) -> None:
     """Bring the database to the latest schema."""
@@ -30,14 +53,257 @@ def worker(options: tuple[str, ...]) -> None:
     main(list(options))
 
 
+rooms_group = AppGroup("rooms", help="Metered rooms whose webhooks point at Rollcall.")
+
+
+def flag_name(field: str) -> str:
+    """Return the command-line flag of a Create Room field: enableRTMPOut -> --enable-rtmp-out."""
+    return "--" + re.sub(r"(?<=[a-z0-9])(?=[A-Z])|(?<=[A-Z])(?=[A-Z][a-z])", "-", field).lower()
+
+
+def _room_option(field: str, annotation: Any, description: str) -> click.Option:
+    kind = next(k for k in get_args(annotation) if k is not NoneType) if _is_union(annotation) else annotation
+    kind = get_args(kind)[0] if get_origin(kind) is Annotated else kind
+    flag = flag_name(field)
+    if kind is bool:
+        return click.Option([f"{flag}/--no-{flag[2:]}", field], default=None, help=description)
+    if get_origin(kind) is Literal:
+        return click.Option([flag, field], type=click.Choice(get_args(kind)), help=description)
+    return click.Option([flag, field], type=kind if kind in (int, float) else str, help=description)
+
+
+def _is_union(annotation: Any) -> bool:
+    return get_origin(annotation) in (Union, UnionType)
+
+
+def _with_room_options(command: click.Command) -> click.Command:
+    # One flag per Create Room field, generated so the CLI can never miss one the model accepts.
+    for field, info in CreateRoomRequest.model_fields.items():
+        where = "Rollcall-only" if field in ROLLCALL_FIELDS else "Metered's Create Room field"
+        command.params.append(_room_option(field, info.annotation, f"{where} {field}."))
+    return command
+
+
+@contextmanager
+def _explained_failures() -> Iterator[None]:
+    """Turn a refused request into a one-screen message and a non-zero exit."""
+    try:
+        yield
+    except ValidationError as error:
+        lines = [
+            f"  {'.'.join(map(str, item['loc'])) or 'options'}: {item['msg']}"
+            for item in error.errors(include_url=False)
+        ]
+        raise click.ClickException("the room options are not valid:\n" + "\n".join(lines)) from None
+    except rooms.RoomNotFound as error:
+        raise click.ClickException(f"there is no room named {error}") from None
+    except rooms.RoomNameTaken as error:
+        raise click.ClickException(f"a room named {error} exists already") from None
+    except rooms.RoomArchived as error:
+        raise click.ClickException(f"the room {error} is archived") from None
+    except MeteredTimeout:
+        raise click.ClickException("Metered did not answer in time; try again") from None
+    except MeteredError as error:
+        raise click.ClickException(f"Metered refused: {error.message}") from None
+
+
+def _echo_json(value: Any) -> None:
+    click.echo(json.dumps(value, indent=2))
+
+
+@rooms_group.command("create")
+@click.option(
+    "--json",
+    "json_file",
+    type=click.File("r"),
+    help="Read options from a JSON file ('-': stdin); flags override it.",
+)
+def create_room(json_file: IO[str] | None, **flags: Any) -> None:
+    """Create a Metered room whose webhooks point at Rollcall, and print it with its webhook URLs."""
+    try:
+        options = json.load(json_file) if json_file else {}
+    except json.JSONDecodeError as error:
+        raise click.ClickException(f"the --json file is not JSON: {error}") from None
+    if not isinstance(options, dict):
+        raise click.ClickException("the --json file must hold a JSON object")
+    options.update({field: value for field, value in flags.items() if value is not None})
+    runtime = runtime_of(current_app)
+    with _explained_failures():
+        request = CreateRoomRequest.model_validate(options)
+        with MeteredClient.from_settings(runtime.settings) as metered:
+            room, urls = rooms.create_room(runtime.Session, metered, runtime.settings, request)
+    _echo_json(rooms.room_view(room, urls))
+
+
+_with_room_options(create_room)
+
+
+@rooms_group.command("list")
+@click.option("--all", "include_archived", is_flag=True, help="Include archived rooms.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_rooms(include_archived: bool, as_json: bool) -> None:
+    """List the rooms, oldest first."""
+    found = list(_every_room(include_archived))
+    if as_json:
+        _echo_json([rooms.room_view(room) for room in found])
+        return
+    if not found:
+        click.echo("no rooms yet: create one with `flask --app wsgi rooms create`", err=True)
+    for room in found:
+        state = "archived" if room.archived_at else str(room.metered_room.get("privacy", ""))
+        click.echo(f"{room.room_name:<32} {room.metered_room_id or '-':<26} {state}")
+
+
+def _every_room(include_archived: bool, page_size: int = 200) -> Iterator[Room]:
+    after = None
+    while page := rooms.list_rooms(
+        runtime_of(current_app).Session, limit=page_size, after=after, include_archived=include_archived
+    ):
+        yield from page
+        after = page[-1].id
+
+
+@rooms_group.command("show")
+@click.argument("name")
+def show_room(name: str) -> None:
+    """Print one room as JSON."""
+    with _explained_failures():
+        _echo_json(rooms.room_view(rooms.get_room(runtime_of(current_app).Session, name)))
+
+
+@rooms_group.command("delete")
+@click.argument("name")
+def delete_room(name: str) -> None:
+    """Archive a room at Metered; its attendance history stays."""
+    _with_metered(lambda metered: rooms.archive_room(runtime_of(current_app).Session, metered, name))
+    click.echo(f"archived room {name}")
+
+
+@rooms_group.command("rotate-token")
+@click.argument("name")
+@click.option(
+    "--revoke-old",
+    is_flag=True,
+    help="The old token stops working at once (a leak), instead of after TOKEN_OVERLAP_SECONDS.",
+)
+def rotate_token(name: str, revoke_old: bool) -> None:
+    """Give a room, archived or not, a new webhook token, register it at Metered, and print its URLs."""
+    runtime = runtime_of(current_app)
+    rotation: rooms.Rotation = _with_metered(
+        lambda metered: rooms.rotate_token(
+            runtime.Session, metered, runtime.settings, name, 0 if revoke_old else None
+        )
+    )
+    _echo_json(rotation.webhook_urls)
+    if not rotation.metered_updated:
+        click.echo("the room is archived and Metered kept its old webhook URLs", err=True)
+    expires_at = rotation.room.previous_token_expires_at
+    old_token = f"works until {iso_ms(expires_at)}" if expires_at else "no longer works"
+    click.echo(f"the old token {old_token}", err=True)
+
+
+def _with_metered(action: Callable[[MeteredClient], Any]) -> Any:
+    with _explained_failures(), MeteredClient.from_settings(runtime_of(current_app).settings) as metered:
+        return action(metered)
+
+
+events_group = AppGroup("events", help="Stored webhook deliveries.")
+
+
+@events_group.command("replay")
+@click.argument("delivery_ids", nargs=-1, type=int, required=True)
+def replay(delivery_ids: tuple[int, ...]) -> None:
+    """Fold the given deliveries again (by id, as GET /api/events lists them)."""
+    runtime = runtime_of(current_app)
+    missing = []
+    for delivery_id in delivery_ids:
+        status = jobs.replay(runtime, delivery_id)
+        if status is None:
+            missing.append(delivery_id)
+        else:
+            click.echo(f"delivery {delivery_id}: {status}")
+    if missing:
+        raise click.ClickException(f"no such delivery: {', '.join(map(str, missing))}")
+
+
+@events_group.command("relay")
+def relay() -> None:
+    """Signal a worker for every room with deliveries never processed, however recent."""
+    count = jobs.relay_rooms(runtime_of(current_app), None, force=True)
+    click.echo(f"signalled {count} room(s)")
+
+
+sessions_group = AppGroup("sessions", help="Meeting sessions.")
+
+
+@sessions_group.command("rebuild")
+@click.argument("meeting_session_id", required=False)
+@click.option("--room", "room_name", help="Rebuild every session of this room.")
+@click.option("--all", "everything", is_flag=True, help="Rebuild every session.")
+def rebuild(meeting_session_id: str | None, room_name: str | None, everything: bool) -> None:
+    """Recompute sessions from the stored deliveries; the result matches the first fold."""
+    if sum((meeting_session_id is not None, room_name is not None, everything)) != 1:
+        raise click.UsageError("give exactly one of MEETING_SESSION_ID, --room NAME or --all")
+    runtime = runtime_of(current_app)
+    with runtime.Session() as db:
+        chosen = db.execute(_chosen(meeting_session_id, room_name))
+        ids = [(session_id, room_id) for session_id, room_id in chosen]
+    if not ids:
+        raise click.ClickException("no matching meeting session")
+    with click.progressbar(ids, label="rebuilding", show_pos=True) as bar:
+        for session_id, room_id in bar:
+            # The room's lock, as the worker's jobs hold it: no drain folds into a session being rewritten.
+            with room_lock(runtime.redis, room_id, REBUILD_LOCK_SECONDS), runtime.Session.begin() as db:
+                meeting = db.get_one(MeetingSession, session_id)
+                change = rebuild_session(db, meeting)
+                amended = meeting.status == SessionStatus.FINAL and change.changed
+            if amended:
+                notify_amended(runtime.queue(), {session_id})
+    click.echo(f"rebuilt {len(ids)} session(s)")
+
+
+def _chosen(meeting_session_id: str | None, room_name: str | None) -> Select[int, int]:
+    query = select(MeetingSession.id, MeetingSession.room_id).order_by(MeetingSession.id)
+    if meeting_session_id is not None:
+        return query.where(MeetingSession.meeting_session_id == meeting_session_id)
+    if room_name is not None:
+        return query.join(Room, Room.id == MeetingSession.room_id).where(Room.room_name == room_name)
+    return query
+
+
+@click.command("emulator")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=5001, show_default=True, type=int)
+@click.option(
+    "--secret",
+    envvar="METERED_SECRET_KEY",
+    default=None,
+    help=f"Secret key to accept (default: METERED_SECRET_KEY, else {DEFAULT_SECRET!r}).",
+)
+@click.option("--app-id", default=None, help="Metered app id to put in room objects (default: random).")
+def emulator_command(host: str, port: int, secret: str | None, app_id: str | None) -> None:
+    """Serve an emulator of Metered's room API (and /_emulator/... to play meetings)."""
+    from devtools.emulator import create_emulator  # devtools only when asked: the app never needs it
+
+    click.echo(f"Metered emulator: METERED_API_URL=http://{host}:{port}/api/v1")
+    # Never print a key that came from the environment; the built-in default is public anyway.
+    click.echo("secret key: " + ("as given" if secret else f"{DEFAULT_SECRET} (METERED_SECRET_KEY)"))
+    run_simple(host, port, create_emulator(secret or DEFAULT_SECRET, app_id), threaded=True)
+
+
+@click.command("demo")
+@click.option("--people", type=click.IntRange(10, 200), default=40, show_default=True)
+@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Web port [default: a free one].")
+@click.option("--keep-running", is_flag=True, help="Leave the web server and worker up until Ctrl-C.")
+def demo_command(people: int, port: int, keep_running: bool) -> None:
+    """Run the whole loop on embedded defaults and print the meeting's attendance."""
+    from devtools.demo import run_demo  # devtools only when asked: the app never needs it
+
+    run_demo(runtime_of(current_app).settings, people, port, keep_running)
+
+
 def register(app: Flask) -> None:
     """Attach every command group to the app."""
-    from webhooks import demo, emulator_cli, event_cli, room_cli, session_cli
-
-    app.cli.add_command(db)
-    app.cli.add_command(worker)  # flask worker
-    room_cli.register(app)  # flask rooms create|list|show|delete|rotate-token
-    emulator_cli.register(app)  # flask emulator
-    event_cli.register(app)  # flask events replay|relay
-    session_cli.register(app)  # flask sessions rebuild
-    demo.register(app)  # flask demo
+    groups = (db_group, rooms_group, events_group, sessions_group)
+    for command in (*groups, worker, emulator_command, demo_command):
+        app.cli.add_command(command)

@@ -2,8 +2,9 @@
 
 It serves the Metered emulator from a thread, migrates a fresh SQLite file (DATABASE_URL when set), uses an
 embedded redis-server (REDIS_URL when set), starts gunicorn and `python -m workers` (whose RQ scheduler
-runs the finalize job) as children, creates a room through the API, plays webhooks.demo_meeting's meeting
-through the room's webhook URLs, waits for the session to be final and prints its attendance.
+runs the finalize job) as children, creates a room through the API, plays devtools.demo_meeting's meeting
+through the room's webhook URLs, waits for the session to be final and prints its attendance. The command
+and its options are declared in webhooks/cli.py, which imports this module only when the demo runs.
 """
 
 from __future__ import annotations
@@ -26,13 +27,11 @@ from typing import Any
 
 import click
 import httpx
-from flask import Flask, current_app
 
-from webhooks import runtime_of
-from webhooks.demo_meeting import attendance_table, meeting_script
-from webhooks.demo_processes import HINT, Children, DemoFailed, Emulator, free_port, serve_emulator
-from webhooks.emulator import emulator_state
-from webhooks.emulator_meeting import play_meeting
+from devtools.demo_meeting import attendance_table, meeting_script
+from devtools.demo_processes import HINT, Children, DemoFailed, Emulator, free_port, serve_emulator
+from devtools.emulator_meeting import play_meeting
+from devtools.emulator_state import emulator_state
 from workers import broker, migrate
 from workers.settings import Settings
 
@@ -41,11 +40,7 @@ FINALIZE_AFTER_SECONDS = 3
 NOT_INHERITED = ("SMTP_URL", "MAIL_FROM", "NOTIFY_WEBHOOK_URL", "NOTIFY_WEBHOOK_SECRET", "METERED_APP_NAME")
 
 
-@click.command("demo")
-@click.option("--people", type=click.IntRange(10, 200), default=40, show_default=True)
-@click.option("--port", type=click.IntRange(0, 65535), default=0, help="Web port [default: a free one].")
-@click.option("--keep-running", is_flag=True, help="Leave the web server and worker up until Ctrl-C.")
-def demo_command(people: int, port: int, keep_running: bool) -> None:
+def run_demo(settings: Settings, people: int, port: int, keep_running: bool) -> None:
     """Run the whole loop on embedded defaults and print the meeting's attendance."""
     for name in ("werkzeug", "httpx"):  # their per-request lines would bury the progress
         logging.getLogger(name).setLevel(logging.WARNING)
@@ -55,7 +50,7 @@ def demo_command(people: int, port: int, keep_running: bool) -> None:
     try:
         with serve_emulator() as emulator:
             try:
-                _run(runtime_of(current_app).settings, emulator, children, people, port or free_port())
+                _run(settings, emulator, children, people, port or free_port())
                 if keep_running:
                     _serve_until_interrupted(children)
             finally:
@@ -202,8 +197,3 @@ def _explain(error: Exception, children: Children) -> None:
             click.echo(f"  | {line}", err=True)
     click.echo(f"Every process it started has been stopped; their logs are in {children.folder}", err=True)
     click.echo(error.hint if isinstance(error, DemoFailed) else HINT, err=True)
-
-
-def register(app: Flask) -> None:
-    """Attach the `demo` command to the app."""
-    app.cli.add_command(demo_command)

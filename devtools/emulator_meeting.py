@@ -20,7 +20,7 @@ import httpx
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from webhooks.emulator import emulator_state, metered_error, recorded
+from devtools.emulator_state import emulator_state, metered_error, recorded
 from workers.timefmt import iso_ms
 
 EVENT_WEBHOOKS = {

@@ -16,7 +16,7 @@ from threading import Thread
 from flask import Flask
 from werkzeug.serving import make_server
 
-from webhooks.emulator import create_emulator
+from devtools.emulator import create_emulator
 
 HINT = "Fix the cause and run it again (`flask --app wsgi demo --keep-running` leaves the servers up)."
 

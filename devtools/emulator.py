@@ -1,7 +1,7 @@
 """A stand-in for Metered's room API, for the demo, development and tests, served as its own small app.
 
 It answers like Metered (secret key check, error shapes, room objects like the seed page's sample) and
-records every request it receives; the `/_emulator/...` endpoints (webhooks.emulator_meeting) show them,
+records every request it receives; the `/_emulator/...` endpoints (devtools.emulator_meeting) show them,
 make the next call fail, or play a meeting through a room's webhooks. Where Metered's behaviour is
 undocumented (the status for a bad key, a taken name or a missing room) it makes a plausible choice: the
 client must cope with any non-2xx by its message.
@@ -13,13 +13,13 @@ import logging
 import re
 import secrets
 import string
-import threading
-from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
 
+from devtools.emulator_meeting import control
+from devtools.emulator_state import EmulatorState, RecordedRequest, emulator_state, metered_error
 from workers.timefmt import iso_ms
 
 NAME_ALPHABET = string.ascii_letters + string.digits
@@ -39,67 +39,6 @@ class _RedactSecretKey(logging.Filter):
         return True
 
 
-@dataclass(frozen=True)
-class RecordedRequest:
-    """One request that reached the emulated API (the secret key itself is not kept)."""
-
-    method: str
-    path: str
-    json: Any
-    secret_ok: bool
-
-
-@dataclass
-class Failure:
-    """An answer to give instead of the real one, `times` times, to calls matching method and path."""
-
-    method: str
-    path: str
-    status: int
-    body: dict[str, Any]
-    times: int = 1
-
-
-@dataclass
-class EmulatorState:
-    """The emulator's rooms, the requests it received and the failures it was told to give."""
-
-    secret_key: str = field(repr=False)
-    app_id: str
-    rooms: dict[str, dict[str, Any]] = field(default_factory=dict)
-    requests: list[RecordedRequest] = field(default_factory=list)
-    failures: list[Failure] = field(default_factory=list)
-    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
-
-    def fail_next(self, method: str, path: str, status: int, body: dict[str, Any], times: int = 1) -> None:
-        """Make the next `times` calls to `method path` answer `status` with `body`."""
-        with self.lock:
-            self.failures.append(Failure(method.upper(), path, status, body, times))
-
-    def clear(self) -> None:
-        """Forget the recorded requests and pending failures (the rooms stay)."""
-        with self.lock:
-            self.requests.clear()
-            self.failures.clear()
-
-    def reset(self) -> None:
-        """Forget everything: rooms, recorded requests and pending failures."""
-        self.clear()
-        with self.lock:
-            self.rooms.clear()
-
-    def take_failure(self, method: str, path: str) -> Failure | None:
-        """Return (and use up once) the failure set for `method path`, if any."""
-        with self.lock:
-            for failure in self.failures:
-                if failure.method == method and failure.path == path:
-                    failure.times -= 1
-                    if failure.times <= 0:
-                        self.failures.remove(failure)
-                    return failure
-        return None
-
-
 api = Blueprint("metered_api", __name__, url_prefix="/api/v1")
 
 
@@ -108,8 +47,6 @@ def create_emulator(secret_key: str, app_id: str | None = None) -> Flask:
     request_log = logging.getLogger("werkzeug")
     if not any(isinstance(item, _RedactSecretKey) for item in request_log.filters):
         request_log.addFilter(_RedactSecretKey())
-    from webhooks.emulator_meeting import control  # the factory pulls in its blueprints, as create_app does
-
     app = Flask(__name__)
     app.json.sort_keys = False  # type: ignore[attr-defined]
     app.extensions["metered_emulator"] = EmulatorState(secret_key, app_id or secrets.token_hex(12))
@@ -121,21 +58,8 @@ def create_emulator(secret_key: str, app_id: str | None = None) -> Flask:
     return app
 
 
-def emulator_state(app: Flask) -> EmulatorState:
-    """Return the state of an emulator app built by create_emulator."""
-    state: EmulatorState = app.extensions["metered_emulator"]
-    return state
-
-
 def _state() -> EmulatorState:
     return emulator_state(current_app)
-
-
-def metered_error(status: int, message: str) -> tuple[Response, int]:
-    """Answer in Metered's documented error shape."""
-    if status >= 500:
-        return jsonify(eventCode="INTERNAL_ERROR", message=message), status
-    return jsonify(success=False, message=message), status
 
 
 @api.before_request
@@ -233,10 +157,3 @@ def _new_room(app_id: str, name: str, options: dict[str, Any]) -> dict[str, Any]
         "created": iso_ms(datetime.now(UTC)),
         "__v": 0,
     }
-
-
-def recorded(app: Flask) -> list[dict[str, Any]]:
-    """Return the requests the emulator received, oldest first, as plain dicts."""
-    state = emulator_state(app)
-    with state.lock:
-        return [asdict(item) for item in state.requests]
