@@ -15,7 +15,7 @@ import sys
 from bench import drain, load, receiver, services
 
 # Further benchmarks, each run as `python -m <module>` after these (e.g. "bench.rebuild").
-MORE: list[str] = ["bench.meeting", "bench.rebuild", "bench.metrics", "bench.pages"]
+MORE: list[str] = ["bench.meeting", "bench.rebuild", "bench.metrics", "bench.pages", "bench.scaling"]
 
 
 def main() -> None:
