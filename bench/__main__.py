@@ -12,17 +12,18 @@ import platform
 import subprocess
 import sys
 
-from bench import drain, load, receiver, services
+from bench import baseline, drain, load, receiver, services
 
 # Further benchmarks, each run as `python -m <module>` after these (e.g. "bench.rebuild").
-MORE: list[str] = ["bench.meeting", "bench.rebuild", "bench.metrics", "bench.pages"]
+MORE: list[str] = ["bench.meeting", "bench.rebuild", "bench.metrics", "bench.pages", "bench.scaling"]
 
 
 def main() -> None:
     """Run every comparison and print the figures."""
     print(
-        f"Rollcall benchmark: {os.cpu_count()} CPUs, Python {platform.python_version()}, "
-        f"gunicorn sync x2, {load.PROCESSES * load.THREADS_PER_PROCESS} connections"
+        f"Rollcall benchmark: {os.cpu_count()} CPUs, Python {platform.python_version()}, gunicorn "
+        f"{baseline.worker_class} x2 (gunicorn.conf.py), {load.PROCESSES * load.THREADS_PER_PROCESS} "
+        f"connections from {'wrk' if load.WRK else 'the Python generator (no wrk)'}"
     )
     with services.redis_server() as redis_url:
         print("\nReceiver (POST ~600-byte JSON, a distinct participant session each):")

@@ -17,12 +17,13 @@ from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 from rq import Queue
-from sqlalchemy import func, insert, select
+from sqlalchemy import Connection, func, insert, select
 
 from bench import load, services
 from workers import queueing
 from workers.db import make_engine
 from workers.models import Delivery
+from workers.models.inbox import IS_UNPROCESSED
 from workers.runtime import QUEUE_NAME
 
 DELIVERIES = int(os.environ.get("BENCH_DELIVERIES", 20_000))
@@ -46,14 +47,38 @@ def backlog(database_url: str, redis_url: str) -> Drained:
     """Store DELIVERIES deliveries in ROOMS rooms, then time one worker folding them all."""
     rooms = [services.make_room(database_url, f"drain-{n}", f"drain-metered-{n}")[0] for n in range(ROOMS)]
     _store(database_url, rooms)
+    return drain_stored(database_url, redis_url, rooms, DELIVERIES)
+
+
+def drain_stored(
+    database_url: str, redis_url: str, rooms: list[int], total: int, timeout: float = 120
+) -> Drained:
+    """Signal `rooms` as the receiver would, then time one burst worker folding all `total` stored rows.
+
+    Raise TimedOut, with the worker stopped, if they are not all folded within `timeout` seconds.
+    """
     redis = Redis.from_url(redis_url)
     for room_id in rooms:
         queueing.signal_room(redis, Queue(QUEUE_NAME, connection=redis), room_id)
     started = time.perf_counter()
     worker = _worker(database_url, redis_url, "--burst")
-    first, done = _watch(database_url, DELIVERIES, lambda: worker.poll() is not None)
-    worker.wait()
-    return Drained("backlog, one worker", DELIVERIES, done - first, done - started)
+    try:
+        first, done = _watch(database_url, total, lambda: worker.poll() is not None, timeout=timeout)
+    except BaseException:
+        worker.terminate()  # overran its time, or the run was interrupted: do not leave it folding
+        raise
+    finally:
+        _reap(worker)
+    return Drained("backlog, one worker", total, done - first, done - started)
+
+
+def _reap(worker: subprocess.Popen[bytes], grace: float = 30) -> None:
+    # A burst worker leaves on its own once the queue is empty; one that lingers is told to.
+    try:
+        worker.wait(timeout=grace)
+    except subprocess.TimeoutExpired:
+        worker.terminate()
+        worker.wait()
 
 
 def _store(database_url: str, rooms: list[int]) -> None:
@@ -122,11 +147,22 @@ def _worker(database_url: str, redis_url: str, *args: str) -> subprocess.Popen[b
 
 def _count(database_url: str, status: str | None) -> int:
     engine = make_engine(database_url)
-    query = select(func.count()).select_from(Delivery)
     with engine.connect() as connection:
-        count = connection.scalar(query if status is None else query.where(Delivery.status == status))
+        count = _count_on(connection, status)
     engine.dispose()
-    return int(count or 0)
+    return count
+
+
+def _count_on(connection: Connection, status: str | None) -> int:
+    query = select(func.count()).select_from(Delivery)
+    if status == UNFOLDED:
+        query = query.where(IS_UNPROCESSED)
+    elif status is not None:
+        query = query.where(Delivery.status == status)
+    return int(connection.scalar(query) or 0)
+
+
+UNFOLDED = "unfolded"  # either status still to fold, counted through their partial index
 
 
 def _watch(
@@ -136,19 +172,39 @@ def _watch(
     since: float | None = None,
     timeout: float = 120,
 ) -> tuple[float, float]:
+    # One connection for the whole watch, and a count the partial index answers: the watcher shares the
+    # machine with the worker it times.
+    engine = make_engine(database_url)
+    try:
+        with engine.connect() as connection:
+            first, done = _poll(connection, total, gave_up, since, timeout)
+            if (processed := _count_on(connection, "processed")) < total:
+                raise RuntimeError(f"{total - processed} of {total} deliveries were not folded")
+    finally:
+        engine.dispose()
+    return first, done
+
+
+def _poll(
+    connection: Connection, total: int, gave_up: Callable[[], bool], since: float | None, timeout: float
+) -> tuple[float, float]:
     first = since
     deadline = time.perf_counter() + timeout
-    while time.perf_counter() < deadline:
-        processed = _count(database_url, "processed")
-        now = time.perf_counter()
-        if processed and first is None:
+    while (now := time.perf_counter()) < deadline:
+        unfolded = _count_on(connection, UNFOLDED)
+        connection.commit()  # a fresh snapshot next time
+        if unfolded < total and first is None:
             first = now
-        if processed >= total:
+        if unfolded == 0:
             return first or now, now
-        if gave_up() and _count(database_url, "processed") < total:
-            raise RuntimeError(f"the worker stopped with {processed} of {total} deliveries folded")
+        if gave_up() and _count_on(connection, UNFOLDED):
+            raise RuntimeError(f"the worker stopped with {unfolded} of {total} deliveries still to fold")
         time.sleep(0.05)
-    raise RuntimeError(f"only {processed} of {total} deliveries folded in {timeout} s")
+    raise TimedOut(f"{total - unfolded} of {total} deliveries folded in {timeout:.0f} s")
+
+
+class TimedOut(RuntimeError):
+    """The deliveries were not all folded in the time allowed."""
 
 
 def report(results: list[Drained]) -> None:

@@ -75,7 +75,7 @@ def post_all(port: int, token: str, items: list[tuple[str, bytes]]) -> float:
 def _post(port: int, token: str, event: str, body: bytes) -> None:
     head = (
         f"POST /hooks/metered/{token}/{event} HTTP/1.1\r\nHost: 127.0.0.1\r\n"
-        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\nConnection: close\r\n\r\n"
     ).encode()
     with socket.create_connection(("127.0.0.1", port)) as connection:
         connection.sendall(head + body)

@@ -134,7 +134,7 @@ def pages() -> Iterator[tuple[str, str]]:
 
 def main() -> None:
     """Measure and print every page on SQLite and (when reachable) PostgreSQL."""
-    print(f"\nHTML pages over HTTP (gunicorn sync x2, median of {FETCHES} fetches):")
+    print(f"\nHTML pages over HTTP (gunicorn as the Procfile runs it, median of {FETCHES} fetches):")
     for name, database in (("SQLite", services.sqlite_database), ("PostgreSQL", services.postgres_database)):
         with database() as url, services.redis_server() as redis_url:
             if url is None:

@@ -1,7 +1,9 @@
 """Receiver throughput: a bare Flask route vs Rollcall's receiver on SQLite and on PostgreSQL.
 
-Each is served by gunicorn (sync, 2 workers) and loaded from 16 connections with ~600-byte join webhooks,
-each for a distinct participant session, so every request is a real insert and a real Redis round-trip.
+Each is served as the Procfile serves the web process (gunicorn, two gevent workers, gunicorn.conf.py's
+settings; the baseline gets the same settings through bench.baseline) and loaded from 16 connections
+(bench.load: wrk if installed) with ~600-byte join webhooks, each for a distinct participant session, so
+every request is a real insert and a real Redis round-trip.
 """
 
 from __future__ import annotations
@@ -34,10 +36,8 @@ def run_all(redis_url: str) -> list[Result]:
 
 
 def _baseline(redis_url: str) -> load.Stats:
-    # The same gunicorn.conf.py as the receiver, whose start-up check wants REDIS_URL: set it, unused.
-    with services.gunicorn(
-        "bench.baseline:app", {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": str(services.PROJECT)}
-    ) as port:
+    environment = {**os.environ, "REDIS_URL": redis_url, "PYTHONPATH": str(services.PROJECT)}
+    with services.gunicorn("bench.baseline:app", environment, config="python:bench.baseline") as port:
         return load.run(
             load.Target(port, "/hooks/metered/t/participant-joined", "r", "r"), SECONDS, label="baseline"
         )
@@ -62,6 +62,6 @@ def report(results: list[Result]) -> None:
     for result in results:
         stats = result.stats
         print(
-            f"  {result.label:34} {stats.rate:8.0f} {stats.percentile(0.5):8.1f} "
-            f"{stats.percentile(0.99):8.1f} {stats.rate / baseline:7.2f}  {stats.statuses}"
+            f"  {result.label:34} {stats.rate:8.0f} {stats.p50_ms:8.1f} "
+            f"{stats.p99_ms:8.1f} {stats.rate / baseline:7.2f}  {stats.statuses}"
         )

@@ -133,28 +133,19 @@ def service_env(database_url: str, redis_url: str) -> dict[str, str]:
 
 
 @contextmanager
-def gunicorn(app: str, env: dict[str, str] | None = None) -> Iterator[int]:
-    """Serve `app` with gunicorn, sync worker class, two workers; yield the port."""
+def gunicorn(app: str, env: dict[str, str] | None = None, config: str | None = None) -> Iterator[int]:
+    """Serve `app` as the Procfile's web process does (two workers, gunicorn.conf.py); yield the port.
+
+    `config` names another gunicorn configuration in place of gunicorn.conf.py (e.g. a baseline's).
+    """
     port = free_port()
-    command = [
-        sys.executable,
-        "-m",
-        "gunicorn",
-        "--workers",
-        "2",
-        "--worker-class",
-        "sync",
-        "--bind",
-        f"127.0.0.1:{port}",
-        "--log-level",
-        "warning",
-        app,
-    ]
+    command = [sys.executable, "-m", "gunicorn", "--workers", "2", "--bind", f"127.0.0.1:{port}"]
+    command += ["--config", config] if config else []
     server = subprocess.Popen(  # noqa: S603 - this interpreter, our own arguments
-        command,
+        [*command, app],
         cwd=PROJECT,
         env=env or {**os.environ, "PYTHONPATH": str(PROJECT)},
-        stdout=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,  # the access log, as in production, written and dropped
         stderr=subprocess.DEVNULL,
     )
     try:
