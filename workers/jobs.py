@@ -3,8 +3,9 @@
 A room's deliveries are folded a batch per transaction, under a per-room lock, so two workers never fold
 the same room at once. A batch that fails because of what is in it is split until each delivery at fault
 stands alone; those are marked `failed` with why, for good (replay one once its cause is fixed), and the
-rest are folded in the same job. Any other error (an outage, a timeout) is left to raise, so RQ's retry,
-the relay and the failed registry see it, and the batch stays unprocessed.
+rest are folded in the same job. An error that is not the deliveries' fault (NOT_THE_DELIVERIES: an outage,
+a schema behind the code, a timeout) is left to raise, so RQ's retry, the relay and the failed registry see
+it, and the batch stays unprocessed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from redis.exceptions import RedisError
 from redis.lock import Lock
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from workers import folding, inbox, metrics, process, queueing, session_jobs
 from workers.locks import LOCK_SECONDS, room_lock
@@ -35,7 +36,14 @@ MAX_BATCHES = 20
 RELAY_MIN_AGE_SECONDS = 5.0
 # Failures that say nothing about the deliveries being folded: the job fails, and RQ's retry (or the relay)
 # folds them once the database or Redis is back, the other drain has finished, or the job is rerun.
-NOT_THE_DELIVERIES: tuple[type[BaseException], ...] = (*TRANSIENT, inbox.FoldConflict, JobTimeoutException)
+# ProgrammingError is a statement the database refuses whatever the rows (a column missing because the
+# code is newer than the schema): fixed by a migration, not by failing the room's deliveries.
+NOT_THE_DELIVERIES: tuple[type[BaseException], ...] = (
+    *TRANSIENT,
+    ProgrammingError,
+    inbox.FoldConflict,
+    JobTimeoutException,
+)
 
 
 def drain_room(room_id: int) -> int:
@@ -118,8 +126,8 @@ def _fold_or_split(runtime: Runtime, lock: Lock, room_id: int, ids: list[int] | 
         if not culprits:
             raise
         return _split(runtime, lock, room_id, culprits, error)
-    metrics.count_folded(runtime.redis, deliveries, outcome.failed_ids)
     _after_commit(runtime, outcome)
+    metrics.count_folded(runtime.redis, deliveries, outcome.failed_ids)
     return Tally(folded=len(read) - len(outcome.failed_ids), failed=len(outcome.failed_ids))
 
 
