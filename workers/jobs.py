@@ -3,9 +3,9 @@
 A room's deliveries are folded a batch per transaction, under a per-room lock, so two workers never fold
 the same room at once. A batch that fails because of what is in it is split until each delivery at fault
 stands alone; those are marked `failed` with why, for good (replay one once its cause is fixed), and the
-rest are folded in the same job. An error that is not the deliveries' fault (NOT_THE_DELIVERIES: an outage,
-a schema behind the code, a timeout) is left to raise, so RQ's retry, the relay and the failed registry see
-it, and the batch stays unprocessed.
+rest are folded in the same job. An error that is not the deliveries' fault (an outage, a schema behind the
+code, a timeout) is left to raise, so RQ's retry, the relay and the failed registry see it, and the batch
+stays unprocessed.
 """
 
 from __future__ import annotations
@@ -36,14 +36,11 @@ MAX_BATCHES = 20
 RELAY_MIN_AGE_SECONDS = 5.0
 # Failures that say nothing about the deliveries being folded: the job fails, and RQ's retry (or the relay)
 # folds them once the database or Redis is back, the other drain has finished, or the job is rerun.
-# ProgrammingError is a statement the database refuses whatever the rows (a column missing because the
-# code is newer than the schema): fixed by a migration, not by failing the room's deliveries.
-NOT_THE_DELIVERIES: tuple[type[BaseException], ...] = (
-    *TRANSIENT,
-    ProgrammingError,
-    inbox.FoldConflict,
-    JobTimeoutException,
-)
+NOT_THE_DELIVERIES: tuple[type[BaseException], ...] = (*TRANSIENT, inbox.FoldConflict, JobTimeoutException)
+# SQLSTATE class 42, a statement refused whatever the rows: a column or table missing because the code is
+# newer than the schema, a privilege not granted. Fixed by a migration or a grant, not by failing the room.
+# psycopg raises it as ProgrammingError, like a trigger's RAISE, which may well be about one row.
+STATEMENT_REFUSED = "42"
 
 
 def drain_room(room_id: int) -> int:
@@ -121,6 +118,8 @@ def _fold_or_split(runtime: Runtime, lock: Lock, room_id: int, ids: list[int] | 
     except NOT_THE_DELIVERIES:
         raise  # the batch stays unprocessed for RQ's retry and the relay
     except Exception as error:
+        if _statement_refused(error):
+            raise
         # A row the ORM cannot even load (a corrupt column) still has an id to split on.
         culprits = read or ids or _next_batch_ids(runtime, room_id)
         if not culprits:
@@ -129,6 +128,11 @@ def _fold_or_split(runtime: Runtime, lock: Lock, room_id: int, ids: list[int] | 
     _after_commit(runtime, outcome)
     metrics.count_folded(runtime.redis, deliveries, outcome.failed_ids)
     return Tally(folded=len(read) - len(outcome.failed_ids), failed=len(outcome.failed_ids))
+
+
+def _statement_refused(error: Exception) -> bool:
+    sqlstate = getattr(error.orig, "sqlstate", None) if isinstance(error, ProgrammingError) else None
+    return isinstance(sqlstate, str) and sqlstate.startswith(STATEMENT_REFUSED)
 
 
 def _next_batch_ids(runtime: Runtime, room_id: int) -> list[int]:
