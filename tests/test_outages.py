@@ -239,7 +239,8 @@ def test_a_database_refusing_the_url_stops_the_worker_with_one_line(
     if postgres_url is None:
         pytest.skip("TEST_DATABASE_URL is not set")
     # The test server trusts local connections: no password is checked, so ask for what does not exist.
-    url = make_url(postgres_url).set(**{what: "rollcall_no_such_one"}, password="hunter2")
+    url = make_url(postgres_url).set(password="hunter2")
+    url = url.set(database="rollcall_no_such_one") if what == "database" else url.set(username="nobody_here")
     worker = spawn_worker(url.render_as_string(hide_password=False), redis_url)
     assert worker.process.wait(timeout=60) != 0
     [line] = worker.lines()
