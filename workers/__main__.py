@@ -40,7 +40,7 @@ from sqlalchemy.exc import ArgumentError
 from workers import folding, inbox, jobs, migrate, payloads, process, queueing, session_jobs  # noqa: F401
 from workers.log_redaction import install_log_redaction
 from workers.notify_worker import start_notify_process
-from workers.outages import DATABASE, MAX_DELAY_SECONDS, REDIS, TRANSIENT, Outages, refusal
+from workers.outages import DATABASE, MAX_DELAY_SECONDS, REDIS, TRANSIENT, Outages, is_outage, refusal
 from workers.runtime import NOTIFY_QUEUE_NAME, QUEUE_NAME, Runtime
 from workers.settings import ConfigError, Settings, load_settings, require_redis
 
@@ -165,7 +165,7 @@ class RollcallWorker(SimpleWorker):
     def handle_exception(self, job: Job, *exc_info: Any) -> None:
         """Tell the Outages of a job failed by an outage, in place of RQ's traceback for each such job."""
         error = exc_info[1]
-        if isinstance(error, TRANSIENT):
+        if is_outage(error):
             self.outages.lost(error)  # the job's retry and the relay fold its room once the service is back
             return
         super().handle_exception(job, *exc_info)

@@ -62,6 +62,11 @@ def refusal(error: BaseException) -> ConfigError | None:
     return None
 
 
+def is_outage(error: BaseException) -> bool:
+    """Return whether `error` says Redis or the database is unreachable (not some other server, or a bug)."""
+    return isinstance(error, TRANSIENT) and isinstance(error, (SQLAlchemyError, RedisError))
+
+
 def service_of(error: BaseException) -> str:
     """Return which service a transient error came from."""
     return DATABASE if isinstance(error, SQLAlchemyError) else REDIS
