@@ -5,10 +5,18 @@ Set TEST_DATABASE_URL (CI does) to run every database test on PostgreSQL as well
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
 import uuid
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager, contextmanager
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -35,6 +43,7 @@ from workers.models import Base
 from workers.runtime import NOTIFY_QUEUE_NAME, QUEUE_NAME, Runtime
 from workers.settings import Settings
 
+PROJECT = Path(__file__).resolve().parent.parent
 API_TOKEN = "test-api-token"
 # A database of this run's own (flushed before every test), so two runs on one server rarely meet.
 TEST_REDIS_DB = int(os.environ.get("TEST_REDIS_DB", 1 + os.getpid() % 15))
@@ -232,3 +241,101 @@ def run_worker(runtime: Runtime) -> None:
     process.install(runtime)  # jobs use this process's Runtime, not one built from the environment
     worker = SimpleWorker([QUEUE_NAME, NOTIFY_QUEUE_NAME], connection=runtime.redis)
     worker.work(burst=True, with_scheduler=False)
+
+
+class WorkerProcess:
+    """A `python -m workers` subprocess whose log (stdout and stderr) goes to a file."""
+
+    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
+        self.log_path = log_path
+        with open(log_path, "wb") as log:
+            # Its own process group: a kill takes whatever it started too (its notify process).
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "workers", *args],
+                cwd=PROJECT,
+                env=env,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+
+    def lines(self, containing: str = "") -> list[str]:
+        """Return the lines logged so far that contain `containing`."""
+        return [line for line in self.log_path.read_text().splitlines() if containing in line]
+
+    def alive(self) -> bool:
+        """Return whether the process is still running."""
+        return self.process.poll() is None
+
+    def kill(self) -> None:
+        """Kill the process group at once (a crash, as far as the worker can tell), and reap it."""
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self.process.pid, signal.SIGKILL)
+        self.process.wait()
+
+
+@pytest.fixture
+def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
+    """Return a factory of worker processes: `spawn_worker(database_url, redis_url, *args, **env)`.
+
+    Each logs to a file of its own; whatever is still running is killed at the end of the test.
+    """
+    started: list[WorkerProcess] = []
+
+    def spawn(database_url: str, redis_url: str, *args: str, **environment: str) -> WorkerProcess:
+        env = {
+            **os.environ,
+            "API_TOKEN": "t",
+            **environment,
+            "DATABASE_URL": database_url,
+            "REDIS_URL": redis_url,
+        }
+        worker = WorkerProcess(list(args), env, tmp_path / f"worker-{len(started)}.log")
+        started.append(worker)
+        return worker
+
+    yield spawn
+    for worker in started:
+        worker.kill()
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
+    """Start a redis-server of the test's own on a free port; the factory (re)starts it on that port.
+
+    Arguments to the factory go to redis-server (`own_redis("--requirepass", "pw")`).
+    """
+    port, started = free_port(), []
+
+    def start(*options: str) -> subprocess.Popen[bytes]:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.skip("redis-server is not on PATH")
+        server = subprocess.Popen(
+            [binary, "--port", str(port), "--save", "", "--appendonly", "no", *options],
+            stdout=subprocess.DEVNULL,
+            cwd=tmp_path,
+        )
+        started.append(server)
+        for _ in range(100):
+            if accepting(port):
+                return server
+            time.sleep(0.05)
+        raise RuntimeError("redis-server did not start")
+
+    start.url = f"redis://127.0.0.1:{port}/0"  # type: ignore[attr-defined]
+    start.port = port  # type: ignore[attr-defined]
+    start.servers = started  # type: ignore[attr-defined]
+    yield start
+    for server in started:
+        server.kill()
+        server.wait()
+
+
+def accepting(port: int) -> bool:
+    """Return whether a server accepts connections on 127.0.0.1:`port` (password or not)."""
+    try:
+        socket.create_connection(("127.0.0.1", port), timeout=1).close()
+    except OSError:
+        return False
+    return True

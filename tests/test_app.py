@@ -13,10 +13,9 @@ import httpx
 import pytest
 from flask import Flask
 
+from tests.conftest import PROJECT
 from webhooks import create_app
 from workers.settings import ConfigError, Settings, load_settings
-
-PROJECT = Path(__file__).resolve().parent.parent
 
 
 def test_healthz_answers_ok(app: Flask) -> None:
@@ -104,19 +103,6 @@ def test_bad_service_urls_name_the_variable(
     with pytest.raises(ConfigError, match=rf"^{variable}: ") as raised:
         load_settings(_env_file=None)
     assert message in str(raised.value) and "s3cret" not in str(raised.value)
-
-
-def test_the_worker_refuses_a_database_behind_the_migrations_in_one_line(tmp_path: Any) -> None:
-    env = {
-        **os.environ,
-        "REDIS_URL": "redis://127.0.0.1:9/0",
-        "DATABASE_URL": f"sqlite:///{tmp_path}/x.sqlite",
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "workers"], env=env, capture_output=True, text=True, timeout=60
-    )
-    assert done.returncode == 1
-    assert done.stderr.strip().splitlines()[-1].startswith("DATABASE_URL: the schema is not at the latest")
 
 
 def test_gunicorn_refuses_to_start_without_redis(tmp_path: Any) -> None:

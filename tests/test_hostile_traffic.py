@@ -7,11 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import json
-import os
 import random
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
@@ -20,11 +18,11 @@ import pytest
 from sqlalchemy import func, select
 
 from devtools.emulator_meeting import play_meeting
-from tests.conftest import API_TOKEN
+from tests.conftest import API_TOKEN, WorkerProcess
 from tests.emulator_fixture import EMULATOR_SECRET, RunningEmulator
-from tests.test_jobs import own_redis, wait_for  # noqa: F401  (own_redis: a fixture)
+from tests.test_jobs import wait_for
 from tests.test_notify_worker import stalled_smtp
-from tests.test_outages import WAITING, WorkerProcess
+from tests.test_outages import WAITING
 from webhooks import runtime_of
 from workers.models import Delivery, MeetingSession
 
@@ -70,21 +68,6 @@ def short_meeting(meeting: str, person: str, start: datetime, end: datetime) -> 
     ]
 
 
-@pytest.fixture
-def worker_with(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start `python -m workers` with the given environment; kill its process group at the end."""
-    started: list[WorkerProcess] = []
-
-    def start(**environment: str) -> WorkerProcess:
-        worker = WorkerProcess([], {**os.environ, **environment}, tmp_path / f"worker-{len(started)}.log")
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        worker.kill()
-
-
 def strict_json(text: str) -> Any:
     """Parse JSON as a strict client would: Infinity and NaN are not JSON."""
 
@@ -99,16 +82,16 @@ def test_hostile_traffic_ends_folded_with_every_page_answering(
     live_app: Callable[..., Any],
     emulator: RunningEmulator,
     database_url: str,
-    own_redis: Any,  # noqa: F811  (the fixture imported above)
-    worker_with: Callable[..., WorkerProcess],
+    own_redis: Any,
+    spawn_worker: Callable[..., WorkerProcess],
 ) -> None:
     statuses: list[int] = []
     with stalled_smtp() as smtp:
         mail = {"SMTP_URL": f"smtp://127.0.0.1:{smtp.port}", "MAIL_FROM": "rollcall@example.com"}
         # Redis is not running yet: the worker must wait for it rather than exit.
-        worker = worker_with(
-            DATABASE_URL=database_url,
-            REDIS_URL=own_redis.url,
+        worker = spawn_worker(
+            database_url,
+            own_redis.url,
             FINALIZE_AFTER_SECONDS="0",
             NOTIFY_TIMEOUT_SECONDS="1",
             **mail,

@@ -4,15 +4,9 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
-import shutil
-import signal
 import sqlite3
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -21,15 +15,12 @@ from redis import Redis
 from rq.job import Job
 from sqlalchemy import create_engine, func, select, text
 
-from tests.conftest import run_worker
-from tests.servers import free_port
+from tests.conftest import WorkerProcess, run_worker
 from tests.test_inbox import arrival, make_room
 from webhooks import runtime_of
-from workers import inbox, jobs, process, queueing
-from workers.models import Delivery, ParticipantSession
+from workers import inbox, jobs, metrics, process, queueing
+from workers.models import Delivery, MeetingSession, ParticipantSession
 from workers.runtime import Runtime
-
-PROJECT = Path(__file__).resolve().parent.parent
 
 
 def join_body(index: int, meeting: str = "ms-1") -> str:
@@ -144,36 +135,35 @@ def test_a_row_that_cannot_be_read_fails_alone_in_the_first_run(
     assert "half past nine" in reason
 
 
-@pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[Callable[[], subprocess.Popen[bytes]]]:
-    """Start a redis-server of the test's own on a free port; the factory (re)starts it on that port."""
-    port, started = free_port(), []
+def test_a_schema_behind_the_code_leaves_the_batch_for_the_retry(
+    worker_runtime: Runtime, redis_client: Redis
+) -> None:
+    runtime = worker_runtime
+    room_id, _ = make_room(runtime)
+    store_joins(runtime, room_id, 10)
+    # PostgreSQL: ProgrammingError (no such column); SQLite: OperationalError. Neither is the deliveries'.
+    with column_renamed(runtime, "meeting_sessions", "closed_by_sweeper"):
+        assert drain_once(runtime, room_id).get_status() == "scheduled"  # RQ's retry
+        assert fates(runtime) == {"queued": 10}
+    runtime.queue().enqueue(jobs.relay, 0)  # the retry's work, done now
+    run_worker(runtime)
+    assert fates(runtime) == {"processed": 10}
 
-    def start() -> subprocess.Popen[bytes]:
-        binary = shutil.which("redis-server")
-        if binary is None:
-            pytest.skip("redis-server is not on PATH")
-        server = subprocess.Popen(
-            [binary, "--port", str(port), "--save", "", "--appendonly", "no"],
-            stdout=subprocess.DEVNULL,
-            cwd=tmp_path,
-        )
-        started.append(server)
-        client = Redis(port=port)
-        for _ in range(100):
-            try:
-                client.ping()
-                return server
-            except Exception:
-                time.sleep(0.05)
-        raise RuntimeError("redis-server did not start")
 
-    start.url = f"redis://127.0.0.1:{port}/0"  # type: ignore[attr-defined]
-    start.servers = started  # type: ignore[attr-defined]
-    yield start
-    for server in started:
-        server.kill()
-        server.wait()
+def test_a_fold_whose_counting_fails_still_schedules_its_finalize(
+    worker_runtime: Runtime, redis_client: Redis
+) -> None:
+    runtime = worker_runtime
+    room_id, _ = make_room(runtime)
+    for index, event in enumerate(["meeting-started", "participant-joined", "meeting-ended"]):
+        body = {"meetingSessionId": "ms-1", "participantSessionId": "ps-0", "joinTime": 1714557600 + index}
+        inbox.store(runtime.engine, arrival(room_id, json.dumps(body), event=event))
+    redis_client.set(metrics.FOLDED_KEY, "not a hash")  # every HINCRBY on it fails (WRONGTYPE)
+    assert drain_once(runtime, room_id).get_status() == "finished"
+    assert fates(runtime) == {"processed": 3}
+    with runtime.Session() as session:
+        meeting_id = session.scalars(select(MeetingSession.id)).one()
+    assert runtime.queue().scheduled_job_registry.get_job_ids() == [f"finalize-{meeting_id}"]
 
 
 @pytest.mark.slow
@@ -206,29 +196,13 @@ def test_redis_stopped_during_deliveries_then_the_relay_catches_up(
         assert fold_counts(runtime) == {1}
 
 
-@pytest.fixture
-def start_worker(database_url: str, redis_url: str) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start `python -m workers` processes on the test's services; kill whatever is left at the end."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(*args: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "API_TOKEN": "t"}
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "workers", *args], cwd=PROJECT, env=env, start_new_session=True
-        )  # its own group: a kill takes RQ's scheduler too
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
-
-
 @pytest.mark.slow
 def test_a_worker_killed_mid_job_leaves_every_delivery_processed_once(
-    worker_runtime: Runtime, database_url: str, redis_client: Redis, start_worker: Callable[..., Any]
+    worker_runtime: Runtime,
+    database_url: str,
+    redis_url: str,
+    redis_client: Redis,
+    spawn_worker: Callable[..., WorkerProcess],
 ) -> None:
     runtime = worker_runtime
     room_id, _ = make_room(runtime)
@@ -236,16 +210,15 @@ def test_a_worker_killed_mid_job_leaves_every_delivery_processed_once(
     queueing.signal_room(runtime.redis, runtime.queue(), room_id)
     lock_key = f"rollcall:lock:room:{room_id}"
     with database_held(database_url, room_id, skip=jobs.BATCH_SIZE):
-        worker = start_worker()
+        worker = spawn_worker(database_url, redis_url)
         wait_for(lambda: redis_client.exists(lock_key), "the drain to start")
         if database_url.startswith("postgresql"):
             wait_for(lambda: fates(runtime).get("processed") == jobs.BATCH_SIZE, "the first batch to commit")
-        time.sleep(1)  # the drain is now blocked inside its next transaction
-        os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
+        # Holding the room's lock, the drain is inside its job, and cannot finish while the rows are held.
+        worker.kill()
     assert fates(runtime).get("queued", 0) >= 500
-    survivor = start_worker("--burst")
-    assert survivor.wait(timeout=120) == 0
+    survivor = spawn_worker(database_url, redis_url, "--burst")
+    assert survivor.process.wait(timeout=120) == 0
     assert fates(runtime) == {"processed": jobs.BATCH_SIZE + 500}
     assert fold_counts(runtime) == {1}
 
@@ -325,3 +298,16 @@ class poisoned:
             connection.execute(text("DROP TRIGGER poison" if sqlite else "DROP TRIGGER poison ON deliveries"))
             if not sqlite:
                 connection.execute(text("DROP FUNCTION poison()"))
+
+
+@contextlib.contextmanager
+def column_renamed(runtime: Runtime, table: str, column: str) -> Iterator[None]:
+    """Rename a column the fold writes, as a deploy of code newer than its database leaves it; restore it."""
+    with runtime.engine.begin() as connection:
+        connection.execute(text(f"ALTER TABLE {table} RENAME COLUMN {column} TO {column}_gone"))
+    try:
+        yield
+    finally:
+        runtime.engine.dispose()  # no pooled connection may keep a plan of the renamed table
+        with runtime.engine.begin() as connection:
+            connection.execute(text(f"ALTER TABLE {table} RENAME COLUMN {column}_gone TO {column}"))

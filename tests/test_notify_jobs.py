@@ -23,7 +23,7 @@ from tests.conftest import run_worker
 from tests.test_mailer import Mailbox, check_login, smtp_server
 from tests.test_notify import parts
 from tests.test_outbound import Receiver, receiving
-from workers import notify_jobs, notify_plan, session_jobs
+from workers import metrics, notify_jobs, notify_plan, session_jobs
 from workers.models import AttendanceRow, MeetingSession, Room
 from workers.models.notifications import Notification
 from workers.reports import SessionWithAttendance, attendance_csv, attendance_out, session_out
@@ -194,6 +194,21 @@ def test_thank_yous_go_only_to_attendees_with_an_email_when_asked(
     assert ["Time attended", "50m 00s"] in cells(sent["ada@example.com"])
     assert ["Time attended", "10m 00s"] in cells(sent["linus@example.com"])
     assert {kind for kind, _ in ledger(runtime, session_id)} == {"thank-you", "webhook-finalized"}
+
+
+def test_a_mail_whose_counting_fails_is_sent_once_all_the_same(
+    start_runtime: Callable[..., Runtime],
+) -> None:
+    mailbox = Mailbox()
+    with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
+        runtime = start_runtime(**config)
+        runtime.redis.set(metrics.NOTIFICATIONS_KEY, "not a hash")  # every HINCRBY on it fails (WRONGTYPE)
+        session_id = final_session(runtime)
+        finalized(runtime, session_id)
+        run_due_retries(runtime)  # a retry, had the send job failed, would find the mail `sending`
+    assert len(mailbox.received) == 1
+    entry = ledger(runtime, session_id)["summary", "organizer@example.com"]
+    assert (entry["state"], entry["attempts"], entry["reason"]) == ("sent", 1, None)
 
 
 def test_finalizing_again_sends_nothing_new(start_runtime: Callable[..., Runtime]) -> None:

@@ -7,27 +7,23 @@ one that dribbles an endless greeting, each line well inside the per-step timeou
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
 import socket
-import subprocess
-import sys
 import threading
 from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
 
-from tests.conftest import run_worker
+from tests.conftest import WorkerProcess, run_worker
 from tests.test_inbox import arrival, make_room
-from tests.test_jobs import PROJECT, fates, join_body, wait_for
+from tests.test_jobs import fates, join_body, wait_for
 from tests.test_notify_jobs import (
     attendance,
     final_session,
     ledger,
     run_due_retries,
 )
-from workers import inbox, notify_jobs, queueing
+from workers import inbox, metrics, notify_jobs, queueing
 from workers.runtime import Runtime
 
 THANKED = 6  # attendees with an address, on top of final_session's two
@@ -56,7 +52,8 @@ class StalledSmtp:
 
     def _hold(self, connection: socket.socket) -> None:
         # Held until the client gives up and closes, or the test ends.
-        with connection:
+        # A client that gives up while lines are unread resets the connection: it closed, as far as we care.
+        with connection, contextlib.suppress(ConnectionResetError, BrokenPipeError):
             connection.settimeout(0.1)
             while not self.stopped.is_set():
                 with contextlib.suppress(TimeoutError):
@@ -102,37 +99,24 @@ def states(runtime: Runtime, session_id: int) -> list[str]:
     return [entry["state"] for entry in ledger(runtime, session_id).values()]
 
 
-@pytest.fixture
-def worker_process(database_url: str, redis_url: str) -> Iterator[Callable[..., subprocess.Popen[bytes]]]:
-    """Start `python -m workers` with extra environment; kill its process group at the end."""
-    started: list[subprocess.Popen[bytes]] = []
-
-    def start(**environment: str) -> subprocess.Popen[bytes]:
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, **environment}
-        worker = subprocess.Popen(
-            [sys.executable, "-m", "workers"], cwd=PROJECT, env=env, start_new_session=True
-        )
-        started.append(worker)
-        return worker
-
-    yield start
-    for worker in started:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(worker.pid, signal.SIGKILL)
-        worker.wait()
-
-
 @pytest.mark.slow
 def test_a_join_is_folded_while_mail_hangs(
-    start_runtime: Callable[..., Runtime], worker_process: Callable[..., Any]
+    start_runtime: Callable[..., Runtime],
+    database_url: str,
+    redis_url: str,
+    spawn_worker: Callable[..., WorkerProcess],
 ) -> None:
     with stalled_smtp() as smtp:
         # A long per-step timeout: the mail is certain to be hanging when the join comes.
         runtime = start_runtime(**mail_settings(smtp, timeout=120))
         session_id = many_thank_yous(runtime)
         notify_jobs.session_finalized(session_id)  # THANKED + 2 sends queued
-        worker_process(
-            SMTP_URL=f"smtp://127.0.0.1:{smtp.port}", MAIL_FROM="r@example.com", NOTIFY_TIMEOUT_SECONDS="120"
+        spawn_worker(
+            database_url,
+            redis_url,
+            SMTP_URL=f"smtp://127.0.0.1:{smtp.port}",
+            MAIL_FROM="r@example.com",
+            NOTIFY_TIMEOUT_SECONDS="120",
         )
         wait_for(lambda: smtp.open, "the notify process to be stuck on the mail server", seconds=60)
         room_id, _ = make_room(runtime, name="unrelated")
@@ -174,7 +158,33 @@ def test_a_server_that_never_finishes_its_greeting_is_stopped_by_the_job_timeout
         [entry] = ledger(runtime, session_id).values()
         timeout = notify_jobs.job_timeout(runtime.settings)
         assert entry["state"] == "sending" and entry["reason"] == f"stopped by the job timeout ({timeout} s)"
+        assert attempts_counted(runtime) == 1
         assert run_due_retries(runtime) == 1  # RQ's retry settles it without talking to the server again
     [entry] = ledger(runtime, session_id).values()
     assert entry["state"] == "failed" and entry["reason"].startswith(notify_jobs.UNCERTAIN)
     assert f"job timeout ({timeout} s)" in entry["reason"] and smtp.accepted == 1
+
+
+def test_a_send_stopped_by_the_job_timeout_on_its_last_try_ends_failed(
+    start_runtime: Callable[..., Runtime],
+) -> None:
+    with stalled_smtp() as smtp:
+        runtime = start_runtime(**mail_settings(smtp, timeout=0.2))
+        session_id = final_session(runtime)
+        notify_jobs.session_finalized(session_id)
+        run_worker(runtime)  # the first try: no answer within 0.2 s, so a retry
+        for _ in notify_jobs.BACKOFF_SECONDS[1:]:
+            assert run_due_retries(runtime) == 1
+        smtp.dribble = True  # the last try meets a server that answers for ever, a line at a time
+        assert run_due_retries(runtime) == 1
+        assert not run_due_retries(runtime)  # no retry is left to settle it
+    [entry] = ledger(runtime, session_id).values()
+    timeout = notify_jobs.job_timeout(runtime.settings)
+    assert entry["state"] == "failed" and entry["reason"].startswith(notify_jobs.UNCERTAIN)
+    assert f"job timeout ({timeout} s)" in entry["reason"]
+    assert attempts_counted(runtime) == len(notify_jobs.BACKOFF_SECONDS) + 1 == smtp.accepted
+
+
+def attempts_counted(runtime: Runtime) -> int:
+    """Return the send attempts the worker's metrics counted."""
+    return int(runtime.redis.hget(metrics.NOTIFICATIONS_KEY, "sending") or 0)

@@ -3,33 +3,22 @@
 from __future__ import annotations
 
 import contextlib
-import os
 import signal
 import socket
-import subprocess
-import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 from sqlalchemy.engine import make_url
 
+from tests.conftest import WorkerProcess
 from tests.servers import free_port
 from tests.test_inbox import arrival, make_room
-from tests.test_jobs import (  # noqa: F401  (own_redis: a fixture)
-    PROJECT,
-    database_held,
-    fates,
-    fold_counts,
-    join_body,
-    own_redis,
-    store_joins,
-    wait_for,
-)
-from workers import inbox, jobs, queueing
+from tests.test_jobs import database_held, fates, fold_counts, join_body, store_joins, wait_for
+from workers import inbox, jobs, outages, queueing
 from workers.runtime import Runtime
 from workers.settings import Settings
 
@@ -39,53 +28,13 @@ BACK = "reachable again"
 MAIN = "workers.outages: "
 
 
-class WorkerProcess:
-    """A `python -m workers` subprocess whose log (stdout and stderr) goes to a file."""
-
-    def __init__(self, args: list[str], env: dict[str, str], log_path: Path) -> None:
-        self.log_path = log_path
-        with open(log_path, "wb") as log:
-            # Its own process group: a kill takes whatever it started too.
-            self.process = subprocess.Popen(
-                [sys.executable, "-m", "workers", *args],
-                cwd=PROJECT,
-                env=env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                start_new_session=True,
-            )
-
-    def lines(self, containing: str = "") -> list[str]:
-        """Return the lines logged so far that contain `containing`."""
-        return [line for line in self.log_path.read_text().splitlines() if containing in line]
-
-    def alive(self) -> bool:
-        return self.process.poll() is None
-
-    def kill(self) -> None:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(self.process.pid, signal.SIGKILL)
-        self.process.wait()
-
-
-@pytest.fixture
-def spawn_worker(tmp_path: Path) -> Iterator[Callable[..., WorkerProcess]]:
-    """Start worker processes with the given DATABASE_URL and REDIS_URL; kill them at the end."""
-    started: list[WorkerProcess] = []
-
-    def spawn(database_url: str, redis_url: str, *args: str) -> WorkerProcess:
-        env = {**os.environ, "DATABASE_URL": database_url, "REDIS_URL": redis_url, "API_TOKEN": "t"}
-        worker = WorkerProcess(list(args), env, tmp_path / f"worker-{len(started)}.log")
-        started.append(worker)
-        return worker
-
-    yield spawn
-    for worker in started:
-        worker.kill()
-
-
 def runtime_on(settings: Settings) -> Runtime:
     return Runtime.start(settings)
+
+
+def let_two_more_tries_fail() -> None:
+    """Wait past the worker's next two tries at an absent service (1 s, then 2 s later), plus a margin."""
+    time.sleep(outages.FIRST_DELAY_SECONDS * (1 + 2) + 1)
 
 
 def signal_joins(runtime: Runtime, room_id: int, count: int, first: int) -> None:
@@ -97,12 +46,12 @@ def signal_joins(runtime: Runtime, room_id: int, count: int, first: int) -> None
 def test_the_worker_waits_for_redis_and_outlives_its_restart(
     make_settings: Callable[..., Settings],
     database_url: str,
-    own_redis: Any,  # noqa: F811  (the fixture imported above)
+    own_redis: Any,
     spawn_worker: Callable[..., WorkerProcess],
 ) -> None:
     worker = spawn_worker(database_url, own_redis.url)
     wait_for(lambda: worker.lines(WAITING), "the worker to say it waits for Redis")
-    time.sleep(4)  # several tries: 1 s, then 2 s
+    let_two_more_tries_fail()
     assert worker.alive()
     assert len(worker.lines(MAIN + "Redis " + WAITING)) == 1
     server = own_redis()
@@ -136,7 +85,7 @@ def test_the_worker_waits_for_redis_and_outlives_its_restart(
 def test_redis_lost_in_the_middle_of_a_drain_loses_nothing_and_folds_nothing_twice(
     make_settings: Callable[..., Settings],
     database_url: str,
-    own_redis: Any,  # noqa: F811  (the fixture imported above)
+    own_redis: Any,
     spawn_worker: Callable[..., WorkerProcess],
 ) -> None:
     own_redis()
@@ -148,8 +97,8 @@ def test_redis_lost_in_the_middle_of_a_drain_loses_nothing_and_folds_nothing_twi
             worker = spawn_worker(database_url, own_redis.url)
             queueing.signal_room(runtime.redis, runtime.queue(), room_id)
             lock_key = f"rollcall:lock:room:{room_id}"
+            # Holding the room's lock, the drain is inside its job, and cannot finish while the rows are held.
             wait_for(lambda: runtime.redis.exists(lock_key), "the drain to start")
-            time.sleep(1)  # the drain is now blocked inside a transaction
             server = own_redis.servers[-1]
             server.kill()
             server.wait()
@@ -171,6 +120,7 @@ class TcpRelay:
     def __init__(self, port: int, target: tuple[str, int]) -> None:
         self.port, self.target = port, target
         self.listener = socket.create_server(("127.0.0.1", port))
+        self.connections: list[socket.socket] = []
 
     def serve(self) -> None:
         threading.Thread(target=self._accept, daemon=True).start()
@@ -180,6 +130,7 @@ class TcpRelay:
             while True:
                 client, _ = self.listener.accept()
                 server = socket.create_connection(self.target)
+                self.connections += [client, server]
                 for source, sink in ((client, server), (server, client)):
                     threading.Thread(target=self._pump, args=(source, sink), daemon=True).start()
 
@@ -192,7 +143,15 @@ class TcpRelay:
             sink.shutdown(socket.SHUT_WR)
 
     def close(self) -> None:
+        """Stop accepting, and cut every connection relayed so far: the database is gone."""
+        # A close alone leaves the port listening until the blocked accept() returns: shutdown wakes it.
+        with contextlib.suppress(OSError):
+            self.listener.shutdown(socket.SHUT_RDWR)
         self.listener.close()
+        for connection in self.connections:
+            with contextlib.suppress(OSError):
+                connection.shutdown(socket.SHUT_RDWR)
+            connection.close()
 
 
 @pytest.mark.slow
@@ -209,7 +168,7 @@ def test_the_worker_waits_for_the_database(
     relayed = real.set(host="127.0.0.1", port=port).render_as_string(hide_password=False)
     worker = spawn_worker(relayed, redis_url)
     wait_for(lambda: worker.lines(WAITING), "the worker to say it waits for the database")
-    time.sleep(4)
+    let_two_more_tries_fail()
     assert worker.alive()
     assert len(worker.lines(MAIN + "Database " + WAITING)) == 1
     relay = TcpRelay(port, (real.host or "127.0.0.1", real.port or 5432))
@@ -222,6 +181,70 @@ def test_the_worker_waits_for_the_database(
         assert worker.alive()
     finally:
         relay.close()
+
+
+@pytest.mark.slow
+def test_a_database_lost_while_working_is_reported_once_gone_and_once_back(
+    runtime: Runtime,
+    database_url: str,
+    redis_url: str,
+    spawn_worker: Callable[..., WorkerProcess],
+) -> None:
+    if not database_url.startswith("postgresql"):
+        pytest.skip("a SQLite file is never unreachable")
+    port, real = free_port(), make_url(database_url)
+    target = (real.host or "127.0.0.1", real.port or 5432)
+    relay = TcpRelay(port, target)
+    relay.serve()
+    worker = spawn_worker(real.set(port=port).render_as_string(hide_password=False), redis_url)
+    room_id, _ = make_room(runtime)
+    signal_joins(runtime, room_id, 20, first=0)
+    wait_for(lambda: fates(runtime) == {"processed": 20}, "the first deliveries to be folded", seconds=60)
+    relay.close()
+    signal_joins(runtime, room_id, 20, first=20)  # its drain fails: the database is gone
+    wait_for(lambda: worker.lines(MAIN + "Database " + WAITING), "the worker to say so", seconds=60)
+    relay = TcpRelay(port, target)
+    try:
+        relay.serve()
+        # The drain's retry, or the relay, folds them once the database is back.
+        wait_for(lambda: fates(runtime) == {"processed": 40}, "the rest to be folded", seconds=180)
+        wait_for(lambda: worker.lines(MAIN + "Database " + BACK), "the worker to say it is back")
+    finally:
+        relay.close()
+    assert len(worker.lines(MAIN + "Database " + WAITING)) == 1
+    assert len(worker.lines("Database " + BACK)) == 1
+    assert not worker.lines("Traceback") and not worker.lines("OperationalError:")
+    assert fold_counts(runtime) == {1}
+
+
+@pytest.mark.parametrize("password", [None, "hunter2"])
+def test_redis_refusing_the_password_stops_the_worker_with_one_line(
+    password: str | None,
+    database_url: str,
+    own_redis: Any,
+    spawn_worker: Callable[..., WorkerProcess],
+) -> None:
+    own_redis("--requirepass", "the-right-one")
+    url = own_redis.url if password is None else own_redis.url.replace("//", f"//:{password}@")
+    worker = spawn_worker(database_url, url)
+    assert worker.process.wait(timeout=60) != 0
+    [line] = worker.lines()
+    assert line.startswith("REDIS_URL: ") and "hunter2" not in line
+
+
+@pytest.mark.parametrize("what", ["database", "username"])
+def test_a_database_refusing_the_url_stops_the_worker_with_one_line(
+    what: str, postgres_url: str | None, redis_url: str, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    if postgres_url is None:
+        pytest.skip("TEST_DATABASE_URL is not set")
+    # The test server trusts local connections: no password is checked, so ask for what does not exist.
+    url = make_url(postgres_url).set(password="hunter2")
+    url = url.set(database="rollcall_no_such_one") if what == "database" else url.set(username="nobody_here")
+    worker = spawn_worker(url.render_as_string(hide_password=False), redis_url)
+    assert worker.process.wait(timeout=60) != 0
+    [line] = worker.lines()
+    assert line.startswith("DATABASE_URL: ") and "hunter2" not in line
 
 
 def test_a_database_url_of_an_unknown_scheme_stops_the_worker_with_one_line(

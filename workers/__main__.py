@@ -32,6 +32,7 @@ from typing import Any, NoReturn
 from redis.client import Pipeline
 from rq import Queue, SimpleWorker
 from rq.cron import CronScheduler
+from rq.job import Job
 from rq.scheduler import RQScheduler
 from sqlalchemy.exc import ArgumentError
 
@@ -39,7 +40,7 @@ from sqlalchemy.exc import ArgumentError
 from workers import folding, inbox, jobs, migrate, payloads, process, queueing, session_jobs  # noqa: F401
 from workers.log_redaction import install_log_redaction
 from workers.notify_worker import start_notify_process
-from workers.outages import MAX_DELAY_SECONDS, REDIS, TRANSIENT, Outages
+from workers.outages import DATABASE, MAX_DELAY_SECONDS, REDIS, TRANSIENT, Outages, is_outage, refusal
 from workers.runtime import NOTIFY_QUEUE_NAME, QUEUE_NAME, Runtime
 from workers.settings import ConfigError, Settings, load_settings, require_redis
 
@@ -122,7 +123,17 @@ def start_runtime(settings: Settings, outages: Outages) -> Runtime:
 
 def _ready(runtime: Runtime) -> None:
     """Check the schema, reach Redis, and signal whatever a crash left unprocessed."""
-    settings = runtime.settings
+    try:
+        _check_services(runtime.settings, runtime)
+    except TRANSIENT as error:
+        refused = refusal(error)
+        if refused is not None:
+            raise refused from None  # the error's own text may hold the URL
+        raise
+    jobs.relay_rooms(runtime, None)
+
+
+def _check_services(settings: Settings, runtime: Runtime) -> None:
     if settings.database_url is None:  # the dev default SQLite file: bring its schema up as the web app does
         migrate.upgrade_locked(settings.resolved_database_url(INSTANCE_PATH), INSTANCE_PATH)
     elif not migrate.is_current(settings.database_url):
@@ -130,11 +141,10 @@ def _ready(runtime: Runtime) -> None:
             "DATABASE_URL: the schema is not at the latest migration; run `flask --app wsgi db upgrade`"
         )
     runtime.redis.ping()
-    jobs.relay_rooms(runtime, None)
 
 
 class RollcallWorker(SimpleWorker):
-    """RQ's in-process worker, telling the process's Outages when Redis goes and comes back."""
+    """RQ's in-process worker, telling the process's Outages when Redis or the database comes and goes."""
 
     # RQ's own backoff while it cannot reach Redis between jobs: doubling, capped like ours.
     exponential_backoff_factor = 2.0
@@ -151,6 +161,19 @@ class RollcallWorker(SimpleWorker):
             raise
         if pipeline is None:  # a pipeline's commands have not reached Redis yet
             self.outages.back(REDIS)
+
+    def handle_exception(self, job: Job, *exc_info: Any) -> None:
+        """Tell the Outages of a job failed by an outage, in place of RQ's traceback for each such job."""
+        error = exc_info[1]
+        if is_outage(error):
+            self.outages.lost(error)  # the job's retry and the relay fold its room once the service is back
+            return
+        super().handle_exception(job, *exc_info)
+
+    def handle_job_success(self, job: Job, *args: Any, **kwargs: Any) -> None:
+        """Record the job's success: every job reads the database, so it is reachable."""
+        super().handle_job_success(job, *args, **kwargs)
+        self.outages.back(DATABASE)
 
     def request_stop(self, signum: Any, frame: Any) -> None:
         """Stop after the current job (SIGTERM, SIGINT), and do not start again."""

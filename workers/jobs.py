@@ -3,8 +3,9 @@
 A room's deliveries are folded a batch per transaction, under a per-room lock, so two workers never fold
 the same room at once. A batch that fails because of what is in it is split until each delivery at fault
 stands alone; those are marked `failed` with why, for good (replay one once its cause is fixed), and the
-rest are folded in the same job. Any other error (an outage, a timeout) is left to raise, so RQ's retry,
-the relay and the failed registry see it, and the batch stays unprocessed.
+rest are folded in the same job. An error that is not the deliveries' fault (an outage, a schema behind the
+code, a timeout) is left to raise, so RQ's retry, the relay and the failed registry see it, and the batch
+stays unprocessed.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from redis.exceptions import RedisError
 from redis.lock import Lock
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from workers import folding, inbox, metrics, process, queueing, session_jobs
 from workers.locks import LOCK_SECONDS, room_lock
@@ -36,6 +37,10 @@ RELAY_MIN_AGE_SECONDS = 5.0
 # Failures that say nothing about the deliveries being folded: the job fails, and RQ's retry (or the relay)
 # folds them once the database or Redis is back, the other drain has finished, or the job is rerun.
 NOT_THE_DELIVERIES: tuple[type[BaseException], ...] = (*TRANSIENT, inbox.FoldConflict, JobTimeoutException)
+# SQLSTATE class 42, a statement refused whatever the rows: a column or table missing because the code is
+# newer than the schema, a privilege not granted. Fixed by a migration or a grant, not by failing the room.
+# psycopg raises it as ProgrammingError, like a trigger's RAISE, which may well be about one row.
+STATEMENT_REFUSED = "42"
 
 
 def drain_room(room_id: int) -> int:
@@ -113,14 +118,21 @@ def _fold_or_split(runtime: Runtime, lock: Lock, room_id: int, ids: list[int] | 
     except NOT_THE_DELIVERIES:
         raise  # the batch stays unprocessed for RQ's retry and the relay
     except Exception as error:
+        if _statement_refused(error):
+            raise
         # A row the ORM cannot even load (a corrupt column) still has an id to split on.
         culprits = read or ids or _next_batch_ids(runtime, room_id)
         if not culprits:
             raise
         return _split(runtime, lock, room_id, culprits, error)
-    metrics.count_folded(runtime.redis, deliveries, outcome.failed_ids)
     _after_commit(runtime, outcome)
+    metrics.count_folded(runtime.redis, deliveries, outcome.failed_ids)
     return Tally(folded=len(read) - len(outcome.failed_ids), failed=len(outcome.failed_ids))
+
+
+def _statement_refused(error: Exception) -> bool:
+    sqlstate = getattr(error.orig, "sqlstate", None) if isinstance(error, ProgrammingError) else None
+    return isinstance(sqlstate, str) and sqlstate.startswith(STATEMENT_REFUSED)
 
 
 def _next_batch_ids(runtime: Runtime, room_id: int) -> list[int]:

@@ -18,7 +18,8 @@ Prometheus's rate() and increase() read a decrease as a counter reset.
 from __future__ import annotations
 
 from collections import Counter as Tally
-from collections.abc import Collection, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
+from contextlib import suppress
 from datetime import UTC, datetime
 
 from prometheus_client import CollectorRegistry, Counter, disable_created_metrics
@@ -76,17 +77,25 @@ def count_folded(redis: Redis, deliveries: Sequence[Delivery], failed_ids: Colle
         pipeline = redis.pipeline(transaction=False)
         for field, count in tally.items():
             pipeline.hincrby(FOLDED_KEY, field, count)
-        pipeline.execute()
+        _count(pipeline.execute)
 
 
 def count_failed(redis: Redis, event: str) -> None:
     """Count one delivery marked failed on its own, after its batch failed."""
-    redis.hincrby(FOLDED_KEY, f"{event} {DeliveryStatus.FAILED}", 1)
+    _count(lambda: redis.hincrby(FOLDED_KEY, f"{event} {DeliveryStatus.FAILED}", 1))
 
 
 def count_notification(redis: Redis, state: str) -> None:
     """Count a notification a send job moved to `state` (sending = an attempt, pending = a retry)."""
-    redis.hincrby(NOTIFICATIONS_KEY, state, 1)
+    _count(lambda: redis.hincrby(NOTIFICATIONS_KEY, state, 1))
+
+
+def _count(increment: Callable[[], object]) -> None:
+    # A figure lost to a Redis error must not change what the job does (fail it, skip its follow-ups, or
+    # have its retry take a mail never attempted for one that may have gone). Nothing is logged per call:
+    # the worker's outage reports, and rollcall_up{component="redis"}, say Redis is away.
+    with suppress(RedisError):
+        increment()
 
 
 class RedisFigures:

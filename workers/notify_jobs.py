@@ -132,8 +132,7 @@ def send_notification(notification_id: int) -> None:
     try:
         deliver()
     except TRANSIENT as error:
-        job = get_current_job()
-        if job is not None and job.retries_left:
+        if _retries_left():
             _move(runtime, notification_id, State.SENDING, State.PENDING, f"will retry: {error}")
         else:
             _move(runtime, notification_id, State.SENDING, State.FAILED, f"gave up after retries: {error}")
@@ -142,11 +141,24 @@ def send_notification(notification_id: int) -> None:
         _move(runtime, notification_id, State.SENDING, State.FAILED, str(error))
         return
     except JobTimeoutException:
-        # Left `sending` for the next attempt to settle (see _ready); the reason says what happened.
-        reason = f"stopped by the job timeout ({job_timeout(runtime.settings)} s)"
-        _move(runtime, notification_id, State.SENDING, State.SENDING, reason)
+        _stopped_by_timeout(runtime, notification_id)
         raise
     _move(runtime, notification_id, State.SENDING, State.SENT)
+
+
+def _retries_left() -> bool:
+    job = get_current_job()
+    return job is not None and bool(job.retries_left)
+
+
+def _stopped_by_timeout(runtime: Runtime, notification_id: int) -> None:
+    # Left `sending` for the retry to settle (see _ready); with no retry left nothing else would, and the
+    # job's unique id would keep enqueue_pending from queuing another: it may have gone, so record failed.
+    reason = f"stopped by the job timeout ({job_timeout(runtime.settings)} s)"
+    if _retries_left():
+        _move(runtime, notification_id, State.SENDING, State.SENDING, reason)
+    else:
+        _move(runtime, notification_id, State.SENDING, State.FAILED, _uncertain(reason))
 
 
 def _ready(runtime: Runtime, notification_id: int) -> tuple[Delivery | None, str]:
@@ -218,6 +230,6 @@ def _move(
     with runtime.Session.begin() as db:
         moved = db.execute(update(Notification).where(*where).values(values))
     log.info("notification %d: %s -> %s", note_id, seen, state)
-    if moved.rowcount:  # type: ignore[attr-defined]
-        metrics.count_notification(runtime.redis, state)
+    if moved.rowcount and (attempt or state != seen):  # type: ignore[attr-defined]
+        metrics.count_notification(runtime.redis, state)  # a note on a row still `sending` is no attempt
     return bool(moved.rowcount)  # type: ignore[attr-defined]

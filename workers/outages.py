@@ -2,20 +2,24 @@
 
 A worker must outlive its services' restarts: a platform restarting a worker that exits on an outage backs
 off itself, and leaves rooms unfolded for minutes. What is not transient (a bad URL, a schema behind the
-migrations) is a configuration error and still stops the process, with one line naming the variable.
+migrations, credentials a service refuses) is a configuration error and still stops the process, with one
+line naming the variable.
 """
 
 from __future__ import annotations
 
 import logging
+import re
 import threading
 import time
 from collections.abc import Callable
 from typing import TypeVar
 
-from redis.exceptions import RedisError
-from sqlalchemy.exc import InterfaceError, OperationalError, SQLAlchemyError
+from redis.exceptions import AuthenticationError, RedisError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError, SQLAlchemyError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from workers.settings import ConfigError
 
 log = logging.getLogger(__name__)
 
@@ -34,6 +38,33 @@ FIRST_DELAY_SECONDS = 1.0
 MAX_DELAY_SECONDS = 30.0
 
 T = TypeVar("T")
+
+# PostgreSQL refusing what the URL asks for rather than being away: a wrong password (28P01), a role it
+# refuses (28000) or a database that does not exist (3D000). Waiting would not fix them. libpq reports a
+# refusal at connect time with no SQLSTATE, so its message is matched as well.
+REFUSED_SQLSTATES = {"28P01", "28000", "3D000"}
+REFUSED_MESSAGE = re.compile(
+    r'FATAL: +(password authentication failed|no pg_hba\.conf entry|(role|database) ".*" does not exist)'
+)
+
+
+def refusal(error: BaseException) -> ConfigError | None:
+    """Return the configuration error a service's refusal of our credentials means, None if it is none."""
+    if isinstance(error, AuthenticationError):  # a ConnectionError to redis-py, but waiting will not help
+        return ConfigError("REDIS_URL: Redis refused it: a password is missing or wrong")
+    cause = error.orig if isinstance(error, DBAPIError) else None
+    if cause is not None and (
+        getattr(cause, "sqlstate", None) in REFUSED_SQLSTATES or REFUSED_MESSAGE.search(str(cause))
+    ):
+        return ConfigError(
+            "DATABASE_URL: the server refused it: a wrong password, or no such role or database"
+        )
+    return None
+
+
+def is_outage(error: BaseException) -> bool:
+    """Return whether `error` says Redis or the database is unreachable (not some other server, or a bug)."""
+    return isinstance(error, TRANSIENT) and isinstance(error, (SQLAlchemyError, RedisError))
 
 
 def service_of(error: BaseException) -> str:
