@@ -17,7 +17,7 @@ Prometheus's rate() and increase() read a decrease as a counter reset.
 
 from __future__ import annotations
 
-from collections import Counter as Tally
+import collections
 from collections.abc import Callable, Collection, Iterator, Sequence
 from contextlib import suppress
 from datetime import UTC, datetime
@@ -69,7 +69,7 @@ def count_stored(event: str, new: bool) -> None:
 
 def count_folded(redis: Redis, deliveries: Sequence[Delivery], failed_ids: Collection[int]) -> None:
     """Count a committed batch of deliveries by event and outcome, in one round-trip."""
-    tally = Tally(
+    tally = collections.Counter(
         f"{d.event} {DeliveryStatus.FAILED if d.id in failed_ids else DeliveryStatus.PROCESSED}"
         for d in deliveries
     )
