@@ -22,7 +22,7 @@ from tests.conftest import API_TOKEN, WorkerProcess
 from tests.emulator_fixture import EMULATOR_SECRET, RunningEmulator
 from tests.test_jobs import wait_for
 from tests.test_notify_worker import stalled_smtp
-from tests.test_outages import WAITING
+from tests.test_worker_outages import WAITING
 from webhooks import runtime_of
 from workers.models import Delivery, MeetingSession
 

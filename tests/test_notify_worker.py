@@ -7,6 +7,8 @@ one that dribbles an endless greeting, each line well inside the per-step timeou
 from __future__ import annotations
 
 import contextlib
+import os
+import signal
 import socket
 import threading
 from collections.abc import Callable, Iterator
@@ -188,3 +190,29 @@ def test_a_send_stopped_by_the_job_timeout_on_its_last_try_ends_failed(
 def attempts_counted(runtime: Runtime) -> int:
     """Return the send attempts the worker's metrics counted."""
     return int(runtime.redis.hget(metrics.NOTIFICATIONS_KEY, "sending") or 0)
+
+
+def _children(pid: int) -> list[int]:
+    with open(f"/proc/{pid}/task/{pid}/children") as listing:
+        return [int(child) for child in listing.read().split()]
+
+
+def _running(pid: int) -> bool:
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rpartition(")")[2].split()[0] != "Z"  # a zombie has exited
+    except FileNotFoundError:
+        return False
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/task"), reason="reads Linux's /proc")
+def test_the_notify_process_stops_when_the_worker_is_killed_alone(
+    database_url: str, redis_url: str, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    worker = spawn_worker(database_url, redis_url)
+    pid = worker.process.pid
+    wait_for(lambda: _children(pid), "the worker to fork its notify process", seconds=60)
+    (notify,) = _children(pid)
+    os.kill(pid, signal.SIGKILL)  # the worker alone, not its process group
+    worker.process.wait()
+    wait_for(lambda: not _running(notify), "the orphaned notify process to stop", seconds=60)

@@ -13,10 +13,12 @@ supervisor restarts both rather than leaving mail unsent behind a healthy-lookin
 from __future__ import annotations
 
 import atexit
+import ctypes
 import logging
 import multiprocessing
 import os
 import signal
+import sys
 import threading
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
@@ -25,6 +27,8 @@ from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal this process gets when its parent dies
+
 
 def start_notify_process(
     runtime: Runtime, work: Callable[[Runtime, bool], None], *, burst: bool = False
@@ -32,7 +36,7 @@ def start_notify_process(
     """Fork the notify process running `work`; it stops with this one (burst: once its queue is empty)."""
     # Forked, not spawned: the child inherits the settings and, in dev, the embedded Redis's address.
     child = multiprocessing.get_context("fork").Process(
-        target=work, args=(runtime, burst), name="rollcall-notify"
+        target=_run_child, args=(work, runtime, burst, os.getpid()), name="rollcall-notify"
     )
     child.start()
     stopping = threading.Event()
@@ -41,6 +45,20 @@ def start_notify_process(
         watch = threading.Thread(target=_watch, args=(child, stopping), name="notify-watch", daemon=True)
         watch.start()
     return child
+
+
+def _run_child(work: Callable[[Runtime, bool], None], runtime: Runtime, burst: bool, parent: int) -> None:
+    _stop_with(parent)
+    work(runtime, burst)
+
+
+def _stop_with(parent: int) -> None:
+    # A worker killed on its own (SIGKILL to its pid, not its process group) must not leave this process
+    # sending behind the back of the worker the supervisor starts next: have the kernel send SIGTERM then.
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _stop(child: BaseProcess, stopping: threading.Event, burst: bool) -> None:
