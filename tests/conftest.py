@@ -90,16 +90,27 @@ def postgres_url() -> Iterator[str | None]:
     if not server_url:
         yield None
         return
-    name = f"rollcall_test_{uuid.uuid4().hex[:10]}"
+    with postgres_database(server_url, "rollcall_test") as (url, _):
+        yield url
+
+
+@contextmanager
+def postgres_database(server_url: str, prefix: str, schema: bool = True) -> Iterator[tuple[str, Engine]]:
+    """Create a database of its own on the server (with the schema unless told not to); drop it after.
+
+    Yield its URL and an AUTOCOMMIT engine on the server, for statements about the database itself.
+    """
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
     admin = make_engine(server_url, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    create_schema(engine)
-    engine.dispose()
+    if schema:
+        engine = make_engine(url)
+        create_schema(engine)
+        engine.dispose()
     try:
-        yield url
+        yield url, admin
     finally:
         with admin.connect() as connection:
             connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import uuid
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -12,8 +11,9 @@ from typing import Any
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
-from sqlalchemy import MetaData, Table, func, inspect, make_url, select, text
+from sqlalchemy import MetaData, Table, func, inspect, select, text
 
+from tests.conftest import postgres_database
 from workers.db import make_engine
 from workers.migrate import upgrade
 from workers.models import Base
@@ -27,16 +27,8 @@ def empty_database(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[s
     server_url = os.environ.get("TEST_DATABASE_URL")
     if not server_url:
         pytest.skip("TEST_DATABASE_URL is not set")
-    name = f"rollcall_migrations_{uuid.uuid4().hex[:8]}"
-    admin = make_engine(server_url, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    try:
-        yield make_url(server_url).set(database=name).render_as_string(hide_password=False)
-    finally:
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database(server_url, "rollcall_migrations", schema=False) as (url, _):
+        yield url
 
 
 def test_upgrade_builds_the_models_schema(empty_database: str) -> None:

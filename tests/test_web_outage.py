@@ -7,7 +7,6 @@ import os
 import socket
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from typing import Any
 
@@ -16,7 +15,7 @@ import pytest
 from redis import Redis
 from sqlalchemy import Engine, func, make_url, select, text
 
-from tests.conftest import API_TOKEN, create_schema
+from tests.conftest import API_TOKEN, postgres_database
 from tests.servers import serving
 from webhooks import create_app, runtime_of
 from workers.db import make_engine, make_sessionmaker
@@ -54,22 +53,12 @@ class Outage:
 def outage_database() -> Iterator[tuple[str, Outage]]:
     """Create a database with the schema; yield its URL and its Outage; drop it after."""
     assert SERVER_URL
-    name = f"rollcall_outage_{uuid.uuid4().hex[:10]}"
-    admin = make_engine(SERVER_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    url = make_url(SERVER_URL).set(database=name).render_as_string(hide_password=False)
-    engine = make_engine(url)
-    create_schema(engine)
-    engine.dispose()
-    outage = Outage(admin, name)
-    try:
-        yield url, outage
-    finally:
-        outage.end()
-        with admin.connect() as connection:
-            connection.execute(text(f'DROP DATABASE "{name}" WITH (FORCE)'))
-        admin.dispose()
+    with postgres_database(SERVER_URL, "rollcall_outage") as (url, admin):
+        outage = Outage(admin, make_url(url).database or "")
+        try:
+            yield url, outage
+        finally:
+            outage.end()
 
 
 def add_room(database_url: str, name: str) -> str:
