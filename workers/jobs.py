@@ -81,7 +81,7 @@ def fold_pending(runtime: Runtime, room_id: int, lock: Lock, batches: int = MAX_
     folded = 0
     for _ in range(batches):
         started = time.perf_counter()
-        tally = _fold_batch(runtime, room_id, lock)
+        tally = _fold_or_split(runtime, lock, room_id, None)  # None: the room's next batch
         folded += tally.folded
         if tally.seen:
             log.info(
@@ -95,10 +95,6 @@ def fold_pending(runtime: Runtime, room_id: int, lock: Lock, batches: int = MAX_
             return folded, True
         lock.extend(LOCK_SECONDS, replace_ttl=True)  # renewed after every batch
     return folded, False
-
-
-def _fold_batch(runtime: Runtime, room_id: int, lock: Lock) -> Tally:
-    return _fold_or_split(runtime, lock, room_id, None)
 
 
 def _fold_or_split(runtime: Runtime, lock: Lock, room_id: int, ids: list[int] | None) -> Tally:
