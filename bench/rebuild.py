@@ -109,7 +109,7 @@ def measure(url: str, session_id: int, what: str) -> dict[str, float]:
 
 def child(what: str, url: str, session_id: int) -> None:
     """Time either reading every delivery's fact columns (baseline) or the whole rebuild, and print JSON."""
-    from workers.rebuild import rebuild
+    from workers.folding import rebuild
 
     engine = make_engine(url)
     Session = make_sessionmaker(engine)

@@ -8,7 +8,7 @@ Durations are integer milliseconds inside; results expose seconds rounded to 3 d
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import reduce
@@ -50,7 +50,7 @@ class SessionResult:
     duration_seconds: float | None  # None while live
     participant_count: int
     peak_concurrency: int
-    attendance: tuple[PersonAttendance, ...]  # sorted by participant_key
+    attendance: tuple[PersonAttendance, ...]  # the people asked for, sorted by participant_key
 
 
 def seconds(ms: int) -> float:
@@ -148,8 +148,12 @@ def compute_session(
     *,
     closed_by_sweeper: bool = False,
     fallback_start: datetime | None = None,
+    people: Collection[str] | None = None,
 ) -> SessionResult:
-    """Compute one meeting session's bounds, attendance and peak from every fact received."""
+    """Compute one meeting session's bounds, peak and attendance (of `people` only, if given) from its facts.
+
+    The one attendance computation: the fold asks for the people a batch touched, a rebuild for everyone.
+    """
     merged: dict[str, SegmentFacts] = {}
     for facts in segment_facts:
         merge_into(merged, facts)
@@ -160,21 +164,24 @@ def compute_session(
         closed_by_sweeper=closed_by_sweeper,
         fallback_start=fallback_start,
     )
-    people: defaultdict[tuple[str, str], list[SegmentFacts]] = defaultdict(list)
+    groups: defaultdict[tuple[str, str], list[SegmentFacts]] = defaultdict(list)
     for facts in merged.values():
-        people[person_key(facts.identity, facts.participant_session_id)].append(facts)
+        groups[person_key(facts.identity, facts.participant_session_id)].append(facts)
     attendance: list[PersonAttendance] = []
     spans_per_person: list[list[tuple[int, int]]] = []
-    for (key, by), group in sorted(people.items()):
+    for (key, by), group in sorted(groups.items()):
         segments = [resolve_segment(f, bounds) for f in group]
-        person, spans = person_attendance(key, by, segments, [f.identity for f in group], bounds, rules)
-        attendance.append(person)
+        if people is None or key in people:
+            person, spans = person_attendance(key, by, segments, [f.identity for f in group], bounds, rules)
+            attendance.append(person)
+        else:  # only their presence counts, for the peak
+            spans = presence.spans(map(_presence_ms, segments))
         spans_per_person.append(spans)
     ended_at = bounds.ended_at
     return SessionResult(
         bounds=bounds,
         duration_seconds=None if ended_at is None else seconds(_ms(ended_at) - _ms(bounds.started_at)),
-        participant_count=len(attendance),
+        participant_count=len(groups),
         peak_concurrency=presence.peak(spans_per_person),
         attendance=tuple(attendance),
     )

@@ -102,15 +102,14 @@ def _fold_or_split(runtime: Runtime, lock: Lock, room_id: int, ids: list[int] | 
     read: list[int] = []
     try:
         with runtime.Session.begin() as session:
-            deliveries = (
+            rows = (
                 inbox.unprocessed(session, room_id, BATCH_SIZE)
                 if ids is None
                 else inbox.unprocessed_of(session, ids)
             )
-            read = [delivery.id for delivery in deliveries]
+            read = [row.id for row in rows]
             rules = session_jobs.fold_rules(runtime.settings)
-            outcome = folding.apply_deliveries(session, room_id, deliveries, rules, job_id=_job_id())
-            inbox.mark_processed(session, outcome.folded_ids(deliveries))
+            outcome = folding.fold_batch(session, room_id, rows, rules, job_id=_job_id())
     except NOT_THE_DELIVERIES:
         raise  # the batch stays unprocessed for RQ's retry and the relay
     except Exception as error:
@@ -122,8 +121,8 @@ def _fold_or_split(runtime: Runtime, lock: Lock, room_id: int, ids: list[int] | 
             raise
         return _split(runtime, lock, room_id, culprits, error)
     _after_commit(runtime, outcome)
-    metrics.count_folded(runtime.redis, deliveries, outcome.failed_ids)
-    return Tally(folded=len(read) - len(outcome.failed_ids), failed=len(outcome.failed_ids))
+    metrics.count_folded(runtime.redis, outcome.folded, outcome.failed)
+    return Tally(folded=len(outcome.folded), failed=len(read) - len(outcome.folded))
 
 
 def _statement_refused(error: Exception) -> bool:

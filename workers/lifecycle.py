@@ -8,9 +8,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workers import history
+from workers.folding import refresh
 from workers.locks import lock_session_room
 from workers.models import MeetingSession, SessionStatus
-from workers.recompute import recompute_session
 from workers.session_results import ResultChange, figures
 from workers.unnamed import last_fact_at
 
@@ -80,5 +80,5 @@ def close_stale(db: Session, session_id: int, now: datetime, stale_seconds: int)
     meeting.sweep_cut_at = last_fact_at(db, meeting.id)
     meeting.status = SessionStatus.ENDED
     meeting.end_received_at = now
-    history.record(db, meeting, "sweep", recompute_session(db, meeting))
+    history.record(db, meeting, "sweep", refresh(db, meeting))
     return meeting

@@ -2,27 +2,18 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workers.events import JOIN, PARTICIPANT_EVENTS
 from workers.locks import lock_room_row
-from workers.models import MeetingSession, ParticipantSession, SessionStatus
-from workers.participant_facts import (
-    Identity,
-    SegmentFacts,
-    merge_segment_facts,
-    person_key,
-)
+from workers.models import MeetingSession, SessionStatus
+from workers.participant_facts import Identity, SegmentFacts
 from workers.payloads import DeliveryFacts
 from workers.room_timeline import Timeline
 from workers.unnamed import load_timeline, place
-
-IN_CHUNK = 500  # ids per IN (...) list: well inside every database's parameter limit
 
 
 class ForeignSession(ValueError):
@@ -109,64 +100,4 @@ def segment_facts_of(facts: DeliveryFacts) -> SegmentFacts | None:
         joined_at=facts.event_time if is_join else facts.join_time,
         left_at=None if is_join else facts.event_time,
         identity=Identity(facts.external_user_id, facts.email, facts.name),
-    )
-
-
-def merge_participants(db: Session, meeting: MeetingSession, incoming: Sequence[SegmentFacts]) -> set[str]:
-    """Merge participant-session facts into the stored rows; return the person keys that may change."""
-    rows: dict[str, ParticipantSession] = {}
-    psids = sorted({facts.participant_session_id for facts in incoming})
-    for chunk in range(0, len(psids), IN_CHUNK):
-        rows.update(
-            (row.participant_session_id, row)
-            for row in db.scalars(
-                select(ParticipantSession).where(
-                    ParticipantSession.session_id == meeting.id,
-                    ParticipantSession.participant_session_id.in_(psids[chunk : chunk + IN_CHUNK]),
-                )
-            )
-        )
-    touched: set[str] = set()
-    for facts in incoming:
-        row = rows.get(facts.participant_session_id)
-        if row is None:
-            row = rows[facts.participant_session_id] = ParticipantSession(
-                session_id=meeting.id, participant_session_id=facts.participant_session_id, participant_key=""
-            )
-            db.add(row)
-        touched.add(row.participant_key)
-        store_facts(row, merge_segment_facts(stored_facts(row), facts))
-        touched.add(row.participant_key)
-    touched.discard("")
-    return touched
-
-
-def store_facts(row: ParticipantSession, facts: SegmentFacts) -> None:
-    """Write merged participant-session facts, and the person key they give, into a row."""
-    key = person_key(facts.identity, facts.participant_session_id)[0]
-    for name, value in participant_values(facts, key).items():
-        setattr(row, name, value)
-
-
-def participant_values(facts: SegmentFacts, key: str) -> dict[str, Any]:
-    """Return a participant session's row columns (all but its session) for its facts and person key."""
-    identity = facts.identity
-    return {
-        "participant_session_id": facts.participant_session_id,
-        "joined_at": facts.joined_at,
-        "left_at": facts.left_at,
-        "external_user_id": identity.external_user_id,
-        "email": identity.email,
-        "name": identity.name,
-        "participant_key": key,
-    }
-
-
-def stored_facts(row: ParticipantSession) -> SegmentFacts:
-    """Return a stored participant session as the maths sees it."""
-    return SegmentFacts(
-        row.participant_session_id,
-        joined_at=row.joined_at,
-        left_at=row.left_at,
-        identity=Identity(row.external_user_id, row.email, row.name),
     )

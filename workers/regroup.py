@@ -15,7 +15,9 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from workers.meetings import IN_CHUNK, MeetingResolver
+from workers.folding import AMENDMENT, clear_session, rebuild
+from workers.inbox import IN_CHUNK
+from workers.meetings import MeetingResolver
 from workers.models import (
     Delivery,
     MeetingSession,
@@ -23,12 +25,8 @@ from workers.models import (
     SessionChange,
     SessionStatus,
 )
-from workers.rebuild import rebuild
-from workers.recompute import clear_session
 from workers.session_results import ResultChange
 from workers.unnamed import Move
-
-AMENDMENT = "amendment: folded into a session that was already final"
 
 
 @dataclass

@@ -52,6 +52,17 @@ def summary_of(facts: DeliveryFacts, received_at: datetime) -> SessionSummary:
     )
 
 
+def combine(a: SessionSummary, b: SessionSummary) -> SessionSummary:
+    """Merge what two sets of deliveries say about one session."""
+    return SessionSummary(
+        earliest(a.earliest_fact_at, b.earliest_fact_at),
+        latest(a.last_delivery_at, b.last_delivery_at),
+        earliest(a.reported_start, b.reported_start),
+        latest(a.reported_end, b.reported_end),
+        earliest(a.end_received_at, b.end_received_at),
+    )
+
+
 def merge_summary(meeting: SessionFacts, summary: SessionSummary) -> None:
     """Merge what some deliveries say about a session into it; an end ends a live session.
 

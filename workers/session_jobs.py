@@ -8,11 +8,11 @@ from datetime import datetime, timedelta
 from rq import Queue, Retry, get_current_job
 
 from workers import lifecycle, process
+from workers.folding import rebuild
 from workers.locks import room_lock
 from workers.meetings import FoldRules
 from workers.models import MeetingSession, SessionStatus
 from workers.models.base import utcnow
-from workers.rebuild import rebuild
 from workers.settings import Settings
 
 log = logging.getLogger(__name__)
