@@ -21,13 +21,13 @@ from datetime import datetime, timedelta
 from types import SimpleNamespace
 from typing import Any, NamedTuple, cast
 
-from sqlalchemy import Connection, Table, delete, select, update
+from sqlalchemy import Connection, Table, delete, select
 from sqlalchemy.orm import Session
 
 from workers import history, inbox
 from workers.attendance import AttendanceRules, compute_session
 from workers.body_fields import BodyError
-from workers.bulk_insert import insert_rows
+from workers.bulk_insert import insert_rows, update_rows
 from workers.delivery_facts import facts_of_row
 from workers.events import END, START
 from workers.inbox import IN_CHUNK
@@ -280,8 +280,7 @@ def _merge_participants(
         else:
             updates.append({"id": known.row_id, **values})
     insert_rows(db, _PARTICIPANTS, inserts)
-    if updates:
-        db.execute(update(ParticipantSession), updates)
+    update_rows(db, _PARTICIPANTS, updates)
     return touched
 
 
@@ -359,8 +358,7 @@ def _write_people(
         if known is None or summary != _summary(known):
             changed[key] = summary
     insert_rows(db, _ATTENDANCE, inserts)
-    if updates:
-        db.execute(update(AttendanceRow), updates)
+    update_rows(db, _ATTENDANCE, updates)
     gone_ids = sorted(before[key]["id"] for key in gone)
     for start in range(0, len(gone_ids), IN_CHUNK):
         db.execute(delete(AttendanceRow).where(AttendanceRow.id.in_(gone_ids[start : start + IN_CHUNK])))

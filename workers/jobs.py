@@ -31,8 +31,11 @@ from workers.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 1000
-MAX_BATCHES = 20
+# A batch costs its deliveries plus one read of each session it touches (workers.folding): a backlog is
+# cheapest in few, large batches.
+BATCH_SIZE = 50_000
+SPLIT_SIZE = 1_000  # the pieces a failed batch is first cut into (see _split)
+MAX_BATCHES = 4  # then a fresh job: one busy room cannot hold a worker for long
 RELAY_MIN_AGE_SECONDS = 5.0
 # Failures that say nothing about the deliveries being folded: the job fails, and RQ's retry (or the relay)
 # folds them once the database or Redis is back, the other drain has finished, or the job is rerun.
@@ -139,7 +142,8 @@ def _split(runtime: Runtime, lock: Lock, room_id: int, ids: list[int], error: Ex
     """Fold each half of `ids` on its own, or mark a lone delivery that failed `failed` with why.
 
     A delivery that cannot be folded must not hold up its room: by halving, k of them among n cost
-    about 2·k·log2(n) transactions, against n when folding one at a time.
+    about 2·k·log2(n) transactions, against n when folding one at a time. A big batch is first cut into
+    SPLIT_SIZE pieces: halving 50,000 deliveries would fold most of them a dozen times over.
     """
     if len(ids) == 1:
         with runtime.Session.begin() as session:
@@ -148,10 +152,10 @@ def _split(runtime: Runtime, lock: Lock, room_id: int, ids: list[int], error: Ex
             metrics.count_failed(runtime.redis, event)
         return Tally(failed=1)
     tally = Tally()
-    middle = len(ids) // 2
-    for half in (ids[:middle], ids[middle:]):
+    size = SPLIT_SIZE if len(ids) > SPLIT_SIZE else (len(ids) + 1) // 2
+    for start in range(0, len(ids), size):
         lock.extend(LOCK_SECONDS, replace_ttl=True)
-        tally += _fold_or_split(runtime, lock, room_id, half)
+        tally += _fold_or_split(runtime, lock, room_id, ids[start : start + size])
     return tally
 
 

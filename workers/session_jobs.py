@@ -21,7 +21,7 @@ NOTIFY_FINAL = "workers.notify_jobs.session_finalized"
 NOTIFY_AMENDED = "workers.notify_jobs.session_amended"
 NOTIFY_RETRY = Retry(max=3, interval=[10, 60, 300])
 FINALIZE_RETRY = Retry(max=3, interval=[10, 60, 300])
-FINALIZE_BATCHES = 1000  # a million deliveries: more and finalize_overdue tries again next minute
+FINALIZE_BATCHES = 20  # a million deliveries: more and finalize_overdue tries again next minute
 REBUILD_LOCK_SECONDS = 600  # a 100,000-delivery session rebuilds in seconds; leave room for far larger
 
 
