@@ -19,7 +19,8 @@ from sqlalchemy.orm import Session, sessionmaker
 from workers import inbox
 from workers.attendance import AttendanceRules, compute_session
 from workers.events import END, JOIN, START
-from workers.folding import AMENDMENT, fold_batch, rebuild
+from workers.folding import fold_batch, rebuild
+from workers.inbox import AMENDMENT
 from workers.lifecycle import close_stale, finalize, stale_sessions
 from workers.meetings import FoldRules
 from workers.models import (
@@ -39,6 +40,7 @@ from workers.timefmt import iso_ms
 from workers.unnamed import place
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+RULES = FoldRules(reconnect_grace_seconds=30, finalize_after_seconds=120)  # the settings' defaults
 EVENT_TIME_FIELD = {
     "participant-joined": "joinTime",
     "participant-left": "leftTime",
@@ -93,7 +95,7 @@ def fold(
     for batch in batches:
         ids = [i for e, p, r in batch if (i := store(Db, room_id, e, p, r)) is not None]
         with Db.begin() as db:
-            fold_batch(db, room_id, inbox.unprocessed_of(db, ids), rules or FoldRules())
+            fold_batch(db, room_id, inbox.unprocessed_of(db, ids), rules or RULES)
 
 
 def sweep(Db: sessionmaker[Session], now: datetime, stale_seconds: int = 6 * 3600) -> list[str | None]:
@@ -260,7 +262,7 @@ def test_delivery_after_final_folds_in_as_an_amendment(Db: sessionmaker[Session]
         assert finalize(db, meeting_id, at(10) + timedelta(seconds=120), 120) is True
     late_id = store(Db, room_id, *leave("m-fin", "a1", 5, name="Ann"))
     with Db.begin() as db:
-        outcome = fold_batch(db, room_id, inbox.unprocessed_of(db, [late_id or 0]), FoldRules())
+        outcome = fold_batch(db, room_id, inbox.unprocessed_of(db, [late_id or 0]), RULES)
         assert db.get_one(Delivery, late_id).status_reason == AMENDMENT
         assert outcome.amended_session_ids == {meeting_id}
     summary, people = report(Db, "m-fin")
@@ -389,7 +391,7 @@ def test_a_replayed_delivery_regrouped_in_the_same_batch_leaves_no_copy_behind(
         inbox.reset_for_replay(db, db.scalars(select(Delivery.id).where(Delivery.room_id == room_id)).one())
     store(Db, room_id, *start("", 0))  # the room's start arrives before the replay is drained
     with Db.begin() as db:
-        fold_batch(db, room_id, inbox.unprocessed(db, room_id, 1000), FoldRules())
+        fold_batch(db, room_id, inbox.unprocessed(db, room_id, 1000), RULES)
     assert sessions_and_people(Db, room_id) == {f"room-{room_id}-20260302T090000.000Z": ["name:Ann"]}
 
 
@@ -405,7 +407,7 @@ def test_a_late_start_renames_a_final_notified_meeting_instead_of_making_a_secon
         db.add(Notification(session_id=first_id, recipient="org@x.io", kind="summary", message_id="m1"))
     with Db.begin() as db:  # the delayed start arrives after the summary went out
         late_id = store(Db, room_id, *start("", 0))
-        outcome = fold_batch(db, room_id, inbox.unprocessed_of(db, [late_id or 0]), FoldRules())
+        outcome = fold_batch(db, room_id, inbox.unprocessed_of(db, [late_id or 0]), RULES)
         assert db.get_one(Delivery, late_id).status_reason == AMENDMENT
     with Db() as db:
         meeting = db.scalars(select(MeetingSession).where(MeetingSession.room_id == room_id)).one()
@@ -432,7 +434,7 @@ def test_a_late_named_end_renames_the_unnamed_meeting_and_keeps_the_history_of_i
     with Db.begin() as db:
         first_id = db.scalars(select(MeetingSession.id).where(MeetingSession.room_id == room_id)).one()
         late_id = store(Db, room_id, *end("m-named", 30))
-        outcome = fold_batch(db, room_id, inbox.unprocessed_of(db, [late_id or 0]), FoldRules())
+        outcome = fold_batch(db, room_id, inbox.unprocessed_of(db, [late_id or 0]), RULES)
     with Db() as db:
         sessions = db.execute(select(MeetingSession.id, MeetingSession.meeting_session_id)).all()
         folded = db.scalars(

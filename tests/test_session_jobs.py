@@ -8,11 +8,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import run_worker
-from tests.test_folding import at, end, fold, join, leave, make_room, start, store
+from tests.test_folding import RULES, at, end, fold, join, leave, make_room, start, store
 from webhooks import runtime_of
 from workers import inbox
 from workers.folding import fold_batch
-from workers.meetings import FoldRules
 from workers.models import Delivery, MeetingSession, Room
 from workers.runtime import QUEUE_NAME
 from workers.session_jobs import finalize_overdue, sweep_stale_sessions
@@ -63,7 +62,7 @@ def test_a_delivery_that_cannot_be_folded_fails_alone(Db: sessionmaker[Session])
     fine_id = store(Db, room_b, *join("m-b", "b1", 5, name="Bo"))
     with Db.begin() as db:
         assert foreign_id is not None and fine_id is not None
-        outcome = fold_batch(db, room_b, inbox.unprocessed_of(db, [foreign_id, fine_id]), FoldRules())
+        outcome = fold_batch(db, room_b, inbox.unprocessed_of(db, [foreign_id, fine_id]), RULES)
         assert (outcome.failed, outcome.folded) == (["participant-joined"], ["participant-joined"])
         foreign, fine = db.get_one(Delivery, foreign_id), db.get_one(Delivery, fine_id)
         assert foreign.status == "failed" and "belongs to another room" in (foreign.status_reason or "")

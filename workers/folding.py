@@ -17,7 +17,7 @@ import gc
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime
 from types import SimpleNamespace
 from typing import Any, NamedTuple, cast
 
@@ -30,12 +30,13 @@ from workers.body_fields import BodyError
 from workers.bulk_insert import insert_rows, update_rows
 from workers.delivery_facts import facts_of_row
 from workers.events import END, START
-from workers.inbox import IN_CHUNK
+from workers.inbox import AMENDMENT, IN_CHUNK
 from workers.locks import lock_session_room
 from workers.meetings import FoldRules, ForeignSession, MeetingResolver, segment_facts_of
 from workers.models import AttendanceRow, MeetingSession, ParticipantSession, SessionStatus
 from workers.participant_facts import Identity, SegmentFacts, merge_into, merge_segment_facts, person_key
 from workers.rebuild_facts import read_session
+from workers.regroup import regroup
 from workers.room_timeline import Mark
 from workers.segments import session_bounds
 from workers.session_facts import SESSION_FACT_NAMES, SessionSummary, combine, merge_summary, summary_of
@@ -48,8 +49,6 @@ from workers.session_results import (
     store_aggregates,
 )
 from workers.unnamed import Move, has_unnamed, misplaced
-
-AMENDMENT = "amendment: folded into a session that was already final"
 
 _PARTICIPANTS = cast(Table, ParticipantSession.__table__)
 _ATTENDANCE = cast(Table, AttendanceRow.__table__)
@@ -139,18 +138,11 @@ def fold_batch(
 
 
 def _finalize_when_due(meeting: MeetingSession, rules: FoldRules, outcome: FoldOutcome) -> None:
-    due = finalize_due(meeting, rules.finalize_after_seconds)
+    due = meeting.finalize_due(rules.finalize_after_seconds)
     if due is None:
         outcome.finalize_due.pop(meeting.id, None)
     else:
         outcome.finalize_due[meeting.id] = due
-
-
-def finalize_due(meeting: MeetingSession, finalize_after_seconds: int) -> datetime | None:
-    """Return when an ended session becomes final (its end received plus the grace), None if it is not due."""
-    if meeting.end_received_at is None or meeting.status == SessionStatus.FINAL:
-        return None
-    return meeting.end_received_at + timedelta(seconds=finalize_after_seconds)
 
 
 def _regroup(
@@ -161,14 +153,13 @@ def _regroup(
     outcome: FoldOutcome,
     job_id: str | None,
 ) -> None:
-    from workers.regroup import regroup  # it rebuilds through this module: keep the import graph one-way
-
     db.flush()
-    regrouped = regroup(db, resolver, moves, job_id)
+    regrouped = regroup(db, resolver, moves)
     for session_id in regrouped.deleted_ids:
         outcome.finalize_due.pop(session_id, None)
         outcome.amended_session_ids.discard(session_id)
-    for meeting, change in regrouped.rebuilt:
+    for meeting in regrouped.changed:
+        change = rebuild(db, meeting, job_id=job_id, cause="regroup")  # a rebuild keeps a final session final
         if meeting.status == SessionStatus.FINAL and change.changed:
             outcome.amended_session_ids.add(meeting.id)
         _finalize_when_due(meeting, rules, outcome)
@@ -436,14 +427,6 @@ def reset_figures(meeting: MeetingSession) -> None:
     """Forget the figures derived for a session that has no facts left."""
     meeting.started_at = meeting.ended_at = meeting.duration_ms = None
     meeting.participant_count = meeting.peak_concurrency = 0
-
-
-def clear_session(db: Session, meeting: MeetingSession) -> None:
-    """Forget everything stored and derived for a session, before deleting it."""
-    db.execute(delete(AttendanceRow).where(AttendanceRow.session_id == meeting.id))
-    db.execute(delete(ParticipantSession).where(ParticipantSession.session_id == meeting.id))
-    forget_facts(meeting)
-    reset_figures(meeting)
 
 
 def refresh(db: Session, meeting: MeetingSession) -> ResultChange:

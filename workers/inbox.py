@@ -22,6 +22,8 @@ from workers.payloads import DeliveryFacts
 
 _table = cast(Table, Delivery.__table__)
 IN_CHUNK = 500  # ids per IN (...) list: well inside every database's parameter limit
+# Why a delivery folded into a session that was final already: the session's results were amended.
+AMENDMENT = "amendment: folded into a session that was already final"
 _statements: dict[str, _CompiledUpsert] = {}
 
 

@@ -24,8 +24,8 @@ class ForeignSession(ValueError):
 class FoldRules:
     """Settings that shape how facts are folded."""
 
-    reconnect_grace_seconds: int = 30
-    finalize_after_seconds: int = 120
+    reconnect_grace_seconds: int
+    finalize_after_seconds: int
 
 
 class MeetingResolver:

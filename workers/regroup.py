@@ -1,4 +1,4 @@
-"""Move unnamed deliveries to the sessions a re-cut timeline puts them in, and rebuild the sessions involved.
+"""Move unnamed deliveries to the sessions a re-cut timeline puts them in; say which sessions to rebuild.
 
 A session whose deliveries all go to one name is renamed rather than emptied: a late start then gives the
 meeting its proper name while it keeps its row, status, history and the notifications already sent about
@@ -15,30 +15,30 @@ from dataclasses import dataclass, field
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from workers.folding import AMENDMENT, clear_session, rebuild
-from workers.inbox import IN_CHUNK
+from workers.inbox import AMENDMENT, IN_CHUNK
 from workers.meetings import MeetingResolver
 from workers.models import (
+    AttendanceRow,
     Delivery,
     MeetingSession,
     Notification,
+    ParticipantSession,
     SessionChange,
     SessionStatus,
 )
-from workers.session_results import ResultChange
 from workers.unnamed import Move
 
 
 @dataclass
 class Regrouped:
-    """The sessions a regroup rebuilt (a rebuild keeps a final session final) and the ones it deleted."""
+    """The sessions a regroup changed, for the caller to rebuild, and the ones it deleted."""
 
-    rebuilt: list[tuple[MeetingSession, ResultChange]] = field(default_factory=list)
+    changed: list[MeetingSession] = field(default_factory=list)
     deleted_ids: set[int] = field(default_factory=set)
 
 
-def regroup(db: Session, resolver: MeetingResolver, moves: Sequence[Move], job_id: str | None) -> Regrouped:
-    """Carry out `moves` (those the fold made already, and those still to make); rebuild what they touch."""
+def regroup(db: Session, resolver: MeetingResolver, moves: Sequence[Move]) -> Regrouped:
+    """Carry out `moves` (those the fold made already, and those still to make); return what they touched."""
     by_source: dict[int, list[Move]] = defaultdict(list)
     for move in moves:
         by_source[move.from_session_id].append(move)
@@ -61,7 +61,7 @@ def regroup(db: Session, resolver: MeetingResolver, moves: Sequence[Move], job_i
             resolver.forget(meeting)
             outcome.deleted_ids.add(meeting.id)
             continue
-        outcome.rebuilt.append((meeting, rebuild(db, meeting, job_id=job_id, cause="regroup")))
+        outcome.changed.append(meeting)
     return outcome
 
 
@@ -130,6 +130,7 @@ def _delete_session(db: Session, meeting: MeetingSession, heir_id: int | None) -
         db.execute(
             update(SessionChange).where(SessionChange.session_id == meeting.id).values(session_id=heir_id)
         )
-    clear_session(db, meeting)
+    db.execute(delete(AttendanceRow).where(AttendanceRow.session_id == meeting.id))
+    db.execute(delete(ParticipantSession).where(ParticipantSession.session_id == meeting.id))
     db.execute(delete(SessionChange).where(SessionChange.session_id == meeting.id))
     db.delete(meeting)

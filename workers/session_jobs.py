@@ -108,10 +108,9 @@ def sweep_stale_sessions() -> int:
     for session_id, room_id in stale:
         with room_lock(runtime.redis, room_id), runtime.Session.begin() as db:
             meeting = lifecycle.close_stale(db, session_id, utcnow(), settings.stale_session_seconds)
-            ended = meeting.end_received_at if meeting is not None else None
-        if ended is not None:
+            due = meeting.finalize_due(settings.finalize_after_seconds) if meeting is not None else None
+        if due is not None:
             closed += 1
-            due = ended + timedelta(seconds=settings.finalize_after_seconds)
             schedule_finalize(runtime.queue(), session_id, due)
     if closed:
         log.info("swept %d stale sessions", closed)
