@@ -17,7 +17,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from workers import inbox
-from workers.attendance import AttendanceRules, compute_session
+from workers.attendance import AttendanceRules, Identity, SegmentFacts, compute_session
 from workers.events import END, JOIN, START
 from workers.folding import fold_batch, rebuild
 from workers.inbox import AMENDMENT
@@ -32,7 +32,6 @@ from workers.models import (
     SessionChange,
     SessionStatus,
 )
-from workers.participant_facts import Identity, SegmentFacts
 from workers.payloads import parse_delivery
 from workers.room_timeline import Mark, Timeline
 from workers.room_tokens import new_token, token_hash

@@ -25,7 +25,21 @@ from sqlalchemy import Connection, Table, delete, select
 from sqlalchemy.orm import Session
 
 from workers import history, inbox
-from workers.attendance import AttendanceRules, compute_session
+from workers.attendance import (
+    SESSION_FACT_NAMES,
+    AttendanceRules,
+    Identity,
+    SegmentFacts,
+    SessionSummary,
+    combine,
+    compute_session,
+    merge_into,
+    merge_segment_facts,
+    merge_summary,
+    person_key,
+    session_bounds,
+    summary_of,
+)
 from workers.body_fields import BodyError
 from workers.bulk_insert import insert_rows, update_rows
 from workers.delivery_facts import facts_of_row
@@ -34,12 +48,9 @@ from workers.inbox import AMENDMENT, IN_CHUNK
 from workers.locks import lock_session_room
 from workers.meetings import FoldRules, ForeignSession, MeetingResolver, segment_facts_of
 from workers.models import AttendanceRow, MeetingSession, ParticipantSession, SessionStatus
-from workers.participant_facts import Identity, SegmentFacts, merge_into, merge_segment_facts, person_key
 from workers.rebuild_facts import read_session
 from workers.regroup import regroup
 from workers.room_timeline import Mark
-from workers.segments import session_bounds
-from workers.session_facts import SESSION_FACT_NAMES, SessionSummary, combine, merge_summary, summary_of
 from workers.session_results import (
     ResultChange,
     attendance_values,

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from workers.attendance import Identity, SegmentFacts
 from workers.events import JOIN, PARTICIPANT_EVENTS
 from workers.locks import lock_room_row
 from workers.models import MeetingSession, SessionStatus
-from workers.participant_facts import Identity, SegmentFacts
 from workers.payloads import DeliveryFacts
 from workers.room_timeline import Timeline
 from workers.unnamed import load_timeline, place
