@@ -22,7 +22,7 @@ from workers.events import END, JOIN, START
 from workers.folding import fold_batch, rebuild
 from workers.inbox import AMENDMENT
 from workers.lifecycle import close_stale, finalize, stale_sessions
-from workers.meetings import FoldRules
+from workers.meetings import FoldRules, Mark, Timeline, place
 from workers.models import (
     AttendanceRow,
     Delivery,
@@ -33,10 +33,8 @@ from workers.models import (
     SessionStatus,
 )
 from workers.payloads import parse_delivery
-from workers.room_timeline import Mark, Timeline
 from workers.room_tokens import new_token, token_hash
 from workers.timefmt import iso_ms
-from workers.unnamed import place
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 RULES = FoldRules(reconnect_grace_seconds=30, finalize_after_seconds=120)  # the settings' defaults

@@ -16,8 +16,8 @@ from sqlalchemy.orm import Session
 
 from workers import inbox
 from workers.db import make_sessionmaker
+from workers.meetings import has_unnamed, load_timeline
 from workers.models import Base
-from workers.unnamed import has_unnamed, load_timeline
 
 
 @contextmanager

@@ -17,10 +17,16 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.arranged import make_meeting_session
-from workers.attendance import SESSION_FACT_NAMES, Identity, SegmentFacts, apply_session_fact, merge_into
+from workers.attendance import (
+    SESSION_FACT_NAMES,
+    Identity,
+    SegmentFacts,
+    apply_session_fact,
+    merge_into,
+    segment_facts_of,
+)
 from workers.delivery_facts import FACT_COLUMNS, fact_values, read_facts
 from workers.events import END, JOIN, LEAVE, START
-from workers.meetings import segment_facts_of
 from workers.models import Delivery, DeliveryStatus, MeetingSession, SessionStatus
 from workers.payloads import FACTS_VERSION, parse_delivery
 from workers.rebuild_facts import read_session

@@ -17,7 +17,7 @@ from datetime import UTC, datetime, timedelta
 from functools import reduce
 from typing import NamedTuple, Protocol
 
-from workers.events import END, START
+from workers.events import END, JOIN, PARTICIPANT_EVENTS, START
 from workers.models import SessionStatus
 from workers.payloads import DeliveryFacts
 
@@ -159,6 +159,20 @@ def person_key(identity: Identity, participant_session_id: str) -> tuple[str, st
     if name:
         return f"name:{' '.join(name.split())}", "name"
     return f"ps:{participant_session_id}", "participantSession"
+
+
+def segment_facts_of(facts: DeliveryFacts) -> SegmentFacts | None:
+    """Return what a join or leave says about its participant session (None for starts and ends)."""
+    if facts.event not in PARTICIPANT_EVENTS:
+        return None
+    is_join = facts.event == JOIN
+    return SegmentFacts(
+        # Without an id a join cannot be paired with its leave: each stands alone.
+        facts.participant_session_id or f"anonymous:{facts.dedupe_key}",
+        joined_at=facts.event_time if is_join else facts.join_time,
+        left_at=None if is_join else facts.event_time,
+        identity=Identity(facts.external_user_id, facts.email, facts.name),
+    )
 
 
 # What deliveries say about their meeting session itself: its times, its start and its end.

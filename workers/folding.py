@@ -37,6 +37,7 @@ from workers.attendance import (
     merge_segment_facts,
     merge_summary,
     person_key,
+    segment_facts_of,
     session_bounds,
     summary_of,
 )
@@ -46,11 +47,18 @@ from workers.delivery_facts import facts_of_row
 from workers.events import END, START
 from workers.inbox import AMENDMENT, IN_CHUNK
 from workers.locks import lock_session_room
-from workers.meetings import FoldRules, ForeignSession, MeetingResolver, segment_facts_of
+from workers.meetings import (
+    FoldRules,
+    ForeignSession,
+    Mark,
+    MeetingResolver,
+    Move,
+    has_unnamed,
+    misplaced,
+    regroup,
+)
 from workers.models import AttendanceRow, MeetingSession, ParticipantSession, SessionStatus
 from workers.rebuild_facts import read_session
-from workers.regroup import regroup
-from workers.room_timeline import Mark
 from workers.session_results import (
     ResultChange,
     attendance_values,
@@ -59,7 +67,6 @@ from workers.session_results import (
     removed,
     store_aggregates,
 )
-from workers.unnamed import Move, has_unnamed, misplaced
 
 _PARTICIPANTS = cast(Table, ParticipantSession.__table__)
 _ATTENDANCE = cast(Table, AttendanceRow.__table__)

@@ -10,9 +10,9 @@ from sqlalchemy.orm import Session
 from workers import history
 from workers.folding import refresh
 from workers.locks import lock_session_room
+from workers.meetings import last_fact_at
 from workers.models import MeetingSession, SessionStatus
 from workers.session_results import ResultChange, figures
-from workers.unnamed import last_fact_at
 
 
 def finalize(db: Session, meeting_id: int, now: datetime, finalize_after_seconds: int) -> bool:

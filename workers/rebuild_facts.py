@@ -26,10 +26,10 @@ from workers.attendance import (
     merge_identity,
     merge_into,
     merge_summary,
+    segment_facts_of,
 )
 from workers.delivery_facts import FACT_COLUMNS, read_facts
 from workers.events import JOIN, LEAVE, PARTICIPANT_EVENTS
-from workers.meetings import segment_facts_of
 from workers.models import Delivery, DeliveryStatus
 from workers.payloads import FACTS_VERSION
 
