@@ -27,9 +27,9 @@ from workers.attendance import (
 )
 from workers.delivery_facts import FACT_COLUMNS, fact_values, read_facts
 from workers.events import END, JOIN, LEAVE, START
+from workers.folding import read_session
 from workers.models import Delivery, DeliveryStatus, MeetingSession, SessionStatus
 from workers.payloads import FACTS_VERSION, parse_delivery
-from workers.rebuild_facts import read_session
 from workers.timefmt import iso_ms
 
 T0 = datetime(2026, 5, 4, 15, 0, tzinfo=UTC)
