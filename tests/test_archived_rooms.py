@@ -14,7 +14,7 @@ from tests.conftest import run_worker
 from tests.test_room_tokens import Serve, create_room, serve_fixture  # noqa: F401 - a fixture
 from webhooks import runtime_of
 from workers import metrics
-from workers.events import END, JOIN, LEAVE, START
+from workers.deliveries.parsing import END, JOIN, LEAVE, START
 from workers.models import Delivery, MeetingSession
 
 

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from workers import inbox
 from workers.attendance import AttendanceRules, compute_session
-from workers.events import END, JOIN, START
+from workers.deliveries.parsing import END, JOIN, START, parse_delivery
 from workers.folding import apply_deliveries
 from workers.lifecycle import close_stale, finalize, stale_sessions
 from workers.meetings import FoldRules
@@ -32,7 +32,6 @@ from workers.models import (
     SessionStatus,
 )
 from workers.participant_facts import Identity, SegmentFacts
-from workers.payloads import parse_delivery
 from workers.rebuild import rebuild
 from workers.regroup import AMENDMENT
 from workers.room_timeline import Mark, Timeline

@@ -24,7 +24,7 @@ from tests.test_inbox import make_room
 from webhooks import runtime_of
 from webhooks.hooks import RoomsByToken
 from workers import metrics
-from workers.events import EVENTS
+from workers.deliveries.parsing import EVENTS
 from workers.models import Delivery, Room
 from workers.queueing import pending_key
 from workers.room_tokens import new_token, token_hash

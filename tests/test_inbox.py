@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import select
 
 from workers import inbox
+from workers.deliveries.parsing import parse_delivery
 from workers.models import Delivery, Room
 from workers.models.base import utcnow
-from workers.payloads import parse_delivery
 from workers.room_tokens import new_token, token_hash
 from workers.runtime import Runtime
 

@@ -22,11 +22,9 @@ from sqlalchemy import Engine, or_, select
 from webhooks import runtime_of
 from webhooks.errors import Problem
 from workers import archived_rooms, inbox, metrics, queueing
-from workers.body_fields import BodyError
-from workers.events import EVENTS
+from workers.deliveries.parsing import EVENTS, BodyError, DeliveryFacts, check_room, parse_delivery
 from workers.models import Room
 from workers.models.base import utcnow
-from workers.payloads import DeliveryFacts, check_room, parse_delivery
 from workers.room_tokens import token_hash
 from workers.runtime import Runtime
 

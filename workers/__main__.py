@@ -37,7 +37,8 @@ from rq.scheduler import RQScheduler
 from sqlalchemy.exc import ArgumentError
 
 # Imported here, before any job runs, so the first job does not pay for them.
-from workers import folding, inbox, jobs, migrate, payloads, process, queueing, session_jobs  # noqa: F401
+from workers import folding, inbox, jobs, migrate, process, queueing, session_jobs  # noqa: F401
+from workers.deliveries import parsing  # noqa: F401
 from workers.log_redaction import install_log_redaction
 from workers.notify_worker import start_notify_process
 from workers.outages import DATABASE, MAX_DELAY_SECONDS, REDIS, TRANSIENT, Outages, is_outage, refusal

@@ -11,9 +11,8 @@ from datetime import datetime, timedelta
 
 from sqlalchemy import Connection, exists, select
 
-from workers.events import END, LEAVE
+from workers.deliveries.parsing import END, LEAVE, DeliveryFacts
 from workers.models import Delivery, MeetingSession
-from workers.payloads import DeliveryFacts
 
 
 def closed_since(archived_at: datetime | None, grace_seconds: int) -> datetime | None:

@@ -15,9 +15,8 @@ from datetime import datetime, timedelta
 from sqlalchemy.orm import Session
 
 from workers import history
-from workers.body_fields import BodyError
-from workers.delivery_facts import facts_of
-from workers.events import END, START
+from workers.deliveries.parsing import END, START, BodyError
+from workers.deliveries.stored import facts_of
 from workers.meetings import FoldRules, ForeignSession, MeetingResolver, merge_participants, segment_facts_of
 from workers.models import Delivery, DeliveryStatus, MeetingSession, SessionStatus
 from workers.participant_facts import SegmentFacts

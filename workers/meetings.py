@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workers.events import JOIN, PARTICIPANT_EVENTS
+from workers.deliveries.parsing import JOIN, PARTICIPANT_EVENTS, DeliveryFacts
 from workers.locks import lock_room_row
 from workers.models import MeetingSession, ParticipantSession, SessionStatus
 from workers.participant_facts import (
@@ -18,7 +18,6 @@ from workers.participant_facts import (
     merge_segment_facts,
     person_key,
 )
-from workers.payloads import DeliveryFacts
 from workers.room_timeline import Timeline
 from workers.unnamed import load_timeline, place
 

@@ -17,12 +17,11 @@ from typing import Any
 
 from sqlalchemy import ColumnElement, Connection, and_, case, func, not_, or_, select
 
-from workers.delivery_facts import FACT_COLUMNS, read_facts
-from workers.events import JOIN, LEAVE, PARTICIPANT_EVENTS
+from workers.deliveries.parsing import FACTS_VERSION, JOIN, LEAVE, PARTICIPANT_EVENTS
+from workers.deliveries.stored import FACT_COLUMNS, read_facts
 from workers.meetings import segment_facts_of
 from workers.models import Delivery, DeliveryStatus
 from workers.participant_facts import Identity, SegmentFacts, merge_identity, merge_into
-from workers.payloads import FACTS_VERSION
 from workers.session_facts import SessionFacts, SessionSummary, apply_session_fact, merge_summary
 
 _IDENTITY = (Delivery.external_user_id, Delivery.email, Delivery.name)

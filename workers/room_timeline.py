@@ -14,7 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
 
-from workers.events import END, JOIN, LEAVE, START
+from workers.deliveries.parsing import END, JOIN, LEAVE, START
 
 # Where things sit at one instant: leaves, the end, the cut after it, the cut before a start, the start,
 # joins. So a meeting that ends the very ms the next one starts keeps its leaves and its end, and the next

@@ -10,10 +10,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import NamedTuple, Protocol
 
-from workers.events import END, START
+from workers.deliveries.parsing import END, START, DeliveryFacts
 from workers.models import SessionStatus
 from workers.participant_facts import earliest, latest
-from workers.payloads import DeliveryFacts
 
 
 class SessionFacts(Protocol):

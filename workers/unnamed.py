@@ -16,7 +16,7 @@ from datetime import datetime
 from sqlalchemy import exists, func, select
 from sqlalchemy.orm import Session
 
-from workers.events import END, JOIN, LEAVE
+from workers.deliveries.parsing import END, JOIN, LEAVE
 from workers.models import Delivery, DeliveryStatus, MeetingSession
 from workers.models.inbox import IS_MARK
 from workers.room_timeline import Mark, Position, Timeline, position
