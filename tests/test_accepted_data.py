@@ -21,7 +21,7 @@ from webhooks import runtime_of
 from workers import inbox
 from workers.deliveries.parsing import EMAIL_LENGTH, ID_LENGTH, MAX_DEPTH, NAME_LENGTH
 from workers.models import Delivery
-from workers.runtime import Runtime
+from workers.runtime.process import Runtime
 
 
 @pytest.fixture

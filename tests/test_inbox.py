@@ -12,7 +12,7 @@ from workers.deliveries.parsing import parse_delivery
 from workers.models import Delivery, Room
 from workers.models.base import utcnow
 from workers.room_tokens import new_token, token_hash
-from workers.runtime import Runtime
+from workers.runtime.process import Runtime
 
 
 def make_room(

@@ -23,11 +23,12 @@ from tests.conftest import run_worker
 from tests.test_mailer import Mailbox, check_login, smtp_server
 from tests.test_notify import parts
 from tests.test_outbound import Receiver, receiving
-from workers import metrics, notify_jobs, notify_plan, session_jobs
+from workers import notify_jobs, notify_plan, session_jobs
 from workers.models import AttendanceRow, MeetingSession, Room
 from workers.models.notifications import Notification
 from workers.reports import SessionWithAttendance, attendance_csv, attendance_out, session_out
-from workers.runtime import NOTIFY_QUEUE_NAME, Runtime
+from workers.runtime import metrics
+from workers.runtime.process import NOTIFY_QUEUE_NAME, Runtime
 
 SECRET = "whsec_" + base64.b64encode(b"the outbound webhook secret key!").decode()
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)

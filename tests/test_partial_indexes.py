@@ -15,8 +15,8 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session
 
 from workers import inbox
-from workers.db import make_sessionmaker
 from workers.models import Base
+from workers.runtime.connections import make_sessionmaker
 from workers.unnamed import has_unnamed, load_timeline
 
 

@@ -12,7 +12,7 @@ from tests.test_folding import at, end, fold, join, leave, make_room, start, sto
 from webhooks import runtime_of
 from workers.folding import apply_deliveries
 from workers.models import Delivery, MeetingSession, Room
-from workers.runtime import QUEUE_NAME
+from workers.runtime.process import QUEUE_NAME
 from workers.session_jobs import finalize_overdue, sweep_stale_sessions
 
 

@@ -21,12 +21,13 @@ from sqlalchemy import Engine, or_, select
 
 from webhooks import runtime_of
 from webhooks.errors import Problem
-from workers import archived_rooms, inbox, metrics, queueing
+from workers import archived_rooms, inbox, queueing
 from workers.deliveries.parsing import EVENTS, BodyError, DeliveryFacts, check_room, parse_delivery
 from workers.models import Room
 from workers.models.base import utcnow
 from workers.room_tokens import token_hash
-from workers.runtime import Runtime
+from workers.runtime import metrics
+from workers.runtime.process import Runtime
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("hooks", __name__)

@@ -12,8 +12,8 @@ interpreter takes the worker down with it (the supervisor restarts it; the rows 
 the start-up relay picks them up), and a job timeout is enforced with SIGALRM in-process. Scale out by
 running more worker processes: the per-room lock keeps them off each other's rooms.
 
-Outages of Redis or the database, at start-up or later, are waited out (see workers.outages): the process
-exits only when told to, or on a configuration error.
+Outages of Redis or the database, at start-up or later, are waited out (see workers.runtime.connections):
+the process exits only when told to, or on a configuration error.
 """
 
 from __future__ import annotations
@@ -37,13 +37,22 @@ from rq.scheduler import RQScheduler
 from sqlalchemy.exc import ArgumentError
 
 # Imported here, before any job runs, so the first job does not pay for them.
-from workers import folding, inbox, jobs, migrate, process, queueing, session_jobs  # noqa: F401
+from workers import folding, inbox, jobs, queueing, session_jobs  # noqa: F401
 from workers.deliveries import parsing  # noqa: F401
-from workers.log_redaction import install_log_redaction
 from workers.notify_worker import start_notify_process
-from workers.outages import DATABASE, MAX_DELAY_SECONDS, REDIS, TRANSIENT, Outages, is_outage, refusal
-from workers.runtime import NOTIFY_QUEUE_NAME, QUEUE_NAME, Runtime
-from workers.settings import ConfigError, Settings, load_settings, require_redis
+from workers.runtime import migrate, process
+from workers.runtime.connections import (
+    DATABASE,
+    MAX_DELAY_SECONDS,
+    REDIS,
+    TRANSIENT,
+    Outages,
+    is_outage,
+    refusal,
+)
+from workers.runtime.log_redaction import install_log_redaction
+from workers.runtime.process import NOTIFY_QUEUE_NAME, QUEUE_NAME, Runtime
+from workers.runtime.settings import ConfigError, Settings, load_settings, require_redis
 
 log = logging.getLogger("workers")
 

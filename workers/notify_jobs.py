@@ -19,7 +19,7 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from workers import mailer, metrics, outbound, process
+from workers import mailer, outbound
 from workers.models import MeetingSession, SessionStatus
 from workers.models.base import utcnow
 from workers.models.notifications import Notification
@@ -35,8 +35,9 @@ from workers.notify_plan import (
     webhook_row,
 )
 from workers.room_options import trusts_participant_emails
-from workers.runtime import Runtime
-from workers.settings import Settings
+from workers.runtime import metrics, process
+from workers.runtime.process import Runtime
+from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

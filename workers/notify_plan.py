@@ -22,7 +22,7 @@ from workers.models.notifications import Notification
 from workers.models.notifications import NotificationState as State
 from workers.reports import SessionWithAttendance, WireModel, session_report
 from workers.room_options import trusts_participant_emails
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 from workers.timefmt import UtcTime
 
 # A participant's address is whatever they typed when joining: mailing it would let anyone use Rollcall

@@ -23,7 +23,7 @@ import threading
 from collections.abc import Callable
 from multiprocessing.process import BaseProcess
 
-from workers.runtime import Runtime
+from workers.runtime.process import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -23,7 +23,7 @@ from workers.room_options import (
     trusts_participant_emails,
 )
 from workers.room_tokens import new_token, replace_token, token_hash
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 from workers.timefmt import iso_ms
 
 # The webhook event in Rollcall's URL, and the Metered room field that registers it.

@@ -1,4 +1,4 @@
-"""Configuration from the environment (and a `.env` file), read once when a process starts."""
+"""Runtime: configuration from the environment (and a `.env` file), read once when a process starts."""
 
 from __future__ import annotations
 
