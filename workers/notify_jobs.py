@@ -1,7 +1,7 @@
 """RQ jobs for post-meeting notifications: decide once what a session owes, then send each item once.
 
 What is sent is the ledger's to decide (workers.notifications.ledger). Each ledger row has one send job
-(job id `notify-send-<id>`, enqueued with unique=True on the notify queue, which workers.notify_worker
+(job id `notify-send-<id>`, enqueued with unique=True on the notify queue, which the worker's notify process
 works apart from folding) that commits `sending` before talking to the server and `sent` after.
 """
 
