@@ -22,7 +22,7 @@ from bench import services
 from workers.deliveries.parsing import parse_delivery
 from workers.deliveries.stored import FACT_COLUMNS, fact_values
 from workers.models import Delivery, DeliveryStatus, MeetingSession, Room
-from workers.room_tokens import new_token, token_hash
+from workers.rooms import new_token, token_hash
 from workers.runtime.connections import make_engine, make_sessionmaker
 from workers.timefmt import iso_ms
 

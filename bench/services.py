@@ -16,7 +16,7 @@ from pathlib import Path
 from sqlalchemy import insert, make_url, text
 
 from workers.models import Room
-from workers.room_tokens import new_token, token_hash
+from workers.rooms import new_token, token_hash
 from workers.runtime.connections import make_engine
 from workers.runtime.migrate import upgrade
 

@@ -20,7 +20,7 @@ from workers import inbox
 from workers.deliveries.parsing import FACTS_VERSION, DeliveryFacts, parse_delivery
 from workers.deliveries.stored import COLUMN_OF_FIELD, FACT_COLUMNS, facts_of, facts_of_row, read_facts
 from workers.models import Delivery, Room
-from workers.room_tokens import new_token, token_hash
+from workers.rooms import new_token, token_hash
 from workers.runtime.connections import make_engine
 
 JSON = "application/json"

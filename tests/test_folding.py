@@ -35,7 +35,7 @@ from workers.participant_facts import Identity, SegmentFacts
 from workers.rebuild import rebuild
 from workers.regroup import AMENDMENT
 from workers.room_timeline import Mark, Timeline
-from workers.room_tokens import new_token, token_hash
+from workers.rooms import new_token, token_hash
 from workers.timefmt import iso_ms
 from workers.unnamed import place
 

@@ -26,7 +26,7 @@ from webhooks.hooks import RoomsByToken
 from workers.deliveries.parsing import EVENTS
 from workers.models import Delivery, Room
 from workers.queueing import pending_key
-from workers.room_tokens import new_token, token_hash
+from workers.rooms import new_token, token_hash
 from workers.runtime import metrics
 from workers.runtime.process import QUEUE_NAME, Runtime
 

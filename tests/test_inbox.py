@@ -11,7 +11,7 @@ from workers import inbox
 from workers.deliveries.parsing import parse_delivery
 from workers.models import Delivery, Room
 from workers.models.base import utcnow
-from workers.room_tokens import new_token, token_hash
+from workers.rooms import new_token, token_hash
 from workers.runtime.process import Runtime
 
 

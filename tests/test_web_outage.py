@@ -19,7 +19,7 @@ from tests.conftest import API_TOKEN, postgres_database
 from tests.servers import serving
 from webhooks import create_app, runtime_of
 from workers.models import Delivery, Room
-from workers.room_tokens import new_token, token_hash
+from workers.rooms import new_token, token_hash
 from workers.runtime.connections import make_engine, make_sessionmaker
 from workers.runtime.settings import Settings
 

@@ -23,7 +23,7 @@ from tests.conftest import API_TOKEN
 from tests.servers import free_port
 from tests.test_log_redaction import hook_spellings, leaked, send_raw
 from workers.models import Room
-from workers.room_tokens import new_token, token_hash
+from workers.rooms import new_token, token_hash
 from workers.runtime.connections import make_engine, make_sessionmaker
 from workers.runtime.migrate import is_current
 

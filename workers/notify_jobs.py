@@ -34,7 +34,7 @@ from workers.notifications.ledger import (
     planned_rows,
     webhook_row,
 )
-from workers.room_options import trusts_participant_emails
+from workers.rooms import trusts_participant_emails
 from workers.runtime import metrics, process
 from workers.runtime.process import Runtime
 from workers.runtime.settings import Settings

@@ -21,7 +21,7 @@ from workers.models.notifications import Notification
 from workers.models.notifications import NotificationState as State
 from workers.notifications import senders
 from workers.reports import SessionWithAttendance, WireModel, session_report
-from workers.room_options import trusts_participant_emails
+from workers.rooms import trusts_participant_emails
 from workers.runtime.settings import Settings
 from workers.timefmt import UtcTime
 
