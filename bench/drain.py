@@ -23,10 +23,10 @@ from sqlalchemy import Connection, func, insert, select
 
 from bench import load, services
 from workers import queueing
-from workers.db import make_engine
 from workers.models import Delivery
 from workers.models.inbox import IS_UNPROCESSED
-from workers.runtime import QUEUE_NAME
+from workers.runtime.connections import make_engine
+from workers.runtime.process import QUEUE_NAME
 
 DELIVERIES = int(os.environ.get("BENCH_DELIVERIES", 20_000))
 ROOMS = 4

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from workers import inbox
 from workers.attendance import AttendanceRules, Identity, SegmentFacts, compute_session
-from workers.events import END, JOIN, START
+from workers.deliveries.parsing import END, JOIN, START, parse_delivery
 from workers.folding import fold_batch, rebuild
 from workers.inbox import AMENDMENT
 from workers.lifecycle import close_stale, finalize, stale_sessions
@@ -32,8 +32,7 @@ from workers.models import (
     SessionChange,
     SessionStatus,
 )
-from workers.payloads import parse_delivery
-from workers.room_tokens import new_token, token_hash
+from workers.rooms import new_token, token_hash
 from workers.timefmt import iso_ms
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

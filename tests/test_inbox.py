@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import select
 
 from workers import inbox
+from workers.deliveries.parsing import parse_delivery
 from workers.models import Delivery, MeetingSession, Room
 from workers.models.base import utcnow
-from workers.payloads import parse_delivery
-from workers.room_tokens import new_token, token_hash
-from workers.runtime import Runtime
+from workers.rooms import new_token, token_hash
+from workers.runtime.process import Runtime
 
 
 def make_room(

@@ -25,11 +25,10 @@ from workers.attendance import (
     merge_into,
     segment_facts_of,
 )
-from workers.delivery_facts import FACT_COLUMNS, fact_values, read_facts
-from workers.events import END, JOIN, LEAVE, START
+from workers.deliveries.parsing import END, FACTS_VERSION, JOIN, LEAVE, START, parse_delivery
+from workers.deliveries.stored import FACT_COLUMNS, fact_values, read_facts
 from workers.folding import read_session
 from workers.models import Delivery, DeliveryStatus, MeetingSession, SessionStatus
-from workers.payloads import FACTS_VERSION, parse_delivery
 from workers.timefmt import iso_ms
 
 T0 = datetime(2026, 5, 4, 15, 0, tzinfo=UTC)

@@ -13,7 +13,7 @@ from webhooks import runtime_of
 from workers import inbox
 from workers.folding import fold_batch
 from workers.models import Delivery, MeetingSession, Room
-from workers.runtime import QUEUE_NAME
+from workers.runtime.process import QUEUE_NAME
 from workers.session_jobs import finalize_overdue, sweep_stale_sessions
 
 

@@ -22,7 +22,7 @@ from werkzeug.routing import Rule
 from webhooks import openapi_models as wire
 from webhooks.auth import require_basic, require_token
 from webhooks.openapi_endpoints import ENDPOINTS, JSON, Endpoint, Schema
-from workers.room_options import CreateRoomRequest, RoomSettings, UpdateRoomRequest
+from workers.rooms import CreateRoomRequest, RoomSettings, UpdateRoomRequest
 
 blueprint = Blueprint("openapi", __name__)
 

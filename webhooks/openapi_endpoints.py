@@ -12,9 +12,8 @@ from typing import Any
 from webhooks import openapi_models as wire
 from webhooks.audit import STATUSES
 from webhooks.pagination import MAX_LIMIT
-from workers.events import EVENTS
-from workers.payloads import EndBody, JoinBody, LeaveBody, StartBody
-from workers.room_options import CreateRoomRequest, UpdateRoomRequest
+from workers.deliveries.parsing import EVENTS, EndBody, JoinBody, LeaveBody, StartBody
+from workers.rooms import CreateRoomRequest, UpdateRoomRequest
 
 Schema = dict[str, Any]
 JSON, FORM = "application/json", "application/x-www-form-urlencoded"

@@ -14,7 +14,7 @@ from pydantic.json_schema import SkipJsonSchema
 
 from webhooks.audit import StoredEvent
 from workers.history import HistoryEntry
-from workers.notify_plan import NotificationOut
+from workers.notifications.ledger import NotificationOut
 from workers.reports import AttendanceOut, SessionOut, SessionWithAttendance, WireModel
 
 # A field left out of the answer where it does not apply, but never null when present.

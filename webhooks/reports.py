@@ -14,7 +14,7 @@ from webhooks.openapi_models import PersonAttendance, SessionReport
 from webhooks.pagination import Page, page_body, requested_page
 from workers import history
 from workers.models import MeetingSession, Room
-from workers.notify_plan import notifications_for
+from workers.notifications.ledger import notifications_for
 from workers.reports import (
     attendance_csv,
     attendance_of,

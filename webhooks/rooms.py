@@ -12,7 +12,7 @@ from webhooks.errors import Problem, invalid_fields
 from webhooks.pagination import page_body, requested_page, whole_number
 from workers import rooms
 from workers.metered import MeteredClient, MeteredError, MeteredNotConfigured, MeteredTimeout
-from workers.room_options import CreateRoomRequest, UpdateRoomRequest
+from workers.rooms import CreateRoomRequest, UpdateRoomRequest
 
 blueprint = Blueprint("rooms", __name__)
 

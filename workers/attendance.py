@@ -17,9 +17,8 @@ from datetime import UTC, datetime, timedelta
 from functools import reduce
 from typing import NamedTuple, Protocol
 
-from workers.events import END, JOIN, PARTICIPANT_EVENTS, START
+from workers.deliveries.parsing import END, JOIN, PARTICIPANT_EVENTS, START, DeliveryFacts
 from workers.models import SessionStatus
-from workers.payloads import DeliveryFacts
 
 # Presence as integer-millisecond intervals: a big session's figures sort and sweep hundreds of thousands
 # of these, and ints compare far faster than datetimes.

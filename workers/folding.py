@@ -48,10 +48,9 @@ from workers.attendance import (
     session_bounds,
     summary_of,
 )
-from workers.body_fields import BodyError
 from workers.bulk_insert import insert_rows, update_rows
-from workers.delivery_facts import FACT_COLUMNS, facts_of_row, read_facts
-from workers.events import END, JOIN, LEAVE, PARTICIPANT_EVENTS, START
+from workers.deliveries.parsing import END, FACTS_VERSION, JOIN, LEAVE, PARTICIPANT_EVENTS, START, BodyError
+from workers.deliveries.stored import FACT_COLUMNS, facts_of_row, read_facts
 from workers.inbox import AMENDMENT, IN_CHUNK
 from workers.locks import lock_session_room
 from workers.meetings import (
@@ -72,7 +71,6 @@ from workers.models import (
     ParticipantSession,
     SessionStatus,
 )
-from workers.payloads import FACTS_VERSION
 from workers.session_results import (
     ResultChange,
     attendance_values,

@@ -14,11 +14,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from workers.bulk_insert import BindPlan, bind_plan, bound_values
-from workers.delivery_facts import COLUMN_OF_FIELD, FACT_COLUMNS, fact_values
+from workers.deliveries.parsing import DeliveryFacts
+from workers.deliveries.stored import COLUMN_OF_FIELD, FACT_COLUMNS, fact_values
 from workers.models import Delivery, DeliveryStatus
 from workers.models.base import utcnow
 from workers.models.inbox import IS_UNPROCESSED
-from workers.payloads import DeliveryFacts
 
 _table = cast(Table, Delivery.__table__)
 IN_CHUNK = 500  # ids per IN (...) list: well inside every database's parameter limit

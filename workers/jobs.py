@@ -21,13 +21,14 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from workers import folding, inbox, metrics, process, queueing, session_jobs
+from workers import folding, inbox, queueing, session_jobs
 from workers.locks import LOCK_SECONDS, room_lock
-from workers.log_redaction import redacted
 from workers.models import DeliveryStatus
 from workers.models.base import utcnow
-from workers.outages import TRANSIENT
-from workers.runtime import Runtime
+from workers.runtime import metrics, process
+from workers.runtime.connections import TRANSIENT
+from workers.runtime.log_redaction import redacted
+from workers.runtime.process import Runtime
 
 log = logging.getLogger(__name__)
 

@@ -24,7 +24,7 @@ from datetime import datetime
 from sqlalchemy import delete, exists, func, select, update
 from sqlalchemy.orm import Session
 
-from workers.events import END, JOIN, LEAVE, START
+from workers.deliveries.parsing import END, JOIN, LEAVE, START, DeliveryFacts
 from workers.inbox import AMENDMENT, IN_CHUNK
 from workers.locks import lock_room_row
 from workers.models import (
@@ -38,7 +38,6 @@ from workers.models import (
     SessionStatus,
 )
 from workers.models.inbox import IS_MARK
-from workers.payloads import DeliveryFacts
 
 # The room's timeline: pure, from the set of marks.
 

@@ -7,13 +7,14 @@ from datetime import datetime, timedelta
 
 from rq import Queue, Retry, get_current_job
 
-from workers import lifecycle, process
+from workers import lifecycle
 from workers.folding import rebuild
 from workers.locks import room_lock
 from workers.meetings import FoldRules
 from workers.models import MeetingSession, SessionStatus
 from workers.models.base import utcnow
-from workers.settings import Settings
+from workers.runtime import process
+from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 

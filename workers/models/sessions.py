@@ -10,7 +10,7 @@ from sqlalchemy import JSON, BigInteger, ColumnElement, ForeignKey, Index, Strin
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
-from workers.field_limits import EMAIL_LENGTH, ID_LENGTH, NAME_LENGTH, PARTICIPANT_KEY_LENGTH
+from workers.deliveries.parsing import EMAIL_LENGTH, ID_LENGTH, NAME_LENGTH, PARTICIPANT_KEY_LENGTH
 from workers.models.base import Base, utcnow
 
 
@@ -48,7 +48,7 @@ class MeetingSession(Base):
     # Derived figures.
     started_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
-    # 64-bit: 2**31 milliseconds is under 25 days, and a session may span a century (webhook_times).
+    # 64-bit: 2**31 milliseconds is under 25 days, and a session may span a century (deliveries.parsing).
     duration_ms: Mapped[int | None] = mapped_column(BigInteger)
     participant_count: Mapped[int] = mapped_column(default=0)
     peak_concurrency: Mapped[int] = mapped_column(default=0)

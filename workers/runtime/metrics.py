@@ -1,4 +1,4 @@
-"""Every figure GET /metrics reports, and where each one is counted.
+"""Runtime: every figure GET /metrics reports, and where each one is counted.
 
 A scrape must cost the same with ten deliveries stored or ten million, so nothing here reads a table:
 - What the web process sees (deliveries stored, repeats, rejected requests, deliveries stored while Redis
