@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install test lint bench demo clean
+.PHONY: install test test-pure lint bench demo clean
 
 install: $(STAMP)
 
@@ -16,6 +16,13 @@ $(STAMP): pyproject.toml
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# Pure code alone, in seconds: no service is started, and no service fixture is even loaded (the
+# confcutdir leaves tests/conftest.py out), so a test there that needs one fails here. Schemathesis's
+# plugin is left out too: no pure test uses it, and pytest would rewrite its 200 modules.
+test-pure: install
+	$(BIN)/python -m pytest tests/pure --confcutdir=tests/pure --hypothesis-profile=quick -p no:schemathesis \
+		$(PYTEST_ARGS)
 
 lint: install
 	$(BIN)/ruff check .

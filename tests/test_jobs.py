@@ -19,6 +19,7 @@ from tests.conftest import WorkerProcess, run_worker
 from tests.test_inbox import arrival, make_room
 from webhooks import runtime_of
 from workers import inbox, jobs, queueing
+from workers.locks import LEASE_SECONDS, room_lock
 from workers.models import Delivery, MeetingSession, ParticipantSession
 from workers.runtime import metrics, process
 from workers.runtime.process import Runtime
@@ -49,10 +50,14 @@ def fold_counts(runtime: Runtime) -> set[int]:
         return set(session.scalars(select(Delivery.fold_count)))
 
 
+# FOLD_BATCH_SIZE of these tests' workers: a few hundred deliveries make two batches, whatever the default.
+BATCH = 100
+
+
 @pytest.fixture
-def worker_runtime(runtime: Runtime) -> Iterator[Runtime]:
-    process.install(runtime)  # the jobs run in this process, on the test's database
-    yield runtime
+def worker_runtime(start_runtime: Callable[..., Runtime]) -> Runtime:
+    """Return an installed Runtime folding BATCH at a time: jobs run in this process, on the test database."""
+    return start_runtime(fold_batch_size=BATCH)
 
 
 def test_a_drain_folds_every_delivery_of_its_room_in_batches(
@@ -60,11 +65,11 @@ def test_a_drain_folds_every_delivery_of_its_room_in_batches(
 ) -> None:
     runtime = worker_runtime
     room_id, _ = make_room(runtime)
-    store_joins(runtime, room_id, jobs.BATCH_SIZE + 50)
+    store_joins(runtime, room_id, BATCH + 50)
     assert queueing.signal_room(runtime.redis, runtime.queue(), room_id)
     assert not queueing.signal_room(runtime.redis, runtime.queue(), room_id)  # coalesced: one job
     run_worker(runtime)
-    assert fates(runtime) == {"processed": jobs.BATCH_SIZE + 50}
+    assert fates(runtime) == {"processed": BATCH + 50}
     assert fold_counts(runtime) == {1}
     assert not redis_client.exists(queueing.pending_key(room_id))
 
@@ -207,20 +212,50 @@ def test_a_worker_killed_mid_job_leaves_every_delivery_processed_once(
 ) -> None:
     runtime = worker_runtime
     room_id, _ = make_room(runtime)
-    store_joins(runtime, room_id, jobs.BATCH_SIZE + 500)
+    store_joins(runtime, room_id, BATCH + 500)
     queueing.signal_room(runtime.redis, runtime.queue(), room_id)
     lock_key = f"rollcall:lock:room:{room_id}"
-    with database_held(database_url, room_id, skip=jobs.BATCH_SIZE):
-        worker = spawn_worker(database_url, redis_url)
+    with database_held(database_url, room_id, skip=BATCH):
+        worker = spawn_worker(database_url, redis_url, FOLD_BATCH_SIZE=str(BATCH))
         wait_for(lambda: redis_client.exists(lock_key), "the drain to start")
         if database_url.startswith("postgresql"):
-            wait_for(lambda: fates(runtime).get("processed") == jobs.BATCH_SIZE, "the first batch to commit")
+            wait_for(lambda: fates(runtime).get("processed") == BATCH, "the first batch to commit")
         # Holding the room's lock, the drain is inside its job, and cannot finish while the rows are held.
         worker.kill()
     assert fates(runtime).get("queued", 0) >= 500
-    survivor = spawn_worker(database_url, redis_url, "--burst")
+    # No wait for the dead worker's lock: its lease lapses in seconds, and the survivor waits for that.
+    survivor = spawn_worker(database_url, redis_url, "--burst", FOLD_BATCH_SIZE=str(BATCH))
     assert survivor.process.wait(timeout=120) == 0
-    assert fates(runtime) == {"processed": jobs.BATCH_SIZE + 500}
+    assert fates(runtime) == {"processed": BATCH + 500}
+    assert fold_counts(runtime) == {1}
+
+
+@pytest.mark.slow
+def test_two_live_workers_never_fold_one_room_at_once(
+    worker_runtime: Runtime,
+    database_url: str,
+    redis_url: str,
+    redis_client: Redis,
+    spawn_worker: Callable[..., WorkerProcess],
+) -> None:
+    if not database_url.startswith("sqlite"):
+        pytest.skip("the room's Redis lock is the same whatever the database: SQLite alone shows it")
+    runtime = worker_runtime
+    room_id, _ = make_room(runtime)
+    store_joins(runtime, room_id, BATCH + 50)
+    lock_key = f"rollcall:lock:room:{room_id}"
+    with room_lock(runtime.redis, room_id):  # this process is the first worker, busy with the room
+        queueing.signal_room(runtime.redis, runtime.queue(), room_id)
+        spawn_worker(database_url, redis_url, FOLD_BATCH_SIZE=str(BATCH))
+        drain = Job.fetch(queueing.drain_job_id(room_id), connection=runtime.redis)
+        wait_for(lambda: drain.get_status() == "started", "the second worker to take the room's drain")
+        # Past the lease a lock nobody renewed would have lapsed in: ours is renewed, so it stays ours.
+        held_until = time.monotonic() + 1.5 * LEASE_SECONDS
+        while time.monotonic() < held_until:
+            assert 0 < redis_client.pttl(lock_key) <= LEASE_SECONDS * 1000
+            assert fates(runtime) == {"queued": BATCH + 50}
+            time.sleep(0.1)
+    wait_for(lambda: fates(runtime) == {"processed": BATCH + 50}, "the second worker to fold the room")
     assert fold_counts(runtime) == {1}
 
 

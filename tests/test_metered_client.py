@@ -19,12 +19,10 @@ from tests.servers import free_port
 from workers.metered import (
     MeteredClient,
     MeteredError,
-    MeteredNotConfigured,
     MeteredNotFound,
     MeteredTimeout,
     MeteredUnavailable,
 )
-from workers.runtime.settings import Settings
 
 
 @pytest.fixture
@@ -136,15 +134,3 @@ def test_unreachable_metered_is_unavailable(caplog: pytest.LogCaptureFixture) ->
     with MeteredClient(nowhere, EMULATOR_SECRET, 1) as metered, pytest.raises(MeteredUnavailable) as caught:
         metered.create_room({})
     assert_no_secret(caught.value, caplog, EMULATOR_SECRET)
-
-
-def test_from_settings_needs_an_address_and_a_key() -> None:
-    no_key = Settings(_env_file=None, metered_api_url="http://127.0.0.1:9/api/v1")
-    with pytest.raises(MeteredNotConfigured, match="METERED_SECRET_KEY"):
-        MeteredClient.from_settings(no_key)
-    no_address = Settings(_env_file=None, metered_secret_key="k")
-    with pytest.raises(MeteredNotConfigured, match="METERED_APP_NAME"):
-        MeteredClient.from_settings(no_address)
-    named = Settings(_env_file=None, metered_app_name="acme", metered_secret_key="k")
-    with MeteredClient.from_settings(named) as metered:
-        assert metered.base_url == "https://acme.metered.live/api/v1"

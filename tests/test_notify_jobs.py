@@ -20,8 +20,8 @@ from rq.job import Job
 from sqlalchemy import select, update
 
 from tests.conftest import run_worker
+from tests.pure.test_notify import parts
 from tests.test_mailer import Mailbox, check_login, smtp_server
-from tests.test_notify import parts
 from tests.test_outbound import Receiver, receiving
 from workers import notify_jobs, session_jobs
 from workers.models import AttendanceRow, MeetingSession, Room

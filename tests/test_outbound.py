@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import base64
-import json
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -14,18 +13,15 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from werkzeug.wrappers import Request, Response
 
+from tests.pure.test_webhook_signing import SECRET
 from tests.servers import free_port, serving
 from workers.notifications.senders import (
     PermanentWebhookError,
     TransientWebhookError,
     event_body,
     post_event,
-    public_address,
-    signature,
     signing_key,
 )
-
-SECRET = "whsec_" + base64.b64encode(b"a test secret of 32 bytes length").decode()
 
 
 @dataclass
@@ -89,16 +85,6 @@ def test_a_wrong_secret_fails_verification() -> None:
         post_event(url, signing_key("whsec_" + base64.b64encode(b"another").decode()), "msg_3", b"{}")
 
 
-def test_signature_matches_the_library() -> None:
-    when = datetime(2024, 5, 1, 12, 0, tzinfo=UTC)
-    expected = Webhook(SECRET).sign("msg_4", when, '{"a":1}')
-    assert signature(signing_key(SECRET), "msg_4", int(when.timestamp()), b'{"a":1}') == expected
-
-
-def test_an_unpadded_whsec_secret_is_accepted() -> None:
-    assert signing_key(SECRET.rstrip("=")) == signing_key(SECRET) == b"a test secret of 32 bytes length"
-
-
 @pytest.mark.parametrize(
     ("status", "error"),
     [
@@ -121,20 +107,3 @@ def test_a_refused_connection_is_transient_and_the_query_never_shown() -> None:
     with pytest.raises(TransientWebhookError) as caught:
         post_event(url, signing_key(SECRET), "msg_6", b"{}", timeout=5)
     assert "s3cret" not in str(caught.value) and "pw" not in str(caught.value)
-
-
-def test_public_address_drops_credentials_and_query() -> None:
-    assert (
-        public_address("https://u:p@hooks.example.com:8443/in?token=x#f")
-        == "https://hooks.example.com:8443/in"
-    )
-
-
-def test_event_body_is_compact_json() -> None:
-    body = event_body("session.amended", {"name": "Zoë"}, datetime(2024, 5, 1, tzinfo=UTC))
-    assert json.loads(body) == {
-        "type": "session.amended",
-        "timestamp": "2024-05-01T00:00:00.000Z",
-        "data": {"name": "Zoë"},
-    }
-    assert b" " not in body

@@ -8,7 +8,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from click.testing import CliRunner, Result
+from click.testing import Result
 from flask import Flask
 from sqlalchemy import select
 
@@ -20,7 +20,7 @@ from tests.emulator_fixture import (
     served_emulator_fixture,  # noqa: F401 - a fixture
 )
 from webhooks import runtime_of
-from webhooks.cli import emulator_command, flag_name, rooms_group
+from webhooks.cli import flag_name, rooms_group
 from workers.models import Room
 from workers.rooms import WEBHOOK_FIELDS, CreateRoomRequest, token_hash
 
@@ -41,12 +41,6 @@ def rooms(metered_app: Flask) -> Callable[..., Result]:
 def stored_room(app: Flask, name: str) -> Room:
     with runtime_of(app).Session() as session:
         return session.scalars(select(Room).where(Room.room_name == name)).one()
-
-
-def test_flag_names_follow_the_fields() -> None:
-    assert flag_name("enableRTMPOut") == "--enable-rtmp-out"
-    assert flag_name("rtmpOutURL") == "--rtmp-out-url"
-    assert flag_name("ejectAfterElapsedTimeInSec") == "--eject-after-elapsed-time-in-sec"
 
 
 def test_every_create_room_field_has_a_flag(rooms: Callable[..., Result]) -> None:
@@ -242,9 +236,3 @@ def test_an_archived_room_rotates_even_when_metered_refuses(
     assert room.webhook_token_hash != old_hash and room.previous_token_hash is None
     token = urls["meetingEndedWebhook"].split("/")[-2]
     assert room.webhook_token_hash == token_hash(token)
-
-
-def test_emulator_command_offers_port_and_secret() -> None:
-    result = CliRunner().invoke(emulator_command, ["--help"])
-    assert result.exit_code == 0
-    assert "--port" in result.output and "--secret" in result.output

@@ -17,8 +17,8 @@ from sqlalchemy.engine import make_url
 from tests.conftest import WorkerProcess
 from tests.servers import free_port
 from tests.test_inbox import arrival, make_room
-from tests.test_jobs import database_held, fates, fold_counts, join_body, store_joins, wait_for
-from workers import inbox, jobs, queueing
+from tests.test_jobs import BATCH, database_held, fates, fold_counts, join_body, store_joins, wait_for
+from workers import inbox, queueing
 from workers.runtime import connections
 from workers.runtime.process import Runtime
 from workers.runtime.settings import Settings
@@ -94,9 +94,9 @@ def test_redis_lost_in_the_middle_of_a_drain_loses_nothing_and_folds_nothing_twi
     runtime = runtime_on(make_settings(redis_url=own_redis.url))
     try:
         room_id, _ = make_room(runtime)
-        store_joins(runtime, room_id, jobs.BATCH_SIZE + 500)
-        with database_held(database_url, room_id, skip=jobs.BATCH_SIZE):
-            worker = spawn_worker(database_url, own_redis.url)
+        store_joins(runtime, room_id, BATCH + 500)
+        with database_held(database_url, room_id, skip=BATCH):
+            worker = spawn_worker(database_url, own_redis.url, FOLD_BATCH_SIZE=str(BATCH))
             queueing.signal_room(runtime.redis, runtime.queue(), room_id)
             lock_key = f"rollcall:lock:room:{room_id}"
             # Holding the room's lock, the drain is inside its job, and cannot finish while the rows are held.
@@ -106,7 +106,7 @@ def test_redis_lost_in_the_middle_of_a_drain_loses_nothing_and_folds_nothing_twi
             server.wait()
             own_redis()  # back, and empty: the drain's lock and job are gone
         wait_for(
-            lambda: fates(runtime) == {"processed": jobs.BATCH_SIZE + 500},
+            lambda: fates(runtime) == {"processed": BATCH + 500},
             "the relay to fold what the drain left",
             seconds=120,
         )

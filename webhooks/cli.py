@@ -28,7 +28,7 @@ from workers.metered import MeteredClient, MeteredError, MeteredTimeout
 from workers.models import MeetingSession, Room, SessionStatus
 from workers.rooms import ROLLCALL_FIELDS, CreateRoomRequest
 from workers.runtime import migrate
-from workers.session_jobs import REBUILD_LOCK_SECONDS, notify_amended
+from workers.session_jobs import notify_amended
 from workers.timefmt import iso_ms
 
 DEFAULT_SECRET = "emulator-secret"  # noqa: S105 - the emulator's dev-only default, printed so people can use it
@@ -254,7 +254,7 @@ def rebuild(meeting_session_id: str | None, room_name: str | None, everything: b
     with click.progressbar(ids, label="rebuilding", show_pos=True) as bar:
         for session_id, room_id in bar:
             # The room's lock, as the worker's jobs hold it: no drain folds into a session being rewritten.
-            with room_lock(runtime.redis, room_id, REBUILD_LOCK_SECONDS), runtime.Session.begin() as db:
+            with room_lock(runtime.redis, room_id), runtime.Session.begin() as db:
                 meeting = db.get_one(MeetingSession, session_id)
                 change = rebuild_session(db, meeting)
                 amended = meeting.status == SessionStatus.FINAL and change.changed

@@ -8,7 +8,7 @@ that differ. Merges take the earliest join, the latest leave, and so on, so the 
 on the set of deliveries, never on their order, batching or duplicates.
 
 The cost of a batch is its deliveries plus one read of the session's participant sessions (the bounds and
-the peak need all of them), so a drain takes a backlog in few, large batches (workers.jobs.BATCH_SIZE).
+the peak need all of them), so a drain takes a backlog in few, large batches (FOLD_BATCH_SIZE).
 
 A rebuild reads a session's deliveries through read_session (at the end of this module), which lets the
 database merge most of them: the one faster second path, held to the fold's per-delivery merge by

@@ -16,13 +16,12 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from redis.exceptions import RedisError
-from redis.lock import Lock
 from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from workers import folding, inbox, queueing, session_jobs
-from workers.locks import LOCK_SECONDS, room_lock
+from workers.locks import room_lock
 from workers.models import DeliveryStatus
 from workers.models.base import utcnow
 from workers.runtime import metrics, process
@@ -32,9 +31,6 @@ from workers.runtime.process import Runtime
 
 log = logging.getLogger(__name__)
 
-# A batch costs its deliveries plus one read of each session it touches (workers.folding): a backlog is
-# cheapest in few, large batches.
-BATCH_SIZE = 50_000
 SPLIT_SIZE = 1_000  # the pieces a failed batch is first cut into (see _split)
 MAX_BATCHES = 4  # then a fresh job: one busy room cannot hold a worker for long
 RELAY_MIN_AGE_SECONDS = 5.0
@@ -50,11 +46,11 @@ STATEMENT_REFUSED = "42"
 def drain_room(room_id: int) -> int:
     """Fold every delivery of the room not yet processed; return how many were folded."""
     runtime = process.current()
-    with room_lock(runtime.redis, room_id) as lock:
+    with room_lock(runtime.redis, room_id):
         queueing.gather(runtime.redis, room_id)
         # Delete before reading: a delivery committed after our read then signals afresh (see queueing).
         queueing.clear_pending(runtime.redis, room_id)
-        folded, done = fold_pending(runtime, room_id, lock)
+        folded, done = fold_pending(runtime, room_id)
         if not done:  # hand over to a fresh job, so one busy room cannot hold a worker forever
             queueing.signal_room(runtime.redis, runtime.queue(), room_id, force=True)
         return folded
@@ -77,7 +73,7 @@ class Tally:
         return self.folded + self.failed
 
 
-def fold_pending(runtime: Runtime, room_id: int, lock: Lock, batches: int = MAX_BATCHES) -> tuple[int, bool]:
+def fold_pending(runtime: Runtime, room_id: int, batches: int = MAX_BATCHES) -> tuple[int, bool]:
     """Fold up to `batches` batches of the room's unprocessed deliveries under its held lock.
 
     Return how many were folded and whether none is left.
@@ -85,7 +81,7 @@ def fold_pending(runtime: Runtime, room_id: int, lock: Lock, batches: int = MAX_
     folded = 0
     for _ in range(batches):
         started = time.perf_counter()
-        tally = _fold_or_split(runtime, lock, room_id, None)  # None: the room's next batch
+        tally = _fold_or_split(runtime, room_id, None)  # None: the room's next batch
         folded += tally.folded
         if tally.seen:
             log.info(
@@ -95,19 +91,18 @@ def fold_pending(runtime: Runtime, room_id: int, lock: Lock, batches: int = MAX_
                 tally.failed,
                 (time.perf_counter() - started) * 1000,
             )
-        if tally.seen < BATCH_SIZE:
+        if tally.seen < runtime.settings.fold_batch_size:
             return folded, True
-        lock.extend(LOCK_SECONDS, replace_ttl=True)  # renewed after every batch
     return folded, False
 
 
-def _fold_or_split(runtime: Runtime, lock: Lock, room_id: int, ids: list[int] | None) -> Tally:
+def _fold_or_split(runtime: Runtime, room_id: int, ids: list[int] | None) -> Tally:
     """Fold `ids` (None: the room's next batch) in one transaction; split them if what is in them fails."""
     read: list[int] = []
     try:
         with runtime.Session.begin() as session:
             rows = (
-                inbox.unprocessed(session, room_id, BATCH_SIZE)
+                inbox.unprocessed(session, room_id, runtime.settings.fold_batch_size)
                 if ids is None
                 else inbox.unprocessed_of(session, ids)
             )
@@ -123,7 +118,7 @@ def _fold_or_split(runtime: Runtime, lock: Lock, room_id: int, ids: list[int] | 
         culprits = read or ids or _next_batch_ids(runtime, room_id)
         if not culprits:
             raise
-        return _split(runtime, lock, room_id, culprits, error)
+        return _split(runtime, room_id, culprits, error)
     _after_commit(runtime, outcome)
     metrics.count_folded(runtime.redis, outcome.folded, outcome.failed)
     return Tally(folded=len(outcome.folded), failed=len(read) - len(outcome.folded))
@@ -136,10 +131,10 @@ def _statement_refused(error: Exception) -> bool:
 
 def _next_batch_ids(runtime: Runtime, room_id: int) -> list[int]:
     with runtime.Session() as session:
-        return list(inbox.unprocessed_ids(session, room_id, BATCH_SIZE))
+        return list(inbox.unprocessed_ids(session, room_id, runtime.settings.fold_batch_size))
 
 
-def _split(runtime: Runtime, lock: Lock, room_id: int, ids: list[int], error: Exception) -> Tally:
+def _split(runtime: Runtime, room_id: int, ids: list[int], error: Exception) -> Tally:
     """Fold each half of `ids` on its own, or mark a lone delivery that failed `failed` with why.
 
     A delivery that cannot be folded must not hold up its room: by halving, k of them among n cost
@@ -155,8 +150,7 @@ def _split(runtime: Runtime, lock: Lock, room_id: int, ids: list[int], error: Ex
     tally = Tally()
     size = SPLIT_SIZE if len(ids) > SPLIT_SIZE else (len(ids) + 1) // 2
     for start in range(0, len(ids), size):
-        lock.extend(LOCK_SECONDS, replace_ttl=True)
-        tally += _fold_or_split(runtime, lock, room_id, ids[start : start + size])
+        tally += _fold_or_split(runtime, room_id, ids[start : start + size])
     return tally
 
 

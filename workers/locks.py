@@ -1,14 +1,21 @@
 """One writer per room: the Redis lock every job that changes a room's sessions holds, and the row
-lock in the database behind it (the Redis lock is a lease: a stalled worker could outlive it)."""
+lock in the database behind it.
+
+The Redis lock is a short lease that a thread of the holder renews for as long as the holder runs: a
+live holder keeps its room however long its job takes, and a killed one's lease lapses within
+LEASE_SECONDS. A holder stalled past its lease (a paused process) could be overtaken: the row lock is
+what still keeps the two apart then.
+"""
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
 from redis import Redis
-from redis.exceptions import LockError
+from redis.exceptions import LockError, LockNotOwnedError, RedisError
 from redis.lock import Lock
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,7 +24,11 @@ from workers.models import MeetingSession, Room
 
 log = logging.getLogger(__name__)
 
-LOCK_SECONDS = 20  # a SIGKILLed worker's lock frees itself this soon; long jobs renew it
+LEASE_SECONDS = 5.0  # how soon a killed holder's lock frees itself
+# Renewed five times a lease: four renewals in a row can fail (a Redis blip, a long pause) before it lapses.
+RENEW_SECONDS = LEASE_SECONDS / 5
+# How long a job waits for a live holder before RoomBusy, which RQ's retry (or the relay) runs again later.
+WAIT_SECONDS = 25.0
 
 
 class RoomBusy(RuntimeError):
@@ -25,18 +36,42 @@ class RoomBusy(RuntimeError):
 
 
 @contextmanager
-def room_lock(redis: Redis, room_id: int, seconds: int = LOCK_SECONDS) -> Iterator[Lock]:
-    """Hold the room's Redis lock, waiting out a lock left by a dead worker; RoomBusy if that fails."""
-    lock = redis.lock(f"rollcall:lock:room:{room_id}", timeout=seconds, blocking_timeout=LOCK_SECONDS + 5)
+def room_lock(redis: Redis, room_id: int) -> Iterator[None]:
+    """Hold the room's Redis lock while the block runs, waiting for another holder; RoomBusy if that fails."""
+    # Not thread-local: the renewing thread needs the token the acquiring thread got.
+    lock = redis.lock(
+        f"rollcall:lock:room:{room_id}",
+        timeout=LEASE_SECONDS,
+        blocking_timeout=WAIT_SECONDS,
+        thread_local=False,
+    )
     if not lock.acquire():
         raise RoomBusy(f"room {room_id} is being folded by another worker")
+    stop = threading.Event()
+    renewer = threading.Thread(
+        target=_renew, args=(lock, room_id, stop), name=f"room-lock-{room_id}", daemon=True
+    )
+    renewer.start()
     try:
-        yield lock
+        yield
     finally:
+        stop.set()
+        renewer.join()
         try:
             lock.release()
         except LockError:
             log.warning("room %s: lock expired before the job finished", room_id)
+
+
+def _renew(lock: Lock, room_id: int, stop: threading.Event) -> None:
+    while not stop.wait(RENEW_SECONDS):
+        try:
+            lock.reacquire()
+        except LockNotOwnedError:
+            log.warning("room %s: lock lapsed while the job ran; its row lock still guards it", room_id)
+            return
+        except RedisError:
+            continue  # an outage: the job meets it too, and says so; renew again once Redis is back
 
 
 def lock_room_row(db: Session, room_id: int) -> Room:

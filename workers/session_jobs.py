@@ -22,8 +22,9 @@ NOTIFY_FINAL = "workers.notify_jobs.session_finalized"
 NOTIFY_AMENDED = "workers.notify_jobs.session_amended"
 NOTIFY_RETRY = Retry(max=3, interval=[10, 60, 300])
 FINALIZE_RETRY = Retry(max=3, interval=[10, 60, 300])
-FINALIZE_BATCHES = 20  # a million deliveries: more and finalize_overdue tries again next minute
-REBUILD_LOCK_SECONDS = 600  # a 100,000-delivery session rebuilds in seconds; leave room for far larger
+FINALIZE_BATCHES = (
+    20  # a million deliveries at the default batch size: more, and finalize_overdue tries again
+)
 
 
 def fold_rules(settings: Settings) -> FoldRules:
@@ -59,9 +60,9 @@ def finalize_session(session_id: int) -> bool:
         if meeting is None or meeting.status != SessionStatus.ENDED:
             return False
         room_id = meeting.room_id
-    with room_lock(runtime.redis, room_id) as lock:
+    with room_lock(runtime.redis, room_id):
         # Under the same hold as the status change: no delivery received before now can slip in between.
-        _, done = fold_pending(runtime, room_id, lock, batches=FINALIZE_BATCHES)
+        _, done = fold_pending(runtime, room_id, batches=FINALIZE_BATCHES)
         with runtime.Session.begin() as db:
             finalized = done and lifecycle.finalize(db, session_id, utcnow(), settings.finalize_after_seconds)
     if finalized:
@@ -125,7 +126,7 @@ def rebuild_session(session_id: int) -> None:
     with runtime.Session() as db:
         room_id = db.get_one(MeetingSession, session_id).room_id
     # A rebuild rewrites every row of the session: no drain may fold into it meanwhile.
-    with room_lock(runtime.redis, room_id, REBUILD_LOCK_SECONDS), runtime.Session.begin() as db:
+    with room_lock(runtime.redis, room_id), runtime.Session.begin() as db:
         meeting = db.get_one(MeetingSession, session_id)
         change = rebuild(db, meeting, job_id=job.id if job else None)
         amended = meeting.status == SessionStatus.FINAL and change.changed

@@ -33,6 +33,10 @@ class Settings(BaseSettings):
     notify_webhook_secret: SecretStr | None = None
     # How long a send waits on each step of an SMTP conversation or webhook call before trying again later.
     notify_timeout_seconds: float = Field(default=15.0, gt=0)
+    # Deliveries folded per transaction. A batch costs its deliveries plus one read of each session it
+    # touches (workers.folding), so a backlog is cheapest in few, large batches; a smaller one holds the
+    # room's row lock for less time and less memory.
+    fold_batch_size: int = Field(default=50_000, ge=1)
     finalize_after_seconds: int = Field(default=120, ge=0)
     stale_session_seconds: int = Field(default=21600, gt=0)
     reconnect_grace_seconds: int = Field(default=30, ge=0)

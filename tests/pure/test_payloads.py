@@ -279,7 +279,8 @@ JSON_VALUES = st.recursive(
 )
 
 
-@settings(max_examples=300, deadline=None)
+# Three times the profile's count: 300 in `make test`, 30 in `make test-pure`'s quick profile.
+@settings(max_examples=3 * settings().max_examples, deadline=None)
 @given(
     event=st.sampled_from(EVENTS),
     body=st.dictionaries(st.sampled_from(KNOWN) | st.text(max_size=8), JSON_VALUES, max_size=8),
@@ -296,7 +297,7 @@ def test_fuzzed_json_bodies_parse_or_are_refused_with_422(event: str, body: dict
         assert facts.dedupe_key.startswith(event + ":")
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=3 * settings().max_examples, deadline=None)
 @given(
     body=st.binary(max_size=200),
     content_type=st.sampled_from(

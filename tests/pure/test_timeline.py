@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests import timeline_before
+from tests.pure import timeline_before
 from webhooks.timeline import (
     BAR_HEIGHT,
     LABEL_WIDTH,
@@ -213,7 +213,8 @@ def drawn(timeline: Any) -> dict[str, Any]:
     return shapes
 
 
-@settings(max_examples=300, deadline=None)
+# Three times the profile's count: 300 in `make test`, 30 in `make test-pure`'s quick profile.
+@settings(max_examples=3 * settings().max_examples, deadline=None)
 @given(meeting=meetings())
 def test_the_timeline_draws_what_the_quadratic_one_drew(meeting: Any) -> None:
     people, started, ended, now = meeting
@@ -223,14 +224,14 @@ def test_the_timeline_draws_what_the_quadratic_one_drew(meeting: Any) -> None:
     assert drawn(new) == drawn(timeline_before.build_timeline(people, started, ended, now, stale_after))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=3 * settings().max_examples, deadline=None)
 @given(spans=st.lists(st.tuples(minute, st.integers(0, 100)), max_size=40))
 def test_lanes_are_the_lowest_free_lane_as_the_quadratic_search_found(spans: list[tuple[int, int]]) -> None:
     ordered = sorted((at(start), at(start + length)) for start, length in spans)
     assert _lanes(ordered) == timeline_before._lanes(ordered)
 
 
-@settings(max_examples=100, deadline=None)
+@settings(deadline=None)
 @given(meeting=meetings(), cut=st.integers(0, 6))
 def test_a_page_of_rows_draws_the_curve_and_axis_of_everyone(meeting: Any, cut: int) -> None:
     people, started, ended, now = meeting
