@@ -30,8 +30,10 @@ from workers.attendance import (
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 GRACE_30S = AttendanceRules(reconnect_grace_ms=30_000, min_attendance_percent=None)
-PROPERTY = settings(max_examples=200, deadline=None)
-WHOLE_MEETINGS = settings(max_examples=100, deadline=None)  # each example is a whole meeting: keep it quick
+# Twice the profile's count (200 in `make test`, 20 in `make test-pure`'s quick profile), once for whole
+# meetings, each example of which is a whole meeting.
+PROPERTY = settings(max_examples=2 * settings().max_examples, deadline=None)
+WHOLE_MEETINGS = settings(max_examples=settings().max_examples, deadline=None)
 
 
 def at(minute: int, second: int = 0, ms: int = 0) -> datetime:
