@@ -8,8 +8,23 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Dialect, Engine, Row, Table, case, func, literal_column, select, update
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Dialect,
+    Engine,
+    Row,
+    Table,
+    any_,
+    bindparam,
+    case,
+    func,
+    literal_column,
+    select,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -18,7 +33,7 @@ from workers.deliveries.parsing import DeliveryFacts
 from workers.deliveries.stored import COLUMN_OF_FIELD, FACT_COLUMNS, fact_values
 from workers.models import Delivery, DeliveryStatus
 from workers.models.base import utcnow
-from workers.models.inbox import IS_UNPROCESSED
+from workers.models.inbox import IS_UNPROCESSED, IS_UNPROCESSED_BY_ID
 
 _table = cast(Table, Delivery.__table__)
 IN_CHUNK = 500  # ids per IN (...) list: well inside every database's parameter limit
@@ -188,7 +203,11 @@ def unprocessed_ids(session: Session, room_id: int, limit: int) -> Sequence[int]
 
 def unprocessed_of(session: Session, delivery_ids: Sequence[int]) -> Sequence[Row[Any]]:
     """Return those of `delivery_ids` still to fold (BATCH_COLUMNS), oldest first."""
-    query = select(*BATCH_COLUMNS).where(Delivery.id.in_(delivery_ids), IS_UNPROCESSED).order_by(Delivery.id)
+    query = (
+        select(*BATCH_COLUMNS)
+        .where(Delivery.id.in_(delivery_ids), IS_UNPROCESSED_BY_ID)
+        .order_by(Delivery.id)
+    )
     return session.execute(query).all()
 
 
@@ -205,23 +224,36 @@ def mark_processed(
     }
     if reason is not None:
         values["status_reason"] = reason
-    for start in range(0, len(delivery_ids), IN_CHUNK):
-        chunk = delivery_ids[start : start + IN_CHUNK]
+    updated = 0
+    for chosen in _among(session, delivery_ids):
         result = session.execute(
             update(Delivery)
-            .where(Delivery.id.in_(chunk), IS_UNPROCESSED)
+            .where(chosen, IS_UNPROCESSED_BY_ID)
             .values(values)
             .execution_options(synchronize_session=False)
         )
-        if result.rowcount != len(chunk):  # type: ignore[attr-defined]
-            raise FoldConflict(f"{len(chunk) - result.rowcount} deliveries were folded by another drain")  # type: ignore[attr-defined]
+        updated += result.rowcount  # type: ignore[attr-defined]
+    if updated != len(delivery_ids):
+        raise FoldConflict(f"{len(delivery_ids) - updated} deliveries were folded by another drain")
+
+
+def _among(session: Session, delivery_ids: Sequence[int]) -> list[ColumnElement[bool]]:
+    # Conditions that together choose `delivery_ids`. PostgreSQL takes them as one array: with statistics
+    # that lag a burst of inserts it may scan the table for each statement, so one statement, not one per
+    # IN list (20,000 ids: 0.1 s against 4 s, measured). Elsewhere IN lists, within parameter limits.
+    if session.get_bind().dialect.name == "postgresql":
+        return [Delivery.id == any_(bindparam("ids", list(delivery_ids), type_=ARRAY(BigInteger)))]
+    return [
+        Delivery.id.in_(delivery_ids[start : start + IN_CHUNK])
+        for start in range(0, len(delivery_ids), IN_CHUNK)
+    ]
 
 
 def mark_failed(session: Session, delivery_id: int, reason: str) -> str | None:
     """Mark one delivery failed, with why; return its event, None if it was not unprocessed."""
     return session.scalar(
         update(Delivery)
-        .where(Delivery.id == delivery_id, IS_UNPROCESSED)
+        .where(Delivery.id == delivery_id, IS_UNPROCESSED_BY_ID)
         .values(status=DeliveryStatus.FAILED.value, status_reason=reason[:2000])
         .returning(Delivery.event)
         .execution_options(synchronize_session=False)
