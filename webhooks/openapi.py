@@ -19,9 +19,9 @@ from pydantic import TypeAdapter
 from pydantic.alias_generators import to_camel
 from werkzeug.routing import Rule
 
-from webhooks import openapi_models as wire
 from webhooks.auth import require_basic, require_token
 from webhooks.openapi_endpoints import ENDPOINTS, JSON, Endpoint, Schema
+from workers import wire
 from workers.room_options import CreateRoomRequest, RoomSettings, UpdateRoomRequest
 
 blueprint = Blueprint("openapi", __name__)

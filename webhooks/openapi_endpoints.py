@@ -9,9 +9,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from webhooks import openapi_models as wire
 from webhooks.audit import STATUSES
 from webhooks.pagination import MAX_LIMIT
+from workers import wire
 from workers.events import EVENTS
 from workers.payloads import EndBody, JoinBody, LeaveBody, StartBody
 from workers.room_options import CreateRoomRequest, UpdateRoomRequest
