@@ -10,8 +10,8 @@ import os
 from typing import Any
 
 from webhooks import metrics_dir
-from workers.log_redaction import install_log_redaction
-from workers.settings import load_settings, require_redis
+from workers.runtime.log_redaction import install_log_redaction
+from workers.runtime.settings import load_settings, require_redis
 
 worker_class = "gevent"
 worker_connections = 1000  # per worker: open connections, idle or slow ones included
@@ -37,7 +37,7 @@ def post_worker_init(worker: Any) -> None:
     # Here and not at import of the app: `flask db upgrade` builds the same app and must not warn. Not in
     # the master either: importing the database driver before gevent patches the worker would block it.
     from webhooks import runtime_of
-    from workers.migrate import warn_if_behind
+    from workers.runtime.migrate import warn_if_behind
 
     runtime = runtime_of(worker.wsgi)
     if runtime.settings.database_url and not runtime.settings.demo:

@@ -17,8 +17,8 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import func, select
 
 from bench import drain, services
-from workers.db import make_engine
 from workers.models import Delivery, DeliveryStatus, MeetingSession
+from workers.runtime.connections import make_engine
 from workers.timefmt import iso_ms
 
 PEOPLE = 2_000

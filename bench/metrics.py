@@ -17,10 +17,10 @@ from sqlalchemy import Engine, String, case, cast, func, insert, literal, select
 
 from bench import services
 from webhooks import create_app
-from workers.db import make_engine
 from workers.models import Delivery
 from workers.models.notifications import Notification
-from workers.settings import Settings
+from workers.runtime.connections import make_engine
+from workers.runtime.settings import Settings
 
 DELIVERIES = int(os.environ.get("BENCH_METRICS_DELIVERIES", 300_000))
 EVENTS = ("participant-joined", "participant-left", "meeting-started", "meeting-ended")

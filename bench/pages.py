@@ -20,8 +20,8 @@ from sqlalchemy import insert
 
 from bench import services
 from webhooks.pages import ROWS_PER_PAGE
-from workers.db import make_engine
 from workers.models import AttendanceRow, MeetingSession
+from workers.runtime.connections import make_engine
 from workers.timefmt import iso_ms
 
 PEOPLE = int(os.environ.get("BENCH_PAGES_PEOPLE", 10_000))

@@ -19,11 +19,11 @@ from datetime import UTC, datetime, timedelta
 from sqlalchemy import insert, select
 
 from bench import services
-from workers.db import make_engine, make_sessionmaker
-from workers.delivery_facts import FACT_COLUMNS, fact_values
+from workers.deliveries.parsing import parse_delivery
+from workers.deliveries.stored import FACT_COLUMNS, fact_values
 from workers.models import Delivery, DeliveryStatus, MeetingSession, Room
-from workers.payloads import parse_delivery
-from workers.room_tokens import new_token, token_hash
+from workers.rooms import new_token, token_hash
+from workers.runtime.connections import make_engine, make_sessionmaker
 from workers.timefmt import iso_ms
 
 PEOPLE = int(os.environ.get("BENCH_REBUILD_PEOPLE", 10_000))
@@ -109,7 +109,7 @@ def measure(url: str, session_id: int, what: str) -> dict[str, float]:
 
 def child(what: str, url: str, session_id: int) -> None:
     """Time either reading every delivery's fact columns (baseline) or the whole rebuild, and print JSON."""
-    from workers.rebuild import rebuild
+    from workers.folding import rebuild
 
     engine = make_engine(url)
     Session = make_sessionmaker(engine)

@@ -26,10 +26,10 @@ from sqlalchemy.orm import Session
 from bench import drain, services
 from workers import inbox
 from workers.bulk_insert import insert_rows
-from workers.db import make_engine
+from workers.deliveries.parsing import parse_delivery
 from workers.models import Delivery
 from workers.models.base import utcnow
-from workers.payloads import parse_delivery
+from workers.runtime.connections import make_engine
 from workers.timefmt import iso_ms
 
 SIZES = [int(size) for size in os.environ.get("BENCH_SCALING_SIZES", "1000,5000,10000,20000").split(",")]

@@ -15,10 +15,10 @@ from pathlib import Path
 
 from sqlalchemy import insert, make_url, text
 
-from workers.db import make_engine
-from workers.migrate import upgrade
 from workers.models import Room
-from workers.room_tokens import new_token, token_hash
+from workers.rooms import new_token, token_hash
+from workers.runtime.connections import make_engine
+from workers.runtime.migrate import upgrade
 
 PROJECT = Path(__file__).resolve().parent.parent
 PG_SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
@@ -48,7 +48,7 @@ def redis_server() -> Iterator[str]:
     """Run a throwaway redis-server (REDIS_URL's server if none is installed) and yield its URL."""
     binary = shutil.which("redis-server")
     if binary is None:
-        from workers.broker import embedded_redis, embedded_url
+        from workers.runtime.connections import embedded_redis, embedded_url
 
         yield embedded_url(embedded_redis())
         return

@@ -32,8 +32,8 @@ from devtools.demo_meeting import attendance_table, meeting_script
 from devtools.demo_processes import HINT, Children, DemoFailed, Emulator, free_port, serve_emulator
 from devtools.emulator_meeting import play_meeting
 from devtools.emulator_state import emulator_state
-from workers import broker, migrate
-from workers.settings import Settings
+from workers.runtime import connections, migrate
+from workers.runtime.settings import Settings
 
 FINALIZE_AFTER_SECONDS = 3
 # The demo never mails or notifies anyone and talks to the emulator only, whatever the environment says.
@@ -103,7 +103,7 @@ def _child_env(settings: Settings, folder: Path, emulator: Emulator, base: str, 
     env = {key: value for key, value in os.environ.items() if key not in NOT_INHERITED}
     env.update(
         DATABASE_URL=settings.database_url or f"sqlite:///{folder / 'rollcall.sqlite'}",
-        REDIS_URL=settings.redis_url or broker.embedded_url(broker.embedded_redis()),
+        REDIS_URL=settings.redis_url or connections.embedded_url(connections.embedded_redis()),
         METERED_API_URL=f"{emulator.url}/api/v1",
         METERED_SECRET_KEY=emulator.secret,
         PUBLIC_BASE_URL=base,

@@ -1,12 +1,12 @@
-"""Alembic environment: the URL comes from workers.migrate, the schema from workers.models."""
+"""Alembic environment: the URL comes from workers.runtime.migrate, the schema from workers.models."""
 
 from typing import Any
 
 from alembic import context
 from sqlalchemy import event, pool
 
-from workers.db import make_engine
 from workers.models import Base
+from workers.runtime.connections import make_engine
 
 config = context.config
 target_metadata = Base.metadata

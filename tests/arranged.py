@@ -7,7 +7,7 @@ import uuid
 from sqlalchemy.orm import Session, sessionmaker
 
 from workers.models import MeetingSession, Room
-from workers.room_tokens import new_token, token_hash
+from workers.rooms import new_token, token_hash
 
 
 def make_meeting_session(Db: sessionmaker[Session], room_name: str | None = None) -> int:

@@ -36,12 +36,12 @@ from tests.emulator_fixture import (  # noqa: F401  (fixtures)
 )
 from tests.servers import free_port, serving
 from webhooks import create_app, runtime_of
-from workers import broker, process
-from workers.db import make_engine, make_sessionmaker
-from workers.migrate import alembic_config
 from workers.models import Base
-from workers.runtime import NOTIFY_QUEUE_NAME, QUEUE_NAME, Runtime
-from workers.settings import Settings
+from workers.runtime import connections, process
+from workers.runtime.connections import make_engine, make_sessionmaker
+from workers.runtime.migrate import alembic_config
+from workers.runtime.process import NOTIFY_QUEUE_NAME, QUEUE_NAME, Runtime
+from workers.runtime.settings import Settings
 
 PROJECT = Path(__file__).resolve().parent.parent
 API_TOKEN = "test-api-token"
@@ -71,7 +71,7 @@ def redis_url() -> str:
         client = Redis.from_url(url)
         kwargs = client.connection_pool.connection_kwargs
         return f"redis://{kwargs.get('host', '127.0.0.1')}:{kwargs.get('port', 6379)}/{TEST_REDIS_DB}"
-    return broker.embedded_url(broker.embedded_redis()).replace("db=0", f"db={TEST_REDIS_DB}")
+    return connections.embedded_url(connections.embedded_redis()).replace("db=0", f"db={TEST_REDIS_DB}")
 
 
 @pytest.fixture

@@ -19,10 +19,9 @@ from tests.conftest import run_worker
 from tests.test_inbox import arrival, make_room
 from webhooks import runtime_of
 from workers import inbox
-from workers.body_fields import MAX_DEPTH
-from workers.field_limits import EMAIL_LENGTH, ID_LENGTH, NAME_LENGTH
+from workers.deliveries.parsing import EMAIL_LENGTH, ID_LENGTH, MAX_DEPTH, NAME_LENGTH
 from workers.models import Delivery
-from workers.runtime import Runtime
+from workers.runtime.process import Runtime
 
 
 @pytest.fixture

@@ -15,7 +15,7 @@ from flask import Flask
 
 from tests.conftest import PROJECT
 from webhooks import create_app
-from workers.settings import ConfigError, Settings, load_settings
+from workers.runtime.settings import ConfigError, Settings, load_settings
 
 
 def test_healthz_answers_ok(app: Flask) -> None:

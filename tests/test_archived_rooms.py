@@ -13,9 +13,9 @@ from sqlalchemy import func, select
 from tests.conftest import run_worker
 from tests.test_room_tokens import Serve, create_room, serve_fixture  # noqa: F401 - a fixture
 from webhooks import runtime_of
-from workers import metrics
-from workers.events import END, JOIN, LEAVE, START
+from workers.deliveries.parsing import END, JOIN, LEAVE, START
 from workers.models import Delivery, MeetingSession
+from workers.runtime import metrics
 
 
 def deliver(api: httpx.Client, token: str, event: str, **body: Any) -> httpx.Response:

@@ -10,17 +10,23 @@ from hypothesis import strategies as st
 
 from workers.attendance import (
     AttendanceRules,
+    Identity,
     PersonAttendance,
+    Segment,
+    SegmentFacts,
+    SessionBounds,
     SessionResult,
     compute_session,
     count_joins,
+    merge_segment_facts,
     peak_concurrency,
     person_attendance,
+    person_key,
+    resolve_segment,
     seconds,
+    session_bounds,
     union_ms,
 )
-from workers.participant_facts import Identity, SegmentFacts, merge_segment_facts, person_key
-from workers.segments import Segment, SessionBounds, resolve_segment, session_bounds
 
 T0 = datetime(2024, 5, 1, 10, 0, tzinfo=UTC)
 GRACE_30S = AttendanceRules(reconnect_grace_ms=30_000, min_attendance_percent=None)

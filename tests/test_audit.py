@@ -14,10 +14,11 @@ from tests.conftest import run_worker
 from tests.test_inbox import make_room
 from webhooks import cli as commands
 from webhooks import runtime_of
-from workers import inbox, process
+from workers import inbox
 from workers.models import Delivery
 from workers.models.base import utcnow
-from workers.runtime import QUEUE_NAME, Runtime
+from workers.runtime import process
+from workers.runtime.process import QUEUE_NAME, Runtime
 
 JOIN = '{"participantSessionId": "ps-%d", "meetingSessionId": "%s", "roomName": "%s"}'
 

@@ -13,7 +13,7 @@ from tests.test_hooks import hook
 from tests.test_inbox import make_room
 from webhooks import runtime_of
 from workers.models import Delivery
-from workers.runtime import Runtime
+from workers.runtime.process import Runtime
 
 # Columns that differ between two rooms' copies of the same deliveries, or between two arrivals of them.
 _PER_ARRIVAL = {"id", "room_id", "received_at", "headers", "source_address"}

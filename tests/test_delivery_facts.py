@@ -1,7 +1,7 @@
 """A stored delivery's facts, on SQLite and PostgreSQL: the kept columns read exactly as its body does.
 
 Every delivery is stored the way the receiver stores it (inbox.store) and read back the way a rebuild
-reads it (delivery_facts.FACT_COLUMNS), so the comparison covers the round trip through the database too.
+reads it (deliveries.stored.FACT_COLUMNS), so the comparison covers the round trip through the database too.
 """
 
 from __future__ import annotations
@@ -17,11 +17,11 @@ from sqlalchemy import Engine, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from workers import inbox
-from workers.db import make_engine
-from workers.delivery_facts import COLUMN_OF_FIELD, FACT_COLUMNS, facts_of, facts_of_row, read_facts
+from workers.deliveries.parsing import FACTS_VERSION, DeliveryFacts, parse_delivery
+from workers.deliveries.stored import COLUMN_OF_FIELD, FACT_COLUMNS, facts_of, facts_of_row, read_facts
 from workers.models import Delivery, Room
-from workers.payloads import FACTS_VERSION, DeliveryFacts, parse_delivery
-from workers.room_tokens import new_token, token_hash
+from workers.rooms import new_token, token_hash
+from workers.runtime.connections import make_engine
 
 JSON = "application/json"
 FORM = "application/x-www-form-urlencoded"

@@ -16,8 +16,8 @@ from devtools.emulator_meeting import play_meeting
 from tests.conftest import API_TOKEN, run_worker
 from tests.emulator_fixture import EMULATOR_SECRET, RunningEmulator
 from webhooks import runtime_of
-from workers import process
 from workers.models import Room
+from workers.runtime import process
 
 T0 = datetime(2026, 4, 1, 14, 0, tzinfo=UTC)
 MEETING = "6650a1b2c3d4e5f6a7b8c9d0"

@@ -17,11 +17,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from workers import inbox
-from workers.attendance import AttendanceRules, compute_session
-from workers.events import END, JOIN, START
-from workers.folding import apply_deliveries
+from workers.attendance import AttendanceRules, Identity, SegmentFacts, compute_session
+from workers.deliveries.parsing import END, JOIN, START, parse_delivery
+from workers.folding import fold_batch, rebuild
+from workers.inbox import AMENDMENT
 from workers.lifecycle import close_stale, finalize, stale_sessions
-from workers.meetings import FoldRules
+from workers.meetings import FoldRules, Mark, Timeline, place
 from workers.models import (
     AttendanceRow,
     Delivery,
@@ -31,16 +32,11 @@ from workers.models import (
     SessionChange,
     SessionStatus,
 )
-from workers.participant_facts import Identity, SegmentFacts
-from workers.payloads import parse_delivery
-from workers.rebuild import rebuild
-from workers.regroup import AMENDMENT
-from workers.room_timeline import Mark, Timeline
-from workers.room_tokens import new_token, token_hash
+from workers.rooms import new_token, token_hash
 from workers.timefmt import iso_ms
-from workers.unnamed import place
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+RULES = FoldRules(reconnect_grace_seconds=30, finalize_after_seconds=120)  # the settings' defaults
 EVENT_TIME_FIELD = {
     "participant-joined": "joinTime",
     "participant-left": "leftTime",
@@ -95,9 +91,7 @@ def fold(
     for batch in batches:
         ids = [i for e, p, r in batch if (i := store(Db, room_id, e, p, r)) is not None]
         with Db.begin() as db:
-            deliveries = db.scalars(select(Delivery).where(Delivery.id.in_(ids)).order_by(Delivery.id)).all()
-            outcome = apply_deliveries(db, room_id, deliveries, rules)
-            inbox.mark_processed(db, outcome.folded_ids(deliveries))
+            fold_batch(db, room_id, inbox.unprocessed_of(db, ids), rules or RULES)
 
 
 def sweep(Db: sessionmaker[Session], now: datetime, stale_seconds: int = 6 * 3600) -> list[str | None]:
@@ -264,9 +258,8 @@ def test_delivery_after_final_folds_in_as_an_amendment(Db: sessionmaker[Session]
         assert finalize(db, meeting_id, at(10) + timedelta(seconds=120), 120) is True
     late_id = store(Db, room_id, *leave("m-fin", "a1", 5, name="Ann"))
     with Db.begin() as db:
-        late = db.get_one(Delivery, late_id)
-        outcome = apply_deliveries(db, room_id, [late])
-        assert late.status_reason == AMENDMENT
+        outcome = fold_batch(db, room_id, inbox.unprocessed_of(db, [late_id or 0]), RULES)
+        assert db.get_one(Delivery, late_id).status_reason == AMENDMENT
         assert outcome.amended_session_ids == {meeting_id}
     summary, people = report(Db, "m-fin")
     assert summary["status"] == SessionStatus.FINAL
@@ -394,8 +387,7 @@ def test_a_replayed_delivery_regrouped_in_the_same_batch_leaves_no_copy_behind(
         inbox.reset_for_replay(db, db.scalars(select(Delivery.id).where(Delivery.room_id == room_id)).one())
     store(Db, room_id, *start("", 0))  # the room's start arrives before the replay is drained
     with Db.begin() as db:
-        batch = inbox.unprocessed(db, room_id, 1000)
-        inbox.mark_processed(db, apply_deliveries(db, room_id, batch).folded_ids(batch))
+        fold_batch(db, room_id, inbox.unprocessed(db, room_id, 1000), RULES)
     assert sessions_and_people(Db, room_id) == {f"room-{room_id}-20260302T090000.000Z": ["name:Ann"]}
 
 
@@ -410,9 +402,9 @@ def test_a_late_start_renames_a_final_notified_meeting_instead_of_making_a_secon
         assert finalize(db, first_id, at(30) + timedelta(days=1), 120)
         db.add(Notification(session_id=first_id, recipient="org@x.io", kind="summary", message_id="m1"))
     with Db.begin() as db:  # the delayed start arrives after the summary went out
-        late = db.get_one(Delivery, store(Db, room_id, *start("", 0)))
-        outcome = apply_deliveries(db, room_id, [late])
-        assert late.status_reason == AMENDMENT
+        late_id = store(Db, room_id, *start("", 0))
+        outcome = fold_batch(db, room_id, inbox.unprocessed_of(db, [late_id or 0]), RULES)
+        assert db.get_one(Delivery, late_id).status_reason == AMENDMENT
     with Db() as db:
         meeting = db.scalars(select(MeetingSession).where(MeetingSession.room_id == room_id)).one()
         facts = (
@@ -437,9 +429,8 @@ def test_a_late_named_end_renames_the_unnamed_meeting_and_keeps_the_history_of_i
     fold(Db, room_id, [[join("", "a1", 5, name="Ann"), leave("", "a1", 25, name="Ann")]])
     with Db.begin() as db:
         first_id = db.scalars(select(MeetingSession.id).where(MeetingSession.room_id == room_id)).one()
-        late = db.get_one(Delivery, store(Db, room_id, *end("m-named", 30)))
-        outcome = apply_deliveries(db, room_id, [late])
-        late_id = late.id
+        late_id = store(Db, room_id, *end("m-named", 30))
+        outcome = fold_batch(db, room_id, inbox.unprocessed_of(db, [late_id or 0]), RULES)
     with Db() as db:
         sessions = db.execute(select(MeetingSession.id, MeetingSession.meeting_session_id)).all()
         folded = db.scalars(

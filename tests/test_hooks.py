@@ -23,12 +23,12 @@ from sqlalchemy import func, select, update
 from tests.test_inbox import make_room
 from webhooks import runtime_of
 from webhooks.hooks import RoomsByToken
-from workers import metrics
-from workers.events import EVENTS
+from workers.deliveries.parsing import EVENTS
 from workers.models import Delivery, Room
 from workers.queueing import pending_key
-from workers.room_tokens import new_token, token_hash
-from workers.runtime import QUEUE_NAME, Runtime
+from workers.rooms import new_token, token_hash
+from workers.runtime import metrics
+from workers.runtime.process import QUEUE_NAME, Runtime
 
 JOIN = {
     "participantSessionId": "ps-1",

@@ -8,11 +8,11 @@ import pytest
 from sqlalchemy import select
 
 from workers import inbox
-from workers.models import Delivery, Room
+from workers.deliveries.parsing import parse_delivery
+from workers.models import Delivery, MeetingSession, Room
 from workers.models.base import utcnow
-from workers.payloads import parse_delivery
-from workers.room_tokens import new_token, token_hash
-from workers.runtime import Runtime
+from workers.rooms import new_token, token_hash
+from workers.runtime.process import Runtime
 
 
 def make_room(
@@ -69,12 +69,16 @@ def test_mark_processed_refuses_a_delivery_already_folded(runtime: Runtime) -> N
     room_id, _ = make_room(runtime)
     stored = inbox.store(runtime.engine, arrival(room_id, '{"_id": "p1"}'))
     with runtime.Session.begin() as session:
-        inbox.mark_processed(session, [stored.id])
+        meeting = MeetingSession(room_id=room_id, meeting_session_id="m-1")
+        session.add(meeting)
+        session.flush()
+        meeting_id = meeting.id
+        inbox.mark_processed(session, meeting_id, [stored.id])
     with pytest.raises(inbox.FoldConflict), runtime.Session.begin() as session:
-        inbox.mark_processed(session, [stored.id])
+        inbox.mark_processed(session, meeting_id, [stored.id])
     with runtime.Session() as session:
         delivery = session.get_one(Delivery, stored.id)
-    assert (delivery.status, delivery.fold_count) == ("processed", 1)
+    assert (delivery.status, delivery.fold_count, delivery.session_id) == ("processed", 1, meeting_id)
     assert delivery.processed_at is not None
 
 

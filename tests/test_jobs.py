@@ -18,9 +18,10 @@ from sqlalchemy import create_engine, func, select, text
 from tests.conftest import WorkerProcess, run_worker
 from tests.test_inbox import arrival, make_room
 from webhooks import runtime_of
-from workers import inbox, jobs, metrics, process, queueing
+from workers import inbox, jobs, queueing
 from workers.models import Delivery, MeetingSession, ParticipantSession
-from workers.runtime import Runtime
+from workers.runtime import metrics, process
+from workers.runtime.process import Runtime
 
 
 def join_body(index: int, meeting: str = "ms-1") -> str:

@@ -15,8 +15,8 @@ from tests.conftest import API_TOKEN
 from tests.servers import serving
 from tests.test_inbox import make_room
 from webhooks import runtime_of
-from workers.log_redaction import REDACTED
-from workers.settings import Settings
+from workers.runtime.log_redaction import REDACTED
+from workers.runtime.settings import Settings
 
 
 def hook_spellings(token: str) -> list[str]:

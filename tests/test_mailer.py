@@ -17,7 +17,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.servers import free_port
-from workers.mailer import (
+from workers.notifications.senders import (
     PermanentMailError,
     SmtpServer,
     TransientMailError,

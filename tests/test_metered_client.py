@@ -24,7 +24,7 @@ from workers.metered import (
     MeteredTimeout,
     MeteredUnavailable,
 )
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 
 @pytest.fixture

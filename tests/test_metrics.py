@@ -30,7 +30,7 @@ from workers import notify_jobs, queueing
 from workers.models import Delivery, MeetingSession, Room
 from workers.models.base import utcnow
 from workers.models.notifications import Notification
-from workers.room_tokens import new_token, token_hash
+from workers.rooms import new_token, token_hash
 
 PROJECT = Path(__file__).resolve().parent.parent
 METRICS_TOKEN = "metrics-scrape-token"

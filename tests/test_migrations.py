@@ -14,9 +14,9 @@ from alembic.migration import MigrationContext
 from sqlalchemy import MetaData, Table, func, inspect, select, text
 
 from tests.conftest import postgres_database
-from workers.db import make_engine
-from workers.migrate import upgrade
 from workers.models import Base
+from workers.runtime.connections import make_engine
+from workers.runtime.migrate import upgrade
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

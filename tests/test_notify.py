@@ -6,7 +6,7 @@ import re
 from datetime import UTC, datetime
 from email.message import EmailMessage
 
-from workers.notify import TYPED_LIMIT, Typed, summary_email, thank_you_email
+from workers.notifications.emails import TYPED_LIMIT, Typed, summary_email, thank_you_email
 from workers.reports import attendance_csv
 from workers.wire import AttendanceOut, SegmentOut, SessionWithAttendance
 

@@ -23,11 +23,13 @@ from tests.conftest import run_worker
 from tests.test_mailer import Mailbox, check_login, smtp_server
 from tests.test_notify import parts
 from tests.test_outbound import Receiver, receiving
-from workers import metrics, notify_jobs, notify_plan, session_jobs
+from workers import notify_jobs, session_jobs
 from workers.models import AttendanceRow, MeetingSession, Room
 from workers.models.notifications import Notification
+from workers.notifications.ledger import UNTRUSTED, notifications_for
 from workers.reports import attendance_csv
-from workers.runtime import NOTIFY_QUEUE_NAME, Runtime
+from workers.runtime import metrics
+from workers.runtime.process import NOTIFY_QUEUE_NAME, Runtime
 from workers.wire import SessionWithAttendance, attendance_out, session_out
 
 SECRET = "whsec_" + base64.b64encode(b"the outbound webhook secret key!").decode()
@@ -153,7 +155,7 @@ def cells(message: Any) -> list[list[str]]:
 
 def ledger(runtime: Runtime, session_id: int) -> dict[tuple[str, str], dict[str, Any]]:
     with runtime.Session() as db:
-        notes = [note.model_dump() for note in notify_plan.notifications_for(db, session_id)]
+        notes = [note.model_dump() for note in notifications_for(db, session_id)]
     return {(n["kind"], n["recipient"]): n for n in notes}
 
 
@@ -440,7 +442,7 @@ def test_without_trust_no_thank_you_goes_to_an_address_a_participant_gave(
     assert [message["X-Envelope-To"] for message in mailbox.received] == ["organizer@example.com"]
     refused = {r: e for (kind, r), e in ledger(runtime, session_id).items() if kind == "thank-you"}
     assert set(refused) == {"ada@example.com", "linus@example.com"}  # the session's record says why
-    assert all(e["state"] == "failed" and e["reason"] == notify_plan.UNTRUSTED for e in refused.values())
+    assert all(e["state"] == "failed" and e["reason"] == UNTRUSTED for e in refused.values())
 
 
 def test_trust_withdrawn_after_planning_stops_the_thank_yous(start_runtime: Callable[..., Runtime]) -> None:
@@ -454,7 +456,7 @@ def test_trust_withdrawn_after_planning_stops_the_thank_yous(start_runtime: Call
         run_worker(runtime)
     assert mailbox.received == []
     assert {e["reason"] for (kind, _), e in ledger(runtime, session_id).items() if kind == "thank-you"} == {
-        notify_plan.UNTRUSTED
+        UNTRUSTED
     }
 
 

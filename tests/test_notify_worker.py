@@ -25,8 +25,9 @@ from tests.test_notify_jobs import (
     ledger,
     run_due_retries,
 )
-from workers import inbox, metrics, notify_jobs, queueing
-from workers.runtime import Runtime
+from workers import inbox, notify_jobs, queueing
+from workers.runtime import metrics
+from workers.runtime.process import Runtime
 
 THANKED = 6  # attendees with an address, on top of final_session's two
 

@@ -15,7 +15,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from werkzeug.wrappers import Request, Response
 
 from tests.servers import free_port, serving
-from workers.outbound import (
+from workers.notifications.senders import (
     PermanentWebhookError,
     TransientWebhookError,
     event_body,

@@ -15,9 +15,9 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session
 
 from workers import inbox
-from workers.db import make_sessionmaker
+from workers.meetings import has_unnamed, load_timeline
 from workers.models import Base
-from workers.unnamed import has_unnamed, load_timeline
+from workers.runtime.connections import make_sessionmaker
 
 
 @contextmanager

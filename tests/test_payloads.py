@@ -11,9 +11,14 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from workers.body_fields import BodyError
-from workers.events import EVENTS
-from workers.payloads import BODY_MODELS, DeliveryFacts, check_room, parse_delivery
+from workers.deliveries.parsing import (
+    BODY_MODELS,
+    EVENTS,
+    BodyError,
+    DeliveryFacts,
+    check_room,
+    parse_delivery,
+)
 
 RECEIVED = datetime(2024, 5, 1, 12, 0, 0, 987654, tzinfo=UTC)
 JSON = "application/json"

@@ -15,7 +15,7 @@ import pytest
 from tests.conftest import API_TOKEN, run_worker
 from tests.test_inbox import make_room
 from webhooks import runtime_of
-from workers.runtime import Runtime
+from workers.runtime.process import Runtime
 
 IDS = ["a/b", "/lead//x/", "50%25 off %", "sp ace", "Zürich 会议 😀", "line\r\nbreak", "a/../b"]
 

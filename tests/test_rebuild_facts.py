@@ -17,14 +17,18 @@ from sqlalchemy import insert, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.arranged import make_meeting_session
-from workers.delivery_facts import FACT_COLUMNS, fact_values, read_facts
-from workers.events import END, JOIN, LEAVE, START
-from workers.meetings import segment_facts_of
+from workers.attendance import (
+    SESSION_FACT_NAMES,
+    Identity,
+    SegmentFacts,
+    apply_session_fact,
+    merge_into,
+    segment_facts_of,
+)
+from workers.deliveries.parsing import END, FACTS_VERSION, JOIN, LEAVE, START, parse_delivery
+from workers.deliveries.stored import FACT_COLUMNS, fact_values, read_facts
+from workers.folding import read_session
 from workers.models import Delivery, DeliveryStatus, MeetingSession, SessionStatus
-from workers.participant_facts import Identity, SegmentFacts, merge_into
-from workers.payloads import FACTS_VERSION, parse_delivery
-from workers.rebuild_facts import read_session
-from workers.session_facts import SESSION_FACT_NAMES, apply_session_fact
 from workers.timefmt import iso_ms
 
 T0 = datetime(2026, 5, 4, 15, 0, tzinfo=UTC)

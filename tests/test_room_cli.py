@@ -22,8 +22,7 @@ from tests.emulator_fixture import (
 from webhooks import runtime_of
 from webhooks.cli import emulator_command, flag_name, rooms_group
 from workers.models import Room
-from workers.room_options import WEBHOOK_FIELDS, CreateRoomRequest
-from workers.room_tokens import token_hash
+from workers.rooms import WEBHOOK_FIELDS, CreateRoomRequest, token_hash
 
 PUBLIC = PUBLIC_BASE_URL
 

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from pydantic import ValidationError
 
-from workers.room_options import (
+from workers.rooms import (
     ROLLCALL_FIELDS,
     WEBHOOK_FIELDS,
     CreateRoomRequest,

@@ -8,8 +8,8 @@ from random import Random
 from hypothesis import given
 from hypothesis import strategies as st
 
-from workers.events import END, JOIN, LEAVE, START
-from workers.room_timeline import Mark, Timeline, position
+from workers.deliveries.parsing import END, JOIN, LEAVE, START
+from workers.meetings import Mark, Timeline, position
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 

@@ -23,9 +23,8 @@ from webhooks import runtime_of
 from webhooks.hooks import RoomsByToken
 from workers.models import Base, Room
 from workers.models.base import utcnow
-from workers.room_options import WEBHOOK_FIELDS
-from workers.room_tokens import new_token, replace_token, token_hash
-from workers.runtime import Runtime
+from workers.rooms import WEBHOOK_FIELDS, new_token, replace_token, token_hash
+from workers.runtime.process import Runtime
 
 Serve = Callable[..., AbstractContextManager[httpx.Client]]
 

@@ -24,9 +24,8 @@ from tests.emulator_fixture import (
 )
 from webhooks import create_app, runtime_of
 from workers.models import Room
-from workers.room_options import ROLLCALL_FIELDS, WEBHOOK_FIELDS, CreateRoomRequest
-from workers.room_tokens import token_hash
-from workers.settings import Settings
+from workers.rooms import ROLLCALL_FIELDS, WEBHOOK_FIELDS, CreateRoomRequest, token_hash
+from workers.runtime.settings import Settings
 
 PUBLIC = PUBLIC_BASE_URL
 AUTH = {"Authorization": f"Bearer {API_TOKEN}"}

@@ -8,11 +8,12 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import run_worker
-from tests.test_folding import at, end, fold, join, leave, make_room, start, store
+from tests.test_folding import RULES, at, end, fold, join, leave, make_room, start, store
 from webhooks import runtime_of
-from workers.folding import apply_deliveries
+from workers import inbox
+from workers.folding import fold_batch
 from workers.models import Delivery, MeetingSession, Room
-from workers.runtime import QUEUE_NAME
+from workers.runtime.process import QUEUE_NAME
 from workers.session_jobs import finalize_overdue, sweep_stale_sessions
 
 
@@ -60,11 +61,12 @@ def test_a_delivery_that_cannot_be_folded_fails_alone(Db: sessionmaker[Session])
     foreign_id = store(Db, room_b, *join("m-a", "x1", 5, name="Eve"))  # room A's meeting, room B's URL
     fine_id = store(Db, room_b, *join("m-b", "b1", 5, name="Bo"))
     with Db.begin() as db:
+        assert foreign_id is not None and fine_id is not None
+        outcome = fold_batch(db, room_b, inbox.unprocessed_of(db, [foreign_id, fine_id]), RULES)
+        assert (outcome.failed, outcome.folded) == (["participant-joined"], ["participant-joined"])
         foreign, fine = db.get_one(Delivery, foreign_id), db.get_one(Delivery, fine_id)
-        outcome = apply_deliveries(db, room_b, [foreign, fine])
-        assert outcome.failed_ids == {foreign.id}
-        assert outcome.folded_ids([foreign, fine]) == [fine.id]
         assert foreign.status == "failed" and "belongs to another room" in (foreign.status_reason or "")
+        assert fine.status == "processed"
     with Db() as db:
         assert db.scalars(select(MeetingSession.meeting_session_id).order_by(MeetingSession.id)).all() == [
             "m-a",

@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from workers.models import Room
 from workers.models.base import UTCDateTime
-from workers.room_tokens import new_token, token_hash
+from workers.rooms import new_token, token_hash
 
 MOMENTS = [
     datetime(2026, 5, 4, 15, 1, 2, 345678, tzinfo=UTC),

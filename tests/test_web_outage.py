@@ -18,10 +18,10 @@ from sqlalchemy import Engine, func, make_url, select, text
 from tests.conftest import API_TOKEN, postgres_database
 from tests.servers import serving
 from webhooks import create_app, runtime_of
-from workers.db import make_engine, make_sessionmaker
 from workers.models import Delivery, Room
-from workers.room_tokens import new_token, token_hash
-from workers.settings import Settings
+from workers.rooms import new_token, token_hash
+from workers.runtime.connections import make_engine, make_sessionmaker
+from workers.runtime.settings import Settings
 
 SERVER_URL = os.environ.get("TEST_DATABASE_URL")
 pytestmark = pytest.mark.skipif(not SERVER_URL, reason="needs TEST_DATABASE_URL (a PostgreSQL server)")

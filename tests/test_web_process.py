@@ -22,10 +22,10 @@ from gunicorn.ctl.client import ControlClient
 from tests.conftest import API_TOKEN
 from tests.servers import free_port
 from tests.test_log_redaction import hook_spellings, leaked, send_raw
-from workers.db import make_engine, make_sessionmaker
-from workers.migrate import is_current
 from workers.models import Room
-from workers.room_tokens import new_token, token_hash
+from workers.rooms import new_token, token_hash
+from workers.runtime.connections import make_engine, make_sessionmaker
+from workers.runtime.migrate import is_current
 
 PROJECT = Path(__file__).resolve().parent.parent
 STARTUP_SECONDS = 60  # two workers booting on a loaded 2-core machine

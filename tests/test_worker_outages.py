@@ -18,14 +18,16 @@ from tests.conftest import WorkerProcess
 from tests.servers import free_port
 from tests.test_inbox import arrival, make_room
 from tests.test_jobs import database_held, fates, fold_counts, join_body, store_joins, wait_for
-from workers import inbox, jobs, outages, queueing
-from workers.runtime import Runtime
-from workers.settings import Settings
+from workers import inbox, jobs, queueing
+from workers.runtime import connections
+from workers.runtime.process import Runtime
+from workers.runtime.settings import Settings
 
 WAITING = "unreachable"
 BACK = "reachable again"
-# The worker's main process says it through workers.outages; its notify process has a logger of its own.
-MAIN = "workers.outages: "
+# The worker's main process says it through workers.runtime.connections; its notify process has a logger
+# of its own.
+MAIN = "workers.runtime.connections: "
 
 
 def runtime_on(settings: Settings) -> Runtime:
@@ -34,7 +36,7 @@ def runtime_on(settings: Settings) -> Runtime:
 
 def let_two_more_tries_fail() -> None:
     """Wait past the worker's next two tries at an absent service (1 s, then 2 s later), plus a margin."""
-    time.sleep(outages.FIRST_DELAY_SECONDS * (1 + 2) + 1)
+    time.sleep(connections.FIRST_DELAY_SECONDS * (1 + 2) + 1)
 
 
 def signal_joins(runtime: Runtime, room_id: int, count: int, first: int) -> None:

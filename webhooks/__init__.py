@@ -6,10 +6,10 @@ import logging
 
 from flask import Flask
 
-from workers import migrate
-from workers.log_redaction import install_log_redaction
-from workers.runtime import Runtime
-from workers.settings import Settings, load_settings
+from workers.runtime import migrate
+from workers.runtime.log_redaction import install_log_redaction
+from workers.runtime.process import Runtime
+from workers.runtime.settings import Settings, load_settings
 
 
 def create_app(settings: Settings | None = None) -> Flask:

@@ -14,10 +14,8 @@ from webhooks.auth import require_token
 from webhooks.errors import Problem, invalid_fields
 from webhooks.pagination import Page, page_of, requested_page
 from workers import jobs
-from workers.body_fields import media_type, read_json
-from workers.events import EVENTS
+from workers.deliveries.parsing import EVENTS, media_type, metered_time, read_json
 from workers.models import Delivery, DeliveryStatus, MeetingSession, Room
-from workers.webhook_times import metered_time
 from workers.wire import EventPage, ReplayQueued, StoredEvent
 
 blueprint = Blueprint("audit", __name__)

@@ -21,12 +21,13 @@ from sqlalchemy import Select, select
 from werkzeug.serving import run_simple
 
 from webhooks import runtime_of
-from workers import jobs, migrate, rooms
+from workers import jobs, rooms
+from workers.folding import rebuild as rebuild_session
 from workers.locks import room_lock
 from workers.metered import MeteredClient, MeteredError, MeteredTimeout
 from workers.models import MeetingSession, Room, SessionStatus
-from workers.rebuild import rebuild as rebuild_session
-from workers.room_options import ROLLCALL_FIELDS, CreateRoomRequest
+from workers.rooms import ROLLCALL_FIELDS, CreateRoomRequest
+from workers.runtime import migrate
 from workers.session_jobs import REBUILD_LOCK_SECONDS, notify_amended
 from workers.timefmt import iso_ms
 

@@ -11,7 +11,7 @@ from sqlalchemy.exc import DataError, DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
-from workers.field_errors import field_errors, summary
+from workers.deliveries.parsing import field_errors, summary
 from workers.wire import ProblemDetails
 
 log = logging.getLogger(__name__)

@@ -21,14 +21,13 @@ from sqlalchemy import Engine, or_, select
 
 from webhooks import runtime_of
 from webhooks.errors import Problem
-from workers import archived_rooms, inbox, metrics, queueing
-from workers.body_fields import BodyError
-from workers.events import EVENTS
+from workers import inbox, queueing
+from workers.deliveries.parsing import EVENTS, BodyError, DeliveryFacts, check_room, parse_delivery
 from workers.models import Room
 from workers.models.base import utcnow
-from workers.payloads import DeliveryFacts, check_room, parse_delivery
-from workers.room_tokens import token_hash
-from workers.runtime import Runtime
+from workers.rooms import closed_since, takes_delivery, token_hash
+from workers.runtime import metrics
+from workers.runtime.process import Runtime
 from workers.wire import DeliveryAccepted, DeliveryDuplicate
 
 log = logging.getLogger(__name__)
@@ -155,11 +154,11 @@ def _room(runtime: Runtime, token: str, event: str) -> RoomRef:
 
 
 def _check_open(runtime: Runtime, room: RoomRef, facts: DeliveryFacts, received_at: datetime) -> None:
-    closed_at = archived_rooms.closed_since(room.archived_at, runtime.settings.archive_grace_seconds)
+    closed_at = closed_since(room.archived_at, runtime.settings.archive_grace_seconds)
     if closed_at is None or received_at < closed_at:
         return
     with runtime.engine.connect() as connection:
-        if archived_rooms.takes_delivery(connection, room.id, facts, closed_at):
+        if takes_delivery(connection, room.id, facts, closed_at):
             return
     raise Problem(410, "Gone", "The room is archived and takes no new meeting sessions.")
 

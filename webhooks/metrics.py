@@ -1,4 +1,4 @@
-"""GET /metrics: the figures of workers.metrics in Prometheus's text format, without a database query.
+"""GET /metrics: the figures of workers.runtime.metrics in Prometheus's text format, without a database query.
 
 Open unless METRICS_TOKEN is set, as Prometheus scrapers expect on a private network: it shows aggregate
 counts only (no room names, ids, people or tokens). With METRICS_TOKEN set it needs
@@ -19,8 +19,8 @@ from prometheus_client.registry import Collector
 from webhooks import metrics_dir, runtime_of
 from webhooks.auth import bearer_token, same_token
 from webhooks.errors import Problem
-from workers.metrics import WEB, RedisFigures
-from workers.settings import Settings
+from workers.runtime.metrics import WEB, RedisFigures
+from workers.runtime.settings import Settings
 
 blueprint = Blueprint("metrics", __name__)
 

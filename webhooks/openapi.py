@@ -25,9 +25,8 @@ from webhooks.audit import STATUSES
 from webhooks.auth import require_basic, require_token
 from webhooks.pagination import MAX_LIMIT
 from workers import wire
-from workers.events import EVENTS
-from workers.payloads import EndBody, JoinBody, LeaveBody, StartBody
-from workers.room_options import CreateRoomRequest, RoomSettings, UpdateRoomRequest
+from workers.deliveries.parsing import EVENTS, EndBody, JoinBody, LeaveBody, StartBody
+from workers.rooms import CreateRoomRequest, RoomSettings, UpdateRoomRequest
 
 blueprint = Blueprint("openapi", __name__)
 

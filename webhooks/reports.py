@@ -12,7 +12,7 @@ from webhooks.auth import require_token
 from webhooks.errors import Problem
 from webhooks.pagination import Page, page_of, requested_page
 from workers.models import AttendanceRow, MeetingSession, Room
-from workers.notify_plan import notifications_for
+from workers.notifications.ledger import notifications_for
 from workers.reports import (
     attendance_csv,
     attendance_of,

@@ -12,7 +12,7 @@ from webhooks.errors import Problem, invalid_fields
 from webhooks.pagination import page_of, requested_page, whole_number
 from workers import rooms
 from workers.metered import MeteredClient, MeteredError, MeteredNotConfigured, MeteredTimeout
-from workers.room_options import CreateRoomRequest, UpdateRoomRequest
+from workers.rooms import CreateRoomRequest, UpdateRoomRequest
 from workers.wire import RoomPage, room_out, rotation_out
 
 blueprint = Blueprint("rooms", __name__)

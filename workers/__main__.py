@@ -12,19 +12,32 @@ interpreter takes the worker down with it (the supervisor restarts it; the rows 
 the start-up relay picks them up), and a job timeout is enforced with SIGALRM in-process. Scale out by
 running more worker processes: the per-room lock keeps them off each other's rooms.
 
-Outages of Redis or the database, at start-up or later, are waited out (see workers.outages): the process
-exits only when told to, or on a configuration error.
+Notifications are sent by a second SimpleWorker in a process of its own, forked at start: a send waits on
+another server (up to its job timeout), so the sends have a queue and a process of their own and the main
+process keeps folding while a mail server hangs. Both live in the Procfile's one `worker` process, so a
+deployment needs nothing new; the main process's scheduler thread makes the sends' delayed retries due.
+The two stop together: the worker stops the notify process when it exits (in burst mode it waits for it
+to empty its queue instead), and a notify process that dies takes the worker down with it, so the
+supervisor restarts both rather than leaving mail unsent behind a healthy-looking worker.
+
+Outages of Redis or the database, at start-up or later, are waited out (see workers.runtime.connections):
+the process exits only when told to, or on a configuration error.
 """
 
 from __future__ import annotations
 
 import argparse
+import atexit
+import ctypes
 import logging
+import multiprocessing
 import os
 import signal
+import sys
 import threading
 import time
 from collections.abc import Callable
+from multiprocessing.process import BaseProcess
 from pathlib import Path
 from types import FrameType
 from typing import Any, NoReturn
@@ -37,16 +50,26 @@ from rq.scheduler import RQScheduler
 from sqlalchemy.exc import ArgumentError
 
 # Imported here, before any job runs, so the first job does not pay for them.
-from workers import folding, inbox, jobs, migrate, payloads, process, queueing, session_jobs  # noqa: F401
-from workers.log_redaction import install_log_redaction
-from workers.notify_worker import start_notify_process
-from workers.outages import DATABASE, MAX_DELAY_SECONDS, REDIS, TRANSIENT, Outages, is_outage, refusal
-from workers.runtime import NOTIFY_QUEUE_NAME, QUEUE_NAME, Runtime
-from workers.settings import ConfigError, Settings, load_settings, require_redis
+from workers import folding, inbox, jobs, queueing, session_jobs  # noqa: F401
+from workers.deliveries import parsing  # noqa: F401
+from workers.runtime import migrate, process
+from workers.runtime.connections import (
+    DATABASE,
+    MAX_DELAY_SECONDS,
+    REDIS,
+    TRANSIENT,
+    Outages,
+    is_outage,
+    refusal,
+)
+from workers.runtime.log_redaction import install_log_redaction
+from workers.runtime.process import NOTIFY_QUEUE_NAME, QUEUE_NAME, Runtime
+from workers.runtime.settings import ConfigError, Settings, load_settings, require_redis
 
 log = logging.getLogger("workers")
 
 INSTANCE_PATH = Path(__file__).resolve().parent.parent / "instance"  # where the web app keeps its SQLite file
+PR_SET_PDEATHSIG = 1  # prctl(2): the signal the notify process gets when its parent dies
 
 # Every periodic job, with its interval in seconds: the one place to add one.
 PERIODIC: list[tuple[Callable[..., Any], int]] = [
@@ -78,7 +101,52 @@ def main(argv: list[str] | None = None) -> None:
 def work_notifications(runtime: Runtime, burst: bool) -> None:
     """Work the notification queue in the notify process, waiting out outages as the folds do."""
     process.install(runtime)  # the fork emptied the engine's pool (start_runtime's at-fork hook)
-    work(runtime, Outages(logging.getLogger("workers.notify_worker")), runtime.notify_queue(), burst=burst)
+    work(runtime, Outages(logging.getLogger("workers.notify_process")), runtime.notify_queue(), burst=burst)
+
+
+def start_notify_process(
+    runtime: Runtime, work: Callable[[Runtime, bool], None], *, burst: bool = False
+) -> BaseProcess:
+    """Fork the notify process running `work`; it stops with this one (burst: once its queue is empty)."""
+    # Forked, not spawned: the child inherits the settings and, in dev, the embedded Redis's address.
+    child = multiprocessing.get_context("fork").Process(
+        target=_run_child, args=(work, runtime, burst, os.getpid()), name="rollcall-notify"
+    )
+    child.start()
+    stopping = threading.Event()
+    atexit.register(_stop_notify_process, child, stopping, burst)
+    if not burst:
+        watch = threading.Thread(target=_watch, args=(child, stopping), name="notify-watch", daemon=True)
+        watch.start()
+    return child
+
+
+def _run_child(work: Callable[[Runtime, bool], None], runtime: Runtime, burst: bool, parent: int) -> None:
+    _stop_with(parent)
+    work(runtime, burst)
+
+
+def _stop_with(parent: int) -> None:
+    # A worker killed on its own (SIGKILL to its pid, not its process group) must not leave this process
+    # sending behind the back of the worker the supervisor starts next: have the kernel send SIGTERM then.
+    if sys.platform.startswith("linux"):
+        ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:  # it died before the request took effect
+        os.kill(os.getpid(), signal.SIGTERM)
+
+
+def _stop_notify_process(child: BaseProcess, stopping: threading.Event, burst: bool) -> None:
+    stopping.set()
+    if not burst:
+        child.terminate()  # SIGTERM: RQ's warm shutdown, which lets a send in progress finish
+    child.join()
+
+
+def _watch(child: BaseProcess, stopping: threading.Event) -> None:
+    child.join()
+    if not stopping.is_set():
+        log.error("the notify process exited (code %s): stopping the worker too", child.exitcode)
+        os.kill(os.getpid(), signal.SIGTERM)
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:

@@ -8,19 +8,22 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import Dialect, Engine, Table, case, func, literal_column, select, update
+from sqlalchemy import Dialect, Engine, Row, Table, case, func, literal_column, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from workers.bulk_insert import BindPlan, bind_plan, bound_values
-from workers.delivery_facts import COLUMN_OF_FIELD, fact_values
+from workers.deliveries.parsing import DeliveryFacts
+from workers.deliveries.stored import COLUMN_OF_FIELD, FACT_COLUMNS, fact_values
 from workers.models import Delivery, DeliveryStatus
 from workers.models.base import utcnow
 from workers.models.inbox import IS_UNPROCESSED
-from workers.payloads import DeliveryFacts
 
 _table = cast(Table, Delivery.__table__)
+IN_CHUNK = 500  # ids per IN (...) list: well inside every database's parameter limit
+# Why a delivery folded into a session that was final already: the session's results were amended.
+AMENDMENT = "amendment: folded into a session that was already final"
 _statements: dict[str, _CompiledUpsert] = {}
 
 
@@ -157,12 +160,19 @@ def mark_unsignalled(engine: Engine, delivery_id: int) -> None:
         )
 
 
-def unprocessed(session: Session, room_id: int, limit: int) -> Sequence[Delivery]:
-    """Return up to `limit` of a room's deliveries still to fold, oldest first."""
+# What a fold reads of each delivery: its id, the session it went to when last folded, and its facts.
+BATCH_COLUMNS = (Delivery.id, Delivery.session_id, *FACT_COLUMNS)
+
+
+def unprocessed(session: Session, room_id: int, limit: int) -> Sequence[Row[Any]]:
+    """Return up to `limit` of a room's deliveries still to fold (BATCH_COLUMNS), oldest first."""
     query = (
-        select(Delivery).where(Delivery.room_id == room_id, IS_UNPROCESSED).order_by(Delivery.id).limit(limit)
+        select(*BATCH_COLUMNS)
+        .where(Delivery.room_id == room_id, IS_UNPROCESSED)
+        .order_by(Delivery.id)
+        .limit(limit)
     )
-    return session.scalars(query).all()
+    return session.execute(query).all()
 
 
 def unprocessed_ids(session: Session, room_id: int, limit: int) -> Sequence[int]:
@@ -176,26 +186,35 @@ def unprocessed_ids(session: Session, room_id: int, limit: int) -> Sequence[int]
     return session.scalars(query).all()
 
 
-def unprocessed_of(session: Session, delivery_ids: Sequence[int]) -> Sequence[Delivery]:
-    """Return those of `delivery_ids` still to fold, oldest first."""
-    query = select(Delivery).where(Delivery.id.in_(delivery_ids), IS_UNPROCESSED).order_by(Delivery.id)
-    return session.scalars(query).all()
+def unprocessed_of(session: Session, delivery_ids: Sequence[int]) -> Sequence[Row[Any]]:
+    """Return those of `delivery_ids` still to fold (BATCH_COLUMNS), oldest first."""
+    query = select(*BATCH_COLUMNS).where(Delivery.id.in_(delivery_ids), IS_UNPROCESSED).order_by(Delivery.id)
+    return session.execute(query).all()
 
 
-def mark_processed(session: Session, delivery_ids: Sequence[int]) -> None:
-    """Mark deliveries folded; raise FoldConflict if another drain got to any of them first."""
-    result = session.execute(
-        update(Delivery)
-        .where(Delivery.id.in_(delivery_ids), IS_UNPROCESSED)
-        .values(
-            status=DeliveryStatus.PROCESSED.value,
-            processed_at=utcnow(),
-            fold_count=Delivery.fold_count + 1,
+def mark_processed(
+    session: Session, session_id: int, delivery_ids: Sequence[int], reason: str | None = None
+) -> None:
+    """Mark deliveries folded into a session, with `reason` if any; raise FoldConflict if one was already."""
+    # One statement per chunk, setting the session as well: a delivery row is written once by its fold.
+    values: dict[str, Any] = {
+        "session_id": session_id,
+        "status": DeliveryStatus.PROCESSED.value,
+        "processed_at": utcnow(),
+        "fold_count": Delivery.fold_count + 1,
+    }
+    if reason is not None:
+        values["status_reason"] = reason
+    for start in range(0, len(delivery_ids), IN_CHUNK):
+        chunk = delivery_ids[start : start + IN_CHUNK]
+        result = session.execute(
+            update(Delivery)
+            .where(Delivery.id.in_(chunk), IS_UNPROCESSED)
+            .values(values)
+            .execution_options(synchronize_session=False)
         )
-        .execution_options(synchronize_session=False)
-    )
-    if result.rowcount != len(delivery_ids):  # type: ignore[attr-defined]
-        raise FoldConflict(f"{len(delivery_ids) - result.rowcount} deliveries were folded by another drain")  # type: ignore[attr-defined]
+        if result.rowcount != len(chunk):  # type: ignore[attr-defined]
+            raise FoldConflict(f"{len(chunk) - result.rowcount} deliveries were folded by another drain")  # type: ignore[attr-defined]
 
 
 def mark_failed(session: Session, delivery_id: int, reason: str) -> str | None:

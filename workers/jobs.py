@@ -21,18 +21,22 @@ from rq import get_current_job
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from workers import folding, inbox, metrics, process, queueing, session_jobs
+from workers import folding, inbox, queueing, session_jobs
 from workers.locks import LOCK_SECONDS, room_lock
-from workers.log_redaction import redacted
 from workers.models import DeliveryStatus
 from workers.models.base import utcnow
-from workers.outages import TRANSIENT
-from workers.runtime import Runtime
+from workers.runtime import metrics, process
+from workers.runtime.connections import TRANSIENT
+from workers.runtime.log_redaction import redacted
+from workers.runtime.process import Runtime
 
 log = logging.getLogger(__name__)
 
-BATCH_SIZE = 1000
-MAX_BATCHES = 20
+# A batch costs its deliveries plus one read of each session it touches (workers.folding): a backlog is
+# cheapest in few, large batches.
+BATCH_SIZE = 50_000
+SPLIT_SIZE = 1_000  # the pieces a failed batch is first cut into (see _split)
+MAX_BATCHES = 4  # then a fresh job: one busy room cannot hold a worker for long
 RELAY_MIN_AGE_SECONDS = 5.0
 # Failures that say nothing about the deliveries being folded: the job fails, and RQ's retry (or the relay)
 # folds them once the database or Redis is back, the other drain has finished, or the job is rerun.
@@ -102,15 +106,14 @@ def _fold_or_split(runtime: Runtime, lock: Lock, room_id: int, ids: list[int] | 
     read: list[int] = []
     try:
         with runtime.Session.begin() as session:
-            deliveries = (
+            rows = (
                 inbox.unprocessed(session, room_id, BATCH_SIZE)
                 if ids is None
                 else inbox.unprocessed_of(session, ids)
             )
-            read = [delivery.id for delivery in deliveries]
+            read = [row.id for row in rows]
             rules = session_jobs.fold_rules(runtime.settings)
-            outcome = folding.apply_deliveries(session, room_id, deliveries, rules, job_id=_job_id())
-            inbox.mark_processed(session, outcome.folded_ids(deliveries))
+            outcome = folding.fold_batch(session, room_id, rows, rules, job_id=_job_id())
     except NOT_THE_DELIVERIES:
         raise  # the batch stays unprocessed for RQ's retry and the relay
     except Exception as error:
@@ -122,8 +125,8 @@ def _fold_or_split(runtime: Runtime, lock: Lock, room_id: int, ids: list[int] | 
             raise
         return _split(runtime, lock, room_id, culprits, error)
     _after_commit(runtime, outcome)
-    metrics.count_folded(runtime.redis, deliveries, outcome.failed_ids)
-    return Tally(folded=len(read) - len(outcome.failed_ids), failed=len(outcome.failed_ids))
+    metrics.count_folded(runtime.redis, outcome.folded, outcome.failed)
+    return Tally(folded=len(outcome.folded), failed=len(read) - len(outcome.folded))
 
 
 def _statement_refused(error: Exception) -> bool:
@@ -140,7 +143,8 @@ def _split(runtime: Runtime, lock: Lock, room_id: int, ids: list[int], error: Ex
     """Fold each half of `ids` on its own, or mark a lone delivery that failed `failed` with why.
 
     A delivery that cannot be folded must not hold up its room: by halving, k of them among n cost
-    about 2·k·log2(n) transactions, against n when folding one at a time.
+    about 2·k·log2(n) transactions, against n when folding one at a time. A big batch is first cut into
+    SPLIT_SIZE pieces: halving 50,000 deliveries would fold most of them a dozen times over.
     """
     if len(ids) == 1:
         with runtime.Session.begin() as session:
@@ -149,10 +153,10 @@ def _split(runtime: Runtime, lock: Lock, room_id: int, ids: list[int], error: Ex
             metrics.count_failed(runtime.redis, event)
         return Tally(failed=1)
     tally = Tally()
-    middle = len(ids) // 2
-    for half in (ids[:middle], ids[middle:]):
+    size = SPLIT_SIZE if len(ids) > SPLIT_SIZE else (len(ids) + 1) // 2
+    for start in range(0, len(ids), size):
         lock.extend(LOCK_SECONDS, replace_ttl=True)
-        tally += _fold_or_split(runtime, lock, room_id, half)
+        tally += _fold_or_split(runtime, lock, room_id, ids[start : start + size])
     return tally
 
 

@@ -8,11 +8,11 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workers import history
+from workers.folding import refresh
 from workers.locks import lock_session_room
+from workers.meetings import last_fact_at
 from workers.models import MeetingSession, SessionStatus
-from workers.recompute import recompute_session
 from workers.session_results import ResultChange, figures
-from workers.unnamed import last_fact_at
 
 
 def finalize(db: Session, meeting_id: int, now: datetime, finalize_after_seconds: int) -> bool:
@@ -21,9 +21,8 @@ def finalize(db: Session, meeting_id: int, now: datetime, finalize_after_seconds
     if meeting is None:
         return False
     lock_session_room(db, meeting)
-    if meeting.status != SessionStatus.ENDED or meeting.end_received_at is None:
-        return False
-    if meeting.end_received_at + timedelta(seconds=finalize_after_seconds) > now:
+    due = meeting.finalize_due(finalize_after_seconds)
+    if meeting.status != SessionStatus.ENDED or due is None or due > now:
         return False
     before = figures(meeting)
     meeting.status = SessionStatus.FINAL
@@ -34,10 +33,7 @@ def finalize(db: Session, meeting_id: int, now: datetime, finalize_after_seconds
 
 def overdue_sessions(db: Session, now: datetime, finalize_after_seconds: int) -> list[int]:
     """Return the ids of ended sessions whose grace period is over but which are not final yet."""
-    cutoff = now - timedelta(seconds=finalize_after_seconds)
-    query = select(MeetingSession.id).where(
-        MeetingSession.status == SessionStatus.ENDED, MeetingSession.end_received_at <= cutoff
-    )
+    query = select(MeetingSession.id).where(MeetingSession.finalize_due_by(now, finalize_after_seconds))
     return list(db.scalars(query.order_by(MeetingSession.id)))
 
 
@@ -80,5 +76,5 @@ def close_stale(db: Session, session_id: int, now: datetime, stale_seconds: int)
     meeting.sweep_cut_at = last_fact_at(db, meeting.id)
     meeting.status = SessionStatus.ENDED
     meeting.end_received_at = now
-    history.record(db, meeting, "sweep", recompute_session(db, meeting))
+    history.record(db, meeting, "sweep", refresh(db, meeting))
     return meeting

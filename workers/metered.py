@@ -10,7 +10,7 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
-from workers.settings import ConfigError, Settings
+from workers.runtime.settings import ConfigError, Settings
 
 log = logging.getLogger(__name__)
 

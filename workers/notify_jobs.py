@@ -1,8 +1,8 @@
 """RQ jobs for post-meeting notifications: decide once what a session owes, then send each item once.
 
-What is sent is the ledger's to decide (workers.notify_plan). Each ledger row has one send job (job id
-`notify-send-<id>`, enqueued with unique=True on the notify queue, which workers.notify_worker works apart
-from folding) that commits `sending` before talking to the server and `sent` after.
+What is sent is the ledger's to decide (workers.notifications.ledger). Each ledger row has one send job
+(job id `notify-send-<id>`, enqueued with unique=True on the notify queue, which the worker's notify process
+works apart from folding) that commits `sending` before talking to the server and `sent` after.
 """
 
 from __future__ import annotations
@@ -19,13 +19,13 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from workers import mailer, metrics, outbound, process
 from workers.models import MeetingSession, SessionStatus
 from workers.models.base import utcnow
 from workers.models.notifications import Notification
 from workers.models.notifications import NotificationState as State
-from workers.notify import summary_email, thank_you_email
-from workers.notify_plan import (
+from workers.notifications import senders
+from workers.notifications.emails import summary_email, thank_you_email
+from workers.notifications.ledger import (
     UNTRUSTED,
     event_data,
     insert_once,
@@ -34,9 +34,10 @@ from workers.notify_plan import (
     planned_rows,
     webhook_row,
 )
-from workers.room_options import trusts_participant_emails
-from workers.runtime import Runtime
-from workers.settings import Settings
+from workers.rooms import trusts_participant_emails
+from workers.runtime import metrics, process
+from workers.runtime.process import Runtime
+from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +48,8 @@ BACKOFF_SECONDS = [30, 120, 600, 1800, 3600]  # after the last, the notification
 SEND_STEPS = 11
 EMAIL_KINDS = {"summary", "thank-you"}
 UNCERTAIN = "delivery uncertain: an earlier attempt stopped while sending; not resent to avoid a duplicate"
-TRANSIENT = (mailer.TransientMailError, outbound.TransientWebhookError)
-PERMANENT = (mailer.PermanentMailError, outbound.PermanentWebhookError)
+TRANSIENT = (senders.TransientMailError, senders.TransientWebhookError)
+PERMANENT = (senders.PermanentMailError, senders.PermanentWebhookError)
 Delivery = Callable[[], None]
 
 
@@ -83,7 +84,7 @@ def session_amended(session_id: int) -> None:
         events = db.scalars(
             select(Notification)
             .where(
-                Notification.session_id == session_id, Notification.recipient == outbound.public_address(url)
+                Notification.session_id == session_id, Notification.recipient == senders.public_address(url)
             )
             .where(Notification.kind.like("webhook-%"))
             .order_by(Notification.id)
@@ -185,17 +186,17 @@ def _prepare(settings: Settings, db: Session, note: Notification) -> Delivery:
         raise NotSendable("NOTIFY_WEBHOOK_URL or NOTIFY_WEBHOOK_SECRET is not set")
     url, key = (
         settings.notify_webhook_url,
-        outbound.signing_key(settings.notify_webhook_secret.get_secret_value()),
+        senders.signing_key(settings.notify_webhook_secret.get_secret_value()),
     )
     message_id, body = note.message_id, (note.payload or "").encode()
-    return lambda: outbound.post_event(url, key, message_id, body, settings.notify_timeout_seconds)
+    return lambda: senders.post_event(url, key, message_id, body, settings.notify_timeout_seconds)
 
 
 def _prepare_email(settings: Settings, db: Session, note: Notification) -> Delivery:
     if settings.smtp_url is None or not settings.mail_from:
         raise NotSendable("SMTP_URL or MAIL_FROM is not set")
     try:
-        server = mailer.parse_smtp_url(settings.smtp_url.get_secret_value())
+        server = senders.parse_smtp_url(settings.smtp_url.get_secret_value())
     except ValueError as error:
         raise NotSendable(str(error)) from None  # the message names SMTP_URL, never its content
     loaded = load_report(db, note.session_id)
@@ -210,7 +211,7 @@ def _prepare_email(settings: Settings, db: Session, note: Notification) -> Deliv
         if attendee is None:
             raise NotSendable("no longer an attendee of this session")
         message = thank_you_email(report, attendee, sender, note.recipient, note.message_id)
-    return lambda: mailer.send_mail(server, message, settings.notify_timeout_seconds)
+    return lambda: senders.send_mail(server, message, settings.notify_timeout_seconds)
 
 
 def _uncertain(last_reason: str | None) -> str:

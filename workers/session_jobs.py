@@ -7,13 +7,14 @@ from datetime import datetime, timedelta
 
 from rq import Queue, Retry, get_current_job
 
-from workers import lifecycle, process
+from workers import lifecycle
+from workers.folding import rebuild
 from workers.locks import room_lock
 from workers.meetings import FoldRules
 from workers.models import MeetingSession, SessionStatus
 from workers.models.base import utcnow
-from workers.rebuild import rebuild
-from workers.settings import Settings
+from workers.runtime import process
+from workers.runtime.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -21,7 +22,7 @@ NOTIFY_FINAL = "workers.notify_jobs.session_finalized"
 NOTIFY_AMENDED = "workers.notify_jobs.session_amended"
 NOTIFY_RETRY = Retry(max=3, interval=[10, 60, 300])
 FINALIZE_RETRY = Retry(max=3, interval=[10, 60, 300])
-FINALIZE_BATCHES = 1000  # a million deliveries: more and finalize_overdue tries again next minute
+FINALIZE_BATCHES = 20  # a million deliveries: more and finalize_overdue tries again next minute
 REBUILD_LOCK_SECONDS = 600  # a 100,000-delivery session rebuilds in seconds; leave room for far larger
 
 
@@ -108,10 +109,9 @@ def sweep_stale_sessions() -> int:
     for session_id, room_id in stale:
         with room_lock(runtime.redis, room_id), runtime.Session.begin() as db:
             meeting = lifecycle.close_stale(db, session_id, utcnow(), settings.stale_session_seconds)
-            ended = meeting.end_received_at if meeting is not None else None
-        if ended is not None:
+            due = meeting.finalize_due(settings.finalize_after_seconds) if meeting is not None else None
+        if due is not None:
             closed += 1
-            due = ended + timedelta(seconds=settings.finalize_after_seconds)
             schedule_finalize(runtime.queue(), session_id, due)
     if closed:
         log.info("swept %d stale sessions", closed)

@@ -10,9 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from workers.attendance import PersonAttendance
+from workers.attendance import PersonAttendance, Segment, SessionBounds
 from workers.models import AttendanceRow, MeetingSession
-from workers.segments import Segment, SessionBounds
 from workers.timefmt import iso_ms
 
 

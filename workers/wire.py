@@ -19,10 +19,10 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
-from workers.events import EVENTS
+from workers.deliveries.parsing import EVENTS
 from workers.models import AttendanceRow, DeliveryStatus, MeetingSession, Room, SessionStatus
 from workers.models.notifications import NotificationState
-from workers.room_options import trusts_participant_emails
+from workers.rooms import trusts_participant_emails
 from workers.timefmt import UtcTime
 
 Item = TypeVar("Item")

@@ -2,7 +2,7 @@
 
 Durations in milliseconds overflow a 32-bit integer after 24.8 days, so they become BIGINT; the dedupe
 key and participant keys are widened to hold the longest ids and emails the receiver accepts
-(workers.field_limits). SQLite ignores both, so only its declared types change.
+(workers.deliveries.parsing). SQLite ignores both, so only its declared types change.
 
 Revision ID: 0003
 Revises: 0002

@@ -21,8 +21,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from workers.events import END, START
-from workers.field_limits import DEDUPE_KEY_LENGTH, EMAIL_LENGTH, EVENT_LENGTH, ID_LENGTH, NAME_LENGTH
+from workers.deliveries.parsing import (
+    DEDUPE_KEY_LENGTH,
+    EMAIL_LENGTH,
+    END,
+    EVENT_LENGTH,
+    ID_LENGTH,
+    NAME_LENGTH,
+    START,
+)
 from workers.models.base import Base, utcnow
 
 

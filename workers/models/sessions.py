@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import enum
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import JSON, BigInteger, ColumnElement, ForeignKey, Index, String, UniqueConstraint, func
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
-from workers.field_limits import EMAIL_LENGTH, ID_LENGTH, NAME_LENGTH, PARTICIPANT_KEY_LENGTH
+from workers.deliveries.parsing import EMAIL_LENGTH, ID_LENGTH, NAME_LENGTH, PARTICIPANT_KEY_LENGTH
 from workers.models.base import Base, utcnow
 
 
@@ -48,7 +48,7 @@ class MeetingSession(Base):
     # Derived figures.
     started_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]
-    # 64-bit: 2**31 milliseconds is under 25 days, and a session may span a century (webhook_times).
+    # 64-bit: 2**31 milliseconds is under 25 days, and a session may span a century (deliveries.parsing).
     duration_ms: Mapped[int | None] = mapped_column(BigInteger)
     participant_count: Mapped[int] = mapped_column(default=0)
     peak_concurrency: Mapped[int] = mapped_column(default=0)
@@ -59,6 +59,19 @@ class MeetingSession(Base):
     notifications_planned_at: Mapped[datetime | None]
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+    def finalize_due(self, grace_seconds: int) -> datetime | None:
+        """Return when the session becomes final (end received + grace); None if it is not ended, or final."""
+        if self.end_received_at is None or self.status == SessionStatus.FINAL:
+            return None
+        return self.end_received_at + timedelta(seconds=grace_seconds)
+
+    @classmethod
+    def finalize_due_by(cls, now: datetime, grace_seconds: int) -> ColumnElement[bool]:
+        """Return finalize_due's rule as SQL: the ended sessions whose grace is over at `now`."""
+        return (cls.status == SessionStatus.ENDED) & (
+            cls.end_received_at <= now - timedelta(seconds=grace_seconds)
+        )
 
     @hybrid_property
     def began_at(self) -> datetime:

@@ -1,9 +1,9 @@
-"""A stored delivery's facts: from the columns the receiver filled, or read again from its raw body.
+"""Delivery parsing, read back: a stored delivery's facts, from its columns or from its raw body.
 
 The receiver parses every body it accepts and keeps, in the delivery's own columns, what folding needs
 of it, stamped with FACTS_VERSION. Reading those back costs far less than parsing 100,000 bodies again,
 so a rebuild trusts them; a row stamped by another parser version is re-read from its raw body, which is
-always kept.
+always kept. (Apart from parsing.py because it reads the inbox table, whose columns are sized by parsing.)
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ from typing import Any
 
 from sqlalchemy import case, null
 
+from workers.deliveries.parsing import FACTS_VERSION, DeliveryFacts, parse_delivery
 from workers.models.inbox import Delivery
-from workers.payloads import FACTS_VERSION, DeliveryFacts, parse_delivery
 
 # Each DeliveryFacts field the columns keep, and its column. Not kept: room_name and room_id (checked
 # against the room at receipt, never after) and is_admin and meta (nothing reads them); they come back None.

@@ -1,4 +1,4 @@
-"""What a meeting session owes in post-meeting notifications: the ledger rows, each decided once.
+"""Notifications: what a meeting session owes after it, as ledger rows, each decided once.
 
 Rows are inserted with ON CONFLICT DO NOTHING on (session, recipient, kind), so duplicate end webhooks,
 replays, rebuilds and restarts add nothing to what was decided the first time.
@@ -16,13 +16,13 @@ from sqlalchemy import select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from workers import outbound
 from workers.models import MeetingSession, Room
 from workers.models.notifications import Notification
 from workers.models.notifications import NotificationState as State
+from workers.notifications import senders
 from workers.reports import session_report
-from workers.room_options import trusts_participant_emails
-from workers.settings import Settings
+from workers.rooms import trusts_participant_emails
+from workers.runtime.settings import Settings
 from workers.wire import NotificationOut, SessionWithAttendance
 
 # A participant's address is whatever they typed when joining: mailing it would let anyone use Rollcall
@@ -97,8 +97,8 @@ def webhook_row(
     """Return the ledger row of one signed webhook event carrying the session's report."""
     assert settings.notify_webhook_url
     reason = None if settings.notify_webhook_secret else "NOTIFY_WEBHOOK_SECRET is not set"
-    body = outbound.event_body(event, report.model_dump(), at).decode()
-    return _row(session_id, outbound.public_address(settings.notify_webhook_url), kind, reason, body)
+    body = senders.event_body(event, report.model_dump(), at).decode()
+    return _row(session_id, senders.public_address(settings.notify_webhook_url), kind, reason, body)
 
 
 def _row(

@@ -1,4 +1,5 @@
-"""One redaction for every log line a process writes: no configured secret, room token or URL credential.
+"""Runtime: one redaction for every log line a process writes: no configured secret, room token or URL
+credential.
 
 Installed as the logging record factory, so it covers every logger and every handler at once (the app's,
 the worker's, gunicorn's access and error logs, Werkzeug's, httpx's), including handlers added later:
@@ -14,7 +15,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote, urlsplit
 
-from workers.settings import Settings
+from workers.runtime.settings import Settings
 
 REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 4  # shorter values would blank ordinary words

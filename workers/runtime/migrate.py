@@ -1,4 +1,4 @@
-"""Alembic, driven from code: the migrations folder ships beside the packages."""
+"""Runtime: Alembic, driven from code: the migrations folder ships beside the packages."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from sqlalchemy.exc import DBAPIError
 
 log = logging.getLogger(__name__)
 
-MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+MIGRATIONS = Path(__file__).resolve().parents[2] / "migrations"
 
 
 def alembic_config(database_url: str) -> Config:
@@ -34,7 +34,7 @@ def is_current(database_url: str) -> bool:
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from workers.db import make_engine
+    from workers.runtime.connections import make_engine
 
     engine = make_engine(database_url)
     try:

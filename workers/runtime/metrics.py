@@ -1,4 +1,4 @@
-"""Every figure GET /metrics reports, and where each one is counted.
+"""Runtime: every figure GET /metrics reports, and where each one is counted.
 
 A scrape must cost the same with ten deliveries stored or ten million, so nothing here reads a table:
 - What the web process sees (deliveries stored, repeats, rejected requests, deliveries stored while Redis
@@ -18,7 +18,7 @@ Prometheus's rate() and increase() read a decrease as a counter reset.
 from __future__ import annotations
 
 import collections
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import suppress
 from datetime import UTC, datetime
 
@@ -30,7 +30,7 @@ from rq import Queue
 from rq.exceptions import NoSuchJobError
 from rq.job import Job
 
-from workers.models import Delivery, DeliveryStatus
+from workers.models import DeliveryStatus
 
 # Multiprocess mode (gunicorn) has no `_created` series: leave them out of the single-process one too.
 disable_created_metrics()  # type: ignore[no-untyped-call]
@@ -67,12 +67,10 @@ def count_stored(event: str, new: bool) -> None:
     (STORED if new else DUPLICATES).labels(event).inc()
 
 
-def count_folded(redis: Redis, deliveries: Sequence[Delivery], failed_ids: Collection[int]) -> None:
-    """Count a committed batch of deliveries by event and outcome, in one round-trip."""
-    tally = collections.Counter(
-        f"{d.event} {DeliveryStatus.FAILED if d.id in failed_ids else DeliveryStatus.PROCESSED}"
-        for d in deliveries
-    )
+def count_folded(redis: Redis, folded: Iterable[str], failed: Iterable[str]) -> None:
+    """Count a committed batch by event and outcome (the events folded, then failed), in one round-trip."""
+    tally = collections.Counter(f"{event} {DeliveryStatus.PROCESSED}" for event in folded)
+    tally.update(f"{event} {DeliveryStatus.FAILED}" for event in failed)
     if tally:
         pipeline = redis.pipeline(transaction=False)
         for field, count in tally.items():

@@ -1,5 +1,5 @@
-"""Post-meeting emails, composed from the report API's shapes: data in, EmailMessage out, no I/O or clock
-(the sender stamps the Date header).
+"""Notifications: post-meeting emails, composed from the report API's shapes: data in, EmailMessage out,
+no I/O or clock (the sender stamps the Date header).
 
 Names and emails come from whoever joins a meeting: they are shown as `Typed` text, one short line that is
 escaped in HTML and broken where a mail program would make it a link.

@@ -1,4 +1,4 @@
-"""Configuration from the environment (and a `.env` file), read once when a process starts."""
+"""Runtime: configuration from the environment (and a `.env` file), read once when a process starts."""
 
 from __future__ import annotations
 
@@ -89,7 +89,7 @@ class Settings(BaseSettings):
     @classmethod
     def _readable_smtp_url(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            from workers.mailer import parse_smtp_url
+            from workers.notifications.senders import parse_smtp_url
 
             try:
                 parse_smtp_url(value.get_secret_value())
@@ -101,7 +101,7 @@ class Settings(BaseSettings):
     @classmethod
     def _usable_signing_key(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
-            from workers.outbound import signing_key
+            from workers.notifications.senders import signing_key
 
             signing_key(value.get_secret_value())  # its messages never repeat the secret
         return value

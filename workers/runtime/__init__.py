@@ -1,0 +1,1 @@
+"""Runtime: what each process shares: settings, connections, its Runtime, log redaction, metrics, migrate."""
