@@ -27,9 +27,10 @@ from workers import notify_jobs, session_jobs
 from workers.models import AttendanceRow, MeetingSession, Room
 from workers.models.notifications import Notification
 from workers.notifications.ledger import UNTRUSTED, notifications_for
-from workers.reports import SessionWithAttendance, attendance_csv, attendance_out, session_out
+from workers.reports import attendance_csv
 from workers.runtime import metrics
 from workers.runtime.process import NOTIFY_QUEUE_NAME, Runtime
+from workers.wire import SessionWithAttendance, attendance_out, session_out
 
 SECRET = "whsec_" + base64.b64encode(b"the outbound webhook secret key!").decode()
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)

@@ -27,7 +27,7 @@ from schemathesis.specs.openapi.checks import response_schema_conformance
 from tests.conftest import API_TOKEN, run_worker
 from tests.emulator_fixture import EMULATOR_SECRET, RunningEmulator
 from webhooks import runtime_of
-from webhooks.openapi_endpoints import ENDPOINTS
+from webhooks.openapi import ENDPOINTS
 
 AUTH_HEADERS = {
     "bearerAuth": {"Authorization": f"Bearer {API_TOKEN}"},
@@ -75,7 +75,7 @@ def test_every_route_is_in_the_document_with_its_methods(app: Flask) -> None:
 
 def test_every_endpoint_is_described_once(app: Flask) -> None:
     endpoints = {rule.endpoint for rule in app.url_map.iter_rules()} - {"static"}
-    assert endpoints - ENDPOINTS.keys() == set(), "describe these in webhooks.openapi_endpoints.ENDPOINTS"
+    assert endpoints - ENDPOINTS.keys() == set(), "describe these in webhooks.openapi.ENDPOINTS"
     assert ENDPOINTS.keys() - endpoints == set(), "these described endpoints have no route"
 
 

@@ -6,19 +6,17 @@ from datetime import UTC, datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, jsonify, request
-from pydantic import Field
 from pydantic_core import PydanticCustomError
 from sqlalchemy import Select, or_, select
 
 from webhooks import runtime_of
 from webhooks.auth import require_token
 from webhooks.errors import Problem, invalid_fields
-from webhooks.pagination import Page, page_body, requested_page
+from webhooks.pagination import Page, page_of, requested_page
 from workers import jobs
 from workers.deliveries.parsing import EVENTS, media_type, metered_time, read_json
 from workers.models import Delivery, DeliveryStatus, MeetingSession, Room
-from workers.reports import WireModel
-from workers.timefmt import UtcTime
+from workers.wire import EventPage, ReplayQueued, StoredEvent
 
 blueprint = Blueprint("audit", __name__)
 
@@ -34,7 +32,7 @@ def list_events() -> Response:
     query = _filtered(_base_query(page))
     with runtime_of(current_app).Session() as session:
         rows: list[Row] = [(delivery, room, ref) for delivery, room, ref in session.execute(query)]
-    return jsonify(page_body(rows, page, event_json, lambda row: row[0].id))
+    return jsonify(page_of(EventPage, rows, page, stored_event, lambda row: row[0].id).answer())
 
 
 @blueprint.post("/api/events/<int(max=9223372036854775807):delivery_id>/replay")
@@ -44,7 +42,7 @@ def replay(delivery_id: int) -> tuple[Response, int]:
     status = jobs.replay(runtime_of(current_app), delivery_id)
     if status is None:
         raise Problem(404, "Not Found", f"No delivery {delivery_id}.")
-    return jsonify(id=delivery_id, status=status), 202
+    return jsonify(ReplayQueued(id=delivery_id, status=status).answer()), 202
 
 
 def _base_query(page: Page) -> Select[Delivery, str, str]:
@@ -90,30 +88,8 @@ def _since(text: str, errors: list[dict[str, str]]) -> datetime:
         return datetime.min.replace(tzinfo=UTC)
 
 
-class StoredEvent(WireModel):
-    """One stored webhook delivery and what became of it, as the audit API shows it."""
-
-    id: int
-    room: str
-    event: str = Field(json_schema_extra={"enum": list(EVENTS)})
-    status: DeliveryStatus
-    status_reason: str | None
-    received_at: UtcTime
-    event_time: UtcTime | None
-    time_reported: bool
-    processed_at: UtcTime | None
-    dedupe_key: str
-    duplicate_count: int
-    meeting_session_id: str | None
-    participant_session_id: str | None
-    content_type: str
-    raw_body: Any = Field(description="The body as received: parsed when it was JSON, else the text.")
-    headers: dict[str, str]
-    source_address: str | None
-
-
-def event_json(row: Row) -> dict[str, Any]:
-    """Shape one delivery for the API."""
+def stored_event(row: Row) -> StoredEvent:
+    """Map one stored delivery, its room's name and its session's id to its wire shape."""
     delivery, room_name, folded_into = row
     return StoredEvent(
         id=delivery.id,
@@ -133,7 +109,7 @@ def event_json(row: Row) -> dict[str, Any]:
         raw_body=_raw_body(delivery),
         headers=delivery.headers,
         source_address=delivery.source_address,
-    ).model_dump()
+    )
 
 
 def _raw_body(delivery: Delivery) -> Any:

@@ -12,6 +12,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 from werkzeug.exceptions import HTTPException
 
 from workers.deliveries.parsing import field_errors, summary
+from workers.wire import ProblemDetails
 
 log = logging.getLogger(__name__)
 
@@ -43,16 +44,15 @@ class Problem(Exception):
 
     def to_response(self) -> Response:
         """Render as an application/problem+json response."""
-        body: dict[str, Any] = {
-            "type": self.type,
-            "title": self.title,
-            "status": self.status,
-            "detail": self.detail,
-            **self.extra,
-        }
+        fields: dict[str, Any] = {**self.extra}
         if self.errors is not None:
-            body["errors"] = self.errors
-        response = Response(json.dumps(body), status=self.status, mimetype="application/problem+json")
+            fields["errors"] = self.errors
+        body = ProblemDetails(
+            type=self.type, title=self.title, status=self.status, detail=self.detail, **fields
+        )
+        response = Response(
+            json.dumps(body.answer()), status=self.status, mimetype="application/problem+json"
+        )
         response.headers.update(self.headers)
         return response
 

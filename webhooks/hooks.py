@@ -28,6 +28,7 @@ from workers.models.base import utcnow
 from workers.rooms import closed_since, takes_delivery, token_hash
 from workers.runtime import metrics
 from workers.runtime.process import Runtime
+from workers.wire import DeliveryAccepted, DeliveryDuplicate
 
 log = logging.getLogger(__name__)
 blueprint = Blueprint("hooks", __name__)
@@ -136,9 +137,9 @@ def receive(token: str, event: str) -> Response:
     stored = inbox.store(runtime.engine, _arrival(room, facts, body, received_at))
     metrics.count_stored(event, stored.new)
     if not stored.new:
-        return _json(200, f'{{"duplicate":true,"id":{stored.id}}}')
+        return _json(200, DeliveryDuplicate(duplicate=True, id=stored.id))
     _signal(runtime, room.id, stored.id, event)
-    return _json(202, f'{{"accepted":true,"id":{stored.id}}}')
+    return _json(202, DeliveryAccepted(accepted=True, id=stored.id))
 
 
 _TITLES = {400: "Bad Request", 415: "Unsupported Media Type", 422: "Validation failed"}
@@ -223,5 +224,6 @@ def _rejected(runtime: Runtime, event: str, problem: Problem) -> Problem:
     return problem
 
 
-def _json(status: int, text: str) -> Response:
-    return current_app.response_class(text, status=status, mimetype="application/json")
+def _json(status: int, answer: DeliveryAccepted | DeliveryDuplicate) -> Response:
+    # pydantic writes the answer itself: the receiver's hot path skips Flask's JSON provider.
+    return current_app.response_class(answer.model_dump_json(), status=status, mimetype="application/json")

@@ -7,6 +7,7 @@ from sqlalchemy import text
 
 from webhooks import runtime_of
 from webhooks.errors import Problem
+from workers.wire import Health, Readiness
 
 blueprint = Blueprint("ops", __name__)
 
@@ -14,7 +15,7 @@ blueprint = Blueprint("ops", __name__)
 @blueprint.get("/healthz")
 def healthz() -> Response:
     """Answer 200 while the process is up."""
-    return jsonify(status="ok")
+    return jsonify(Health(status="ok").answer())
 
 
 @blueprint.get("/readyz")
@@ -29,7 +30,7 @@ def readyz() -> Response:
             f"unreachable: {', '.join(down)}",
             checks={name: "ok" if ok else "unreachable" for name, ok in checks.items()},
         )
-    return jsonify(status="ready", checks={name: "ok" for name in checks})
+    return jsonify(Readiness(status="ready", checks={name: "ok" for name in checks}).answer())
 
 
 def _database_ok() -> bool:

@@ -14,12 +14,13 @@ from flask import Blueprint, current_app, render_template, request
 from webhooks import runtime_of
 from webhooks.auth import require_basic
 from webhooks.errors import invalid_fields
-from webhooks.pagination import page_body, requested_page, whole_number
+from webhooks.pagination import page_of, requested_page, whole_number
 from webhooks.reports import room_sessions_or_404, session_or_404
 from webhooks.timeline import build_timeline
 from workers.humanize import moment_text, percent_text, span_text, yes_no
 from workers.models.base import utcnow
-from workers.reports import attendance_in_join_order, session_out, session_position, stays_of
+from workers.reports import attendance_in_join_order, session_position, stays_of
+from workers.wire import SessionPage, session_out
 
 blueprint = Blueprint("pages", __name__)
 
@@ -88,14 +89,14 @@ def room_page(room_name: str) -> str:
     page = requested_page("at")
     with runtime_of(current_app).Session() as db:
         room, rows = room_sessions_or_404(db, room_name, page)
-        listing = page_body(rows, page, lambda m: session_out(m, room_name), session_position)
+        listing = page_of(SessionPage, rows, page, lambda m: session_out(m, room_name), session_position)
         archived = room.archived_at is not None
     return render_template(
         "room.html",
         room_name=room_name,
         archived=archived,
-        sessions=listing["items"],
-        cursor=listing["nextCursor"],
+        sessions=listing.items,
+        cursor=listing.next_cursor,
     )
 
 

@@ -12,8 +12,10 @@ from flask import request
 
 from webhooks.errors import invalid_fields
 from workers.timefmt import iso_ms
+from workers.wire import Listing
 
 T = TypeVar("T")
+Answer = TypeVar("Answer", bound=Listing[Any])
 
 DEFAULT_LIMIT = 50
 MAX_LIMIT = 500
@@ -60,13 +62,18 @@ def requested_page(kind: CursorKind = "id") -> Page:
     return Page(limit, after)
 
 
-def page_body(
-    rows: Sequence[T], page: Page, show: Callable[[T], Any], id_of: Callable[[T], Position]
-) -> dict[str, Any]:
-    """Return the list answer from up to limit+1 rows: `items` and `nextCursor` (null on the last page)."""
+def page_of(
+    listing: type[Answer],
+    rows: Sequence[T],
+    page: Page,
+    show: Callable[[T], Any],
+    id_of: Callable[[T], Position],
+) -> Answer:
+    """Return the `listing` of up to limit+1 rows: its items, and the next cursor (null on the last page)."""
     shown = rows[: page.limit]
     more = len(rows) > page.limit
-    return {"items": [show(row) for row in shown], "nextCursor": _encode(id_of(shown[-1])) if more else None}
+    cursor = _encode(id_of(shown[-1])) if more else None
+    return listing(items=[show(row) for row in shown], next_cursor=cursor)
 
 
 def _kind(position: Position) -> CursorKind:

@@ -10,22 +10,29 @@ from sqlalchemy.orm import Session
 from webhooks import runtime_of
 from webhooks.auth import require_token
 from webhooks.errors import Problem
-from webhooks.openapi_models import PersonAttendance, SessionReport
-from webhooks.pagination import Page, page_body, requested_page
-from workers import history
-from workers.models import MeetingSession, Room
+from webhooks.pagination import Page, page_of, requested_page
+from workers.models import AttendanceRow, MeetingSession, Room
 from workers.notifications.ledger import notifications_for
 from workers.reports import (
     attendance_csv,
     attendance_of,
     attendance_of_person,
-    attendance_out,
     csv_disposition,
     find_session,
-    session_out,
     session_position,
     session_report,
     sessions_of_room,
+    trail,
+)
+from workers.wire import (
+    AttendanceList,
+    PersonAttendance,
+    PersonAttendancePage,
+    SessionHistory,
+    SessionPage,
+    SessionReport,
+    attendance_out,
+    session_out,
 )
 
 blueprint = Blueprint("reports", __name__)
@@ -61,7 +68,9 @@ def room_sessions(room_name: str) -> dict[str, Any]:
     page = requested_page("at")
     with runtime_of(current_app).Session() as db:
         _, rows = room_sessions_or_404(db, room_name, page)
-        return page_body(rows, page, lambda m: session_out(m, room_name).model_dump(), session_position)
+        return page_of(
+            SessionPage, rows, page, lambda m: session_out(m, room_name), session_position
+        ).answer()
 
 
 @blueprint.get("/api/sessions/<id:meeting_session_id>")
@@ -72,7 +81,7 @@ def show_session(meeting_session_id: str) -> dict[str, Any]:
         meeting, room_name = session_or_404(db, meeting_session_id)
         report = session_report(db, meeting, room_name)
         notifications = notifications_for(db, meeting.id)
-    return SessionReport(**dict(report), notifications=notifications).model_dump()
+    return SessionReport(**dict(report), notifications=notifications).answer()
 
 
 @blueprint.get("/api/sessions/<id:meeting_session_id>/attendance")
@@ -85,7 +94,8 @@ def session_attendance(meeting_session_id: str) -> Response | dict[str, Any]:
         meeting, _ = session_or_404(db, meeting_session_id)
         if page is not None:
             rows = attendance_of(db, meeting, page.after_key, page.limit + 1)
-            return page_body(rows, page, lambda row: row.model_dump(), lambda row: row.participant_key)
+            listing = page_of(AttendanceList, rows, page, lambda row: row, lambda row: row.participant_key)
+            return listing.answer()
         attendance = attendance_of(db, meeting)
     return Response(
         attendance_csv(attendance),
@@ -101,14 +111,15 @@ def person_attendance(participant_key: str) -> dict[str, Any]:
     page = requested_page("at")
     with runtime_of(current_app).Session() as db:
         rows = attendance_of_person(db, participant_key, page.after_at, page.limit + 1)
-        return page_body(rows, page, _person_item, lambda row: session_position(row[1]))
+        listing = page_of(
+            PersonAttendancePage, rows, page, _person_item, lambda row: session_position(row[1])
+        )
+        return listing.answer()
 
 
-def _person_item(row: Any) -> dict[str, Any]:
+def _person_item(row: tuple[AttendanceRow, MeetingSession, Room]) -> PersonAttendance:
     attendance, meeting, room = row
-    return PersonAttendance(
-        **dict(attendance_out(attendance)), session=session_out(meeting, room.room_name)
-    ).model_dump()
+    return PersonAttendance(**dict(attendance_out(attendance)), session=session_out(meeting, room.room_name))
 
 
 @blueprint.get("/api/sessions/<id:meeting_session_id>/history")
@@ -118,5 +129,5 @@ def session_history(meeting_session_id: str) -> dict[str, Any]:
     page = requested_page()
     with runtime_of(current_app).Session() as db:
         meeting, _ = session_or_404(db, meeting_session_id)
-        entries = history.trail(db, meeting, page.after, page.limit + 1)
-    return page_body(entries, page, lambda entry: entry.model_dump(), lambda entry: entry.id)
+        entries = trail(db, meeting, page.after, page.limit + 1)
+    return page_of(SessionHistory, entries, page, lambda entry: entry, lambda entry: entry.id).answer()

@@ -9,10 +9,11 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from webhooks import runtime_of
 from webhooks.auth import require_token
 from webhooks.errors import Problem, invalid_fields
-from webhooks.pagination import page_body, requested_page, whole_number
+from webhooks.pagination import page_of, requested_page, whole_number
 from workers import rooms
 from workers.metered import MeteredClient, MeteredError, MeteredNotConfigured, MeteredTimeout
 from workers.rooms import CreateRoomRequest, UpdateRoomRequest
+from workers.wire import RoomPage, room_out, rotation_out
 
 blueprint = Blueprint("rooms", __name__)
 
@@ -25,7 +26,7 @@ def create_room() -> tuple[Response, int, dict[str, str]]:
     runtime = runtime_of(current_app)
     with MeteredClient.from_settings(runtime.settings) as metered:
         room, urls = rooms.create_room(runtime.Session, metered, runtime.settings, options)
-    return jsonify(rooms.room_view(room, urls)), 201, {"Location": f"/api/rooms/{room.room_name}"}
+    return jsonify(room_out(room, urls).answer()), 201, {"Location": f"/api/rooms/{room.room_name}"}
 
 
 @blueprint.get("/api/rooms")
@@ -39,14 +40,14 @@ def list_rooms() -> Response:
         after=page.after,
         include_archived=_flag("includeArchived"),
     )
-    return jsonify(page_body(found, page, rooms.room_view, lambda room: room.id))
+    return jsonify(page_of(RoomPage, found, page, room_out, lambda room: room.id).answer())
 
 
 @blueprint.get("/api/rooms/<room_name>")
 @require_token
 def show_room(room_name: str) -> Response:
     """Show one room."""
-    return jsonify(rooms.room_view(rooms.get_room(runtime_of(current_app).Session, room_name)))
+    return jsonify(room_out(rooms.get_room(runtime_of(current_app).Session, room_name)).answer())
 
 
 @blueprint.patch("/api/rooms/<room_name>")
@@ -57,7 +58,7 @@ def update_room(room_name: str) -> Response:
     runtime = runtime_of(current_app)
     with MeteredClient.from_settings(runtime.settings) as metered:
         room = rooms.update_room(runtime.Session, metered, room_name, changes)
-    return jsonify(rooms.room_view(room))
+    return jsonify(room_out(room).answer())
 
 
 @blueprint.delete("/api/rooms/<room_name>")
@@ -67,7 +68,7 @@ def archive_room(room_name: str) -> Response:
     runtime = runtime_of(current_app)
     with MeteredClient.from_settings(runtime.settings) as metered:
         room = rooms.archive_room(runtime.Session, metered, room_name)
-    return jsonify(rooms.room_view(room))
+    return jsonify(room_out(room).answer())
 
 
 @blueprint.post("/api/rooms/<room_name>/rotate-token")
@@ -78,7 +79,8 @@ def rotate_token(room_name: str) -> Response:
     overlap = _overlap_seconds(runtime.settings.token_overlap_seconds)
     with MeteredClient.from_settings(runtime.settings) as metered:
         rotation = rooms.rotate_token(runtime.Session, metered, runtime.settings, room_name, overlap)
-    return jsonify(rooms.rotation_view(rotation))
+    shown = rotation_out(rotation.room, rotation.webhook_urls, rotation.metered_updated)
+    return jsonify(shown.answer())
 
 
 def _json_object() -> Any:

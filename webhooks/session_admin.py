@@ -10,6 +10,7 @@ from webhooks import runtime_of
 from webhooks.auth import require_token
 from webhooks.reports import session_or_404
 from workers.session_jobs import rebuild_session
+from workers.wire import RebuildQueued
 
 blueprint = Blueprint("session_admin", __name__)
 
@@ -22,4 +23,4 @@ def rebuild(meeting_session_id: str) -> tuple[dict[str, Any], int]:
     with runtime.Session() as db:
         meeting, _ = session_or_404(db, meeting_session_id)
     job = runtime.queue().enqueue(rebuild_session, meeting.id)
-    return {"queued": True, "jobId": job.id, "meetingSessionId": meeting_session_id}, 202
+    return RebuildQueued(queued=True, job_id=job.id, meeting_session_id=meeting_session_id).answer(), 202

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from webhooks.timeline_axis import Scale, Stay, Tick, concurrency_steps, polyline, scale_for, ticks
-from workers.reports import AttendanceOut, SegmentOut
+from workers.wire import AttendanceOut, SegmentOut
 
 WIDTH = 1000.0
 LABEL_WIDTH = 200.0  # the gutter holding people's names

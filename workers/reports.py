@@ -1,4 +1,4 @@
-"""Sessions and attendance as the report API shows them: pydantic wire models and the one mapping."""
+"""The read side: the queries behind the report API, its pages and the notifications, and the CSV."""
 
 from __future__ import annotations
 
@@ -10,13 +10,12 @@ from datetime import datetime
 from typing import TypeVarTuple
 from urllib.parse import quote
 
-from pydantic import BaseModel, ConfigDict
-from pydantic.alias_generators import to_camel
 from sqlalchemy import Row, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
-from workers.models import AttendanceRow, MeetingSession, Room, SessionStatus
-from workers.timefmt import UtcTime, iso_ms
+from workers.models import AttendanceRow, MeetingSession, Room, SessionChange
+from workers.timefmt import iso_ms
+from workers.wire import AttendanceOut, HistoryEntry, SessionWithAttendance, attendance_out, session_out
 
 CSV_COLUMNS = [
     "participantKey",
@@ -32,87 +31,6 @@ CSV_COLUMNS = [
     "inferred",
 ]
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
-
-
-class WireModel(BaseModel):
-    """camelCase on the wire, as Metered spells its fields."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
-
-
-class SegmentOut(WireModel):
-    participant_session_id: str
-    joined_at: UtcTime
-    left_at: UtcTime | None
-    inferred: bool
-
-
-class AttendanceOut(WireModel):
-    participant_key: str
-    identified_by: str
-    name: str | None
-    email: str | None
-    external_user_id: str | None
-    first_join_at: UtcTime
-    last_left_at: UtcTime | None
-    attended_seconds: float
-    attendance_percent: float | None
-    join_count: int
-    present: bool | None
-    inferred: bool
-    segments: list[SegmentOut]
-
-
-class SessionOut(WireModel):
-    meeting_session_id: str
-    room_name: str
-    status: SessionStatus
-    started_at: UtcTime | None
-    ended_at: UtcTime | None
-    duration_seconds: float | None
-    participant_count: int
-    peak_concurrency: int
-    inferred: bool
-    min_attendance_percent: float | None
-
-
-class SessionWithAttendance(SessionOut):
-    attendance: list[AttendanceOut]
-
-
-def session_out(meeting: MeetingSession, room_name: str) -> SessionOut:
-    """Map a stored session to its wire shape (nulls while live, as the contract says)."""
-    return SessionOut(
-        meeting_session_id=meeting.meeting_session_id,
-        room_name=room_name,
-        status=meeting.status,
-        started_at=meeting.started_at,
-        ended_at=meeting.ended_at,
-        duration_seconds=None if meeting.duration_ms is None else meeting.duration_ms / 1000,
-        participant_count=meeting.participant_count,
-        peak_concurrency=meeting.peak_concurrency,
-        inferred=meeting.inferred,
-        min_attendance_percent=meeting.min_attendance_percent,
-    )
-
-
-def attendance_out(row: AttendanceRow) -> AttendanceOut:
-    """Map a stored attendance row to its wire shape."""
-    return AttendanceOut(
-        participant_key=row.participant_key,
-        identified_by=row.identified_by,
-        name=row.name,
-        email=row.email,
-        external_user_id=row.external_user_id,
-        first_join_at=row.first_join_at,
-        last_left_at=row.last_left_at,
-        attended_seconds=row.attended_ms / 1000,
-        attendance_percent=row.attendance_percent,
-        join_count=row.join_count,
-        present=row.present,
-        inferred=row.inferred,
-        segments=[SegmentOut.model_validate(segment) for segment in row.segments],
-    )
 
 
 def find_session(db: Session, meeting_session_id: str) -> tuple[MeetingSession, str] | None:
@@ -204,6 +122,17 @@ def session_report(db: Session, meeting: MeetingSession, room_name: str) -> Sess
     """Return a session with its attendance, as the API shows it."""
     summary = session_out(meeting, room_name)
     return SessionWithAttendance(**dict(summary), attendance=attendance_of(db, meeting))
+
+
+def trail(
+    db: Session, meeting: MeetingSession, after: int | None = None, limit: int | None = None
+) -> list[HistoryEntry]:
+    """Return the session's changes to its results, oldest first: all, or a page after id `after`."""
+    query = select(SessionChange).where(SessionChange.session_id == meeting.id)
+    if after is not None:
+        query = query.where(SessionChange.id > after)
+    entries = db.scalars(query.order_by(SessionChange.id).limit(limit))
+    return [HistoryEntry.model_validate(entry, from_attributes=True) for entry in entries]
 
 
 def attendance_csv(rows: Iterable[AttendanceOut]) -> str:

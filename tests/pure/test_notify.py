@@ -7,7 +7,8 @@ from datetime import UTC, datetime
 from email.message import EmailMessage
 
 from workers.notifications.emails import TYPED_LIMIT, Typed, summary_email, thank_you_email
-from workers.reports import AttendanceOut, SegmentOut, SessionWithAttendance, attendance_csv
+from workers.reports import attendance_csv
+from workers.wire import AttendanceOut, SegmentOut, SessionWithAttendance
 
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 

@@ -25,7 +25,7 @@ from webhooks.timeline import (
     stays,
 )
 from webhooks.timeline_axis import Scale, Tick, concurrency_steps, ticks
-from workers.reports import AttendanceOut, SegmentOut
+from workers.wire import AttendanceOut, SegmentOut
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 PLOT = WIDTH - LABEL_WIDTH - RIGHT_PAD

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from workers.reports import AttendanceOut
+from workers.wire import AttendanceOut
 
 WIDTH = 1000.0
 LABEL_WIDTH = 200.0  # the gutter holding people's names

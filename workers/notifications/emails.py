@@ -15,7 +15,8 @@ from email.utils import parseaddr
 from html import escape
 
 from workers.humanize import moment_text, percent_text, span_text, yes_no
-from workers.reports import AttendanceOut, SessionWithAttendance, attendance_csv
+from workers.reports import attendance_csv
+from workers.wire import AttendanceOut, SessionWithAttendance
 
 ATTENDEE_COLUMNS = ("Name", "Attended", "%", "Present", "Joins", "Inferred")
 TYPED_LIMIT = 60

@@ -20,25 +20,14 @@ from workers.models import MeetingSession, Room
 from workers.models.notifications import Notification
 from workers.models.notifications import NotificationState as State
 from workers.notifications import senders
-from workers.reports import SessionWithAttendance, WireModel, session_report
+from workers.reports import session_report
 from workers.rooms import trusts_participant_emails
 from workers.runtime.settings import Settings
-from workers.timefmt import UtcTime
+from workers.wire import NotificationOut, SessionWithAttendance
 
 # A participant's address is whatever they typed when joining: mailing it would let anyone use Rollcall
 # to send mail to anyone. Until rosters vouch for addresses, only the room's organizer can allow it.
 UNTRUSTED = "not sent: the address came from the participant and the room does not trust participant emails"
-
-
-class NotificationOut(WireModel):
-    """One post-meeting notification and where it is, as the session view shows it."""
-
-    recipient: str
-    kind: str
-    state: State
-    reason: str | None
-    attempts: int
-    updated_at: UtcTime
 
 
 def notifications_for(db: Session, session_id: int) -> list[NotificationOut]:

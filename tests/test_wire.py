@@ -1,0 +1,86 @@
+"""Every answer of every documented endpoint, success and error alike, matches its schema in /openapi.json.
+
+The schemathesis fuzz in test_openapi reaches most answers by chance; this walks each endpoint on purpose,
+over real HTTP with the Metered emulator behind the app, after a meeting has been played and folded.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import schemathesis
+from flask import Flask
+
+from tests.test_openapi import AUTH_HEADERS, CHECKS, play_a_meeting, served  # noqa: F401  (fixture)
+from webhooks.openapi import ENDPOINTS
+
+BEARER, BASIC = AUTH_HEADERS["bearerAuth"], AUTH_HEADERS["basicAuth"]
+JOIN = {
+    "meetingSessionId": "ms-fuzz",
+    "roomName": "fuzz-room",
+    "_id": "ps-9",
+    "name": "Cy",
+    "joinTime": "2026-03-02T09:20:00Z",
+}
+
+
+def test_every_answer_matches_its_schema(served: tuple[Flask, str]) -> None:  # noqa: F811  (the fixture)
+    app, base_url = served
+    known = play_a_meeting(app, base_url)
+    document = schemathesis.openapi.from_url(f"{base_url}/openapi.json")
+    answered: set[tuple[str, int]] = set()
+
+    def call(
+        endpoint: str, path: str, method: str, headers: dict[str, str] | None = None, **values: Any
+    ) -> None:
+        case = document[path][method].Case(**values)
+        response = case.call_and_validate(base_url=base_url, headers=headers or {}, checks=CHECKS)
+        answered.add((endpoint, response.status_code))
+
+    room = {"path_parameters": {"roomName": known["roomName"]}}
+    session = {"path_parameters": {"meetingSessionId": known["meetingSessionId"]}}
+    hook: dict[str, Any] = {
+        "path_parameters": {"roomToken": known["roomToken"], "event": "participant-joined"},
+        "media_type": "application/json",
+    }
+    call("ops.healthz", "/healthz", "GET")
+    call("ops.readyz", "/readyz", "GET")
+    call("metrics.metrics", "/metrics", "GET")
+    call("openapi.document", "/openapi.json", "GET")
+    call("rooms.create_room", "/api/rooms", "POST", BEARER, body={"roomName": "second-room"})
+    call("rooms.create_room", "/api/rooms", "POST", BEARER, body={"roomName": "second-room"})  # 409
+    call("rooms.create_room", "/api/rooms", "POST", BEARER, body={"roomName": "a b", "colour": 1})  # 422
+    call("rooms.create_room", "/api/rooms", "POST", body={})  # 401
+    call("rooms.list_rooms", "/api/rooms", "GET", BEARER, query={"limit": 1})
+    call("rooms.list_rooms", "/api/rooms", "GET", BEARER, query={"limit": 0})  # 422
+    call("rooms.show_room", "/api/rooms/{roomName}", "GET", BEARER, **room)
+    call("rooms.show_room", "/api/rooms/{roomName}", "GET", BEARER, path_parameters={"roomName": "nope"})
+    change = {"minAttendancePercent": 40}
+    call("rooms.update_room", "/api/rooms/{roomName}", "PATCH", BEARER, body=change, **room)
+    call("hooks.receive", "/hooks/metered/{roomToken}/{event}", "POST", body=JOIN, **hook)
+    call("hooks.receive", "/hooks/metered/{roomToken}/{event}", "POST", body=JOIN, **hook)  # 200 duplicate
+    call("audit.list_events", "/api/events", "GET", BEARER, query={"limit": 2})
+    call("audit.replay", "/api/events/{id}/replay", "POST", BEARER, path_parameters={"id": known["id"]})
+    call("audit.replay", "/api/events/{id}/replay", "POST", BEARER, path_parameters={"id": 10**9})  # 404
+    call("reports.room_sessions", "/api/rooms/{roomName}/sessions", "GET", BEARER, **room)
+    call("reports.show_session", "/api/sessions/{meetingSessionId}", "GET", BEARER, **session)
+    attendance = "/api/sessions/{meetingSessionId}/attendance"
+    call("reports.session_attendance", attendance, "GET", BEARER, query={"limit": 1}, **session)
+    call("reports.session_attendance", attendance, "GET", BEARER, query={"format": "csv"}, **session)
+    shown = httpx.get(f"{base_url}/api/sessions/ms-fuzz", headers=BEARER).json()
+    person = {"participantKey": shown["attendance"][0]["participantKey"]}  # a person with attendance
+    people = "/api/people/{participantKey}/attendance"
+    call("reports.person_attendance", people, "GET", BEARER, path_parameters=person)
+    call("reports.session_history", "/api/sessions/{meetingSessionId}/history", "GET", BEARER, **session)
+    call("session_admin.rebuild", "/api/sessions/{meetingSessionId}/rebuild", "POST", BEARER, **session)
+    call("pages.session_page", "/sessions/{meetingSessionId}", "GET", BASIC, **session)
+    call("pages.room_page", "/rooms/{roomName}", "GET", BASIC, **room)
+    call("rooms.rotate_token", "/api/rooms/{roomName}/rotate-token", "POST", BEARER, **room)
+    call("rooms.archive_room", "/api/rooms/{roomName}", "DELETE", BEARER, **room)
+
+    documented = {(name, status) for name, described in ENDPOINTS.items() for status in described.answers}
+    assert documented - answered == set(), "call these endpoints for these answers too"
+    problems = {(name, status) for name, status in answered if status >= 400}
+    assert {("rooms.create_room", 401), ("rooms.create_room", 409), ("rooms.create_room", 422)} <= problems
+    assert {("rooms.show_room", 404), ("rooms.list_rooms", 422), ("audit.replay", 404)} <= problems

@@ -1,0 +1,376 @@
+"""Every JSON answer of the API as a pydantic model, and the one mapping from stored rows to each.
+
+The views build their answers from these classes, the post-meeting notifications their payloads, and
+webhooks.openapi generates the OpenAPI document's schemas from the same classes.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Generic, Literal, TypeVar
+
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    SerializerFunctionWrapHandler,
+    model_serializer,
+)
+from pydantic.alias_generators import to_camel
+from pydantic.json_schema import SkipJsonSchema
+
+from workers.deliveries.parsing import EVENTS
+from workers.models import AttendanceRow, DeliveryStatus, MeetingSession, Room, SessionStatus
+from workers.models.notifications import NotificationState
+from workers.rooms import trusts_participant_emails
+from workers.timefmt import UtcTime
+
+Item = TypeVar("Item")
+
+# A field left out of the answer where it does not apply, but never null when present.
+Absent = SkipJsonSchema[None]
+
+
+class WireModel(BaseModel):
+    """camelCase on the wire, as Metered spells its fields."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, serialize_by_alias=True)
+
+    def answer(self) -> dict[str, Any]:
+        """Return the JSON object this model answers: every field given, none of the absent ones."""
+        return self.model_dump(exclude_unset=True)
+
+
+def absent(description: str) -> Any:
+    """Declare an optional, non-nullable field (its `None` default is Python's, not the wire's)."""
+    return Field(default=None, description=description, json_schema_extra=_drop_default)
+
+
+def _drop_default(schema: dict[str, Any]) -> None:
+    schema.pop("default", None)
+
+
+class Listing(WireModel, Generic[Item]):
+    """A page of a list: its items, and the cursor of the next page (null on the last)."""
+
+    items: list[Item]
+    next_cursor: str | None
+
+
+class FieldProblem(WireModel):
+    """One problem with a request: the field's dotted path and what is wrong."""
+
+    field: str
+    message: str
+
+
+class ProblemDetails(WireModel):
+    """An error answer, application/problem+json (RFC 9457)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str
+    title: str
+    status: int
+    detail: str
+    metered_status: int | Absent = absent("Metered's HTTP status (502 only).")
+    event_code: str | Absent = absent("Metered's eventCode (502 only).")
+    checks: dict[str, Literal["ok", "unreachable"]] | Absent = absent("Each dependency (readyz only).")
+    errors: list[FieldProblem] | Absent = absent("Every problem with the request (validation errors only).")
+
+
+class Health(WireModel):
+    """The process is up (ops.healthz)."""
+
+    status: Literal["ok"]
+
+
+class Readiness(WireModel):
+    """The database and Redis both answer (ops.readyz)."""
+
+    status: Literal["ready"]
+    checks: dict[str, Literal["ok"]]
+
+
+class WebhookUrls(WireModel):
+    """The four webhook URLs registered at Metered, keyed by Metered's field names."""
+
+    meeting_join_webhook: str
+    meeting_left_webhook: str
+    meeting_started_webhook: str
+    meeting_ended_webhook: str
+
+
+class RoomOut(WireModel):
+    """A room: Metered's room object plus Rollcall's own fields."""
+
+    # Metered's fields are whatever Metered answered (the Create Room options echoed back, and more).
+    model_config = ConfigDict(extra="allow")
+
+    metered_id: str | Absent = Field(default=None, alias="_id", json_schema_extra=_drop_default)
+    room_name: str
+    app: str | Absent = absent("Metered's app id.")
+    created: str | Absent = absent("When Metered created the room.")
+    archived: bool | Absent = absent("Whether the room is archived at Metered.")
+    organizer_email: str | None
+    notify_participants: bool
+    min_attendance_percent: float | None
+    trust_participant_emails: bool
+    archived_at: UtcTime | None
+    _order: tuple[str, ...] = PrivateAttr(default=())
+
+    # No return annotation: pydantic would take it for the answer's schema.
+    @model_serializer(mode="wrap")
+    def _in_given_order(self, handler: SerializerFunctionWrapHandler):  # type: ignore[no-untyped-def]
+        # Metered's fields first, in Metered's order, then Rollcall's: as the room was given.
+        shown = handler(self)
+        return {**{name: shown[name] for name in self._order if name in shown}, **shown}
+
+
+class RoomCreated(RoomOut):
+    """The answer to POST /api/rooms: the room and the webhook URLs registered for it."""
+
+    webhook_urls: WebhookUrls
+
+
+class RoomRotated(RoomCreated):
+    """The answer to POST /api/rooms/{roomName}/rotate-token: the room, its new URLs, the old token's fate."""
+
+    metered_updated: bool = Field(
+        description="Whether Metered took the new URLs (an archived room may refuse; it rotates anyway)."
+    )
+    previous_token_expires_at: UtcTime | None = Field(
+        description="Until when the replaced token still works; null: it no longer does."
+    )
+
+
+def room_out(room: Room, webhook_urls: dict[str, str] | None = None) -> RoomOut:
+    """Map a stored room to its wire shape; with the webhook URLs registered for it, to RoomCreated."""
+    if webhook_urls is None:
+        return _in_order(RoomOut, _room_fields(room))
+    return _in_order(RoomCreated, {**_room_fields(room), "webhookUrls": webhook_urls})
+
+
+def rotation_out(room: Room, webhook_urls: dict[str, str], metered_updated: bool) -> RoomRotated:
+    """Map a room whose token was just rotated to the rotation's answer."""
+    fields = {
+        **_room_fields(room),
+        "webhookUrls": webhook_urls,
+        "meteredUpdated": metered_updated,
+        "previousTokenExpiresAt": room.previous_token_expires_at,
+    }
+    return _in_order(RoomRotated, fields)
+
+
+def _room_fields(room: Room) -> dict[str, Any]:
+    return {
+        **room.metered_room,
+        "roomName": room.room_name,
+        "organizerEmail": room.organizer_email,
+        "notifyParticipants": room.notify_participants,
+        "minAttendancePercent": room.min_attendance_percent,
+        "trustParticipantEmails": trusts_participant_emails(room.options),
+        "archivedAt": room.archived_at,
+    }
+
+
+Shape = TypeVar("Shape", bound=RoomOut)
+
+
+def _in_order(shape: type[Shape], fields: dict[str, Any]) -> Shape:
+    room = shape.model_validate(fields)
+    room._order = tuple(fields)
+    return room
+
+
+class RoomPage(Listing[RoomOut]):
+    """A page of rooms, oldest first (rooms.list_rooms)."""
+
+
+class SegmentOut(WireModel):
+    """One participant session of a person: from its join to its leave (null while present)."""
+
+    participant_session_id: str
+    joined_at: UtcTime
+    left_at: UtcTime | None
+    inferred: bool
+
+
+class AttendanceOut(WireModel):
+    """One person's attendance in one meeting session."""
+
+    participant_key: str
+    identified_by: str
+    name: str | None
+    email: str | None
+    external_user_id: str | None
+    first_join_at: UtcTime
+    last_left_at: UtcTime | None
+    attended_seconds: float
+    attendance_percent: float | None
+    join_count: int
+    present: bool | None
+    inferred: bool
+    segments: list[SegmentOut]
+
+
+class SessionOut(WireModel):
+    """One meeting session's figures (nulls while it is live)."""
+
+    meeting_session_id: str
+    room_name: str
+    status: SessionStatus
+    started_at: UtcTime | None
+    ended_at: UtcTime | None
+    duration_seconds: float | None
+    participant_count: int
+    peak_concurrency: int
+    inferred: bool
+    min_attendance_percent: float | None
+
+
+class SessionWithAttendance(SessionOut):
+    """A meeting session with its attendance, by participant key: the report mailed and posted."""
+
+    attendance: list[AttendanceOut]
+
+
+class NotificationOut(WireModel):
+    """One post-meeting notification and where it is."""
+
+    recipient: str
+    kind: str
+    state: NotificationState
+    reason: str | None
+    attempts: int
+    updated_at: UtcTime
+
+
+class SessionReport(SessionWithAttendance):
+    """A session with its attendance and its post-meeting notifications (reports.show_session)."""
+
+    notifications: list[NotificationOut]
+
+
+class PersonAttendance(AttendanceOut):
+    """One person's attendance in one session, with that session (reports.person_attendance)."""
+
+    session: SessionOut
+
+
+def session_out(meeting: MeetingSession, room_name: str) -> SessionOut:
+    """Map a stored session to its wire shape (nulls while live, as the contract says)."""
+    return SessionOut(
+        meeting_session_id=meeting.meeting_session_id,
+        room_name=room_name,
+        status=meeting.status,
+        started_at=meeting.started_at,
+        ended_at=meeting.ended_at,
+        duration_seconds=None if meeting.duration_ms is None else meeting.duration_ms / 1000,
+        participant_count=meeting.participant_count,
+        peak_concurrency=meeting.peak_concurrency,
+        inferred=meeting.inferred,
+        min_attendance_percent=meeting.min_attendance_percent,
+    )
+
+
+def attendance_out(row: AttendanceRow) -> AttendanceOut:
+    """Map a stored attendance row to its wire shape."""
+    return AttendanceOut(
+        participant_key=row.participant_key,
+        identified_by=row.identified_by,
+        name=row.name,
+        email=row.email,
+        external_user_id=row.external_user_id,
+        first_join_at=row.first_join_at,
+        last_left_at=row.last_left_at,
+        attended_seconds=row.attended_ms / 1000,
+        attendance_percent=row.attendance_percent,
+        join_count=row.join_count,
+        present=row.present,
+        inferred=row.inferred,
+        segments=[SegmentOut.model_validate(segment) for segment in row.segments],
+    )
+
+
+class SessionPage(Listing[SessionOut]):
+    """A page of a room's meeting sessions, newest first (reports.room_sessions)."""
+
+
+class AttendanceList(Listing[AttendanceOut]):
+    """A page of a session's attendance, one entry per person, by key (reports.session_attendance)."""
+
+
+class PersonAttendancePage(Listing[PersonAttendance]):
+    """A page of one person's attendance across sessions, newest first (reports.person_attendance)."""
+
+
+class HistoryEntry(WireModel):
+    """One change to a session's results and its cause."""
+
+    id: int
+    changed_at: UtcTime
+    cause: str
+    delivery_ids: list[int]
+    job_id: str | None
+    figures: dict[str, Any]
+    people: list[dict[str, Any]]
+
+
+class SessionHistory(Listing[HistoryEntry]):
+    """A page of the changes to a session's results, oldest first (reports.session_history)."""
+
+
+class RebuildQueued(WireModel):
+    """The answer to a rebuild: the queued job (session_admin.rebuild)."""
+
+    queued: Literal[True]
+    job_id: str
+    meeting_session_id: str
+
+
+class DeliveryAccepted(WireModel):
+    """A webhook delivery stored for the first time (hooks.receive, 202)."""
+
+    accepted: Literal[True]
+    id: int
+
+
+class DeliveryDuplicate(WireModel):
+    """A repeat of a stored delivery (hooks.receive, 200)."""
+
+    duplicate: Literal[True]
+    id: int
+
+
+class StoredEvent(WireModel):
+    """One stored webhook delivery and what became of it (audit.list_events)."""
+
+    id: int
+    room: str
+    event: str = Field(json_schema_extra={"enum": list(EVENTS)})
+    status: DeliveryStatus
+    status_reason: str | None
+    received_at: UtcTime
+    event_time: UtcTime | None
+    time_reported: bool
+    processed_at: UtcTime | None
+    dedupe_key: str
+    duplicate_count: int
+    meeting_session_id: str | None
+    participant_session_id: str | None
+    content_type: str
+    raw_body: Any = Field(description="The body as received: parsed when it was JSON, else the text.")
+    headers: dict[str, str]
+    source_address: str | None
+
+
+class EventPage(Listing[StoredEvent]):
+    """A page of stored deliveries, newest first (audit.list_events)."""
+
+
+class ReplayQueued(WireModel):
+    """The answer to a replay: the delivery and its status now (audit.replay)."""
+
+    id: int
+    status: Literal["queued", "received"]
