@@ -28,7 +28,7 @@ from typing import Any, NamedTuple, cast
 from sqlalchemy import ColumnElement, Connection, Table, and_, case, delete, func, not_, or_, select
 from sqlalchemy.orm import Session
 
-from workers import history, inbox
+from workers import inbox, results
 from workers.attendance import (
     SESSION_FACT_NAMES,
     AttendanceRules,
@@ -51,7 +51,7 @@ from workers.attendance import (
 from workers.bulk_insert import insert_rows, update_rows
 from workers.deliveries.parsing import END, FACTS_VERSION, JOIN, LEAVE, PARTICIPANT_EVENTS, START, BodyError
 from workers.deliveries.stored import FACT_COLUMNS, facts_of_row, read_facts
-from workers.inbox import AMENDMENT, IN_CHUNK
+from workers.inbox import AMENDMENT
 from workers.locks import lock_session_room
 from workers.meetings import (
     FoldRules,
@@ -64,24 +64,19 @@ from workers.meetings import (
     regroup,
 )
 from workers.models import (
-    AttendanceRow,
     Delivery,
     DeliveryStatus,
     MeetingSession,
     ParticipantSession,
     SessionStatus,
 )
-from workers.session_results import (
+from workers.results import (
     ResultChange,
-    attendance_values,
     figures,
-    person_summary,
-    removed,
     store_aggregates,
 )
 
 _PARTICIPANTS = cast(Table, ParticipantSession.__table__)
-_ATTENDANCE = cast(Table, AttendanceRow.__table__)
 
 
 @dataclass
@@ -149,7 +144,7 @@ def fold_batch(
         merge_summary(batch.meeting, batch.summary)
         change = settle(db, batch.meeting, batch.participants)
         amended = batch.was_final and change.changed
-        history.record(
+        results.record(
             db,
             batch.meeting,
             "amendment" if amended else "deliveries",
@@ -241,11 +236,11 @@ def settle(
     else:
         everyone = True  # nothing left to derive anything from
     people = result.attendance if result is not None else ()
-    before = _stored_people(connection, meeting.id, None if everyone else touched)
+    before = results.stored_people(connection, meeting.id, None if everyone else touched)
     gone = set(before) - {person.participant_key for person in people}
     if not everyone:
         gone &= touched
-    change.people = _write_people(db, meeting.id, people, before, gone)
+    change.people = results.write_people(db, meeting.id, people, before, gone)
     if result is None:
         reset_figures(meeting)
     else:
@@ -319,85 +314,6 @@ def participant_values(facts: SegmentFacts, key: str) -> dict[str, Any]:
     }
 
 
-_ATTENDANCE_COLUMNS = (
-    "participant_key",
-    "identified_by",
-    "name",
-    "email",
-    "external_user_id",
-    "first_join_at",
-    "last_left_at",
-    "attended_ms",
-    "attendance_percent",
-    "join_count",
-    "present",
-    "inferred",
-    "segments",
-)
-
-
-def _stored_people(
-    connection: Connection, session_id: int, keys: set[str] | None
-) -> dict[str, dict[str, Any]]:
-    # Each person's attendance row as column values, with its id: everyone's, or those of `keys`.
-    columns = [_ATTENDANCE.c.id, *(_ATTENDANCE.c[name] for name in _ATTENDANCE_COLUMNS)]
-    query = select(*columns).where(_ATTENDANCE.c.session_id == session_id)
-    if keys is None:
-        chunks: Iterator[Any] = iter([query])
-    else:
-        ordered = sorted(keys)
-        chunks = (
-            query.where(_ATTENDANCE.c.participant_key.in_(ordered[start : start + IN_CHUNK]))
-            for start in range(0, len(ordered), IN_CHUNK)
-        )
-    return {row.participant_key: row._asdict() for chunk in chunks for row in connection.execute(chunk)}
-
-
-def _write_people(
-    db: Session,
-    session_id: int,
-    people: Iterable[Any],
-    before: dict[str, dict[str, Any]],
-    gone: set[str],
-) -> list[dict[str, Any]]:
-    # The one writer of attendance rows: inserts, updates and deletes only what differs. Returns each
-    # person whose figures changed, as the session's history records them.
-    inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
-    changed: dict[str, dict[str, Any]] = {}
-    for person in people:
-        values = attendance_values(person)
-        key = person.participant_key
-        known = before.get(key)
-        if known is None:
-            inserts.append({"session_id": session_id, **values})
-        elif any(known[name] != value for name, value in values.items()):
-            updates.append({"id": known["id"], **values})
-        else:
-            continue
-        summary = _summary(values)
-        if known is None or summary != _summary(known):
-            changed[key] = summary
-    insert_rows(db, _ATTENDANCE, inserts)
-    update_rows(db, _ATTENDANCE, updates)
-    gone_ids = sorted(before[key]["id"] for key in gone)
-    for start in range(0, len(gone_ids), IN_CHUNK):
-        db.execute(delete(AttendanceRow).where(AttendanceRow.id.in_(gone_ids[start : start + IN_CHUNK])))
-    changed.update((key, removed(key)) for key in gone)
-    return [changed[key] for key in sorted(changed)]
-
-
-def _summary(values: dict[str, Any]) -> dict[str, Any]:
-    return person_summary(
-        values["participant_key"],
-        values["attended_ms"],
-        values["attendance_percent"],
-        values["join_count"],
-        values["present"],
-        values["segments"],
-    )
-
-
 def rebuild(
     db: Session, meeting: MeetingSession, job_id: str | None = None, cause: str = "rebuild"
 ) -> ResultChange:
@@ -420,7 +336,7 @@ def rebuild(
             meeting.end_received_at = swept_at  # the sweeper's close, which no delivery records
         change = settle(db, meeting, participants, replace=True)
         change.figures_before = before
-        history.record(db, meeting, cause, change, job_id=job_id)
+        results.record(db, meeting, cause, change, job_id=job_id)
         return change
 
 

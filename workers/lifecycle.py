@@ -7,12 +7,12 @@ from datetime import datetime, timedelta
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from workers import history
+from workers import results
 from workers.folding import refresh
 from workers.locks import lock_session_room
 from workers.meetings import last_fact_at
 from workers.models import MeetingSession, SessionStatus
-from workers.session_results import ResultChange, figures
+from workers.results import ResultChange, figures
 
 
 def finalize(db: Session, meeting_id: int, now: datetime, finalize_after_seconds: int) -> bool:
@@ -27,7 +27,7 @@ def finalize(db: Session, meeting_id: int, now: datetime, finalize_after_seconds
     before = figures(meeting)
     meeting.status = SessionStatus.FINAL
     meeting.finalized_at = now
-    history.record(db, meeting, "finalize", ResultChange(before, figures(meeting)))
+    results.record(db, meeting, "finalize", ResultChange(before, figures(meeting)))
     return True
 
 
@@ -76,5 +76,5 @@ def close_stale(db: Session, session_id: int, now: datetime, stale_seconds: int)
     meeting.sweep_cut_at = last_fact_at(db, meeting.id)
     meeting.status = SessionStatus.ENDED
     meeting.end_received_at = now
-    history.record(db, meeting, "sweep", refresh(db, meeting))
+    results.record(db, meeting, "sweep", refresh(db, meeting))
     return meeting

@@ -1,23 +1,30 @@
-"""A session's results as stored: the attendance row of a person, the session's own figures, and the
-summaries its history records of both.
+"""Results: a session's attendance rows and figures as stored, and the append-only trail of their changes.
 
-The one mapping from the attendance maths' results to the tables: the incremental recompute and the bulk
-rebuild both write through it, so the two cannot drift apart.
+The one mapping from the attendance maths' results to the tables, and the one writer of attendance rows:
+every fold, rebuild and regroup writes through it, so they cannot drift apart.
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, delete, select
+from sqlalchemy.orm import Session
 
 from workers.attendance import PersonAttendance, Segment, SessionBounds
-from workers.models import AttendanceRow, MeetingSession
+from workers.bulk_insert import insert_rows, update_rows
+from workers.inbox import IN_CHUNK
+from workers.models import AttendanceRow, MeetingSession, SessionChange
 from workers.timefmt import iso_ms
+
+_ATTENDANCE = cast(Table, AttendanceRow.__table__)
 
 
 @dataclass
 class ResultChange:
-    """How a recompute changed a session's results."""
+    """How a fold, rebuild or lifecycle step changed a session's results."""
 
     figures_before: dict[str, Any]
     figures_after: dict[str, Any] = field(default_factory=dict)
@@ -124,3 +131,108 @@ def store_aggregates(
     meeting.inferred = bounds.start_inferred or bounds.end_inferred
     meeting.participant_count = participant_count
     meeting.peak_concurrency = peak
+
+
+_ATTENDANCE_COLUMNS = (
+    "participant_key",
+    "identified_by",
+    "name",
+    "email",
+    "external_user_id",
+    "first_join_at",
+    "last_left_at",
+    "attended_ms",
+    "attendance_percent",
+    "join_count",
+    "present",
+    "inferred",
+    "segments",
+)
+
+
+def stored_people(
+    connection: Connection, session_id: int, keys: set[str] | None
+) -> dict[str, dict[str, Any]]:
+    """Return each person's attendance row as column values, with its id: everyone's, or those of `keys`."""
+    columns = [_ATTENDANCE.c.id, *(_ATTENDANCE.c[name] for name in _ATTENDANCE_COLUMNS)]
+    query = select(*columns).where(_ATTENDANCE.c.session_id == session_id)
+    if keys is None:
+        chunks: Iterator[Any] = iter([query])
+    else:
+        ordered = sorted(keys)
+        chunks = (
+            query.where(_ATTENDANCE.c.participant_key.in_(ordered[start : start + IN_CHUNK]))
+            for start in range(0, len(ordered), IN_CHUNK)
+        )
+    return {row.participant_key: row._asdict() for chunk in chunks for row in connection.execute(chunk)}
+
+
+def write_people(
+    db: Session,
+    session_id: int,
+    people: Iterable[Any],
+    before: dict[str, dict[str, Any]],
+    gone: set[str],
+) -> list[dict[str, Any]]:
+    """Write `people`'s attendance rows and delete those of `gone`, touching only rows that differ.
+
+    The one writer of attendance rows; return each person whose figures changed, as history records them.
+    """
+    inserts: list[dict[str, Any]] = []
+    updates: list[dict[str, Any]] = []
+    changed: dict[str, dict[str, Any]] = {}
+    for person in people:
+        values = attendance_values(person)
+        key = person.participant_key
+        known = before.get(key)
+        if known is None:
+            inserts.append({"session_id": session_id, **values})
+        elif any(known[name] != value for name, value in values.items()):
+            updates.append({"id": known["id"], **values})
+        else:
+            continue
+        summary = _summary(values)
+        if known is None or summary != _summary(known):
+            changed[key] = summary
+    insert_rows(db, _ATTENDANCE, inserts)
+    update_rows(db, _ATTENDANCE, updates)
+    gone_ids = sorted(before[key]["id"] for key in gone)
+    for start in range(0, len(gone_ids), IN_CHUNK):
+        db.execute(delete(AttendanceRow).where(AttendanceRow.id.in_(gone_ids[start : start + IN_CHUNK])))
+    changed.update((key, removed(key)) for key in gone)
+    return [changed[key] for key in sorted(changed)]
+
+
+def _summary(values: dict[str, Any]) -> dict[str, Any]:
+    return person_summary(
+        values["participant_key"],
+        values["attended_ms"],
+        values["attendance_percent"],
+        values["join_count"],
+        values["present"],
+        values["segments"],
+    )
+
+
+def record(
+    db: Session,
+    meeting: MeetingSession,
+    cause: str,
+    change: ResultChange,
+    *,
+    delivery_ids: Sequence[int] = (),
+    job_id: str | None = None,
+) -> SessionChange | None:
+    """Append the change to the session's trail, unless nothing a report shows changed."""
+    if not change.changed:
+        return None
+    entry = SessionChange(
+        session_id=meeting.id,
+        cause=cause,
+        delivery_ids=sorted(delivery_ids),
+        job_id=job_id,
+        figures=change.figures_after,
+        people=change.people,
+    )
+    db.add(entry)
+    return entry
