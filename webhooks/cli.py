@@ -21,7 +21,7 @@ from sqlalchemy import Select, select
 from werkzeug.serving import run_simple
 
 from webhooks import runtime_of
-from workers import jobs, rooms
+from workers import jobs, rooms, wire
 from workers.folding import rebuild as rebuild_session
 from workers.locks import room_lock
 from workers.metered import MeteredClient, MeteredError, MeteredTimeout
@@ -133,7 +133,7 @@ def create_room(json_file: IO[str] | None, **flags: Any) -> None:
         request = CreateRoomRequest.model_validate(options)
         with MeteredClient.from_settings(runtime.settings) as metered:
             room, urls = rooms.create_room(runtime.Session, metered, runtime.settings, request)
-    _echo_json(rooms.room_view(room, urls))
+    _echo_json(wire.room_out(room, urls).answer())
 
 
 _with_room_options(create_room)
@@ -146,7 +146,7 @@ def list_rooms(include_archived: bool, as_json: bool) -> None:
     """List the rooms, oldest first."""
     found = list(_every_room(include_archived))
     if as_json:
-        _echo_json([rooms.room_view(room) for room in found])
+        _echo_json([wire.room_out(room).answer() for room in found])
         return
     if not found:
         click.echo("no rooms yet: create one with `flask --app wsgi rooms create`", err=True)
@@ -169,7 +169,7 @@ def _every_room(include_archived: bool, page_size: int = 200) -> Iterator[Room]:
 def show_room(name: str) -> None:
     """Print one room as JSON."""
     with _explained_failures():
-        _echo_json(rooms.room_view(rooms.get_room(runtime_of(current_app).Session, name)))
+        _echo_json(wire.room_out(rooms.get_room(runtime_of(current_app).Session, name)).answer())
 
 
 @rooms_group.command("delete")

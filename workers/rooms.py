@@ -29,7 +29,6 @@ from workers.metered import MeteredClient, MeteredError, MeteredNotFound, Metere
 from workers.models import Delivery, MeetingSession, Room
 from workers.models.base import utcnow
 from workers.runtime.settings import Settings
-from workers.timefmt import iso_ms
 
 log = logging.getLogger(__name__)
 
@@ -380,32 +379,6 @@ def _register_urls(metered: MeteredClient, room: Room, urls: dict[str, str]) -> 
         log.warning("room %s is archived and Metered kept its old webhook URLs (%s)", room.room_name, error)
         return False
     return True
-
-
-def room_view(room: Room, webhook_urls: dict[str, str] | None = None) -> dict[str, Any]:
-    """Return the API's room: Metered's fields, Rollcall's own, and the webhook URLs when known."""
-    view: dict[str, Any] = {
-        **room.metered_room,
-        "roomName": room.room_name,
-        "organizerEmail": room.organizer_email,
-        "notifyParticipants": room.notify_participants,
-        "minAttendancePercent": room.min_attendance_percent,
-        "trustParticipantEmails": trusts_participant_emails(room.options),
-        "archivedAt": iso_ms(room.archived_at) if room.archived_at else None,
-    }
-    if webhook_urls is not None:
-        view["webhookUrls"] = dict(webhook_urls)
-    return view
-
-
-def rotation_view(rotation: Rotation) -> dict[str, Any]:
-    """Return the answer to a rotation: the room, its new webhook URLs, and how the old token fares."""
-    expires_at = rotation.room.previous_token_expires_at
-    return {
-        **room_view(rotation.room, rotation.webhook_urls),
-        "meteredUpdated": rotation.metered_updated,
-        "previousTokenExpiresAt": iso_ms(expires_at) if expires_at else None,
-    }
 
 
 def _create_at_metered(metered: MeteredClient, payload: dict[str, Any]) -> dict[str, Any]:
