@@ -65,7 +65,7 @@ def test_a_drain_folds_every_delivery_of_its_room_in_batches(
     run_worker(runtime)
     assert fates(runtime) == {"processed": jobs.BATCH_SIZE + 50}
     assert fold_counts(runtime) == {1}
-    assert not redis_client.exists(queueing.pending_key(room_id))
+    assert not queueing.is_pending(redis_client, room_id)
 
 
 POISON = "participant-joined:ms-1:poison"
@@ -87,7 +87,7 @@ def drain_once(runtime: Runtime, room_id: int) -> Job:
     """
     assert queueing.signal_room(runtime.redis, runtime.queue(), room_id)
     run_worker(runtime)
-    return Job.fetch(queueing.drain_job_id(room_id), connection=runtime.redis)
+    return Job.fetch(queueing.DRAIN_JOB_ID, connection=runtime.redis)
 
 
 def failed_deliveries(runtime: Runtime) -> list[tuple[str, str]]:

@@ -25,10 +25,15 @@ class RoomBusy(RuntimeError):
 
 
 @contextmanager
-def room_lock(redis: Redis, room_id: int, seconds: int = LOCK_SECONDS) -> Iterator[Lock]:
-    """Hold the room's Redis lock, waiting out a lock left by a dead worker; RoomBusy if that fails."""
+def room_lock(
+    redis: Redis, room_id: int, seconds: int = LOCK_SECONDS, *, wait: bool = True
+) -> Iterator[Lock]:
+    """Hold the room's Redis lock, waiting out a lock left by a dead worker; RoomBusy if that fails.
+
+    With `wait` false, RoomBusy at once if another holds it: the caller has other rooms to go on with.
+    """
     lock = redis.lock(f"rollcall:lock:room:{room_id}", timeout=seconds, blocking_timeout=LOCK_SECONDS + 5)
-    if not lock.acquire():
+    if not lock.acquire(blocking=wait):
         raise RoomBusy(f"room {room_id} is being folded by another worker")
     try:
         yield lock
