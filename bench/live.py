@@ -6,7 +6,8 @@ deliveries through the real receiver (gunicorn, gunicorn.conf.py) on keep-alive 
 as the last was answered, for BENCH_LIVE_SECONDS (default 30); one `python -m workers` process folds them.
 Figures: deliveries posted per second; fold latency (received_at to processed_at, from the inbox's own
 columns); the worker's CPU-seconds (utime + stime of its process tree, /proc) per 1,000 deliveries from
-the start of the load until the last is folded; RQ jobs the worker ran; rooms the relay had to signal.
+the start of the load until the last is folded; RQ jobs the worker ran; fold transactions (one log line
+each); rooms the relay had to signal.
 """
 
 from __future__ import annotations
@@ -56,6 +57,7 @@ class Live:
     latencies: list[float]  # seconds from received_at to processed_at, each delivery
     cpu_seconds: float
     jobs: int
+    folds: int  # fold transactions (the worker's log line per batch)
     relayed: int  # rooms the worker's relay signalled (its start-up relay included)
 
 
@@ -166,12 +168,12 @@ def run(database: str, database_url: str, redis_url: str) -> Live:
     rooms = [services.make_room(database_url, f"live-{n}", f"live-metered-{n}") for n in range(ROOMS)]
     with tempfile.TemporaryDirectory(prefix="rollcall-live-") as folder:
         log_path = Path(folder, "worker.log")
-        with open(log_path, "wb") as log:
+        with open(log_path, "wb") as log_file:
             worker = subprocess.Popen(
                 [sys.executable, "-m", "workers"],
                 cwd=services.PROJECT,
                 env=services.service_env(database_url, redis_url),
-                stdout=log,
+                stdout=log_file,
                 stderr=subprocess.STDOUT,
             )
         try:
@@ -185,8 +187,10 @@ def run(database: str, database_url: str, redis_url: str) -> Live:
         finally:
             worker.terminate()
             worker.wait()
-        relayed = sum(int(n) for n in re.findall(r"relay: signalled (\d+) room", log_path.read_text()))
-    return Live(database, posted, statuses, SECONDS, _latencies(database_url), cpu, jobs, relayed)
+        worker_log = log_path.read_text()
+    relayed = sum(int(n) for n in re.findall(r"relay: signalled (\d+) room", worker_log))
+    folds = len(re.findall(r"room \d+: folded", worker_log))
+    return Live(database, posted, statuses, SECONDS, _latencies(database_url), cpu, jobs, folds, relayed)
 
 
 def _stored(database_url: str) -> int:
@@ -220,6 +224,7 @@ def report(result: Live) -> None:
         f"  {'':10} worker {result.cpu_seconds:.1f} CPU-s = {per_thousand:.2f} CPU-s per 1,000 deliveries "
         f"[goal: <= {CPU_GOAL:.0f} {_verdict(per_thousand <= CPU_GOAL)}]; "
         f"{result.jobs:,} jobs run ({result.jobs / result.seconds * 60:,.0f}/min); "
+        f"{result.folds:,} folds ({rows / max(result.folds, 1):.1f} deliveries each); "
         f"relay signalled {result.relayed} room(s)"
     )
 
