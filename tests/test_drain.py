@@ -152,10 +152,13 @@ def test_a_drain_room_job_of_the_previous_release_still_drains(worker_runtime: R
     runtime = worker_runtime
     room_id, _ = make_room(runtime)
     joins(runtime, room_id, 4)
-    # As the previous release enqueued it: by name, per room, under the room's own job id.
+    # As the previous release signalled: its room's own flag, then a job by name under the room's job id.
+    old_flag = f"rollcall:pending:room:{room_id}"
+    runtime.redis.set(old_flag, "1", ex=60)
     runtime.queue().enqueue("workers.jobs.drain_room", room_id, job_id=f"rollcall-drain-room-{room_id}")
     assert burst(runtime).failed == 0
     assert fates(runtime) == {"processed": 4}
+    assert not runtime.redis.exists(old_flag)  # that release's web process signals this room again
 
 
 def test_the_relay_enqueues_a_drain_even_under_a_flag_a_killed_drain_left(

@@ -91,7 +91,11 @@ def drain_room(room_id: int) -> int:
     Kept so such jobs still in the queue at deploy time run: the room joins the pending set, and this job
     is a drain like any other.
     """
-    queueing.put_back(process.current().redis, room_id)
+    redis = process.current().redis
+    # A web process of the previous release signals again only once its room's flag is gone: delete it
+    # before the rows are read, as that release's drain did, so its next delivery enqueues a job again.
+    redis.delete(f"rollcall:pending:room:{room_id}")
+    queueing.put_back(redis, room_id)
     return drain_rooms()
 
 
