@@ -63,7 +63,7 @@ def signal_room(redis: Redis, queue: Queue, room_id: int) -> bool:
 
 
 def signal_rooms(redis: Redis, queue: Queue, room_ids: list[int]) -> None:
-    """Mark every one of `room_ids` pending now and enqueue a drain whatever the flag says (the relay)."""
+    """Mark `room_ids` pending, ready at once, and enqueue a drain whatever the flag says (relay, replay)."""
     pipeline = redis.pipeline(transaction=False)
     if room_ids:
         pipeline.zadd(PENDING_ROOMS, dict.fromkeys(map(str, room_ids), 0), nx=True)
