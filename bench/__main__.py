@@ -15,7 +15,14 @@ import sys
 from bench import baseline, drain, load, receiver, services
 
 # Further benchmarks, each run as `python -m <module>` after these (e.g. "bench.rebuild").
-MORE: list[str] = ["bench.meeting", "bench.rebuild", "bench.metrics", "bench.pages", "bench.scaling"]
+MORE: list[str] = [
+    "bench.meeting",
+    "bench.rebuild",
+    "bench.metrics",
+    "bench.pages",
+    "bench.scaling",
+    "bench.live",
+]
 
 
 def main() -> None:

@@ -148,6 +148,7 @@ def make_settings(database_url: str, redis_url: str, redis_client: Redis) -> Cal
             "metered_api_url": "http://127.0.0.1:9/api/v1",
             "metered_secret_key": "test-metered-secret",
             "finalize_after_seconds": 120,
+            "drain_gather_seconds": 0.25,  # tests wait for drains; a shorter gathering makes them wait less
         }
         values.update(overrides)
         return Settings(_env_file=None, **values)

@@ -25,7 +25,7 @@ from webhooks import runtime_of
 from webhooks.hooks import RoomsByToken
 from workers.deliveries.parsing import EVENTS
 from workers.models import Delivery, Room
-from workers.queueing import pending_key
+from workers.queueing import PENDING_ROOMS, is_pending
 from workers.rooms import new_token, token_hash
 from workers.runtime import metrics
 from workers.runtime.process import QUEUE_NAME, Runtime
@@ -75,7 +75,7 @@ def test_a_delivery_is_stored_then_answered_202_and_queued(
     assert not {"Authorization", "Cookie"} & set(stored.headers)
     assert stored.source_address == "127.0.0.1"
     assert Queue(QUEUE_NAME, connection=redis_client).count == 1
-    assert redis_client.exists(pending_key(room_id))
+    assert is_pending(redis_client, room_id)
 
 
 def test_a_second_delivery_is_200_duplicate_and_not_queued_again(
@@ -83,11 +83,11 @@ def test_a_second_delivery_is_200_duplicate_and_not_queued_again(
 ) -> None:
     runtime, room_id, token = room
     first = api.post(hook(token), json=JOIN)
-    redis_client.delete(pending_key(room_id))  # as if a drain had started: a new fact would signal again
+    redis_client.zrem(PENDING_ROOMS, room_id)  # as if a drain had taken it: a new fact would signal again
     again = api.post(hook(token), json={**JOIN, "name": "Ann B."})
     assert again.status_code == 200
     assert again.json() == {"duplicate": True, "id": first.json()["id"]}
-    assert not redis_client.exists(pending_key(room_id))
+    assert not is_pending(redis_client, room_id)
     assert delivery_count(runtime) == 1
 
 

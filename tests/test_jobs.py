@@ -71,7 +71,7 @@ def test_a_drain_folds_every_delivery_of_its_room_in_batches(
     run_worker(runtime)
     assert fates(runtime) == {"processed": BATCH + 50}
     assert fold_counts(runtime) == {1}
-    assert not redis_client.exists(queueing.pending_key(room_id))
+    assert not queueing.is_pending(redis_client, room_id)
 
 
 POISON = "participant-joined:ms-1:poison"
@@ -93,7 +93,7 @@ def drain_once(runtime: Runtime, room_id: int) -> Job:
     """
     assert queueing.signal_room(runtime.redis, runtime.queue(), room_id)
     run_worker(runtime)
-    return Job.fetch(queueing.drain_job_id(room_id), connection=runtime.redis)
+    return Job.fetch(queueing.DRAIN_JOB_ID, connection=runtime.redis)
 
 
 def failed_deliveries(runtime: Runtime) -> list[tuple[str, str]]:
@@ -247,7 +247,7 @@ def test_two_live_workers_never_fold_one_room_at_once(
     with room_lock(runtime.redis, room_id):  # this process is the first worker, busy with the room
         queueing.signal_room(runtime.redis, runtime.queue(), room_id)
         spawn_worker(database_url, redis_url, FOLD_BATCH_SIZE=str(BATCH))
-        drain = Job.fetch(queueing.drain_job_id(room_id), connection=runtime.redis)
+        drain = Job.fetch(queueing.DRAIN_JOB_ID, connection=runtime.redis)
         wait_for(lambda: drain.get_status() == "started", "the second worker to take the room's drain")
         # Past the lease a lock nobody renewed would have lapsed in: ours is renewed, so it stays ours.
         held_until = time.monotonic() + 1.5 * LEASE_SECONDS

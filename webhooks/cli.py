@@ -230,7 +230,7 @@ def replay(delivery_ids: tuple[int, ...]) -> None:
 @events_group.command("relay")
 def relay() -> None:
     """Signal a worker for every room with deliveries never processed, however recent."""
-    count = jobs.relay_rooms(runtime_of(current_app), None, force=True)
+    count = jobs.relay_rooms(runtime_of(current_app), None)
     click.echo(f"signalled {count} room(s)")
 
 

@@ -10,6 +10,7 @@ stays unprocessed.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from dataclasses import dataclass
@@ -21,7 +22,7 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
 from workers import folding, inbox, queueing, session_jobs
-from workers.locks import room_lock
+from workers.locks import RoomBusy, room_lock
 from workers.models import DeliveryStatus
 from workers.models.base import utcnow
 from workers.runtime import metrics, process
@@ -32,7 +33,9 @@ from workers.runtime.process import Runtime
 log = logging.getLogger(__name__)
 
 SPLIT_SIZE = 1_000  # the pieces a failed batch is first cut into (see _split)
-MAX_BATCHES = 4  # then a fresh job: one busy room cannot hold a worker for long
+MAX_BATCHES = 4  # finalize's and the CLI's drains: then a fresh job
+# A drain's turn in a room: then the room goes to the back of the line, so a busy room starves no other.
+ROOM_BATCHES_PER_TURN = 1
 RELAY_MIN_AGE_SECONDS = 5.0
 # Failures that say nothing about the deliveries being folded: the job fails, and RQ's retry (or the relay)
 # folds them once the database or Redis is back, the other drain has finished, or the job is rerun.
@@ -43,17 +46,57 @@ NOT_THE_DELIVERIES: tuple[type[BaseException], ...] = (*TRANSIENT, inbox.FoldCon
 STATEMENT_REFUSED = "42"
 
 
-def drain_room(room_id: int) -> int:
-    """Fold every delivery of the room not yet processed; return how many were folded."""
+def drain_rooms() -> int:
+    """Fold a batch of each pending room in turn until none is left; return how many were folded.
+
+    The rooms' order, the gathering, and why no delivery is left behind: see workers.queueing.
+    """
     runtime = process.current()
-    with room_lock(runtime.redis, room_id):
-        queueing.gather(runtime.redis, room_id)
-        # Delete before reading: a delivery committed after our read then signals afresh (see queueing).
-        queueing.clear_pending(runtime.redis, room_id)
-        folded, done = fold_pending(runtime, room_id)
-        if not done:  # hand over to a fresh job, so one busy room cannot hold a worker forever
-            queueing.signal_room(runtime.redis, runtime.queue(), room_id, force=True)
-        return folded
+    redis = runtime.redis
+    handover_at = time.monotonic() + queueing.DRAIN_SLICE_SECONDS
+    folded = 0
+    while True:
+        room_id = queueing.take_room(redis, runtime.settings.drain_gather_seconds)
+        if room_id is None:
+            if queueing.finish(redis):
+                return folded
+            continue  # a room was signalled between the last take and the flag's deletion
+        folded += _drain_turn(runtime, room_id)
+        if time.monotonic() >= handover_at:
+            queueing.hand_over(redis, runtime.queue())
+            return folded
+
+
+def _drain_turn(runtime: Runtime, room_id: int) -> int:
+    """Fold one batch of a taken room, or leave it to the worker holding its lock; put it back if need be."""
+    try:
+        with room_lock(runtime.redis, room_id, wait=False):
+            folded, done = fold_pending(runtime, room_id, batches=ROOM_BATCHES_PER_TURN)
+    except RoomBusy:
+        # Another worker folds, finalizes or rebuilds it: back in the set, it is taken again after them.
+        queueing.put_back(runtime.redis, room_id)
+        return 0
+    except BaseException:
+        with contextlib.suppress(RedisError):  # Redis away too: the relay puts it back
+            queueing.put_back(runtime.redis, room_id)
+        raise
+    if not done:  # to the back of the line: one busy room must not keep the others waiting
+        queueing.put_back(runtime.redis, room_id)
+    return folded
+
+
+def drain_room(room_id: int) -> int:
+    """Fold `room_id` and every other pending room: a job of the previous release, queued per room.
+
+    Kept so such jobs still in the queue at deploy time run: the room joins the pending set, and this job
+    is a drain like any other.
+    """
+    redis = process.current().redis
+    # A web process of the previous release signals again only once its room's flag is gone: delete it
+    # before the rows are read, as that release's drain did, so its next delivery enqueues a job again.
+    redis.delete(f"rollcall:pending:room:{room_id}")
+    queueing.put_back(redis, room_id)
+    return drain_rooms()
 
 
 @dataclass
@@ -179,20 +222,22 @@ def relay(min_age_seconds: float = RELAY_MIN_AGE_SECONDS) -> int:
     return relay_rooms(process.current(), min_age_seconds)
 
 
-def relay_rooms(runtime: Runtime, min_age_seconds: float | None, *, force: bool = False) -> int:
-    """Signal each room with deliveries never processed (all when no age is given); return how many."""
+def relay_rooms(runtime: Runtime, min_age_seconds: float | None) -> int:
+    """Signal each room with deliveries never processed (all when no age is given); return how many.
+
+    A drain is enqueued whatever the drain flag says: a flag left by a killed drain must not stall them.
+    """
     cutoff = None if min_age_seconds is None else utcnow() - timedelta(seconds=min_age_seconds)
     with runtime.Session.begin() as session:
         rooms = inbox.rooms_to_relay(session, cutoff)
-    queue = runtime.queue()
-    for room_id, _ in rooms:
-        queueing.signal_room(runtime.redis, queue, room_id, force=force)
+    if not rooms:
+        return 0
+    queueing.signal_rooms(runtime.redis, runtime.queue(), [room_id for room_id, _ in rooms])
     untold = [room_id for room_id, has_untold in rooms if has_untold]
     if untold:  # write only when needed: the relay must not take SQLite's write lock for nothing
         with runtime.Session.begin() as session:
             inbox.mark_queued(session, untold)
-    if rooms:
-        log.info("relay: signalled %s room(s)", len(rooms))
+    log.info("relay: signalled %s room(s)", len(rooms))
     return len(rooms)
 
 
@@ -204,7 +249,7 @@ def replay(runtime: Runtime, delivery_id: int) -> str | None:
             return None
         room_id = delivery.room_id
     try:
-        queueing.signal_room(runtime.redis, runtime.queue(), room_id, force=True)
+        queueing.signal_rooms(runtime.redis, runtime.queue(), [room_id])
     except RedisError as error:
         log.warning(
             "replay of %s: Redis unavailable (%s); the relay will signal it",

@@ -36,8 +36,11 @@ class RoomBusy(RuntimeError):
 
 
 @contextmanager
-def room_lock(redis: Redis, room_id: int) -> Iterator[None]:
-    """Hold the room's Redis lock while the block runs, waiting for another holder; RoomBusy if that fails."""
+def room_lock(redis: Redis, room_id: int, *, wait: bool = True) -> Iterator[None]:
+    """Hold the room's Redis lock while the block runs, waiting for another holder; RoomBusy if that fails.
+
+    With `wait` false, RoomBusy at once if another holds it: the caller has other rooms to go on with.
+    """
     # Not thread-local: the renewing thread needs the token the acquiring thread got.
     lock = redis.lock(
         f"rollcall:lock:room:{room_id}",
@@ -45,7 +48,7 @@ def room_lock(redis: Redis, room_id: int) -> Iterator[None]:
         blocking_timeout=WAIT_SECONDS,
         thread_local=False,
     )
-    if not lock.acquire():
+    if not lock.acquire(blocking=wait):
         raise RoomBusy(f"room {room_id} is being folded by another worker")
     stop = threading.Event()
     renewer = threading.Thread(

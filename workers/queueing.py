@@ -1,64 +1,87 @@
-"""Telling a worker that a room has deliveries to fold: one Redis round-trip per delivery, usually.
+"""Telling the workers that rooms have deliveries to fold: one Redis round-trip per delivery.
 
-Jobs are per room, not per delivery: a drain folds every stored delivery of its room in a few transactions,
-so a burst of webhooks costs one job. The pending flag below coalesces the signals: a delivery costs one
-SET NX, and only the first since the room's last drain began also enqueues the job.
+One drain job serves every room: it takes the pending rooms one at a time, oldest signal first, folds a
+batch of each under the room's lock, and goes on until no room is left, so traffic over many rooms costs a
+few jobs a minute, not one per room and burst. A room is taken once its first signal is
+DRAIN_GATHER_SECONDS old, so one turn folds what gathered meanwhile, not one delivery; a room with more
+than a batch left goes to the back, behind every room signalled before. Two Redis keys carry the signals:
+- PENDING_ROOMS, a sorted set: each room with deliveries no drain has yet begun to read, scored by the
+  time of its first signal since a drain last took it (ZADD NX keeps the oldest);
+- DRAIN_FLAG: a drain is queued or running, and will look at PENDING_ROOMS again before it ends.
+The receiver COMMITS its row, then in one pipeline ADDS its room (ZADD NX) and SETS the flag (SET NX),
+and enqueues the drain only if the flag was absent. A drain TAKES a room (ZREM, which one caller wins),
+THEN reads its rows; it ends only after it DELETES the flag and THEN finds the set empty; a drain that
+stops early (its time slice spent) first enqueues its successor, leaving the flag set.
 
-Why no delivery is left behind (the ordering argument). The receiver COMMITS its row, THEN sets the flag
-(SET NX). The drain DELETES the flag, THEN reads the rows. Take any committed row R:
-- if R's SET came before the drain's DEL, R was committed before the drain read, so the drain reads R;
-- if R's SET came after the DEL and found the flag absent, R's receiver enqueued a new drain itself;
-- if R's SET came after the DEL but found the flag present, someone set it after the DEL and enqueued a
-  drain that has not yet deleted the flag; that drain's DEL and read come after R's commit, so it reads R.
-The flag expires after PENDING_SECONDS, so a flag orphaned by a crash between SET and enqueue cannot
-block signals for long; the relay covers that window and every other loss (Redis down, a killed worker).
+Why no delivery is left behind. Take any committed row R of room r; its pipeline ran after the commit.
+- A drain that takes r after R's ZADD reads r's rows after R's commit, so it reads R. So R could only be
+  missed if r stayed in the set with no drain ever to look again. But after R's SET NX a drain will look:
+  - if the flag was absent, R's receiver enqueued a drain, which looks at the set when it runs;
+  - if present, a drain was queued or running and had not yet deleted the flag (only a drain's end deletes
+    it); that drain's final look comes after its DEL, so after R's ZADD, and it does not end while r is
+    in the set.
+- A drain that takes r and finds its lock held (another drain, a finalize, a rebuild) puts r back before
+  going on, so r stays in the set under the same argument: the holder's own fold or a later turn reads R.
+- A drain that fails in a room puts the room back before raising, and RQ's retry looks again.
+What the argument does not cover: a process dying between two of its steps (a receiver between SET and
+enqueue, a drain killed mid-room) and a drain out of retries. There the flag expires after
+PENDING_SECONDS, and the relay, at the worker's start and every 30 s, puts back every room with
+unprocessed deliveries older than a few seconds and enqueues a drain whatever the flag says.
 """
 
 from __future__ import annotations
 
+import math
 import time
 
 from redis import Redis
 from rq import Queue, Retry
 
+PENDING_ROOMS = "rollcall:pending:rooms"
+DRAIN_FLAG = "rollcall:drain:flag"
 PENDING_SECONDS = 60
-# A drain waits until its signal is this old: under load one job then folds a burst, not one delivery,
-# and its fixed cost (RQ's bookkeeping, the session recompute) is shared; idle, it costs this much latency.
-GATHER_SECONDS = 0.25
+# A drain hands over to a fresh job after this long, so finalizes and relays queued behind it get their turn.
+DRAIN_SLICE_SECONDS = 10.0
 DRAIN_TIMEOUT_SECONDS = 600
 # Backoff between attempts of a drain that failed on an outage (a bad delivery fails alone, in the job);
-# after the last one, the relay signals the room again once its deliveries are RELAY_MIN_AGE_SECONDS old.
+# after the last one, the relay enqueues a drain again once the deliveries are RELAY_MIN_AGE_SECONDS old.
 DRAIN_RETRY = Retry(max=3, interval=[5, 30, 120])
 # Named, not imported: the web process enqueues without importing the worker's code.
-DRAIN_FUNCTION = "workers.jobs.drain_room"
+DRAIN_FUNCTION = "workers.jobs.drain_rooms"
+DRAIN_JOB_ID = "rollcall-drain"
 
 
-def pending_key(room_id: int) -> str:
-    """Return the Redis key saying a drain of `room_id` is queued and has not started yet."""
-    return f"rollcall:pending:room:{room_id}"
+def signal_room(redis: Redis, queue: Queue, room_id: int) -> bool:
+    """Mark `room_id` pending and make sure a drain will run; return True if this call enqueued it."""
+    pipeline = redis.pipeline(transaction=False)
+    pipeline.zadd(PENDING_ROOMS, {str(room_id): time.time()}, nx=True)
+    pipeline.set(DRAIN_FLAG, "1", nx=True, ex=PENDING_SECONDS)
+    _, flag_was_absent = pipeline.execute()
+    if flag_was_absent:
+        enqueue_drain(queue)
+    return bool(flag_was_absent)
 
 
-def drain_job_id(room_id: int) -> str:
-    """Return the deterministic RQ job id of a room's drain."""
-    return f"rollcall-drain-room-{room_id}"
+def signal_rooms(redis: Redis, queue: Queue, room_ids: list[int]) -> None:
+    """Mark `room_ids` pending, ready at once, and enqueue a drain whatever the flag says (relay, replay)."""
+    pipeline = redis.pipeline(transaction=False)
+    if room_ids:
+        pipeline.zadd(PENDING_ROOMS, dict.fromkeys(map(str, room_ids), 0), nx=True)
+    pipeline.set(DRAIN_FLAG, "1", ex=PENDING_SECONDS)
+    pipeline.execute()
+    enqueue_drain(queue)
 
 
-def signal_room(redis: Redis, queue: Queue, room_id: int, *, force: bool = False) -> bool:
-    """Make sure a drain of `room_id` will run; return True if this call enqueued it."""
-    # The common case is one round-trip: the flag is already set and a drain is already waiting.
-    signalled_at = f"{time.time():.3f}"
-    was_absent = bool(redis.set(pending_key(room_id), signalled_at, nx=True, ex=PENDING_SECONDS))
-    if was_absent or force:
-        enqueue_drain(queue, room_id)
-    return was_absent or force
+def is_pending(redis: Redis, room_id: int) -> bool:
+    """Say whether `room_id` waits for a drain to take it."""
+    return redis.zscore(PENDING_ROOMS, str(room_id)) is not None
 
 
-def enqueue_drain(queue: Queue, room_id: int, retry: Retry = DRAIN_RETRY) -> None:
-    """Enqueue the drain job of `room_id` under its deterministic id."""
+def enqueue_drain(queue: Queue, retry: Retry = DRAIN_RETRY) -> None:
+    """Enqueue the drain job under its deterministic id."""
     queue.enqueue(
         DRAIN_FUNCTION,
-        room_id,
-        job_id=drain_job_id(room_id),
+        job_id=DRAIN_JOB_ID,
         retry=retry,
         job_timeout=DRAIN_TIMEOUT_SECONDS,
         # Kept long enough that a copy enqueued while this one runs still finds its job hash.
@@ -67,15 +90,50 @@ def enqueue_drain(queue: Queue, room_id: int, retry: Retry = DRAIN_RETRY) -> Non
     )
 
 
-def gather(redis: Redis, room_id: int) -> None:
-    """Wait, at most GATHER_SECONDS, until the room's signal is GATHER_SECONDS old."""
-    signalled_at = redis.get(pending_key(room_id))
-    if signalled_at is not None:
-        delay = float(signalled_at) + GATHER_SECONDS - time.time()
-        if 0 < delay <= GATHER_SECONDS:  # a clock far off between hosts must not stall the worker
-            time.sleep(delay)
+def take_room(redis: Redis, gather_seconds: float) -> int | None:
+    """Take the room whose first signal is oldest, once it is `gather_seconds` old; None if none is pending.
+
+    Taken means removed from the pending set by this call: another drain cannot take it too.
+    """
+    take = redis.register_script(_TAKE_OLDEST)
+    now = time.time()
+    answer = take(keys=[PENDING_ROOMS], args=[now - gather_seconds])
+    if answer is None:
+        return None
+    member, signalled_at, taken = answer
+    if taken == b"1":
+        return int(member)
+    # A clock far off between hosts must not stall the worker: wait at most one gathering, then take it.
+    time.sleep(min(max(float(signalled_at) + gather_seconds - now, 0), gather_seconds))
+    answer = take(keys=[PENDING_ROOMS], args=[math.inf])
+    return None if answer is None else int(answer[0])
 
 
-def clear_pending(redis: Redis, room_id: int) -> None:
-    """Delete the room's pending flag: called by the drain before it reads (see the module docstring)."""
-    redis.delete(pending_key(room_id))
+# One round-trip per take: the oldest room, removed if signalled at or before ARGV[1], and its score.
+_TAKE_OLDEST = """
+local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
+if #oldest == 0 then return nil end
+if tonumber(oldest[2]) > tonumber(ARGV[1]) then return {oldest[1], oldest[2], '0'} end
+redis.call('ZREM', KEYS[1], oldest[1])
+return {oldest[1], oldest[2], '1'}
+"""
+
+
+def put_back(redis: Redis, room_id: int) -> None:
+    """Return a taken room to the end of the pending set (its lock was held, or a batch is left)."""
+    redis.zadd(PENDING_ROOMS, {str(room_id): time.time()}, nx=True)
+
+
+def finish(redis: Redis) -> bool:
+    """Delete the drain flag, then say whether the drain may end: True unless a room is pending after all."""
+    pipeline = redis.pipeline(transaction=False)
+    pipeline.delete(DRAIN_FLAG)
+    pipeline.zcard(PENDING_ROOMS)
+    _, pending = pipeline.execute()
+    return not pending
+
+
+def hand_over(redis: Redis, queue: Queue) -> None:
+    """Enqueue the next drain before this one stops early: the flag stays set, and it is this drain's."""
+    redis.set(DRAIN_FLAG, "1", ex=PENDING_SECONDS)
+    enqueue_drain(queue)

@@ -40,6 +40,8 @@ class Settings(BaseSettings):
     finalize_after_seconds: int = Field(default=120, ge=0)
     stale_session_seconds: int = Field(default=21600, gt=0)
     reconnect_grace_seconds: int = Field(default=30, ge=0)
+    # How long a drain lets a room's deliveries gather before folding them: latency traded for fewer folds.
+    drain_gather_seconds: float = Field(default=1.0, ge=0, le=10)
     # Long enough for a meeting under way when its room is archived to finish, and for late retries.
     archive_grace_seconds: int = Field(default=14400, ge=0, le=366 * 86400)
     token_overlap_seconds: int = Field(default=86400, ge=0, le=366 * 86400)
