@@ -12,13 +12,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 from redis import Redis
 from rq import Queue
-from rq.job import Job
-from rq.registry import FinishedJobRegistry
 from sqlalchemy import Connection, func, insert, select
 
 from bench import load, services
@@ -37,7 +36,9 @@ T0 = datetime(2026, 5, 4, 15, 0, tzinfo=UTC)
 class Drained:
     label: str
     deliveries: int
-    seconds: float  # folding: from the first drain job's start to the last one's end, or the load window
+    seconds: (
+        float  # folding: from the worker first holding a room's lock to the last commit, or the load window
+    )
     wall_seconds: float  # including the worker's start-up, or the load window
 
     @property
@@ -64,6 +65,7 @@ def drain_stored(
         queueing.signal_room(redis, Queue(QUEUE_NAME, connection=redis), room_id)
     started = time.perf_counter()
     worker = _worker(database_url, redis_url, "--burst")
+    first_lock = _first_lock(redis, rooms)
     try:
         _, done = _watch(database_url, total, lambda: worker.poll() is not None, timeout=timeout)
     except BaseException:
@@ -71,19 +73,20 @@ def drain_stored(
         raise
     finally:
         _reap(worker)
-    return Drained("backlog, one worker", total, _job_seconds(redis), done - started)
+    return Drained("backlog, one worker", total, done - first_lock.result(), done - started)
 
 
-def _job_seconds(redis: Redis) -> float:
-    # From the first job's start to the last one's end, as RQ recorded them: the worker's start-up is not
-    # folding, and a backlog folded in one batch commits all at once, so the database cannot time it.
-    registry = FinishedJobRegistry(QUEUE_NAME, connection=redis)
-    jobs = [job for job in Job.fetch_many(registry.get_job_ids(), connection=redis) if job is not None]
-    starts = [job.started_at for job in jobs if job.started_at is not None]
-    ends = [job.ended_at for job in jobs if job.ended_at is not None]
-    if not starts or not ends:
-        raise RuntimeError("the worker recorded no finished job")
-    return (max(ends) - min(starts)).total_seconds()
+def _first_lock(redis: Redis, rooms: list[int]) -> Future[float]:
+    # When the worker first holds a room's lock: folding starts then. Not the worker's start (its imports
+    # are not folding), nor the first commit (a backlog folded in one batch commits all at once).
+    keys = [f"rollcall:lock:room:{room_id}" for room_id in rooms]
+
+    def watch() -> float:
+        while not redis.exists(*keys):
+            time.sleep(0.002)
+        return time.perf_counter()
+
+    return ThreadPoolExecutor(max_workers=1).submit(watch)
 
 
 def _reap(worker: subprocess.Popen[bytes], grace: float = 30) -> None:

@@ -23,7 +23,7 @@ from tests.conftest import run_worker
 from tests.pure.test_notify import parts
 from tests.test_mailer import Mailbox, check_login, smtp_server
 from tests.test_outbound import Receiver, receiving
-from workers import notify_jobs, session_jobs
+from workers import jobs, notify_jobs
 from workers.models import AttendanceRow, MeetingSession, Room
 from workers.models.notifications import Notification
 from workers.notifications.ledger import UNTRUSTED, notifications_for
@@ -240,7 +240,7 @@ def test_a_lost_queue_is_refilled_once(start_runtime: Callable[..., Runtime]) ->
         notify_jobs.session_finalized(session_id)  # ledger committed, send jobs queued ...
         runtime.redis.flushdb()  # ... and lost with Redis before any worker ran them
         for _ in range(2):  # the worker's minutely check, twice: it refills, then finds nothing to do
-            runtime.queue().enqueue(session_jobs.finalize_overdue)
+            runtime.queue().enqueue(jobs.finalize_overdue)
             run_worker(runtime)
     assert len(mailbox.received) == 1
 

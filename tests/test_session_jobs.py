@@ -12,9 +12,9 @@ from tests.test_folding import RULES, at, end, fold, join, leave, make_room, sta
 from webhooks import runtime_of
 from workers import inbox
 from workers.folding import fold_batch
+from workers.jobs import finalize_overdue, sweep_stale_sessions
 from workers.models import Delivery, MeetingSession, Room
 from workers.runtime.process import QUEUE_NAME
-from workers.session_jobs import finalize_overdue, sweep_stale_sessions
 
 
 def test_the_sweeper_job_closes_a_silent_session_at_its_latest_leave(

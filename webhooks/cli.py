@@ -23,12 +23,12 @@ from werkzeug.serving import run_simple
 from webhooks import runtime_of
 from workers import jobs, rooms, wire
 from workers.folding import rebuild as rebuild_session
+from workers.jobs import notify_amended
 from workers.locks import room_lock
 from workers.metered import MeteredClient, MeteredError, MeteredTimeout
 from workers.models import MeetingSession, Room, SessionStatus
 from workers.rooms import ROLLCALL_FIELDS, CreateRoomRequest
 from workers.runtime import migrate
-from workers.session_jobs import notify_amended
 from workers.timefmt import iso_ms
 
 DEFAULT_SECRET = "emulator-secret"  # noqa: S105 - the emulator's dev-only default, printed so people can use it

@@ -9,7 +9,7 @@ from flask import Blueprint, current_app
 from webhooks import runtime_of
 from webhooks.auth import require_token
 from webhooks.reports import session_or_404
-from workers.session_jobs import rebuild_session
+from workers.jobs import rebuild_session
 from workers.wire import RebuildQueued
 
 blueprint = Blueprint("session_admin", __name__)

@@ -50,7 +50,7 @@ from rq.scheduler import RQScheduler
 from sqlalchemy.exc import ArgumentError
 
 # Imported here, before any job runs, so the first job does not pay for them.
-from workers import folding, inbox, jobs, queueing, session_jobs  # noqa: F401
+from workers import folding, inbox, jobs, queueing  # noqa: F401
 from workers.deliveries import parsing  # noqa: F401
 from workers.runtime import migrate, process
 from workers.runtime.connections import (
@@ -74,8 +74,8 @@ PR_SET_PDEATHSIG = 1  # prctl(2): the signal the notify process gets when its pa
 # Every periodic job, with its interval in seconds: the one place to add one.
 PERIODIC: list[tuple[Callable[..., Any], int]] = [
     (jobs.relay, 30),
-    (session_jobs.sweep_stale_sessions, 300),  # STALE_SESSION_SECONDS is hours: every 5 minutes is plenty
-    (session_jobs.finalize_overdue, 60),  # a finalize whose schedule was lost, or that failed for good
+    (jobs.sweep_stale_sessions, 300),  # STALE_SESSION_SECONDS is hours: every 5 minutes is plenty
+    (jobs.finalize_overdue, 60),  # a finalize whose schedule was lost, or that failed for good
 ]
 
 
