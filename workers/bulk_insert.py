@@ -38,6 +38,9 @@ def insert_rows(db: Session, table: Table, rows: Rows) -> None:
         raise DBAPIError.instance(f"bulk insert into {table.name}", None, error, error_class) from error
 
 
+SCRATCH_TABLE_ROWS = 200  # from this many rows on, update_rows goes through a scratch table on PostgreSQL
+
+
 def update_rows(db: Session, table: Table, rows: Sequence[Mapping[str, Any]]) -> None:
     """Update rows of `table` by primary key `id` to `rows`' values (dicts, all of the same columns)."""
     if not rows:
@@ -45,10 +48,16 @@ def update_rows(db: Session, table: Table, rows: Sequence[Mapping[str, Any]]) ->
     names = list(rows[0].keys())
     connection = db.connection()
     dialect = connection.dialect
-    if dialect.name != "postgresql":  # SQLite's executemany runs in C: nothing to gain
+    # SQLite's executemany runs in C: nothing to gain. On PostgreSQL a scratch table costs a few catalog
+    # writes per call, more than a live meeting's handful of rows.
+    if dialect.name != "postgresql" or len(rows) < SCRATCH_TABLE_ROWS:
         values: dict[str, Any] = {name: bindparam(name) for name in names if name != "id"}
         statement = update(table).where(table.c.id == bindparam("_id")).values(values)
-        connection.execute(statement, [{**row, "_id": row["id"]} for row in rows])
+        # The key goes in as "_id" only: under "id" too, SQLAlchemy would SET the primary key as well.
+        keyed = [
+            {**{name: value for name, value in row.items() if name != "id"}, "_id": row["id"]} for row in rows
+        ]
+        connection.execute(statement, keyed)
         return
     # One set-based UPDATE from a COPY-filled scratch table: an UPDATE per row costs ten times as much.
     quote = dialect.identifier_preparer
@@ -58,6 +67,7 @@ def update_rows(db: Session, table: Table, rows: Sequence[Mapping[str, Any]]) ->
     columns = ", ".join(map(quote.quote, names))
     with driver.cursor() as cursor:
         # CREATE ... AS, not LIKE: the scratch table takes only these columns, and none of their constraints.
+        cursor.execute(f"DROP TABLE IF EXISTS {scratch}")
         cursor.execute(
             f"CREATE TEMPORARY TABLE {scratch} ON COMMIT DROP AS "  # noqa: S608 - our own identifiers
             f"SELECT {columns} FROM {quote.format_table(table)} WITH NO DATA"

@@ -278,24 +278,27 @@ def _merge_participants(
 ) -> set[str]:
     # Writes the participant sessions `incoming` changes, updates `merged`; returns the person keys touched.
     touched: set[str] = set()
-    inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
-    for psid, facts in incoming.items():
-        known = stored.get(psid)
-        if known is not None:
-            facts = merge_segment_facts(known.facts, facts)
-            if facts == known.facts:
-                continue
-            touched.add(known.person_key)
-        key = person_key(facts.identity, psid)[0]
-        touched.add(key)
-        merged[psid] = facts
-        values = participant_values(facts, key)
-        if known is None:
-            inserts.append({"session_id": session_id, **values})
-        else:
-            updates.append({"id": known.row_id, **values})
-    insert_rows(db, _PARTICIPANTS, inserts)
+
+    def new_rows() -> Iterator[dict[str, Any]]:
+        # Streamed into the insert: a rebuild's rows are not all held twice.
+        for psid, facts in incoming.items():
+            known = stored.get(psid)
+            if known is not None:
+                facts = merge_segment_facts(known.facts, facts)
+                if facts == known.facts:
+                    continue
+                touched.add(known.person_key)
+            key = person_key(facts.identity, psid)[0]
+            touched.add(key)
+            merged[psid] = facts
+            values = participant_values(facts, key)
+            if known is None:
+                yield {"session_id": session_id, **values}
+            else:
+                updates.append({"id": known.row_id, **values})
+
+    insert_rows(db, _PARTICIPANTS, new_rows())
     update_rows(db, _PARTICIPANTS, updates)
     return touched
 

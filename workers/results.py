@@ -178,23 +178,24 @@ def write_people(
 
     The one writer of attendance rows; return each person whose figures changed, as history records them.
     """
-    inserts: list[dict[str, Any]] = []
     updates: list[dict[str, Any]] = []
     changed: dict[str, dict[str, Any]] = {}
-    for person in people:
-        values = attendance_values(person)
-        key = person.participant_key
-        known = before.get(key)
-        if known is None:
-            inserts.append({"session_id": session_id, **values})
-        elif any(known[name] != value for name, value in values.items()):
-            updates.append({"id": known["id"], **values})
-        else:
-            continue
-        summary = _summary(values)
-        if known is None or summary != _summary(known):
-            changed[key] = summary
-    insert_rows(db, _ATTENDANCE, inserts)
+
+    def new_rows() -> Iterator[dict[str, Any]]:
+        # Streamed into the insert, not listed first: a rebuild's 10,000 rows would all be held twice.
+        for person in people:
+            values = attendance_values(person)
+            key = person.participant_key
+            known = before.get(key)
+            if known is None:
+                changed[key] = _summary(values)
+                yield {"session_id": session_id, **values}
+            elif any(known[name] != value for name, value in values.items()):
+                updates.append({"id": known["id"], **values})
+                if (summary := _summary(values)) != _summary(known):
+                    changed[key] = summary
+
+    insert_rows(db, _ATTENDANCE, new_rows())
     update_rows(db, _ATTENDANCE, updates)
     gone_ids = sorted(before[key]["id"] for key in gone)
     for start in range(0, len(gone_ids), IN_CHUNK):
