@@ -48,7 +48,7 @@ def session_of(api: httpx.Client, meeting_session_id: str) -> dict[str, Any]:
 
 
 def statuses(runtime: Runtime) -> list[str]:
-    with runtime.Session() as db:
+    with runtime.Db() as db:
         return list(db.scalars(select(Delivery.status).order_by(Delivery.id)))
 
 

@@ -23,7 +23,7 @@ READ_TOKEN = "read-only-token"
 def served(live_app: Callable[..., Any]) -> Iterator[tuple[Flask, str, sessionmaker[Session]]]:
     """Serve an app with an API token and two read-only tokens; return it, its URL and its sessionmaker."""
     with live_app(read_token=("other-read-token", READ_TOKEN)) as (app, base_url):
-        yield app, base_url, runtime_of(app).Session
+        yield app, base_url, runtime_of(app).Db
 
 
 def guarded_calls(app: Flask) -> list[tuple[str, str, bool, str]]:

@@ -62,11 +62,11 @@ def test_after_the_grace_an_archived_room_takes_only_the_meetings_it_has(
         assert [answer.status_code for answer in late] == [202] * 4
         runtime = runtime_of(api.app)  # type: ignore[attr-defined]
         run_worker(runtime)
-        with runtime.Session() as session:
+        with runtime.Db() as db:
             named = select(func.count()).where(Delivery.meeting_session_ref == "ms-new")
-            assert session.scalar(named) == 0
+            assert db.scalar(named) == 0
             ended = select(MeetingSession.meeting_session_id).where(MeetingSession.status == "ended")
-            assert sorted(session.scalars(ended)) == ["ms-folded", "ms-stored"]
+            assert sorted(db.scalars(ended)) == ["ms-folded", "ms-stored"]
 
 
 def test_after_the_grace_unnamed_deliveries_may_close_but_not_open(serve: Serve) -> None:

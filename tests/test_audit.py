@@ -109,8 +109,8 @@ def test_events_filter_and_page(api: httpx.Client, rooms: tuple[Runtime, str, st
     assert [event["id"] for event in page["items"]] == ids[:-3:-1]
     rest = listed(room="standup", type="participant-joined", limit=10, cursor=page["nextCursor"])
     assert rest == ids[-3::-1]
-    with runtime.Session.begin() as session:
-        inbox.mark_failed(session, ids[0], "ValueError: bad")
+    with runtime.Db.begin() as db:
+        inbox.mark_failed(db, ids[0], "ValueError: bad")
     assert listed(status="failed") == [ids[0]]
 
 
@@ -146,8 +146,8 @@ def test_replay_folds_a_delivery_again(
     assert response.json() == {"id": delivery_id, "status": "queued"}
     assert Queue(QUEUE_NAME, connection=redis_client).count == 1
     run_worker(runtime)
-    with runtime.Session() as session:
-        delivery = session.get_one(Delivery, delivery_id)
+    with runtime.Db() as db:
+        delivery = db.get_one(Delivery, delivery_id)
     assert (delivery.status, delivery.fold_count) == ("processed", 2)
     assert api.post("/api/events/999999/replay").status_code == 404
 
@@ -169,5 +169,5 @@ def test_cli_replay_and_relay(app: Flask, runtime: Runtime, redis_client: Redis)
     assert f"delivery {stored.id}: queued" in replayed.output
     assert replayed.exit_code != 0 and "424242" in replayed.output
     run_worker(runtime)
-    with runtime.Session() as session:
-        assert session.get_one(Delivery, stored.id).fold_count == 2
+    with runtime.Db() as db:
+        assert db.get_one(Delivery, stored.id).fold_count == 2

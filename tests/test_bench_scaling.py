@@ -21,8 +21,8 @@ _PER_ARRIVAL = {"id", "room_id", "received_at", "headers", "source_address"}
 
 def rows_of(runtime: Runtime, room_id: int) -> dict[str, dict[str, Any]]:
     """Return a room's stored deliveries by dedupe key, without the columns each arrival makes its own."""
-    with runtime.Session() as session:
-        deliveries = session.scalars(select(Delivery).where(Delivery.room_id == room_id)).all()
+    with runtime.Db() as db:
+        deliveries = db.scalars(select(Delivery).where(Delivery.room_id == room_id)).all()
         return {
             delivery.dedupe_key: {
                 column.key: getattr(delivery, column.key)

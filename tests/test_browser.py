@@ -82,7 +82,7 @@ def chromium(profile: Path, *arguments: str) -> subprocess.CompletedProcess[str]
 
 def test_chromium_renders_the_table_and_the_timeline(live_app: Callable[..., Any], tmp_path: Path) -> None:
     with live_app() as (app, base_url):
-        people = hold_busy_meeting(runtime_of(app).Session, "m-browser")
+        people = hold_busy_meeting(runtime_of(app).Db, "m-browser")
         url = with_credentials(base_url, "/sessions/m-browser")
         dom = chromium(tmp_path / "profile", "--dump-dom", url).stdout
         ARTIFACTS.mkdir(exist_ok=True)

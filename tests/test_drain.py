@@ -57,8 +57,8 @@ def burst(runtime: Runtime) -> CountingWorker:
 
 def processed_at(runtime: Runtime, room_id: int) -> list[datetime]:
     query = select(Delivery.processed_at).where(Delivery.room_id == room_id)
-    with runtime.Session() as session:
-        return sorted(moment for moment in session.scalars(query) if moment is not None)
+    with runtime.Db() as db:
+        return sorted(moment for moment in db.scalars(query) if moment is not None)
 
 
 def test_many_rooms_signalled_are_folded_by_one_job(worker_runtime: Runtime, redis_client: Redis) -> None:

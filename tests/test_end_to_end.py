@@ -180,7 +180,7 @@ def test_meetings_whose_webhooks_name_no_session_are_told_apart_when_starts_and_
         assert [s["meetingSessionId"].rsplit("-", 1)[1] for s in before] == ["first"]  # one stretch so far
         assert {d.status for d in play_meeting(emulator.room("unnamed-room"), marks)} == {202}
         run_worker(runtime)
-        with runtime.Session() as db:
+        with runtime.Db() as db:
             room_id = db.scalars(select(Room.id).where(Room.room_name == "unnamed-room")).one()
         sessions = api.get("/api/rooms/unnamed-room/sessions").json()["items"]
         attendance = {

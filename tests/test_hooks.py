@@ -47,8 +47,8 @@ def hook(token: str, event: str = "participant-joined") -> str:
 
 
 def delivery_count(runtime: Runtime) -> int:
-    with runtime.Session() as session:
-        return session.scalar(select(func.count()).select_from(Delivery)) or 0
+    with runtime.Db() as db:
+        return db.scalar(select(func.count()).select_from(Delivery)) or 0
 
 
 @pytest.fixture
@@ -66,8 +66,8 @@ def test_a_delivery_is_stored_then_answered_202_and_queued(
     assert response.status_code == 202
     delivery_id = response.json()["id"]
     assert response.json() == {"accepted": True, "id": delivery_id}
-    with runtime.Session() as session:
-        stored = session.get_one(Delivery, delivery_id)
+    with runtime.Db() as db:
+        stored = db.get_one(Delivery, delivery_id)
     assert json.loads(stored.raw_body) == JOIN  # unknown fields too
     assert (stored.room_id, stored.event, stored.status) == (room_id, "participant-joined", "queued")
     assert stored.dedupe_key == "participant-joined:ms-1:ps-1"
@@ -169,8 +169,8 @@ def test_twenty_threads_posting_one_delivery_store_one_row_and_queue_it_once(
     assert codes == [200] * 19 + [202]
     assert len({answer.json()["id"] for answer in answers}) == 1
     assert delivery_count(runtime) == 1
-    with runtime.Session() as session:
-        assert session.scalar(select(Delivery.duplicate_count)) == 19
+    with runtime.Db() as db:
+        assert db.scalar(select(Delivery.duplicate_count)) == 19
     assert Queue(QUEUE_NAME, connection=redis_client).count == 1
 
 
@@ -182,18 +182,16 @@ def test_redis_down_still_answers_202_and_leaves_the_row_for_the_relay(
         _, token = make_room(runtime)
         response = httpx.post(base_url + hook(token), json=JOIN)
         assert response.status_code == 202
-        with runtime.Session() as session:
-            assert session.get_one(Delivery, response.json()["id"]).status == "received"
+        with runtime.Db() as db:
+            assert db.get_one(Delivery, response.json()["id"]).status == "received"
 
 
 def test_a_rotated_token_stops_working_within_the_cache_ttl(runtime: Runtime) -> None:
     room_id, token = make_room(runtime)
     rooms = RoomsByToken(ttl=0.2)
     assert rooms.find(runtime.engine, token) is not None
-    with runtime.Session.begin() as session:
-        session.execute(
-            update(Room).where(Room.id == room_id).values(webhook_token_hash=token_hash(new_token()))
-        )
+    with runtime.Db.begin() as db:
+        db.execute(update(Room).where(Room.id == room_id).values(webhook_token_hash=token_hash(new_token())))
     time.sleep(0.3)
     assert rooms.find(runtime.engine, token) is None
 

@@ -149,14 +149,14 @@ def test_hostile_traffic_ends_folded_with_every_page_answering(
             assert play([{"event": "join", "meetingSessionId": ORDINARY, **deep_but_fine}]) == [202]
 
             runtime = runtime_of(app)
-            with runtime.Session() as db:
+            with runtime.Db() as db:
                 assert (db.scalar(select(func.count()).select_from(Delivery)) or 0) > 0
                 assert set(db.scalars(select(Delivery.status).distinct())) <= {"received", "queued"}
 
             own_redis()  # Redis comes up: the waiting worker relays and folds everything stored
 
             def settled() -> bool:
-                with runtime.Session() as db:
+                with runtime.Db() as db:
                     fates = set(db.scalars(select(Delivery.status).distinct()))
                     open_sessions = db.scalar(
                         select(func.count())
@@ -208,7 +208,7 @@ def test_hostile_traffic_ends_folded_with_every_page_answering(
                 cursor = page["nextCursor"]
                 if not cursor:
                     break
-            with runtime.Session() as db:
+            with runtime.Db() as db:
                 assert events == db.scalar(select(func.count()).select_from(Delivery))
                 notified = db.scalar(select(MeetingSession.notifications_planned_at).limit(1))
             assert notified is not None  # the summaries were planned while the mail server hung

@@ -20,10 +20,10 @@ def make_room(
 ) -> tuple[int, str]:
     """Insert a room directly and return its id and webhook token."""
     token = new_token()
-    with runtime.Session.begin() as session:
+    with runtime.Db.begin() as db:
         room = Room(room_name=name, metered_room_id=metered_room_id, webhook_token_hash=token_hash(token))
-        session.add(room)
-        session.flush()
+        db.add(room)
+        db.flush()
         return room.id, token
 
 
@@ -38,8 +38,8 @@ def arrival(
 
 
 def statuses(runtime: Runtime) -> dict[int, str]:
-    with runtime.Session() as session:
-        return {row_id: status for row_id, status in session.execute(select(Delivery.id, Delivery.status))}
+    with runtime.Db() as db:
+        return {row_id: status for row_id, status in db.execute(select(Delivery.id, Delivery.status))}
 
 
 def test_a_second_delivery_of_the_same_fact_is_counted_not_stored(runtime: Runtime) -> None:
@@ -48,8 +48,8 @@ def test_a_second_delivery_of_the_same_fact_is_counted_not_stored(runtime: Runti
     again = inbox.store(runtime.engine, arrival(room_id, '{"_id": "p1", "name": "Ann B."}'))
     assert first.new and not again.new
     assert first.id == again.id
-    with runtime.Session() as session:
-        delivery = session.get_one(Delivery, first.id)
+    with runtime.Db() as db:
+        delivery = db.get_one(Delivery, first.id)
     assert (delivery.duplicate_count, delivery.status, delivery.raw_body) == (
         1,
         "queued",
@@ -68,16 +68,16 @@ def test_the_dedupe_key_is_scoped_by_room(runtime: Runtime) -> None:
 def test_mark_processed_refuses_a_delivery_already_folded(runtime: Runtime) -> None:
     room_id, _ = make_room(runtime)
     stored = inbox.store(runtime.engine, arrival(room_id, '{"_id": "p1"}'))
-    with runtime.Session.begin() as session:
+    with runtime.Db.begin() as db:
         meeting = MeetingSession(room_id=room_id, meeting_session_id="m-1")
-        session.add(meeting)
-        session.flush()
+        db.add(meeting)
+        db.flush()
         meeting_id = meeting.id
-        inbox.mark_processed(session, meeting_id, [stored.id])
-    with pytest.raises(inbox.FoldConflict), runtime.Session.begin() as session:
-        inbox.mark_processed(session, meeting_id, [stored.id])
-    with runtime.Session() as session:
-        delivery = session.get_one(Delivery, stored.id)
+        inbox.mark_processed(db, meeting_id, [stored.id])
+    with pytest.raises(inbox.FoldConflict), runtime.Db.begin() as db:
+        inbox.mark_processed(db, meeting_id, [stored.id])
+    with runtime.Db() as db:
+        delivery = db.get_one(Delivery, stored.id)
     assert (delivery.status, delivery.fold_count, delivery.session_id) == ("processed", 1, meeting_id)
     assert delivery.processed_at is not None
 
@@ -89,16 +89,16 @@ def test_fates_and_what_the_relay_finds(runtime: Runtime) -> None:
     fresh = inbox.store(runtime.engine, arrival(other_room, '{"_id": "fresh"}'))
     failed = inbox.store(runtime.engine, arrival(room_id, '{"_id": "bad"}', age_seconds=60))
     inbox.mark_unsignalled(runtime.engine, old.id)
-    with runtime.Session.begin() as session:
-        inbox.mark_failed(session, failed.id, "ValueError: no")
-        assert inbox.rooms_to_relay(session, utcnow() - timedelta(seconds=5)) == [(room_id, True)]
-        assert sorted(inbox.rooms_to_relay(session, None)) == [(room_id, True), (other_room, False)]
-        inbox.mark_queued(session, [room_id])
+    with runtime.Db.begin() as db:
+        inbox.mark_failed(db, failed.id, "ValueError: no")
+        assert inbox.rooms_to_relay(db, utcnow() - timedelta(seconds=5)) == [(room_id, True)]
+        assert sorted(inbox.rooms_to_relay(db, None)) == [(room_id, True), (other_room, False)]
+        inbox.mark_queued(db, [room_id])
     assert statuses(runtime) == {old.id: "queued", fresh.id: "queued", failed.id: "failed"}
-    with runtime.Session.begin() as session:
-        assert [d.id for d in inbox.unprocessed(session, room_id, 10)] == [old.id]
-        assert inbox.reset_for_replay(session, failed.id) is not None
-        assert inbox.reset_for_replay(session, 10_000) is None
-    with runtime.Session() as session:
-        replayed = session.get_one(Delivery, failed.id)
+    with runtime.Db.begin() as db:
+        assert [d.id for d in inbox.unprocessed(db, room_id, 10)] == [old.id]
+        assert inbox.reset_for_replay(db, failed.id) is not None
+        assert inbox.reset_for_replay(db, 10_000) is None
+    with runtime.Db() as db:
+        replayed = db.get_one(Delivery, failed.id)
     assert (replayed.status, replayed.status_reason) == ("queued", None)

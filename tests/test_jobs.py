@@ -41,13 +41,13 @@ def store_joins(runtime: Runtime, room_id: int, count: int, first: int = 0) -> N
 
 def fates(runtime: Runtime) -> dict[str, int]:
     query = select(Delivery.status, func.count()).group_by(Delivery.status)
-    with runtime.Session() as session:
-        return {status: count for status, count in session.execute(query)}
+    with runtime.Db() as db:
+        return {status: count for status, count in db.execute(query)}
 
 
 def fold_counts(runtime: Runtime) -> set[int]:
-    with runtime.Session() as session:
-        return set(session.scalars(select(Delivery.fold_count)))
+    with runtime.Db() as db:
+        return set(db.scalars(select(Delivery.fold_count)))
 
 
 # FOLD_BATCH_SIZE of these tests' workers: a few hundred deliveries make two batches, whatever the default.
@@ -99,8 +99,8 @@ def drain_once(runtime: Runtime, room_id: int) -> Job:
 def failed_deliveries(runtime: Runtime) -> list[tuple[str, str]]:
     """Return the key and reason of each failed delivery (columns: a corrupt row cannot load whole)."""
     query = select(Delivery.dedupe_key, Delivery.status_reason).where(Delivery.status == "failed")
-    with runtime.Session() as session:
-        return [(key, reason or "") for key, reason in session.execute(query)]
+    with runtime.Db() as db:
+        return [(key, reason or "") for key, reason in db.execute(query)]
 
 
 def test_a_delivery_the_database_refuses_fails_alone_in_the_first_run(worker_runtime: Runtime) -> None:
@@ -116,8 +116,8 @@ def test_a_delivery_the_database_refuses_fails_alone_in_the_first_run(worker_run
     assert key == POISON
     assert "poisoned delivery" in reason
     assert "test-metered-secret" not in reason
-    with runtime.Session() as session:
-        attended = session.scalars(select(ParticipantSession.participant_session_id)).all()
+    with runtime.Db() as db:
+        attended = db.scalars(select(ParticipantSession.participant_session_id)).all()
     assert sorted(attended) == sorted(f"ps-{index}" for index in range(10))
 
 
@@ -167,8 +167,8 @@ def test_a_fold_whose_counting_fails_still_schedules_its_finalize(
     redis_client.set(metrics.FOLDED_KEY, "not a hash")  # every HINCRBY on it fails (WRONGTYPE)
     assert drain_once(runtime, room_id).get_status() == "finished"
     assert fates(runtime) == {"processed": 3}
-    with runtime.Session() as session:
-        meeting_id = session.scalars(select(MeetingSession.id)).one()
+    with runtime.Db() as db:
+        meeting_id = db.scalars(select(MeetingSession.id)).one()
     assert runtime.queue().scheduled_job_registry.get_job_ids() == [f"finalize-{meeting_id}"]
 
 

@@ -200,8 +200,8 @@ def test_notifications_are_counted_by_the_state_send_jobs_move_them_to(
     ):
         runtime = runtime_of(app)
         room_id, _ = room_with_token(Db)
-        fold(runtime.Session, room_id, [[start("m-n", 0), join("m-n", "a1", 0, name="Ann"), end("m-n", 30)]])
-        with runtime.Session.begin() as db:
+        fold(runtime.Db, room_id, [[start("m-n", 0), join("m-n", "a1", 0, name="Ann"), end("m-n", 30)]])
+        with runtime.Db.begin() as db:
             session_id = db.scalars(select(MeetingSession.id)).one()
             for n, (kind, recipient) in enumerate(
                 [("summary", "boss@x.test"), ("thank-you", "nobody@x.test")]

@@ -60,7 +60,7 @@ def final_session(
     trust: bool = False,
 ) -> int:
     """Store a final meeting session of an hour with PEOPLE in it; return its id."""
-    with runtime.Session.begin() as db:
+    with runtime.Db.begin() as db:
         room = Room(
             room_name="weekly-sync",
             webhook_token_hash=uuid.uuid4().hex,
@@ -117,7 +117,7 @@ def attendance(session_id: int, key: str, name: str, email: str | None, minutes:
 
 def report(runtime: Runtime, session_id: int) -> SessionWithAttendance:
     """Return the session as the report API shows it."""
-    with runtime.Session() as db:
+    with runtime.Db() as db:
         meeting = db.get_one(MeetingSession, session_id)
         rows = db.scalars(
             select(AttendanceRow)
@@ -154,13 +154,13 @@ def cells(message: Any) -> list[list[str]]:
 
 
 def ledger(runtime: Runtime, session_id: int) -> dict[tuple[str, str], dict[str, Any]]:
-    with runtime.Session() as db:
+    with runtime.Db() as db:
         notes = [note.model_dump() for note in notifications_for(db, session_id)]
     return {(n["kind"], n["recipient"]): n for n in notes}
 
 
 def set_state(runtime: Runtime, kind: str, state: str) -> None:
-    with runtime.Session.begin() as db:
+    with runtime.Db.begin() as db:
         db.execute(update(Notification).where(Notification.kind == kind).values(state=state))
 
 
@@ -341,7 +341,7 @@ def test_a_webhook_interrupted_while_sending_is_resent_under_the_same_id(
         set_state(runtime, "webhook-finalized", "sending")
         run_worker(runtime)
     [(message_id, _)] = receiver.events
-    with runtime.Session() as db:
+    with runtime.Db() as db:
         assert db.scalar(select(Notification.message_id)) == message_id  # receivers dedupe on webhook-id
 
 
@@ -366,7 +366,7 @@ def test_an_amendment_sends_session_amended_and_no_second_email(
         finalized(runtime, session_id)
         runtime.queue().enqueue("workers.notify_jobs.session_amended", session_id)  # nothing changed yet
         run_worker(runtime)
-        with runtime.Session.begin() as db:  # a late leave folded in: Linus stayed longer
+        with runtime.Db.begin() as db:  # a late leave folded in: Linus stayed longer
             db.execute(
                 update(AttendanceRow)
                 .where(AttendanceRow.participant_key == "u-42")
@@ -389,7 +389,7 @@ def test_a_session_that_is_not_final_gets_nothing(start_runtime: Callable[..., R
     with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
         runtime = start_runtime(**config)
         session_id = final_session(runtime)
-        with runtime.Session.begin() as db:
+        with runtime.Db.begin() as db:
             db.execute(update(MeetingSession).values(status="ended"))
         finalized(runtime, session_id)
     assert mailbox.received == [] and ledger(runtime, session_id) == {}
@@ -400,7 +400,7 @@ def test_an_invalid_attendee_address_is_recorded_not_mailed(start_runtime: Calla
     with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
         runtime = start_runtime(**config)
         session_id = final_session(runtime, organizer=None, thank=True, trust=True)
-        with runtime.Session.begin() as db:
+        with runtime.Db.begin() as db:
             db.add(attendance(session_id, "mallory", "Mallory", "m@example.com\r\nBcc: all@example.com", 5))
         finalized(runtime, session_id)
     assert {message["X-Envelope-To"] for message in mailbox.received} == {
@@ -423,7 +423,7 @@ def test_the_smtp_password_never_reaches_the_ledger_or_the_log(
         finalized(runtime, session_id)
     entry = ledger(runtime, session_id)["summary", "organizer@example.com"]
     assert entry["state"] == "failed" and "535" in entry["reason"]
-    with runtime.Session() as db:
+    with runtime.Db() as db:
         stored = [
             str(value) for row in db.execute(select(Notification)).scalars() for value in vars(row).values()
         ]
@@ -451,7 +451,7 @@ def test_trust_withdrawn_after_planning_stops_the_thank_yous(start_runtime: Call
         runtime = start_runtime(**config)
         session_id = final_session(runtime, organizer=None, thank=True, trust=True)
         notify_jobs.session_finalized(session_id)  # planned and queued while the room trusted them
-        with runtime.Session.begin() as db:
+        with runtime.Db.begin() as db:
             db.execute(update(Room).values(options={"trustParticipantEmails": False}))
         run_worker(runtime)
     assert mailbox.received == []
@@ -465,7 +465,7 @@ def test_one_thank_you_per_address_across_devices_and_keys(start_runtime: Callab
     with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
         runtime = start_runtime(**config)
         session_id = final_session(runtime, organizer=None, thank=True, trust=True)
-        with runtime.Session.begin() as db:  # Ada again: her phone, her address cased and spaced otherwise
+        with runtime.Db.begin() as db:  # Ada again: her phone, her address cased and spaced otherwise
             db.add(attendance(session_id, "ext:ada-phone", "Ada (phone)", "ADA@Example.com", 20))
             db.add(attendance(session_id, "name:Ada", "Ada", " ada@example.com", 5))
         finalized(runtime, session_id)
@@ -482,7 +482,7 @@ def test_a_hostile_name_arrives_as_one_harmless_line(start_runtime: Callable[...
     with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
         runtime = start_runtime(**config)
         session_id = final_session(runtime, organizer=None, thank=True, trust=True)
-        with runtime.Session.begin() as db:
+        with runtime.Db.begin() as db:
             db.add(attendance(session_id, "eve", name, "eve@example.com", 40))
         finalized(runtime, session_id)
     [eve] = [message for message in mailbox.received if message["To"] == "eve@example.com"]

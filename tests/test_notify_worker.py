@@ -93,7 +93,7 @@ def mail_settings(server: StalledSmtp, timeout: float) -> dict[str, Any]:
 def many_thank_yous(runtime: Runtime) -> int:
     """Store a final session whose room thanks its attendees, THANKED more of them; return its id."""
     session_id = final_session(runtime, organizer=None, thank=True, trust=True)
-    with runtime.Session.begin() as db:
+    with runtime.Db.begin() as db:
         db.add_all(attendance(session_id, f"p{i}", f"P {i}", f"p{i}@example.com", 30) for i in range(THANKED))
     return session_id
 

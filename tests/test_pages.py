@@ -123,7 +123,7 @@ def site(live_app: Callable[..., Any]) -> Iterator[tuple[httpx.Client, sessionma
         live_app() as (app, base_url),
         httpx.Client(base_url=base_url, auth=("anyone", API_TOKEN), timeout=10) as client,
     ):
-        yield client, runtime_of(app).Session
+        yield client, runtime_of(app).Db
 
 
 def test_pages_refuse_without_the_token_and_ask_for_basic_auth(site: Any) -> None:

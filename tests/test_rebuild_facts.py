@@ -140,7 +140,7 @@ def per_delivery(
     Db: sessionmaker[Session], session_id: int
 ) -> tuple[SimpleNamespace, dict[str, SegmentFacts]]:
     """Merge every delivery that did not fail one by one, as the fold does: the reference."""
-    session = blank_session()
+    meeting = blank_session()
     participants: dict[str, SegmentFacts] = {}
     with Db() as db:
         rows = db.execute(
@@ -149,19 +149,19 @@ def per_delivery(
             )
         )
         for facts, received_at in read_facts(rows):
-            apply_session_fact(session, facts, received_at)
+            apply_session_fact(meeting, facts, received_at)
             incoming = segment_facts_of(facts)
             if incoming is not None:
                 merge_into(participants, incoming)
-    return session, participants
+    return meeting, participants
 
 
 def read(Db: sessionmaker[Session], session_id: int) -> tuple[SimpleNamespace, dict[str, SegmentFacts]]:
     """Read the session as a rebuild does."""
-    session = blank_session()
+    meeting = blank_session()
     with Db() as db:
-        participants = read_session(db.connection(), session_id, session)
-    return session, participants
+        participants = read_session(db.connection(), session_id, meeting)
+    return meeting, participants
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -231,9 +231,9 @@ def test_an_older_row_merges_with_the_grouped_ones_and_a_failed_one_counts_for_n
             Sent(END, None, {}, 60),
         ],
     )
-    session, participants = read(Db, session_id)
+    meeting, participants = read(Db, session_id)
     assert participants == {"p1": SegmentFacts("p1", at(8), at(50), Identity(None, None, "Dee"))}
-    assert (session.earliest_fact_at, session.reported_start, session.reported_end, session.status) == (
+    assert (meeting.earliest_fact_at, meeting.reported_start, meeting.reported_end, meeting.status) == (
         at(1),
         at(1),
         at(60),

@@ -39,8 +39,8 @@ def rooms(metered_app: Flask) -> Callable[..., Result]:
 
 
 def stored_room(app: Flask, name: str) -> Room:
-    with runtime_of(app).Session() as session:
-        return session.scalars(select(Room).where(Room.room_name == name)).one()
+    with runtime_of(app).Db() as db:
+        return db.scalars(select(Room).where(Room.room_name == name)).one()
 
 
 def test_every_create_room_field_has_a_flag(rooms: Callable[..., Result]) -> None:

@@ -75,8 +75,8 @@ def join(api: httpx.Client, token: str, participant: str = "ps-1") -> int:
 
 
 def stored_room(api: httpx.Client, name: str) -> Room:
-    with runtime_of(api.app).Session() as session:  # type: ignore[attr-defined]
-        return session.scalars(select(Room).where(Room.room_name == name)).one()
+    with runtime_of(api.app).Db() as db:  # type: ignore[attr-defined]
+        return db.scalars(select(Room).where(Room.room_name == name)).one()
 
 
 def test_the_old_token_works_during_the_overlap_and_is_unknown_after(serve: Serve) -> None:
@@ -90,9 +90,9 @@ def test_the_old_token_works_during_the_overlap_and_is_unknown_after(serve: Serv
         assert room.previous_token_expires_at == room.token_rotated_at + timedelta(seconds=600)
         assert rotated["previousTokenExpiresAt"].endswith("Z")
         assert (join(api, old, "ps-1"), join(api, new, "ps-2")) == (202, 202)
-        with runtime_of(api.app).Session.begin() as session:  # type: ignore[attr-defined]
+        with runtime_of(api.app).Db.begin() as db:  # type: ignore[attr-defined]
             expired = utcnow() - timedelta(seconds=1)
-            session.execute(update(Room).where(Room.id == room.id).values(previous_token_expires_at=expired))
+            db.execute(update(Room).where(Room.id == room.id).values(previous_token_expires_at=expired))
     with serve() as api:
         refused = api.post(f"/hooks/metered/{old}/participant-joined", json={})
         unknown = api.post(f"/hooks/metered/{new_token()}/participant-joined", json={})
@@ -195,8 +195,8 @@ def stored_room_of(dump: dict[str, list[dict[str, Any]]]) -> dict[str, Any]:
 
 def test_a_cached_previous_token_stops_at_its_expiry(runtime: Runtime) -> None:
     room_id, old = make_room(runtime)
-    with runtime.Session.begin() as session:
-        replace_token(session.get_one(Room, room_id), new_token(), 2, utcnow())
+    with runtime.Db.begin() as db:
+        replace_token(db.get_one(Room, room_id), new_token(), 2, utcnow())
     rooms = RoomsByToken(ttl=3600)  # the cache alone would keep it for an hour
     assert rooms.find(runtime.engine, old) is not None
     deadline = time.monotonic() + 30

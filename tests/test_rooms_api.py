@@ -102,8 +102,8 @@ def create(client: FlaskClient, body: Any, status: int = 201) -> dict[str, Any]:
 
 
 def stored_room(app: Flask, name: str) -> Room:
-    with runtime_of(app).Session() as session:
-        return session.scalars(select(Room).where(Room.room_name == name)).one()
+    with runtime_of(app).Db() as db:
+        return db.scalars(select(Room).where(Room.room_name == name)).one()
 
 
 def test_tables_cover_every_field() -> None:
@@ -283,8 +283,8 @@ def test_metered_error_is_502_with_its_message(
     assert problem["detail"] == body["message"]
     assert problem["meteredStatus"] == status
     assert problem.get("eventCode") == body.get("eventCode")
-    with runtime_of(metered_app).Session() as session:
-        assert session.scalars(select(Room)).all() == []
+    with runtime_of(metered_app).Db() as db:
+        assert db.scalars(select(Room)).all() == []
 
 
 def test_metered_timeout_is_504(make_settings: Callable[..., Settings]) -> None:

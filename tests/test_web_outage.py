@@ -120,7 +120,7 @@ def test_requests_answer_503_problems_while_the_database_is_away_and_succeed_onc
             accepted.append(answer.json()["id"])
         assert client.get("/api/events", headers=bearer).status_code == 200
         assert client.get("/sessions/ms-1", auth=("anyone", API_TOKEN)).status_code in (200, 404)
-    with runtime_of(app).Session() as db:
+    with runtime_of(app).Db() as db:
         stored = db.scalars(select(Delivery.id)).all()
         assert sorted(stored) == sorted(accepted)  # every 2xx kept; every 503 left nothing behind
         assert db.scalar(select(func.count()).select_from(Delivery)) == 3

@@ -30,8 +30,8 @@ def list_events() -> Response:
     """List stored deliveries, newest first: ?room=&session=&type=&status=&since=&limit=&cursor=."""
     page = requested_page()
     query = _filtered(_base_query(page))
-    with runtime_of(current_app).Session() as session:
-        rows: list[Row] = [(delivery, room, ref) for delivery, room, ref in session.execute(query)]
+    with runtime_of(current_app).Db() as db:
+        rows: list[Row] = [(delivery, room, ref) for delivery, room, ref in db.execute(query)]
     return jsonify(page_of(EventPage, rows, page, stored_event, lambda row: row[0].id).answer())
 
 

@@ -132,7 +132,7 @@ def create_room(json_file: IO[str] | None, **flags: Any) -> None:
     with _explained_failures():
         request = CreateRoomRequest.model_validate(options)
         with MeteredClient.from_settings(runtime.settings) as metered:
-            room, urls = rooms.create_room(runtime.Session, metered, runtime.settings, request)
+            room, urls = rooms.create_room(runtime.Db, metered, runtime.settings, request)
     _echo_json(wire.room_out(room, urls).answer())
 
 
@@ -158,7 +158,7 @@ def list_rooms(include_archived: bool, as_json: bool) -> None:
 def _every_room(include_archived: bool, page_size: int = 200) -> Iterator[Room]:
     after = None
     while page := rooms.list_rooms(
-        runtime_of(current_app).Session, limit=page_size, after=after, include_archived=include_archived
+        runtime_of(current_app).Db, limit=page_size, after=after, include_archived=include_archived
     ):
         yield from page
         after = page[-1].id
@@ -169,14 +169,14 @@ def _every_room(include_archived: bool, page_size: int = 200) -> Iterator[Room]:
 def show_room(name: str) -> None:
     """Print one room as JSON."""
     with _explained_failures():
-        _echo_json(wire.room_out(rooms.get_room(runtime_of(current_app).Session, name)).answer())
+        _echo_json(wire.room_out(rooms.get_room(runtime_of(current_app).Db, name)).answer())
 
 
 @rooms_group.command("delete")
 @click.argument("name")
 def delete_room(name: str) -> None:
     """Archive a room at Metered; its attendance history stays."""
-    _with_metered(lambda metered: rooms.archive_room(runtime_of(current_app).Session, metered, name))
+    _with_metered(lambda metered: rooms.archive_room(runtime_of(current_app).Db, metered, name))
     click.echo(f"archived room {name}")
 
 
@@ -192,7 +192,7 @@ def rotate_token(name: str, revoke_old: bool) -> None:
     runtime = runtime_of(current_app)
     rotation: rooms.Rotation = _with_metered(
         lambda metered: rooms.rotate_token(
-            runtime.Session, metered, runtime.settings, name, 0 if revoke_old else None
+            runtime.Db, metered, runtime.settings, name, 0 if revoke_old else None
         )
     )
     _echo_json(rotation.webhook_urls)
@@ -246,7 +246,7 @@ def rebuild(meeting_session_id: str | None, room_name: str | None, everything: b
     if sum((meeting_session_id is not None, room_name is not None, everything)) != 1:
         raise click.UsageError("give exactly one of MEETING_SESSION_ID, --room NAME or --all")
     runtime = runtime_of(current_app)
-    with runtime.Session() as db:
+    with runtime.Db() as db:
         chosen = db.execute(_chosen(meeting_session_id, room_name))
         ids = [(session_id, room_id) for session_id, room_id in chosen]
     if not ids:
@@ -254,7 +254,7 @@ def rebuild(meeting_session_id: str | None, room_name: str | None, everything: b
     with click.progressbar(ids, label="rebuilding", show_pos=True) as bar:
         for session_id, room_id in bar:
             # The room's lock, as the worker's jobs hold it: no drain folds into a session being rewritten.
-            with room_lock(runtime.redis, room_id), runtime.Session.begin() as db:
+            with room_lock(runtime.redis, room_id), runtime.Db.begin() as db:
                 meeting = db.get_one(MeetingSession, session_id)
                 change = rebuild_session(db, meeting)
                 amended = meeting.status == SessionStatus.FINAL and change.changed

@@ -57,7 +57,7 @@ class PeoplePage:
 def session_page(meeting_session_id: str) -> str:
     """Show a meeting session: its figures, and one page of the attendance table and the timeline."""
     asked = request.args.get("page", "1")
-    with runtime_of(current_app).Session() as db:
+    with runtime_of(current_app).Db() as db:
         meeting, room_name = session_or_404(db, meeting_session_id)
         everyone = stays_of(db, meeting)
         people = _people_page(asked, len(everyone))
@@ -87,7 +87,7 @@ def _people_page(asked: str, people: int) -> PeoplePage:
 def room_page(room_name: str) -> str:
     """List a room's meeting sessions, newest first, each linking to its page."""
     page = requested_page("at")
-    with runtime_of(current_app).Session() as db:
+    with runtime_of(current_app).Db() as db:
         room, rows = room_sessions_or_404(db, room_name, page)
         listing = page_of(SessionPage, rows, page, lambda m: session_out(m, room_name), session_position)
         archived = room.archived_at is not None

@@ -66,7 +66,7 @@ def _wants_csv() -> bool:
 def room_sessions(room_name: str) -> dict[str, Any]:
     """List a room's meeting sessions, newest first."""
     page = requested_page("at")
-    with runtime_of(current_app).Session() as db:
+    with runtime_of(current_app).Db() as db:
         _, rows = room_sessions_or_404(db, room_name, page)
         return page_of(
             SessionPage, rows, page, lambda m: session_out(m, room_name), session_position
@@ -77,7 +77,7 @@ def room_sessions(room_name: str) -> dict[str, Any]:
 @require_token
 def show_session(meeting_session_id: str) -> dict[str, Any]:
     """Show one meeting session with its attendance list and its post-meeting notifications."""
-    with runtime_of(current_app).Session() as db:
+    with runtime_of(current_app).Db() as db:
         meeting, room_name = session_or_404(db, meeting_session_id)
         report = session_report(db, meeting, room_name)
         notifications = notifications_for(db, meeting.id)
@@ -90,7 +90,7 @@ def session_attendance(meeting_session_id: str) -> Response | dict[str, Any]:
     """List a session's attendance, as JSON (paginated) or (Accept: text/csv, ?format=csv) CSV (all of it)."""
     wants_csv = _wants_csv()
     page = None if wants_csv else requested_page("key")
-    with runtime_of(current_app).Session() as db:
+    with runtime_of(current_app).Db() as db:
         meeting, _ = session_or_404(db, meeting_session_id)
         if page is not None:
             rows = attendance_of(db, meeting, page.after_key, page.limit + 1)
@@ -109,7 +109,7 @@ def session_attendance(meeting_session_id: str) -> Response | dict[str, Any]:
 def person_attendance(participant_key: str) -> dict[str, Any]:
     """List one person's attendance across sessions, newest first."""
     page = requested_page("at")
-    with runtime_of(current_app).Session() as db:
+    with runtime_of(current_app).Db() as db:
         rows = attendance_of_person(db, participant_key, page.after_at, page.limit + 1)
         listing = page_of(
             PersonAttendancePage, rows, page, _person_item, lambda row: session_position(row[1])
@@ -127,7 +127,7 @@ def _person_item(row: tuple[AttendanceRow, MeetingSession, Room]) -> PersonAtten
 def session_history(meeting_session_id: str) -> dict[str, Any]:
     """List every change to the session's results, oldest first, with its cause."""
     page = requested_page()
-    with runtime_of(current_app).Session() as db:
+    with runtime_of(current_app).Db() as db:
         meeting, _ = session_or_404(db, meeting_session_id)
         entries = trail(db, meeting, page.after, page.limit + 1)
     return page_of(SessionHistory, entries, page, lambda entry: entry, lambda entry: entry.id).answer()

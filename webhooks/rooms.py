@@ -25,7 +25,7 @@ def create_room() -> tuple[Response, int, dict[str, str]]:
     options = CreateRoomRequest.model_validate(_json_object())
     runtime = runtime_of(current_app)
     with MeteredClient.from_settings(runtime.settings) as metered:
-        room, urls = rooms.create_room(runtime.Session, metered, runtime.settings, options)
+        room, urls = rooms.create_room(runtime.Db, metered, runtime.settings, options)
     return jsonify(room_out(room, urls).answer()), 201, {"Location": f"/api/rooms/{room.room_name}"}
 
 
@@ -35,7 +35,7 @@ def list_rooms() -> Response:
     """List the rooms, oldest first, a page at a time (`?includeArchived=true` adds archived ones)."""
     page = requested_page()
     found = rooms.list_rooms(
-        runtime_of(current_app).Session,
+        runtime_of(current_app).Db,
         limit=page.limit + 1,
         after=page.after,
         include_archived=_flag("includeArchived"),
@@ -47,7 +47,7 @@ def list_rooms() -> Response:
 @require_token
 def show_room(room_name: str) -> Response:
     """Show one room."""
-    return jsonify(room_out(rooms.get_room(runtime_of(current_app).Session, room_name)).answer())
+    return jsonify(room_out(rooms.get_room(runtime_of(current_app).Db, room_name)).answer())
 
 
 @blueprint.patch("/api/rooms/<room_name>")
@@ -57,7 +57,7 @@ def update_room(room_name: str) -> Response:
     changes = UpdateRoomRequest.model_validate(_json_object())
     runtime = runtime_of(current_app)
     with MeteredClient.from_settings(runtime.settings) as metered:
-        room = rooms.update_room(runtime.Session, metered, room_name, changes)
+        room = rooms.update_room(runtime.Db, metered, room_name, changes)
     return jsonify(room_out(room).answer())
 
 
@@ -67,7 +67,7 @@ def archive_room(room_name: str) -> Response:
     """Archive a room at Metered; its attendance history stays."""
     runtime = runtime_of(current_app)
     with MeteredClient.from_settings(runtime.settings) as metered:
-        room = rooms.archive_room(runtime.Session, metered, room_name)
+        room = rooms.archive_room(runtime.Db, metered, room_name)
     return jsonify(room_out(room).answer())
 
 
@@ -78,7 +78,7 @@ def rotate_token(room_name: str) -> Response:
     runtime = runtime_of(current_app)
     overlap = _overlap_seconds(runtime.settings.token_overlap_seconds)
     with MeteredClient.from_settings(runtime.settings) as metered:
-        rotation = rooms.rotate_token(runtime.Session, metered, runtime.settings, room_name, overlap)
+        rotation = rooms.rotate_token(runtime.Db, metered, runtime.settings, room_name, overlap)
     shown = rotation_out(rotation.room, rotation.webhook_urls, rotation.metered_updated)
     return jsonify(shown.answer())
 

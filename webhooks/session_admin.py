@@ -20,7 +20,7 @@ blueprint = Blueprint("session_admin", __name__)
 def rebuild(meeting_session_id: str) -> tuple[dict[str, Any], int]:
     """Queue a rebuild of the session from its stored deliveries; answer 202 with the job id."""
     runtime = runtime_of(current_app)
-    with runtime.Session() as db:
+    with runtime.Db() as db:
         meeting, _ = session_or_404(db, meeting_session_id)
     job = runtime.queue().enqueue(rebuild_session, meeting.id)
     return RebuildQueued(queued=True, job_id=job.id, meeting_session_id=meeting_session_id).answer(), 202

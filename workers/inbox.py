@@ -179,7 +179,7 @@ def mark_unsignalled(engine: Engine, delivery_id: int) -> None:
 BATCH_COLUMNS = (Delivery.id, Delivery.session_id, *FACT_COLUMNS)
 
 
-def unprocessed(session: Session, room_id: int, limit: int) -> Sequence[Row[Any]]:
+def unprocessed(db: Session, room_id: int, limit: int) -> Sequence[Row[Any]]:
     """Return up to `limit` of a room's deliveries still to fold (BATCH_COLUMNS), oldest first."""
     query = (
         select(*BATCH_COLUMNS)
@@ -187,10 +187,10 @@ def unprocessed(session: Session, room_id: int, limit: int) -> Sequence[Row[Any]
         .order_by(Delivery.id)
         .limit(limit)
     )
-    return session.execute(query).all()
+    return db.execute(query).all()
 
 
-def unprocessed_ids(session: Session, room_id: int, limit: int) -> Sequence[int]:
+def unprocessed_ids(db: Session, room_id: int, limit: int) -> Sequence[int]:
     """Return the ids of what `unprocessed` returns, without loading the rows."""
     query = (
         select(Delivery.id)
@@ -198,21 +198,21 @@ def unprocessed_ids(session: Session, room_id: int, limit: int) -> Sequence[int]
         .order_by(Delivery.id)
         .limit(limit)
     )
-    return session.scalars(query).all()
+    return db.scalars(query).all()
 
 
-def unprocessed_of(session: Session, delivery_ids: Sequence[int]) -> Sequence[Row[Any]]:
+def unprocessed_of(db: Session, delivery_ids: Sequence[int]) -> Sequence[Row[Any]]:
     """Return those of `delivery_ids` still to fold (BATCH_COLUMNS), oldest first."""
     query = (
         select(*BATCH_COLUMNS)
         .where(Delivery.id.in_(delivery_ids), IS_UNPROCESSED_BY_ID)
         .order_by(Delivery.id)
     )
-    return session.execute(query).all()
+    return db.execute(query).all()
 
 
 def mark_processed(
-    session: Session, session_id: int, delivery_ids: Sequence[int], reason: str | None = None
+    db: Session, session_id: int, delivery_ids: Sequence[int], reason: str | None = None
 ) -> None:
     """Mark deliveries folded into a session, with `reason` if any; raise FoldConflict if one was already."""
     # One statement per chunk, setting the session as well: a delivery row is written once by its fold.
@@ -225,8 +225,8 @@ def mark_processed(
     if reason is not None:
         values["status_reason"] = reason
     updated = 0
-    for chosen in _among(session, delivery_ids):
-        result = session.execute(
+    for chosen in _among(db, delivery_ids):
+        result = db.execute(
             update(Delivery)
             .where(chosen, IS_UNPROCESSED_BY_ID)
             .values(values)
@@ -237,11 +237,11 @@ def mark_processed(
         raise FoldConflict(f"{len(delivery_ids) - updated} deliveries were folded by another drain")
 
 
-def _among(session: Session, delivery_ids: Sequence[int]) -> list[ColumnElement[bool]]:
+def _among(db: Session, delivery_ids: Sequence[int]) -> list[ColumnElement[bool]]:
     # Conditions that together choose `delivery_ids`. PostgreSQL takes them as one array: with statistics
     # that lag a burst of inserts it may scan the table for each statement, so one statement, not one per
     # IN list (20,000 ids: 0.1 s against 4 s, measured). Elsewhere IN lists, within parameter limits.
-    if session.get_bind().dialect.name == "postgresql":
+    if db.get_bind().dialect.name == "postgresql":
         return [Delivery.id == any_(bindparam("ids", list(delivery_ids), type_=ARRAY(BigInteger)))]
     return [
         Delivery.id.in_(delivery_ids[start : start + IN_CHUNK])
@@ -249,9 +249,9 @@ def _among(session: Session, delivery_ids: Sequence[int]) -> list[ColumnElement[
     ]
 
 
-def mark_failed(session: Session, delivery_id: int, reason: str) -> str | None:
+def mark_failed(db: Session, delivery_id: int, reason: str) -> str | None:
     """Mark one delivery failed, with why; return its event, None if it was not unprocessed."""
-    return session.scalar(
+    return db.scalar(
         update(Delivery)
         .where(Delivery.id == delivery_id, IS_UNPROCESSED_BY_ID)
         .values(status=DeliveryStatus.FAILED.value, status_reason=reason[:2000])
@@ -260,18 +260,18 @@ def mark_failed(session: Session, delivery_id: int, reason: str) -> str | None:
     )
 
 
-def rooms_to_relay(session: Session, received_before: datetime | None) -> list[tuple[int, bool]]:
+def rooms_to_relay(db: Session, received_before: datetime | None) -> list[tuple[int, bool]]:
     """Return (room id, has deliveries no worker was told about) for rooms with deliveries never processed."""
     untold = func.max(case((Delivery.status == DeliveryStatus.RECEIVED.value, 1), else_=0))
     query = select(Delivery.room_id, untold).where(IS_UNPROCESSED)
     if received_before is not None:
         query = query.where(Delivery.received_at < received_before)
-    return [(room_id, bool(told)) for room_id, told in session.execute(query.group_by(Delivery.room_id))]
+    return [(room_id, bool(told)) for room_id, told in db.execute(query.group_by(Delivery.room_id))]
 
 
-def mark_queued(session: Session, room_ids: Sequence[int]) -> None:
+def mark_queued(db: Session, room_ids: Sequence[int]) -> None:
     """Record that a worker was told about these rooms' received deliveries."""
-    session.execute(
+    db.execute(
         update(Delivery)
         .where(Delivery.room_id.in_(room_ids), Delivery.status == DeliveryStatus.RECEIVED.value)
         .values(status=DeliveryStatus.QUEUED.value)
@@ -279,9 +279,9 @@ def mark_queued(session: Session, room_ids: Sequence[int]) -> None:
     )
 
 
-def reset_for_replay(session: Session, delivery_id: int) -> Delivery | None:
+def reset_for_replay(db: Session, delivery_id: int) -> Delivery | None:
     """Set a delivery back to unprocessed so the next drain folds it again; None if there is no such id."""
-    delivery = session.get(Delivery, delivery_id)
+    delivery = db.get(Delivery, delivery_id)
     if delivery is not None:
         delivery.status = DeliveryStatus.QUEUED.value  # the caller signals its room next
         delivery.status_reason = None

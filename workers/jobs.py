@@ -148,15 +148,15 @@ def _fold_or_split(runtime: Runtime, room_id: int, ids: list[int] | None) -> Tal
     """Fold `ids` (None: the room's next batch) in one transaction; split them if what is in them fails."""
     read: list[int] = []
     try:
-        with runtime.Session.begin() as session:
+        with runtime.Db.begin() as db:
             rows = (
-                inbox.unprocessed(session, room_id, runtime.settings.fold_batch_size)
+                inbox.unprocessed(db, room_id, runtime.settings.fold_batch_size)
                 if ids is None
-                else inbox.unprocessed_of(session, ids)
+                else inbox.unprocessed_of(db, ids)
             )
             read = [row.id for row in rows]
             rules = fold_rules(runtime.settings)
-            outcome = folding.fold_batch(session, room_id, rows, rules, job_id=_job_id())
+            outcome = folding.fold_batch(db, room_id, rows, rules, job_id=_job_id())
     except NOT_THE_DELIVERIES:
         raise  # the batch stays unprocessed for RQ's retry and the relay
     except Exception as error:
@@ -169,7 +169,7 @@ def _fold_or_split(runtime: Runtime, room_id: int, ids: list[int] | None) -> Tal
         return _split(runtime, room_id, culprits, error)
     _after_commit(runtime, outcome)
     metrics.count_folded(runtime.redis, outcome.folded, outcome.failed)
-    return Tally(folded=len(outcome.folded), failed=len(read) - len(outcome.folded))
+    return Tally(folded=len(outcome.folded), failed=len(outcome.failed))
 
 
 def _statement_refused(error: Exception) -> bool:
@@ -178,8 +178,8 @@ def _statement_refused(error: Exception) -> bool:
 
 
 def _next_batch_ids(runtime: Runtime, room_id: int) -> list[int]:
-    with runtime.Session() as session:
-        return list(inbox.unprocessed_ids(session, room_id, runtime.settings.fold_batch_size))
+    with runtime.Db() as db:
+        return list(inbox.unprocessed_ids(db, room_id, runtime.settings.fold_batch_size))
 
 
 def _split(runtime: Runtime, room_id: int, ids: list[int], error: Exception) -> Tally:
@@ -190,8 +190,8 @@ def _split(runtime: Runtime, room_id: int, ids: list[int], error: Exception) -> 
     SPLIT_SIZE pieces: halving 50,000 deliveries would fold most of them a dozen times over.
     """
     if len(ids) == 1:
-        with runtime.Session.begin() as session:
-            event = inbox.mark_failed(session, ids[0], describe_error(runtime, error))
+        with runtime.Db.begin() as db:
+            event = inbox.mark_failed(db, ids[0], describe_error(runtime, error))
         if event is not None:
             metrics.count_failed(runtime.redis, event)
         return Tally(failed=1)
@@ -233,23 +233,23 @@ def relay_rooms(runtime: Runtime, min_age_seconds: float | None) -> int:
     A drain is enqueued whatever the drain flag says: a flag left by a killed drain must not stall them.
     """
     cutoff = None if min_age_seconds is None else utcnow() - timedelta(seconds=min_age_seconds)
-    with runtime.Session.begin() as session:
-        rooms = inbox.rooms_to_relay(session, cutoff)
+    with runtime.Db.begin() as db:
+        rooms = inbox.rooms_to_relay(db, cutoff)
     if not rooms:
         return 0
     queueing.signal_rooms(runtime.redis, runtime.queue(), [room_id for room_id, _ in rooms])
     untold = [room_id for room_id, has_untold in rooms if has_untold]
     if untold:  # write only when needed: the relay must not take SQLite's write lock for nothing
-        with runtime.Session.begin() as session:
-            inbox.mark_queued(session, untold)
+        with runtime.Db.begin() as db:
+            inbox.mark_queued(db, untold)
     log.info("relay: signalled %s room(s)", len(rooms))
     return len(rooms)
 
 
 def replay(runtime: Runtime, delivery_id: int) -> str | None:
     """Set a delivery back to unprocessed and signal its room; return its status, None if there is none."""
-    with runtime.Session.begin() as session:
-        delivery = inbox.reset_for_replay(session, delivery_id)
+    with runtime.Db.begin() as db:
+        delivery = inbox.reset_for_replay(db, delivery_id)
         if delivery is None:
             return None
         room_id = delivery.room_id
@@ -299,7 +299,7 @@ def finalize_session(session_id: int) -> bool:
     """Fold every delivery received so far and mark the session final, in one hold of its room's lock."""
     runtime = process.current()
     settings = runtime.settings
-    with runtime.Session() as db:
+    with runtime.Db() as db:
         meeting = db.get(MeetingSession, session_id)
         if meeting is None or meeting.status != SessionStatus.ENDED:
             return False
@@ -307,7 +307,7 @@ def finalize_session(session_id: int) -> bool:
     with room_lock(runtime.redis, room_id):
         # Under the same hold as the status change: no delivery received before now can slip in between.
         _, done = fold_pending(runtime, room_id, batches=FINALIZE_BATCHES)
-        with runtime.Session.begin() as db:
+        with runtime.Db.begin() as db:
             finalized = done and lifecycle.finalize(db, session_id, utcnow(), settings.finalize_after_seconds)
     if finalized:
         plan_notifications(runtime.queue(), session_id)
@@ -331,7 +331,7 @@ def finalize_overdue() -> int:
     from workers.notify_jobs import enqueue_pending  # it imports the reports; only this job needs it
 
     runtime = process.current()
-    with runtime.Session() as db:
+    with runtime.Db() as db:
         overdue = lifecycle.overdue_sessions(db, utcnow(), runtime.settings.finalize_after_seconds)
         unplanned = lifecycle.unplanned_final_sessions(db, utcnow())
     for session_id in unplanned:
@@ -350,11 +350,11 @@ def sweep_stale_sessions() -> int:
     """Close every live session with no delivery for STALE_SESSION_SECONDS; return how many."""
     runtime = process.current()
     settings = runtime.settings
-    with runtime.Session() as db:
+    with runtime.Db() as db:
         stale = lifecycle.stale_sessions(db, utcnow(), settings.stale_session_seconds)
     closed = 0
     for session_id, room_id in stale:
-        with room_lock(runtime.redis, room_id), runtime.Session.begin() as db:
+        with room_lock(runtime.redis, room_id), runtime.Db.begin() as db:
             meeting = lifecycle.close_stale(db, session_id, utcnow(), settings.stale_session_seconds)
             due = meeting.finalize_due(settings.finalize_after_seconds) if meeting is not None else None
         if due is not None:
@@ -369,10 +369,10 @@ def rebuild_session(session_id: int) -> None:
     """Recompute one session from its stored raw deliveries, holding its room's lock."""
     runtime = process.current()
     job = get_current_job()
-    with runtime.Session() as db:
+    with runtime.Db() as db:
         room_id = db.get_one(MeetingSession, session_id).room_id
     # A rebuild rewrites every row of the session: no drain may fold into it meanwhile.
-    with room_lock(runtime.redis, room_id), runtime.Session.begin() as db:
+    with room_lock(runtime.redis, room_id), runtime.Db.begin() as db:
         meeting = db.get_one(MeetingSession, session_id)
         change = rebuild(db, meeting, job_id=job.id if job else None)
         amended = meeting.status == SessionStatus.FINAL and change.changed

@@ -60,7 +60,7 @@ class NotSendable(Exception):
 def session_finalized(session_id: int) -> None:
     """Record once what a final session's notifications are, and queue a send job for each pending one."""
     runtime = process.current()
-    with runtime.Session.begin() as db:
+    with runtime.Db.begin() as db:
         loaded = load_report(db, session_id)
         if loaded is None or loaded[1].status != SessionStatus.FINAL:
             return
@@ -77,7 +77,7 @@ def session_amended(session_id: int) -> None:
     url = runtime.settings.notify_webhook_url
     if not url:
         return
-    with runtime.Session.begin() as db:
+    with runtime.Db.begin() as db:
         loaded = load_report(db, session_id)
         if loaded is None or loaded[1].status != SessionStatus.FINAL:
             return
@@ -103,7 +103,7 @@ def enqueue_pending(runtime: Runtime, session_id: int | None = None) -> None:
     query = select(Notification.id).where(Notification.state.in_([State.PENDING, State.SENDING]))
     if session_id is not None:
         query = query.where(Notification.session_id == session_id)
-    with runtime.Session() as db:
+    with runtime.Db() as db:
         ids = db.scalars(query.order_by(Notification.id)).all()
     queue, retry = runtime.notify_queue(), Retry(max=len(BACKOFF_SECONDS), interval=BACKOFF_SECONDS)
     for notification_id in ids:
@@ -163,7 +163,7 @@ def _stopped_by_timeout(runtime: Runtime, notification_id: int) -> None:
 
 
 def _ready(runtime: Runtime, notification_id: int) -> tuple[Delivery | None, str]:
-    with runtime.Session() as db:
+    with runtime.Db() as db:
         note = db.get(Notification, notification_id)
         if note is None or note.state in (State.SENT, State.FAILED):
             return None, ""
@@ -228,7 +228,7 @@ def _move(
     if attempt:
         values["attempts"] = Notification.attempts + 1
     where = (Notification.id == note_id, Notification.state == seen)
-    with runtime.Session.begin() as db:
+    with runtime.Db.begin() as db:
         moved = db.execute(update(Notification).where(*where).values(values))
     log.info("notification %d: %s -> %s", note_id, seen, state)
     if moved.rowcount and (attempt or state != seen):  # type: ignore[attr-defined]

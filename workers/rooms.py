@@ -251,12 +251,12 @@ def webhook_urls(public_base_url: str, token: str) -> dict[str, str]:
 
 
 def create_room(
-    Session: sessionmaker[Session], metered: MeteredClient, settings: Settings, request: CreateRoomRequest
+    Db: sessionmaker[Session], metered: MeteredClient, settings: Settings, request: CreateRoomRequest
 ) -> tuple[Room, dict[str, str]]:
     """Create the room at Metered with webhooks pointing here, store it, and return it with its URLs."""
     sent, rollcall = split_request(request)
     name = sent.get("roomName")
-    if name and _find(Session, name) is not None:
+    if name and _find(Db, name) is not None:
         raise RoomNameTaken(name)
     token = new_token()
     urls = webhook_urls(settings.public_base_url, token)
@@ -274,15 +274,15 @@ def create_room(
     )
     _set_rollcall_fields(room, rollcall)
     try:
-        with Session.begin() as session:
-            session.add(room)
+        with Db.begin() as db:
+            db.add(room)
     except IntegrityError:
         raise RoomNameTaken(room.room_name) from None
     return room, urls
 
 
 def list_rooms(
-    Session: sessionmaker[Session], *, limit: int, after: int | None = None, include_archived: bool = False
+    Db: sessionmaker[Session], *, limit: int, after: int | None = None, include_archived: bool = False
 ) -> list[Room]:
     """Return up to `limit` rooms with an id above `after`, oldest first."""
     query = select(Room).order_by(Room.id).limit(limit)
@@ -290,29 +290,29 @@ def list_rooms(
         query = query.where(Room.id > after)
     if not include_archived:
         query = query.where(Room.archived_at.is_(None))
-    with Session() as session:
-        return list(session.scalars(query))
+    with Db() as db:
+        return list(db.scalars(query))
 
 
-def get_room(Session: sessionmaker[Session], room_name: str) -> Room:
+def get_room(Db: sessionmaker[Session], room_name: str) -> Room:
     """Return the room called `room_name`, or raise RoomNotFound."""
-    room = _find(Session, room_name)
+    room = _find(Db, room_name)
     if room is None:
         raise RoomNotFound(room_name)
     return room
 
 
 def update_room(
-    Session: sessionmaker[Session], metered: MeteredClient, room_name: str, request: UpdateRoomRequest
+    Db: sessionmaker[Session], metered: MeteredClient, room_name: str, request: UpdateRoomRequest
 ) -> Room:
     """Apply a PATCH: Metered's fields through Metered's update API, then the local row."""
-    room = _active(Session, room_name)
+    room = _active(Db, room_name)
     changes, rollcall = split_request(request)
     # The cross-field rules hold for the room as it will be, not for the PATCH body alone.
     check_combinations({**room.options, **changes})
     answer = metered.update_room(room_name, changes) if changes else None
-    with Session.begin() as session:
-        room = _load(session, room_name)
+    with Db.begin() as db:
+        room = _load(db, room_name)
         room.options = {**room.options, **changes}
         # Metered's update answer is not documented: keep it if it is a room, else apply the changes.
         fresh = answer if answer and "_id" in answer else {**room.metered_room, **changes}
@@ -321,16 +321,16 @@ def update_room(
     return room
 
 
-def archive_room(Session: sessionmaker[Session], metered: MeteredClient, room_name: str) -> Room:
+def archive_room(Db: sessionmaker[Session], metered: MeteredClient, room_name: str) -> Room:
     """Archive the room at Metered and mark it archived here; its attendance history stays."""
-    room = get_room(Session, room_name)
+    room = get_room(Db, room_name)
     if room.archived_at is not None:
         return room
     # Gone at Metered already: marking it here is all that is left to do.
     with suppress(MeteredNotFound):
         metered.delete_room(room_name)
-    with Session.begin() as session:
-        room = _load(session, room_name)
+    with Db.begin() as db:
+        room = _load(db, room_name)
         room.archived_at = utcnow()
         room.metered_room = {**room.metered_room, "archived": True}
     return room
@@ -346,7 +346,7 @@ class Rotation:
 
 
 def rotate_token(
-    Session: sessionmaker[Session],
+    Db: sessionmaker[Session],
     metered: MeteredClient,
     settings: Settings,
     room_name: str,
@@ -356,13 +356,13 @@ def rotate_token(
 
     The old token stays valid for `overlap_seconds` (TOKEN_OVERLAP_SECONDS unless given; 0 revokes it now).
     """
-    room = get_room(Session, room_name)
+    room = get_room(Db, room_name)
     token = new_token()
     urls = webhook_urls(settings.public_base_url, token)
     metered_updated = _register_urls(metered, room, urls)
     overlap = settings.token_overlap_seconds if overlap_seconds is None else overlap_seconds
-    with Session.begin() as session:
-        room = _load(session, room_name)
+    with Db.begin() as db:
+        room = _load(db, room_name)
         replace_token(room, token, overlap, utcnow())
     return Rotation(room, urls, metered_updated)
 
@@ -414,20 +414,20 @@ def _set_rollcall_fields(room: Room, rollcall: dict[str, Any]) -> None:
             setattr(room, ROLLCALL_COLUMNS[field], value)
 
 
-def _find(Session: sessionmaker[Session], room_name: str) -> Room | None:
-    with Session() as session:
-        return session.scalars(select(Room).where(Room.room_name == room_name)).first()
+def _find(Db: sessionmaker[Session], room_name: str) -> Room | None:
+    with Db() as db:
+        return db.scalars(select(Room).where(Room.room_name == room_name)).first()
 
 
-def _load(session: Session, room_name: str) -> Room:
-    room = session.scalars(select(Room).where(Room.room_name == room_name)).first()
+def _load(db: Session, room_name: str) -> Room:
+    room = db.scalars(select(Room).where(Room.room_name == room_name)).first()
     if room is None:
         raise RoomNotFound(room_name)
     return room
 
 
-def _active(Session: sessionmaker[Session], room_name: str) -> Room:
-    room = get_room(Session, room_name)
+def _active(Db: sessionmaker[Session], room_name: str) -> Room:
+    room = get_room(Db, room_name)
     if room.archived_at is not None:
         raise RoomArchived(room_name)
     return room

@@ -27,14 +27,14 @@ class Runtime:
 
     settings: Settings
     engine: Engine
-    Session: sessionmaker[Session]
+    Db: sessionmaker[Session]
     _redis: Redis | None = field(default=None, repr=False)
 
     @classmethod
     def start(cls, settings: Settings, instance_path: str | Path = "instance") -> Runtime:
         """Create the engine and session factory for this process."""
         engine = make_engine(settings.resolved_database_url(instance_path))
-        return cls(settings=settings, engine=engine, Session=make_sessionmaker(engine))
+        return cls(settings=settings, engine=engine, Db=make_sessionmaker(engine))
 
     @property
     def redis(self) -> Redis:
