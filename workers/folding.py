@@ -18,6 +18,7 @@ tests/test_rebuild_facts.py, because a 100,000-delivery rebuild must take second
 from __future__ import annotations
 
 import gc
+from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -33,6 +34,7 @@ from workers.attendance import (
     SESSION_FACT_NAMES,
     AttendanceRules,
     Identity,
+    PersonAttendance,
     SegmentFacts,
     SessionFacts,
     SessionSummary,
@@ -235,16 +237,21 @@ def settle(
         )
     else:
         everyone = True  # nothing left to derive anything from
-    people = result.attendance if result is not None else ()
+    del merged, incoming  # computed from: a rebuild's facts need not outlive this
+    if result is None:
+        reset_figures(meeting)
+        people: deque[PersonAttendance] = deque()
+    else:
+        store_aggregates(meeting, result.bounds, result.participant_count, result.peak_concurrency)
+        # Handed over for the writer to consume: each person's result is freed once written, or a
+        # rebuild would hold everyone's three times (stored row, result, history summary) at its peak.
+        people = deque(result.attendance)
+        del result
     before = results.stored_people(connection, meeting.id, None if everyone else touched)
     gone = set(before) - {person.participant_key for person in people}
     if not everyone:
         gone &= touched
     change.people = results.write_people(db, meeting.id, people, before, gone)
-    if result is None:
-        reset_figures(meeting)
-    else:
-        store_aggregates(meeting, result.bounds, result.participant_count, result.peak_concurrency)
     change.figures_after = figures(meeting)
     return change
 
@@ -326,18 +333,8 @@ def rebuild(
         # held already, and taking it again costs one query.
         lock_session_room(db, meeting)
         before = figures(meeting)
-        status, finalized_at, swept_at = meeting.status, meeting.finalized_at, meeting.end_received_at
-        forget_facts(meeting)
-        meeting.status = SessionStatus.LIVE
-        participants = _read_deliveries(db, meeting)
-        # Lifecycle is not in the deliveries: a final session stays final, a swept one stays closed.
-        if status == SessionStatus.FINAL:
-            meeting.status, meeting.finalized_at = status, finalized_at
-        elif meeting.closed_by_sweeper and meeting.status == SessionStatus.LIVE:
-            meeting.status = SessionStatus.ENDED
-        if meeting.end_received_at is None and meeting.closed_by_sweeper:
-            meeting.end_received_at = swept_at  # the sweeper's close, which no delivery records
-        change = settle(db, meeting, participants, replace=True)
+        # Passed straight on, not kept here: settle lets go of the facts once it has computed from them.
+        change = settle(db, meeting, _read_again(db, meeting), replace=True)
         change.figures_before = before
         results.record(db, meeting, cause, change, job_id=job_id)
         return change
@@ -354,6 +351,22 @@ def _collector_paused() -> Iterator[None]:
     finally:
         if was_enabled:
             gc.enable()
+
+
+def _read_again(db: Session, meeting: MeetingSession) -> dict[str, SegmentFacts]:
+    # What the session's deliveries say, read as if for the first time, into the session and returned.
+    status, finalized_at, swept_at = meeting.status, meeting.finalized_at, meeting.end_received_at
+    forget_facts(meeting)
+    meeting.status = SessionStatus.LIVE
+    participants = _read_deliveries(db, meeting)
+    # Lifecycle is not in the deliveries: a final session stays final, a swept one stays closed.
+    if status == SessionStatus.FINAL:
+        meeting.status, meeting.finalized_at = status, finalized_at
+    elif meeting.closed_by_sweeper and meeting.status == SessionStatus.LIVE:
+        meeting.status = SessionStatus.ENDED
+    if meeting.end_received_at is None and meeting.closed_by_sweeper:
+        meeting.end_received_at = swept_at  # the sweeper's close, which no delivery records
+    return participants
 
 
 def _read_deliveries(db: Session, meeting: MeetingSession) -> dict[str, SegmentFacts]:

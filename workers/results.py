@@ -6,7 +6,8 @@ every fold, rebuild and regroup writes through it, so they cannot drift apart.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections import deque
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, cast
 
@@ -169,23 +170,26 @@ def stored_people(connection: Connection, session_id: int, keys: set[str] | None
 def write_people(
     db: Session,
     session_id: int,
-    people: Iterable[Any],
-    before: Mapping[str, RowMapping],
+    people: deque[PersonAttendance],
+    before: dict[str, RowMapping],
     gone: set[str],
 ) -> list[dict[str, Any]]:
     """Write `people`'s attendance rows and delete those of `gone`, touching only rows that differ.
 
     The one writer of attendance rows; return each person whose figures changed, as history records them.
+    It consumes `people` and `before` as it goes, so what it has written is freed.
     """
     updates: list[dict[str, Any]] = []
     changed: dict[str, dict[str, Any]] = {}
+    gone_ids = sorted(before[key]["id"] for key in gone)
 
     def new_rows() -> Iterator[dict[str, Any]]:
         # Streamed into the insert, not listed first: a rebuild's 10,000 rows would all be held twice.
-        for person in people:
+        while people:
+            person = people.popleft()
             values = attendance_values(person)
             key = person.participant_key
-            known = before.get(key)
+            known = before.pop(key, None)
             if known is None:
                 changed[key] = _summary(values)
                 yield {"session_id": session_id, **values}
@@ -196,7 +200,6 @@ def write_people(
 
     insert_rows(db, _ATTENDANCE, new_rows())
     update_rows(db, _ATTENDANCE, updates)
-    gone_ids = sorted(before[key]["id"] for key in gone)
     for start in range(0, len(gone_ids), IN_CHUNK):
         db.execute(delete(AttendanceRow).where(AttendanceRow.id.in_(gone_ids[start : start + IN_CHUNK])))
     changed.update((key, removed(key)) for key in gone)
