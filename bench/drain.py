@@ -10,9 +10,9 @@ import json
 import os
 import subprocess
 import sys
+import threading
 import time
 from collections.abc import Callable
-from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -21,7 +21,7 @@ from rq import Queue
 from sqlalchemy import Connection, func, insert, select
 
 from bench import load, services
-from workers import queueing
+from workers import locks, queueing
 from workers.models import Delivery
 from workers.models.inbox import IS_UNPROCESSED
 from workers.runtime.connections import make_engine
@@ -65,7 +65,7 @@ def drain_stored(
         queueing.signal_room(redis, Queue(QUEUE_NAME, connection=redis), room_id)
     started = time.perf_counter()
     worker = _worker(database_url, redis_url, "--burst")
-    first_lock = _first_lock(redis, rooms)
+    first_lock = _first_lock(redis, rooms, timeout)
     try:
         _, done = _watch(database_url, total, lambda: worker.poll() is not None, timeout=timeout)
     except BaseException:
@@ -73,20 +73,30 @@ def drain_stored(
         raise
     finally:
         _reap(worker)
-    return Drained("backlog, one worker", total, done - first_lock.result(), done - started)
+    return Drained("backlog, one worker", total, done - first_lock(), done - started)
 
 
-def _first_lock(redis: Redis, rooms: list[int]) -> Future[float]:
+def _first_lock(redis: Redis, rooms: list[int], timeout: float) -> Callable[[], float]:
     # When the worker first holds a room's lock: folding starts then. Not the worker's start (its imports
-    # are not folding), nor the first commit (a backlog folded in one batch commits all at once).
-    keys = [f"rollcall:lock:room:{room_id}" for room_id in rooms]
+    # are not folding), nor the first commit (a backlog folded in one batch commits all at once). A daemon
+    # thread, bounded by the drain's timeout: a worker that never takes a lock must not keep the bench up.
+    keys = [locks.lock_key(room_id) for room_id in rooms]
+    seen: list[float] = []
 
-    def watch() -> float:
-        while not redis.exists(*keys):
+    def watch() -> None:
+        deadline = time.perf_counter() + timeout
+        while not redis.exists(*keys) and time.perf_counter() < deadline:
             time.sleep(0.002)
-        return time.perf_counter()
+        seen.append(time.perf_counter())
 
-    return ThreadPoolExecutor(max_workers=1).submit(watch)
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+
+    def first() -> float:
+        watcher.join()
+        return seen[0]
+
+    return first
 
 
 def _reap(worker: subprocess.Popen[bytes], grace: float = 30) -> None:

@@ -25,7 +25,7 @@ from sqlalchemy.orm import Session
 
 from bench import drain, services
 from workers import inbox
-from workers.bulk_insert import insert_rows
+from workers.bulk_write import insert_rows
 from workers.deliveries.parsing import parse_delivery
 from workers.models import Delivery
 from workers.models.base import utcnow

@@ -94,7 +94,7 @@ def test_a_room_locked_by_another_worker_is_left_to_it_and_not_stranded(
             held.set()
             wait_for(lambda: fates(runtime).get("processed") == 5, "the free room to be folded")
             assert queueing.is_pending(runtime.redis, busy)  # taken, found locked, put back: not stranded
-            jobs.fold_pending(runtime, busy)
+            jobs.fold_pending(runtime, busy, batches=1)
             joins(runtime, busy, 1, first=5)
             queueing.signal_room(runtime.redis, runtime.queue(), busy)  # the flag is set: no new job
             folded_by_other.set()

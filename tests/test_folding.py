@@ -81,6 +81,12 @@ def store(
     return stored.id if stored.new else None
 
 
+def delivered(delivery_id: int | None) -> int:
+    """Return the id of a delivery stored for the first time (a duplicate here is a broken test)."""
+    assert delivery_id is not None, "stored as a duplicate"
+    return delivery_id
+
+
 def fold(
     Db: sessionmaker[Session],
     room_id: int,
@@ -258,7 +264,7 @@ def test_delivery_after_final_folds_in_as_an_amendment(Db: sessionmaker[Session]
         assert finalize(db, meeting_id, at(10) + timedelta(seconds=120), 120) is True
     late_id = store(Db, room_id, *leave("m-fin", "a1", 5, name="Ann"))
     with Db.begin() as db:
-        outcome = fold_batch(db, room_id, inbox.unprocessed_of(db, [late_id or 0]), RULES)
+        outcome = fold_batch(db, room_id, inbox.unprocessed_of(db, [delivered(late_id)]), RULES)
         assert db.get_one(Delivery, late_id).status_reason == AMENDMENT
         assert outcome.amended_session_ids == {meeting_id}
     summary, people = report(Db, "m-fin")
@@ -403,7 +409,7 @@ def test_a_late_start_renames_a_final_notified_meeting_instead_of_making_a_secon
         db.add(Notification(session_id=first_id, recipient="org@x.io", kind="summary", message_id="m1"))
     with Db.begin() as db:  # the delayed start arrives after the summary went out
         late_id = store(Db, room_id, *start("", 0))
-        outcome = fold_batch(db, room_id, inbox.unprocessed_of(db, [late_id or 0]), RULES)
+        outcome = fold_batch(db, room_id, inbox.unprocessed_of(db, [delivered(late_id)]), RULES)
         assert db.get_one(Delivery, late_id).status_reason == AMENDMENT
     with Db() as db:
         meeting = db.scalars(select(MeetingSession).where(MeetingSession.room_id == room_id)).one()
@@ -430,7 +436,7 @@ def test_a_late_named_end_renames_the_unnamed_meeting_and_keeps_the_history_of_i
     with Db.begin() as db:
         first_id = db.scalars(select(MeetingSession.id).where(MeetingSession.room_id == room_id)).one()
         late_id = store(Db, room_id, *end("m-named", 30))
-        outcome = fold_batch(db, room_id, inbox.unprocessed_of(db, [late_id or 0]), RULES)
+        outcome = fold_batch(db, room_id, inbox.unprocessed_of(db, [delivered(late_id)]), RULES)
     with Db() as db:
         sessions = db.execute(select(MeetingSession.id, MeetingSession.meeting_session_id)).all()
         folded = db.scalars(

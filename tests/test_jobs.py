@@ -18,7 +18,7 @@ from sqlalchemy import create_engine, func, select, text
 from tests.conftest import WorkerProcess, run_worker
 from tests.test_inbox import arrival, make_room
 from webhooks import runtime_of
-from workers import inbox, jobs, queueing
+from workers import inbox, jobs, locks, queueing
 from workers.locks import LEASE_SECONDS, room_lock
 from workers.models import Delivery, MeetingSession, ParticipantSession
 from workers.runtime import metrics, process
@@ -214,7 +214,7 @@ def test_a_worker_killed_mid_job_leaves_every_delivery_processed_once(
     room_id, _ = make_room(runtime)
     store_joins(runtime, room_id, BATCH + 500)
     queueing.signal_room(runtime.redis, runtime.queue(), room_id)
-    lock_key = f"rollcall:lock:room:{room_id}"
+    lock_key = locks.lock_key(room_id)
     with database_held(database_url, room_id, skip=BATCH):
         worker = spawn_worker(database_url, redis_url, FOLD_BATCH_SIZE=str(BATCH))
         wait_for(lambda: redis_client.exists(lock_key), "the drain to start")
@@ -243,7 +243,7 @@ def test_two_live_workers_never_fold_one_room_at_once(
     runtime = worker_runtime
     room_id, _ = make_room(runtime)
     store_joins(runtime, room_id, BATCH + 50)
-    lock_key = f"rollcall:lock:room:{room_id}"
+    lock_key = locks.lock_key(room_id)
     with room_lock(runtime.redis, room_id):  # this process is the first worker, busy with the room
         queueing.signal_room(runtime.redis, runtime.queue(), room_id)
         spawn_worker(database_url, redis_url, FOLD_BATCH_SIZE=str(BATCH))

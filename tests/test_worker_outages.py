@@ -18,7 +18,7 @@ from tests.conftest import WorkerProcess
 from tests.servers import free_port
 from tests.test_inbox import arrival, make_room
 from tests.test_jobs import BATCH, database_held, fates, fold_counts, join_body, store_joins, wait_for
-from workers import inbox, queueing
+from workers import inbox, locks, queueing
 from workers.runtime import connections
 from workers.runtime.process import Runtime
 from workers.runtime.settings import Settings
@@ -98,7 +98,7 @@ def test_redis_lost_in_the_middle_of_a_drain_loses_nothing_and_folds_nothing_twi
         with database_held(database_url, room_id, skip=BATCH):
             worker = spawn_worker(database_url, own_redis.url, FOLD_BATCH_SIZE=str(BATCH))
             queueing.signal_room(runtime.redis, runtime.queue(), room_id)
-            lock_key = f"rollcall:lock:room:{room_id}"
+            lock_key = locks.lock_key(room_id)
             # Holding the room's lock, the drain is inside its job, and cannot finish while the rows are held.
             wait_for(lambda: runtime.redis.exists(lock_key), "the drain to start")
             server = own_redis.servers[-1]

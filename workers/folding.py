@@ -50,7 +50,7 @@ from workers.attendance import (
     session_bounds,
     summary_of,
 )
-from workers.bulk_insert import insert_rows, update_rows
+from workers.bulk_write import insert_rows, update_rows
 from workers.deliveries.parsing import END, FACTS_VERSION, JOIN, LEAVE, PARTICIPANT_EVENTS, START, BodyError
 from workers.deliveries.stored import FACT_COLUMNS, facts_of_row, read_facts
 from workers.inbox import AMENDMENT

@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from workers.bulk_insert import BindPlan, bind_plan, bound_values
+from workers.bulk_write import BindPlan, bind_plan, bound_values
 from workers.deliveries.parsing import DeliveryFacts
 from workers.deliveries.stored import COLUMN_OF_FIELD, FACT_COLUMNS, fact_values
 from workers.models import Delivery, DeliveryStatus

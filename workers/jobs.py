@@ -38,7 +38,6 @@ from workers.runtime.settings import Settings
 log = logging.getLogger(__name__)
 
 SPLIT_SIZE = 1_000  # the pieces a failed batch is first cut into (see _split)
-MAX_BATCHES = 4  # finalize's and the CLI's drains: then a fresh job
 # A drain's turn in a room: then the room goes to the back of the line, so a busy room starves no other.
 ROOM_BATCHES_PER_TURN = 1
 RELAY_MIN_AGE_SECONDS = 5.0
@@ -121,7 +120,7 @@ class Tally:
         return self.folded + self.failed
 
 
-def fold_pending(runtime: Runtime, room_id: int, batches: int = MAX_BATCHES) -> tuple[int, bool]:
+def fold_pending(runtime: Runtime, room_id: int, batches: int) -> tuple[int, bool]:
     """Fold up to `batches` batches of the room's unprocessed deliveries under its held lock.
 
     Return how many were folded and whether none is left.

@@ -35,6 +35,11 @@ class RoomBusy(RuntimeError):
     """Another worker kept the room's lock for longer than we could wait: retry later."""
 
 
+def lock_key(room_id: int) -> str:
+    """Return the Redis key of a room's lock."""
+    return f"rollcall:lock:room:{room_id}"
+
+
 @contextmanager
 def room_lock(redis: Redis, room_id: int, *, wait: bool = True) -> Iterator[None]:
     """Hold the room's Redis lock while the block runs, waiting for another holder; RoomBusy if that fails.
@@ -43,7 +48,7 @@ def room_lock(redis: Redis, room_id: int, *, wait: bool = True) -> Iterator[None
     """
     # Not thread-local: the renewing thread needs the token the acquiring thread got.
     lock = redis.lock(
-        f"rollcall:lock:room:{room_id}",
+        lock_key(room_id),
         timeout=LEASE_SECONDS,
         blocking_timeout=WAIT_SECONDS,
         thread_local=False,

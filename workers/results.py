@@ -15,7 +15,7 @@ from sqlalchemy import Connection, RowMapping, Table, delete, select
 from sqlalchemy.orm import Session
 
 from workers.attendance import PersonAttendance, Segment, SessionBounds
-from workers.bulk_insert import insert_rows, update_rows
+from workers.bulk_write import insert_rows, update_rows
 from workers.inbox import IN_CHUNK
 from workers.models import AttendanceRow, MeetingSession, SessionChange
 from workers.timefmt import iso_ms
@@ -50,11 +50,6 @@ def figures(meeting: MeetingSession) -> dict[str, Any]:
     }
 
 
-def row_summary(row: AttendanceRow) -> dict[str, Any]:
-    """Return a stored attendance row as the session's history records it."""
-    return person_summary(*(getattr(row, column) for column in SUMMARY_COLUMNS))
-
-
 SUMMARY_COLUMNS = (
     "participant_key",
     "attended_ms",
@@ -82,12 +77,6 @@ def person_summary(
         "present": present,
         "segments": segments,
     }
-
-
-def store_person(row: AttendanceRow, result: PersonAttendance) -> None:
-    """Write one person's result into their attendance row."""
-    for name, value in attendance_values(result).items():
-        setattr(row, name, value)
 
 
 def attendance_values(result: PersonAttendance) -> dict[str, Any]:
@@ -134,21 +123,8 @@ def store_aggregates(
     meeting.peak_concurrency = peak
 
 
-_ATTENDANCE_COLUMNS = (
-    "participant_key",
-    "identified_by",
-    "name",
-    "email",
-    "external_user_id",
-    "first_join_at",
-    "last_left_at",
-    "attended_ms",
-    "attendance_percent",
-    "join_count",
-    "present",
-    "inferred",
-    "segments",
-)
+# What attendance_values fills: every column but the row's own id and its session.
+_ATTENDANCE_COLUMNS = tuple(c.name for c in _ATTENDANCE.columns if c.name not in ("id", "session_id"))
 
 
 def stored_people(connection: Connection, session_id: int, keys: set[str] | None) -> dict[str, RowMapping]:
@@ -207,14 +183,8 @@ def write_people(
 
 
 def _summary(values: Mapping[Any, Any]) -> dict[str, Any]:
-    return person_summary(
-        values["participant_key"],
-        values["attended_ms"],
-        values["attendance_percent"],
-        values["join_count"],
-        values["present"],
-        values["segments"],
-    )
+    # An attendance row's values (stored or about to be) as the history records them.
+    return person_summary(*(values[column] for column in SUMMARY_COLUMNS))
 
 
 def record(

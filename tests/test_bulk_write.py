@@ -1,4 +1,5 @@
-"""Bulk inserts on SQLite (executemany) and PostgreSQL (COPY) store what SQLAlchemy's insert() stores."""
+"""Bulk writes on SQLite (executemany) and PostgreSQL (COPY, a COPY-filled scratch table) store what
+SQLAlchemy's insert() and update() store."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.arranged import make_meeting_session
-from workers.bulk_insert import insert_rows
+from workers.bulk_write import SCRATCH_TABLE_ROWS, insert_rows, update_rows
 from workers.models import AttendanceRow
 
 ATTENDANCE = cast(Table, AttendanceRow.__table__)
@@ -85,3 +86,31 @@ def test_driver_errors_are_raised_as_sqlalchemys(Db: sessionmaker[Session]) -> N
     with pytest.raises(IntegrityError), Db.begin() as db:
         insert_rows(db, ATTENDANCE, [person(session_id, "name:a"), person(session_id, "name:a")])
     assert stored(Db, session_id) == []  # the transaction rolled back
+
+
+@pytest.mark.parametrize("count", [3, SCRATCH_TABLE_ROWS])  # row by row, and (PostgreSQL) set-based
+def test_updated_rows_store_what_they_are_given_and_no_other_row_changes(
+    Db: sessionmaker[Session], count: int
+) -> None:
+    meeting, untouched = make_meeting_session(Db, "updated"), make_meeting_session(Db, "untouched")
+    with Db.begin() as db:
+        insert_rows(db, ATTENDANCE, [person(meeting, f"k{n:04}") for n in range(count)])
+        insert_rows(db, ATTENDANCE, [person(untouched, "k0000")])
+    with Db() as db:
+        ids = db.scalars(
+            select(ATTENDANCE.c.id).where(ATTENDANCE.c.session_id == meeting).order_by(ATTENDANCE.c.id)
+        ).all()
+    changed = {"last_left_at": AT, "present": True, "attendance_percent": None, "segments": []}
+    with Db.begin() as db:  # twice in one transaction: the second call must find no scratch table left
+        update_rows(db, ATTENDANCE, [{"id": i, "join_count": 7} for i in ids])
+        update_rows(
+            db, ATTENDANCE, [{"id": i, **person(meeting, f"k{n:04}", **changed)} for n, i in enumerate(ids)]
+        )
+    expected = person(meeting, "", **changed)
+    assert [{k: v for k, v in row.items() if k != "participant_key"} for row in stored(Db, meeting)] == [
+        {k: v for k, v in expected.items() if k not in ("session_id", "participant_key")}
+    ] * count
+    assert [row["participant_key"] for row in stored(Db, meeting)] == [f"k{n:04}" for n in range(count)]
+    assert stored(Db, untouched) == [
+        {k: v for k, v in person(untouched, "k0000").items() if k != "session_id"}
+    ]
