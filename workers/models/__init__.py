@@ -5,10 +5,12 @@ from workers.models.history import SessionChange
 from workers.models.inbox import Delivery, DeliveryStatus
 from workers.models.notifications import Notification, NotificationState
 from workers.models.rooms import Room
+from workers.models.roster import AuditRecord, RosterMember, RosterRole, StatusOverride
 from workers.models.sessions import AttendanceRow, MeetingSession, ParticipantSession, SessionStatus
 
 __all__ = [
     "AttendanceRow",
+    "AuditRecord",
     "Base",
     "Delivery",
     "DeliveryStatus",
@@ -17,7 +19,10 @@ __all__ = [
     "NotificationState",
     "ParticipantSession",
     "Room",
+    "RosterMember",
+    "RosterRole",
     "SessionChange",
     "SessionStatus",
+    "StatusOverride",
     "UTCDateTime",
 ]

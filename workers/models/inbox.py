@@ -94,6 +94,7 @@ class Delivery(Base):
     external_user_id: Mapped[str | None] = mapped_column(String(ID_LENGTH))
     email: Mapped[str | None] = mapped_column(String(EMAIL_LENGTH))
     name: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
+    is_admin: Mapped[bool | None]
     facts_version: Mapped[int] = mapped_column(server_default=text("0"))
     raw_body: Mapped[str] = mapped_column(Text)
     content_type: Mapped[str] = mapped_column(Text)  # in full: a multipart boundary is part of it

@@ -6,7 +6,17 @@ import enum
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import JSON, BigInteger, ColumnElement, ForeignKey, Index, String, UniqueConstraint, func
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    ColumnElement,
+    ForeignKey,
+    Index,
+    String,
+    UniqueConstraint,
+    false,
+    func,
+)
 from sqlalchemy.ext.hybrid import hybrid_property
 from sqlalchemy.orm import Mapped, mapped_column
 
@@ -102,6 +112,8 @@ class ParticipantSession(Base):
     email: Mapped[str | None] = mapped_column(String(EMAIL_LENGTH))
     name: Mapped[str | None] = mapped_column(String(NAME_LENGTH))
     participant_key: Mapped[str] = mapped_column(String(PARTICIPANT_KEY_LENGTH))
+    # Metered's isAdmin on this device's join or leave; None when neither said.
+    is_admin: Mapped[bool | None]
 
 
 class AttendanceRow(Base):
@@ -124,4 +136,6 @@ class AttendanceRow(Base):
     join_count: Mapped[int] = mapped_column(default=0)
     present: Mapped[bool | None]
     inferred: Mapped[bool] = mapped_column(default=False)
+    # Metered marked one of the person's devices isAdmin: listed as host (a roster host is one too).
+    is_host: Mapped[bool] = mapped_column(default=False, server_default=false())
     segments: Mapped[list[dict[str, Any]]] = mapped_column(JSON, default=list)
