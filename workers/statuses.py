@@ -1,0 +1,163 @@
+"""Judging attendance against a roster: each person's status in a session, and a series of sessions.
+
+Pure, like the attendance core it reads from: no clock, no I/O. Statuses are derived when read from the
+stored attendance, the roster in force when the session began, the organizer's overrides and the room's
+options, so a rebuild, a late delivery or a roster amendment changes them without any status being stored.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+
+class Status(enum.StrEnum):
+    """A person's standing in one session."""
+
+    PRESENT = "present"
+    LATE = "late"
+    LEFT_EARLY = "left_early"
+    ABSENT = "absent"
+    EXCUSED = "excused"
+    GUEST = "guest"  # attended without being on the roster
+
+
+# What an organizer may set by hand. Guest is a fact about the roster, not a judgement.
+OVERRIDABLE = (Status.PRESENT, Status.LATE, Status.LEFT_EARLY, Status.ABSENT, Status.EXCUSED)
+# Statuses that count as having come, in a session's rate and a series' rate.
+ATTENDED = frozenset({Status.PRESENT, Status.LATE})
+
+
+@dataclass(frozen=True)
+class StatusRules:
+    """A room's options for judging: None leaves a rule out."""
+
+    late_after_seconds: int | None = None
+    early_leave_seconds: int | None = None
+    include_hosts: bool = False  # hosts count in rates and present counts
+
+
+@dataclass(frozen=True)
+class Expected:
+    """A roster member in force when the session began."""
+
+    participant_key: str
+    name: str | None = None
+    email: str | None = None
+    external_user_id: str | None = None
+    is_host: bool = False
+    group: str | None = None
+
+
+@dataclass(frozen=True)
+class Attended:
+    """What the attendance row says about a person who came."""
+
+    participant_key: str
+    first_join_at: datetime
+    last_left_at: datetime | None  # None: still there
+    is_host: bool = False  # Metered's isAdmin
+
+
+@dataclass(frozen=True)
+class Override:
+    """An organizer's status for a person in a session, and why."""
+
+    status: Status
+    reason: str | None
+    set_by: str
+    set_at: datetime
+
+
+@dataclass(frozen=True)
+class Judged:
+    """One person's status in one session: `computed` from the figures, `status` after any override."""
+
+    participant_key: str
+    status: Status
+    computed: Status
+    is_host: bool
+    on_roster: bool
+    override: Override | None = None
+
+
+def computed_status(
+    attended: Attended | None,
+    on_roster: bool,
+    started_at: datetime,
+    ended_at: datetime | None,
+    rules: StatusRules,
+) -> Status:
+    """Return the status the figures give: guest, absent, late, left early or present (late wins)."""
+    if attended is None:
+        return Status.ABSENT
+    if not on_roster:
+        return Status.GUEST
+    if rules.late_after_seconds is not None and attended.first_join_at > started_at + timedelta(
+        seconds=rules.late_after_seconds
+    ):
+        return Status.LATE
+    if (
+        rules.early_leave_seconds is not None
+        and ended_at is not None
+        and attended.last_left_at is not None
+        and attended.last_left_at < ended_at - timedelta(seconds=rules.early_leave_seconds)
+    ):
+        return Status.LEFT_EARLY
+    return Status.PRESENT
+
+
+def judge(
+    started_at: datetime,
+    ended_at: datetime | None,
+    attended: Iterable[Attended],
+    roster: Iterable[Expected],
+    overrides: Mapping[str, Override],
+    rules: StatusRules,
+) -> list[Judged]:
+    """Return every person's status in a session: each who came, then each roster member who did not.
+
+    A host is a person Metered marked isAdmin or a roster host. An override replaces the computed
+    status, whatever the figures say, and is kept even for a person neither present nor expected.
+    """
+    expected = {member.participant_key: member for member in roster}
+    came = {person.participant_key: person for person in attended}
+    keys = [*came, *(key for key in expected if key not in came)]
+    keys += [key for key in overrides if key not in came and key not in expected]
+    judged: list[Judged] = []
+    for key in keys:
+        person, member = came.get(key), expected.get(key)
+        computed = computed_status(person, member is not None, started_at, ended_at, rules)
+        override = overrides.get(key)
+        judged.append(
+            Judged(
+                participant_key=key,
+                status=override.status if override else computed,
+                computed=computed,
+                is_host=bool((person and person.is_host) or (member and member.is_host)),
+                on_roster=member is not None,
+                override=override,
+            )
+        )
+    return judged
+
+
+@dataclass(frozen=True)
+class StatusTally:
+    """A session's statuses counted, and its attendance rate over the roster."""
+
+    counts: dict[Status, int]
+    expected: int  # roster members who count (hosts left out unless the rules include them)
+    attended: int  # of those, present or late
+    rate: float | None  # attended ÷ expected, None without a roster
+
+
+def tally(judged: Sequence[Judged], rules: StatusRules) -> StatusTally:
+    """Count a session's statuses; hosts are left out of the counts unless the rules include them."""
+    counted = [j for j in judged if rules.include_hosts or not j.is_host]
+    counts = {status: sum(1 for j in counted if j.status == status) for status in Status}
+    expected = [j for j in counted if j.on_roster]
+    came = sum(1 for j in expected if j.status in ATTENDED)
+    return StatusTally(counts, len(expected), came, round(came / len(expected), 4) if expected else None)
