@@ -13,7 +13,16 @@ from urllib.parse import quote
 from sqlalchemy import Row, Select, and_, or_, select
 from sqlalchemy.orm import Session
 
-from workers.models import AttendanceRow, MeetingSession, Room, SessionChange
+from workers.models import (
+    AttendanceRow,
+    MeetingSession,
+    Room,
+    RosterMember,
+    RosterRole,
+    SessionChange,
+    StatusOverride,
+)
+from workers.statuses import Attended, Expected, Judged, Override, Status, StatusTally, judge, rules_of, tally
 from workers.timefmt import iso_ms
 from workers.wire import AttendanceOut, HistoryEntry, SessionWithAttendance, attendance_out, session_out
 
@@ -180,3 +189,58 @@ def _csv_cells(row: AttendanceOut) -> list[object]:
             row.inferred,
         )
     ]
+
+
+def roster_in_force(db: Session, room_id: int, at: datetime) -> list[RosterMember]:
+    """Return the room's roster rows in force at `at` (valid_from <= at < valid_to), by participant key."""
+    query = (
+        select(RosterMember)
+        .where(RosterMember.room_id == room_id, RosterMember.valid_from <= at)
+        .where(or_(RosterMember.valid_to.is_(None), RosterMember.valid_to > at))
+        .order_by(RosterMember.participant_key)
+    )
+    return list(db.scalars(query))
+
+
+def judge_sessions(
+    db: Session, room: Room, meetings: Sequence[MeetingSession]
+) -> dict[int, tuple[list[Judged], StatusTally]]:
+    """Return each session's statuses and tally, judged against the roster in force when it began."""
+    rules = rules_of(room.options)
+    ids = [meeting.id for meeting in meetings]
+    attended: dict[int, list[Attended]] = {meeting_id: [] for meeting_id in ids}
+    rows = db.execute(
+        select(
+            AttendanceRow.session_id,
+            AttendanceRow.participant_key,
+            AttendanceRow.first_join_at,
+            AttendanceRow.last_left_at,
+            AttendanceRow.is_host,
+        ).where(AttendanceRow.session_id.in_(ids))
+    )
+    for session_id, key, first_join_at, last_left_at, is_host in rows:
+        attended[session_id].append(Attended(key, first_join_at, last_left_at, is_host))
+    overrides: dict[int, dict[str, Override]] = {meeting_id: {} for meeting_id in ids}
+    for row in db.scalars(select(StatusOverride).where(StatusOverride.session_id.in_(ids))):
+        overrides[row.session_id][row.participant_key] = Override(
+            Status(row.status), row.reason, row.set_by, row.set_at
+        )
+    roster = list(db.scalars(select(RosterMember).where(RosterMember.room_id == room.id)))
+    judged: dict[int, tuple[list[Judged], StatusTally]] = {}
+    for meeting in meetings:
+        began = meeting.began_at
+        expected = [
+            Expected(
+                member.participant_key,
+                member.name,
+                member.email,
+                member.external_user_id,
+                member.role == RosterRole.HOST,
+                member.group,
+            )
+            for member in roster
+            if member.valid_from <= began and (member.valid_to is None or member.valid_to > began)
+        ]
+        people = judge(began, meeting.ended_at, attended[meeting.id], expected, overrides[meeting.id], rules)
+        judged[meeting.id] = (people, tally(people, rules))
+    return judged

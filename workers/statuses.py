@@ -161,3 +161,17 @@ def tally(judged: Sequence[Judged], rules: StatusRules) -> StatusTally:
     expected = [j for j in counted if j.on_roster]
     came = sum(1 for j in expected if j.status in ATTENDED)
     return StatusTally(counts, len(expected), came, round(came / len(expected), 4) if expected else None)
+
+
+def rules_of(options: Mapping[str, object]) -> StatusRules:
+    """Return the judging rules a room's stored options set (Rollcall's camelCase option names)."""
+
+    def seconds(name: str) -> int | None:
+        value = options.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    return StatusRules(
+        late_after_seconds=seconds("lateAfterSeconds"),
+        early_leave_seconds=seconds("earlyLeaveSeconds"),
+        include_hosts=options.get("includeHostsInAttendance") is True,
+    )
