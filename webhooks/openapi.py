@@ -112,6 +112,7 @@ ENDPOINTS: dict[str, Endpoint] = {
     "session_admin.rebuild": Endpoint({202: wire.RebuildQueued}, (404,)),
     "pages.session_page": Endpoint({200: "text/html"}, (404,)),
     "pages.room_page": Endpoint({200: "text/html"}, (404, 422), query=PAGE),
+    "pages.home_page": Endpoint({200: "text/html"}, (422,), query=PAGE),
 }
 
 

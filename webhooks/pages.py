@@ -1,7 +1,9 @@
-"""The HTML report: a session's figures, attendance table and timeline, and a room's sessions.
+"""The HTML report: the rooms; a room's roster, sessions and series matrix; a session's figures, statuses,
+attendance table and timeline.
 
 Server-rendered with Jinja (autoescaped: participant names come from anyone who joins a call) and inline SVG
 computed in webhooks.timeline; works without JavaScript. HTTP Basic auth, the API token as the password.
+Times are on the organizer's clock (the room's `timeZone`), each naming its zone.
 """
 
 from __future__ import annotations
@@ -14,13 +16,24 @@ from flask import Blueprint, current_app, render_template, request
 from webhooks import runtime_of
 from webhooks.auth import require_basic
 from webhooks.errors import invalid_fields
+from webhooks.matrix import series_matrix
 from webhooks.pagination import page_of, requested_page, whole_number
 from webhooks.reports import room_sessions_or_404, session_or_404
 from webhooks.timeline import build_timeline
-from workers.humanize import moment_text, percent_text, span_text, yes_no
+from workers.humanize import percent_text, span_text, yes_no
+from workers.models import Room, RosterMember
 from workers.models.base import utcnow
-from workers.reports import attendance_in_join_order, session_position, stays_of
-from workers.wire import SessionPage, session_out
+from workers.reports import (
+    attendance_in_join_order,
+    judge_sessions,
+    roster_in_force,
+    session_position,
+    stays_of,
+)
+from workers.rooms import list_rooms
+from workers.statuses import Status
+from workers.timefmt import local_text, zone_of
+from workers.wire import RoomPage, SessionPage, room_out, session_out
 
 blueprint = Blueprint("pages", __name__)
 
@@ -52,10 +65,23 @@ class PeoplePage:
         return min(self.offset + ROWS_PER_PAGE, self.people)
 
 
+@blueprint.get("/")
+@require_basic
+def home_page() -> str:
+    """List every room, archived ones marked, oldest first, each linking to its page."""
+    page = requested_page()
+    found = list_rooms(
+        runtime_of(current_app).Db, limit=page.limit + 1, after=page.after, include_archived=True
+    )
+    listing = page_of(RoomPage, found, page, room_out, lambda room: room.id)
+    return render_template("home.html", rooms=listing.items, cursor=listing.next_cursor)
+
+
 @blueprint.get("/sessions/<id:meeting_session_id>")
 @require_basic
 def session_page(meeting_session_id: str) -> str:
-    """Show a meeting session: its figures, and one page of the attendance table and the timeline."""
+    """Show a meeting session: its figures and statuses, one page of the attendance table and the timeline,
+    and the roster members who did not come."""
     asked = request.args.get("page", "1")
     with runtime_of(current_app).Db() as db:
         meeting, room_name = session_or_404(db, meeting_session_id)
@@ -63,14 +89,36 @@ def session_page(meeting_session_id: str) -> str:
         people = _people_page(asked, len(everyone))
         attendance = attendance_in_join_order(db, meeting, people.offset, ROWS_PER_PAGE)
         summary = session_out(meeting, room_name)
+        room = db.get_one(Room, meeting.room_id)
+        judged, counts = judge_sessions(db, room, [meeting])[meeting.id]
+        roster = {member.participant_key: member for member in roster_in_force(db, room.id, meeting.began_at)}
     attendance.sort(key=lambda a: (a.first_join_at, a.participant_key))  # the timeline's order
     stale_after = timedelta(seconds=runtime_of(current_app).settings.stale_session_seconds)
     timeline = build_timeline(
         attendance, summary.started_at, summary.ended_at, utcnow(), stale_after, everyone
     )
-    return render_template(
-        "session.html", session=summary, attendance=attendance, timeline=timeline, people=people
+    # Judged people who never came: roster members absent (or excused), and overrides for people not seen.
+    missing = [person for person in judged if person.computed == Status.ABSENT]
+    missing.sort(
+        key=lambda person: (_roster_name(roster, person.participant_key).casefold(), person.participant_key)
     )
+    return render_template(
+        "session.html",
+        session=summary,
+        attendance=attendance,
+        timeline=timeline,
+        people=people,
+        zone=zone_of(room.options),
+        statuses={person.participant_key: person for person in judged},
+        counts=counts,
+        missing=missing,
+        roster=roster,
+    )
+
+
+def _roster_name(roster: dict[str, RosterMember], key: str) -> str:
+    member = roster.get(key)
+    return (member.name if member else None) or key
 
 
 def _people_page(asked: str, people: int) -> PeoplePage:
@@ -85,23 +133,38 @@ def _people_page(asked: str, people: int) -> PeoplePage:
 @blueprint.get("/rooms/<room_name>")
 @require_basic
 def room_page(room_name: str) -> str:
-    """List a room's meeting sessions, newest first, each linking to its page."""
+    """Show a room: its roster in force, its meeting sessions newest first, and the series matrix of those."""
     page = requested_page("at")
     with runtime_of(current_app).Db() as db:
         room, rows = room_sessions_or_404(db, room_name, page)
         listing = page_of(SessionPage, rows, page, lambda m: session_out(m, room_name), session_position)
+        roster = roster_in_force(db, room.id, utcnow())
+        shown = rows[: page.limit][::-1]  # the matrix reads left to right, oldest first
+        matrix = series_matrix(db, room, shown)
+        columns = [session_out(meeting, room_name) for meeting in shown]
         archived = room.archived_at is not None
+        zone = zone_of(room.options)
     return render_template(
         "room.html",
         room_name=room_name,
         archived=archived,
+        zone=zone,
+        roster=roster,
         sessions=listing.items,
         cursor=listing.next_cursor,
+        columns=columns,
+        matrix=matrix,
     )
 
 
+def status_text(status: Status) -> str:
+    """Format a status as people read it, e.g. left early."""
+    return status.value.replace("_", " ")
+
+
 # The templates' filters: the same wording as the emails.
-blueprint.add_app_template_filter(moment_text, "utc")
+blueprint.add_app_template_filter(local_text, "local")
 blueprint.add_app_template_filter(span_text, "span")
 blueprint.add_app_template_filter(percent_text, "percent")
 blueprint.add_app_template_filter(yes_no, "yes_no")
+blueprint.add_app_template_filter(status_text, "status")
