@@ -24,6 +24,7 @@ from workers.reports import (
     sessions_of_room,
     trail,
 )
+from workers.timefmt import zone_of
 from workers.wire import (
     AttendanceList,
     PersonAttendance,
@@ -92,13 +93,14 @@ def session_attendance(meeting_session_id: str) -> Response | dict[str, Any]:
     page = None if wants_csv else requested_page("key")
     with runtime_of(current_app).Db() as db:
         meeting, _ = session_or_404(db, meeting_session_id)
+        zone = zone_of(db.get_one(Room, meeting.room_id).options)
         if page is not None:
             rows = attendance_of(db, meeting, page.after_key, page.limit + 1)
             listing = page_of(AttendanceList, rows, page, lambda row: row, lambda row: row.participant_key)
             return listing.answer()
         attendance = attendance_of(db, meeting)
     return Response(
-        attendance_csv(attendance),
+        attendance_csv(attendance, zone),
         mimetype="text/csv",
         headers={"Content-Disposition": csv_disposition(meeting_session_id)},
     )

@@ -38,6 +38,7 @@ from workers.rooms import trusts_participant_emails
 from workers.runtime import metrics, process
 from workers.runtime.process import Runtime
 from workers.runtime.settings import Settings
+from workers.timefmt import zone_of
 
 log = logging.getLogger(__name__)
 
@@ -203,14 +204,18 @@ def _prepare_email(settings: Settings, db: Session, note: Notification) -> Deliv
     assert loaded is not None
     (room, report), sender = loaded, settings.mail_from
     if note.kind == "summary":
-        message = summary_email(report, sender, note.recipient, note.message_id)
+        message = summary_email(
+            report, sender, note.recipient, note.message_id, zone_of(room.options), settings.public_base_url
+        )
     else:
         if not trusts_participant_emails(room.options):  # the organizer withdrew it since planning
             raise NotSendable(UNTRUSTED)
         attendee = next((a for a in report.attendance if normalized_address(a.email) == note.recipient), None)
         if attendee is None:
             raise NotSendable("no longer an attendee of this session")
-        message = thank_you_email(report, attendee, sender, note.recipient, note.message_id)
+        message = thank_you_email(
+            report, attendee, sender, note.recipient, note.message_id, zone_of(room.options)
+        )
     return lambda: senders.send_mail(server, message, settings.notify_timeout_seconds)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 from typing import TypeVarTuple
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row, Select, and_, or_, select
 from sqlalchemy.orm import Session
@@ -23,7 +24,7 @@ from workers.models import (
     StatusOverride,
 )
 from workers.statuses import Attended, Expected, Judged, Override, Status, StatusTally, judge, rules_of, tally
-from workers.timefmt import iso_ms
+from workers.timefmt import iso_ms, local_text
 from workers.wire import AttendanceOut, HistoryEntry, SessionWithAttendance, attendance_out, session_out
 
 CSV_COLUMNS = [
@@ -38,6 +39,10 @@ CSV_COLUMNS = [
     "joinCount",
     "present",
     "inferred",
+    # The organizer's clock: the two times again on the room's timeZone, and the zone's IANA name.
+    "firstJoinLocal",
+    "lastLeftLocal",
+    "timeZone",
 ]
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -144,13 +149,13 @@ def trail(
     return [HistoryEntry.model_validate(entry, from_attributes=True) for entry in entries]
 
 
-def attendance_csv(rows: Iterable[AttendanceOut]) -> str:
-    """Render attendance as CSV with the contract's columns, in order."""
+def attendance_csv(rows: Iterable[AttendanceOut], zone: ZoneInfo) -> str:
+    """Render attendance as CSV with the contract's columns, in order, local times on `zone`'s clock."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for row in rows:
-        writer.writerow(_csv_cells(row))
+        writer.writerow(_csv_cells(row, zone))
     return buffer.getvalue()
 
 
@@ -167,7 +172,7 @@ def csv_disposition(meeting_session_id: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='!#$&+^`|')}"
 
 
-def _csv_cells(row: AttendanceOut) -> list[object]:
+def _csv_cells(row: AttendanceOut, zone: ZoneInfo) -> list[object]:
     def cell(value: object) -> object:
         if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
             return "'" + value  # names come from anyone who joins: keep spreadsheets from running them
@@ -187,6 +192,9 @@ def _csv_cells(row: AttendanceOut) -> list[object]:
             row.join_count,
             row.present,
             row.inferred,
+            local_text(row.first_join_at, zone, named=False),
+            None if row.last_left_at is None else local_text(row.last_left_at, zone, named=False),
+            zone.key,
         )
     ]
 
