@@ -138,7 +138,7 @@ def room_page(room_name: str) -> str:
     with runtime_of(current_app).Db() as db:
         room, rows = room_sessions_or_404(db, room_name, page)
         listing = page_of(SessionPage, rows, page, lambda m: session_out(m, room_name), session_position)
-        roster = roster_in_force(db, room.id, utcnow())
+        roster = sorted(roster_in_force(db, room.id, utcnow()), key=_by_name)
         shown = rows[: page.limit][::-1]  # the matrix reads left to right, oldest first
         matrix = series_matrix(db, room, shown)
         columns = [session_out(meeting, room_name) for meeting in shown]
@@ -155,6 +155,10 @@ def room_page(room_name: str) -> str:
         columns=columns,
         matrix=matrix,
     )
+
+
+def _by_name(member: RosterMember) -> tuple[str, str]:
+    return ((member.name or member.participant_key).casefold(), member.participant_key)
 
 
 def status_text(status: Status) -> str:
