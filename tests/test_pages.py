@@ -503,6 +503,8 @@ def test_session_page_shows_times_on_the_organizers_clock_naming_the_zone(site: 
     assert heads[3:5] == ["First join (America/New_York)", "Last leave (America/New_York)"]
     first = page.by_id("attendance").find_all("tr", "attendee")[0]
     assert cell_texts(first)[3:5] == ["2026-03-02 04:00:00", "2026-03-02 05:00:00"]
+    labels = [t.text() for t in page.by_id("timeline").find_all("text", "tick-label")]
+    assert labels[:3] == ["04:00", "04:00", "04:10"] and "time (America/New_York)" in labels  # both axes
 
 
 def test_a_room_without_a_time_zone_or_with_an_unknown_one_is_shown_in_utc(site: Any) -> None:

@@ -94,8 +94,9 @@ def session_page(meeting_session_id: str) -> str:
         roster = {member.participant_key: member for member in roster_in_force(db, room.id, meeting.began_at)}
     attendance.sort(key=lambda a: (a.first_join_at, a.participant_key))  # the timeline's order
     stale_after = timedelta(seconds=runtime_of(current_app).settings.stale_session_seconds)
+    zone = zone_of(room.options)
     timeline = build_timeline(
-        attendance, summary.started_at, summary.ended_at, utcnow(), stale_after, everyone
+        attendance, summary.started_at, summary.ended_at, utcnow(), stale_after, everyone, zone
     )
     # Judged people who never came: roster members absent (or excused), and overrides for people not seen.
     missing = [person for person in judged if person.computed == Status.ABSENT]
@@ -108,7 +109,7 @@ def session_page(meeting_session_id: str) -> str:
         attendance=attendance,
         timeline=timeline,
         people=people,
-        zone=zone_of(room.options),
+        zone=zone,
         statuses={person.participant_key: person for person in judged},
         counts=counts,
         missing=missing,
