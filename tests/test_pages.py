@@ -600,3 +600,25 @@ def test_home_page_lists_every_room_linking_to_its_page(site: Any) -> None:
         more = [a for a in page.find_all("a") if a.attrs.get("rel") == "next"]
         path = more[0].attrs["href"] if more else None
     assert [cells[0] for cells in seen] == [names[0], f"{names[1]} archived", names[2]]
+
+
+def test_the_series_matrix_of_a_big_session_pages_its_people(site: Any) -> None:
+    client, Db = site
+    count = ROWS_PER_PAGE + 5
+    _, room_name = arrange_session(
+        Db, [[(T0, T0 + timedelta(minutes=30))]] * count, T0, T0 + timedelta(hours=1)
+    )
+    seen: list[str] = []
+    path: str | None = f"/rooms/{room_name}?limit=5"
+    while path:
+        page = parse_html(client.get(path).text)
+        seen += [cell_texts(row)[0] for row in page.by_id("matrix").find_all("tr", "person")]
+        onward = [a.attrs["href"] for a in page.find_all("a") if a.attrs.get("id") == "matrix-next"]
+        assert all("limit=5" in href for href in onward)  # the same sessions, the next people
+        path = onward[0] if onward else None
+    assert seen == [f"Person {n:03d} (guest)" for n in range(count)]
+    answer = client.get(f"/rooms/{room_name}", params={"matrixPage": "3"})
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [
+        {"field": "matrixPage", "message": "must be a whole number from 1 to 2"}
+    ]

@@ -111,7 +111,11 @@ ENDPOINTS: dict[str, Endpoint] = {
     "reports.session_history": Endpoint({200: wire.SessionHistory}, (404, 422), query=PAGE),
     "session_admin.rebuild": Endpoint({202: wire.RebuildQueued}, (404,)),
     "pages.session_page": Endpoint({200: "text/html"}, (404,)),
-    "pages.room_page": Endpoint({200: "text/html"}, (404, 422), query=PAGE),
+    "pages.room_page": Endpoint(
+        {200: "text/html"},
+        (404, 422),
+        query={**PAGE, "matrixPage": {"type": "integer", "minimum": 1, "description": "200 people a page."}},
+    ),
     "pages.home_page": Endpoint({200: "text/html"}, (422,), query=PAGE),
 }
 

@@ -86,7 +86,7 @@ def session_page(meeting_session_id: str) -> str:
     with runtime_of(current_app).Db() as db:
         meeting, room_name = session_or_404(db, meeting_session_id)
         everyone = stays_of(db, meeting)
-        people = _people_page(asked, len(everyone))
+        people = _people_page(asked, len(everyone), "page")
         attendance = attendance_in_join_order(db, meeting, people.offset, ROWS_PER_PAGE)
         summary = session_out(meeting, room_name)
         room = db.get_one(Room, meeting.room_id)
@@ -122,12 +122,12 @@ def _roster_name(roster: dict[str, RosterMember], key: str) -> str:
     return (member.name if member else None) or key
 
 
-def _people_page(asked: str, people: int) -> PeoplePage:
+def _people_page(asked: str, people: int, field: str) -> PeoplePage:
     # Not a cursor as in the API: a person reading a report wants "page 3 of 50" and a link to the last.
     count = PeoplePage(1, people).count
     number = whole_number(asked, 1, count)
     if number is None:
-        raise invalid_fields([{"field": "page", "message": f"must be a whole number from 1 to {count}"}])
+        raise invalid_fields([{"field": field, "message": f"must be a whole number from 1 to {count}"}])
     return PeoplePage(number, people)
 
 
@@ -136,12 +136,14 @@ def _people_page(asked: str, people: int) -> PeoplePage:
 def room_page(room_name: str) -> str:
     """Show a room: its roster in force, its meeting sessions newest first, and the series matrix of those."""
     page = requested_page("at")
+    asked = request.args.get("matrixPage", "1")
     with runtime_of(current_app).Db() as db:
         room, rows = room_sessions_or_404(db, room_name, page)
         listing = page_of(SessionPage, rows, page, lambda m: session_out(m, room_name), session_position)
         roster = sorted(roster_in_force(db, room.id, utcnow()), key=_by_name)
         shown = rows[: page.limit][::-1]  # the matrix reads left to right, oldest first
         matrix = series_matrix(db, room, shown)
+        people = _people_page(asked, len(matrix), "matrixPage")  # a session of thousands: a page of rows
         columns = [session_out(meeting, room_name) for meeting in shown]
         archived = room.archived_at is not None
         zone = zone_of(room.options)
@@ -154,7 +156,8 @@ def room_page(room_name: str) -> str:
         sessions=listing.items,
         cursor=listing.next_cursor,
         columns=columns,
-        matrix=matrix,
+        matrix=matrix[people.offset : people.offset + ROWS_PER_PAGE],
+        people=people,
     )
 
 
