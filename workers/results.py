@@ -95,6 +95,7 @@ def attendance_values(result: PersonAttendance) -> dict[str, Any]:
         "present": result.present,
         "inferred": result.inferred,
         "segments": [segment_record(segment) for segment in result.segments],
+        "is_host": False,  # the bulk insert applies no column default; hosts are derived in another part
     }
 
 
