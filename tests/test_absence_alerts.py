@@ -269,3 +269,20 @@ def test_an_alert_is_sent_once_when_the_worker_is_killed_while_sending_it(
     assert alerts(runtime) == [("week-1", "ext:bo", "mail", mail_state), ("week-1", "ext:bo", "hook", "sent")]
     assert absence_mails(mailbox) == ["Absent 2 times running: Bo"]
     assert len({message_id for message_id, _ in streak_events(receiver)}) == 1
+
+
+def test_a_run_is_counted_back_across_pages_of_earlier_sessions(
+    start_runtime: Callable[..., Runtime],
+) -> None:
+    runtime = start_runtime()
+    room_id = alert_room(runtime)
+    excused = frozenset({"bo"})
+    weeks = [final_week(runtime, room_id, 0, {"ann"})]  # bo's first absence, and dee's
+    weeks += [final_week(runtime, room_id, n, {"ann"}, excused) for n in range(1, 12)]  # more than a page
+    weeks.append(final_week(runtime, room_id, 12, {"ann"}))
+    finalized(runtime, weeks[12])  # bo: 2, eleven excused weeks passed over; dee: 13, long past 2
+    finalized(runtime, weeks[1])  # dee: 2
+    assert alerts(runtime) == [
+        ("week-12", "ext:bo", "mail", "failed"),
+        ("week-1", "ext:dee", "mail", "failed"),
+    ]

@@ -12,11 +12,11 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workers.models import AttendanceRow, MeetingSession, Room, RosterMember
-from workers.reports import FORMULA_PREFIXES, chunked, judge_sessions, roster_in_force
+from workers.reports import FORMULA_PREFIXES, chunked, judge_sessions, roster_in_force, sessions_of_room
 from workers.statuses import (
     Judged,
     Status,
@@ -92,11 +92,11 @@ def _series_person(
     key: str,
     row: list[Judged | None],
     meetings: Sequence[MeetingSession],
-    seen: dict[tuple[int, str], Seen],
+    seen: dict[int, dict[str, Seen]],
     member: RosterMember | None,
     rules: StatusRules,
 ) -> SeriesPerson:
-    facts = [seen.get((meeting.id, key)) for meeting in meetings]
+    facts = [seen[meeting.id].get(key) for meeting in meetings]
     said = next((fact for fact in reversed(facts) if fact is not None), None)  # the latest words win
     return SeriesPerson(
         participant_key=key,
@@ -118,9 +118,10 @@ def _series_person(
     )
 
 
-def _attendance(db: Session, meetings: Sequence[MeetingSession]) -> dict[tuple[int, str], Seen]:
-    found: dict[tuple[int, str], Seen] = {}
-    for ids in chunked([meeting.id for meeting in meetings]):
+def _attendance(db: Session, meetings: Sequence[MeetingSession]) -> dict[int, dict[str, Seen]]:
+    """Return what each session's attendance rows say, by session id and person."""
+    found: dict[int, dict[str, Seen]] = {meeting.id: {} for meeting in meetings}
+    for ids in chunked(list(found)):
         query = select(
             AttendanceRow.session_id,
             AttendanceRow.participant_key,
@@ -129,7 +130,7 @@ def _attendance(db: Session, meetings: Sequence[MeetingSession]) -> dict[tuple[i
             AttendanceRow.attended_ms,
         ).where(AttendanceRow.session_id.in_(ids))
         for session_id, key, name, email, attended_ms in db.execute(query):
-            found[session_id, key] = Seen(name, email, attended_ms)
+            found[session_id][key] = Seen(name, email, attended_ms)
     return found
 
 
@@ -163,10 +164,9 @@ def billing_report(db: Session, room: Room, began_from: datetime, began_to: date
     increment = billing_increment(room.options)
     seen = _attendance(db, meetings)
     people: dict[str, list[tuple[MeetingSession, Seen]]] = {}
-    for meeting in meetings:  # oldest first, so each person's sessions are too
-        for (session_id, key), fact in seen.items():
-            if session_id == meeting.id:
-                people.setdefault(key, []).append((meeting, fact))
+    for meeting in meetings:  # oldest first, so each person's visits are too
+        for key, fact in seen[meeting.id].items():
+            people.setdefault(key, []).append((meeting, fact))
     billed = [_billed_person(key, visits, increment) for key, visits in sorted(people.items())]
     return BillingReport(
         room_name=room.room_name,
@@ -242,7 +242,7 @@ def absence_streaks(db: Session, room: Room, meeting: MeetingSession, reach: int
     page_size = max(2 * reach, MIN_RUN_PAGE)
     position = (meeting.began_at, meeting.id)
     while runs:
-        older = _sessions_before(db, room, position, page_size)
+        _, older = sessions_of_room(db, room.room_name, position, page_size) or (room, [])
         page = judge_sessions(db, room, older)
         for earlier in older:
             found = {person.participant_key: person for person in page[earlier.id][0]}
@@ -270,22 +270,3 @@ def absence_streaks(db: Session, room: Room, meeting: MeetingSession, reach: int
         )
         for key in sorted(reached)
     ]
-
-
-def _sessions_before(
-    db: Session, room: Room, position: tuple[datetime, int], limit: int
-) -> list[MeetingSession]:
-    """Return up to `limit` of the room's sessions that began before `position`, newest first."""
-    began, session_id = position
-    query = (
-        select(MeetingSession)
-        .where(MeetingSession.room_id == room.id)
-        .where(
-            or_(
-                MeetingSession.began_at < began,
-                and_(MeetingSession.began_at == began, MeetingSession.id < session_id),
-            )
-        )
-        .order_by(MeetingSession.began_at.desc(), MeetingSession.id.desc())
-    )
-    return list(db.scalars(query.limit(limit)))
