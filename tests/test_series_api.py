@@ -186,12 +186,20 @@ def test_a_bad_range_is_a_422_naming_each_field(
         "backwards": api.get(
             f"/api/rooms/{room_name}/{path}", params={"from": "2026-03-02", "to": "2026-03-01"}
         ),
+        "off the calendar": api.get(  # a valid offset that puts `to` past the year 9999
+            f"/api/rooms/{room_name}/{path}", params={"from": "2026-03-02", "to": "9999-12-31T23:00-05:00"}
+        ),
     }
     for answer in answers.values():
         assert answer.status_code == 422
         assert answer.headers["content-type"] == "application/problem+json"
     fields = {case: [error["field"] for error in answer.json()["errors"]] for case, answer in answers.items()}
-    assert fields == {"": ["from", "to"], "unreadable": ["from", "to"], "backwards": ["to"]}
+    assert fields == {
+        "": ["from", "to"],
+        "unreadable": ["from", "to"],
+        "backwards": ["to"],
+        "off the calendar": ["to"],
+    }
     missing = api.get(f"/api/rooms/nope/{path}", params={"from": "2026-03-01", "to": "2026-03-02"})
     assert missing.status_code == 404 and missing.headers["content-type"] == "application/problem+json"
 

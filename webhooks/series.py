@@ -55,8 +55,7 @@ def room_or_404(db: Session, room_name: str) -> Room:
 def requested_range() -> tuple[datetime, datetime]:
     """Read `from` and `to` (ISO dates or times, UTC unless they say otherwise); 422 naming each bad one."""
     errors: list[dict[str, str]] = []
-    bounds = [_moment(name, errors) for name in ("from", "to")]
-    began_from, began_to = bounds
+    began_from, began_to = (_moment(name, errors) for name in ("from", "to"))
     if began_from is not None and began_to is not None and began_to <= began_from:
         errors.append({"field": "to", "message": "must be after from"})
     if errors or began_from is None or began_to is None:
@@ -72,10 +71,10 @@ def _moment(name: str, errors: list[dict[str, str]]) -> datetime | None:
     try:
         # A date alone is that day's midnight; a time without an offset is UTC.
         moment = datetime.fromisoformat(text)
-    except ValueError:
+        return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    except (ValueError, OverflowError):  # OverflowError: an offset that moves it out of years 1 to 9999
         errors.append({"field": name, "message": "not a readable date or time: use ISO-8601"})
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def _download(text: str, kind: str, room_name: str, began_from: datetime, began_to: datetime) -> Response:
