@@ -16,7 +16,7 @@ from html import escape
 
 from workers.humanize import moment_text, percent_text, span_text, yes_no
 from workers.reports import attendance_csv
-from workers.wire import AttendanceOut, SessionWithAttendance
+from workers.wire import AbsenceStreak, AttendanceOut, SessionWithAttendance
 
 ATTENDEE_COLUMNS = ("Name", "Attended", "%", "Present", "Joins", "Inferred")
 TYPED_LIMIT = 60
@@ -143,7 +143,7 @@ def _text_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
 
 
 def _html_pairs(pairs: list[tuple[str, str]]) -> str:
-    cells = "".join(f"<tr><th align='left'>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in pairs)
+    cells = "".join(f"<tr><th align='left'>{escape(k)}</th><td>{_html(v)}</td></tr>" for k, v in pairs)
     return f"<table>{cells}</table>"
 
 
@@ -160,3 +160,21 @@ def _html(text: str) -> str:
 def _day(session: SessionWithAttendance) -> str:
     moment = session.started_at or session.ended_at
     return moment.astimezone(UTC).strftime("%Y-%m-%d") if moment else "unknown date"
+
+
+def absence_email(streak: AbsenceStreak, sender: str, recipient: str, message_id: str) -> EmailMessage:
+    """Compose the organizer's alert: a roster member absent from the room's last meetings, running."""
+    who = Typed.clean(streak.name or streak.email or streak.participant_key)
+    opening = f"{who} has been absent from the last {streak.absences} meetings in {streak.room_name}."
+    figures = [
+        ("Person", who),
+        ("Email", Typed.clean(streak.email or "")),
+        ("Group", Typed.clean(streak.group or "")),
+        ("Absences running", str(streak.absences)),
+        ("Latest meeting", streak.meeting_session_id),
+    ]
+    text = "\n".join([opening, "", *_text_pairs(figures)])
+    html = f"<p>{_html(Typed(opening))}</p>{_html_pairs(figures)}"
+    message = _message(sender, recipient, message_id, f"Absent {streak.absences} times running: {who}")
+    _add_bodies(message, text, html)
+    return message
