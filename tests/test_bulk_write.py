@@ -34,6 +34,7 @@ def person(session_id: int, key: str, **changes: Any) -> dict[str, Any]:
         "join_count": 2,
         "present": None,
         "inferred": True,
+        "is_host": False,
         "segments": [
             {"participantSessionId": "p\\1", "joinedAt": "2026-03-02T09:00:00.123Z", "leftAt": None}
         ],

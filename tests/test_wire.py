@@ -73,6 +73,12 @@ def test_every_answer_matches_its_schema(served: tuple[Flask, str]) -> None:  # 
     people = "/api/people/{participantKey}/attendance"
     call("reports.person_attendance", people, "GET", BEARER, path_parameters=person)
     call("reports.session_history", "/api/sessions/{meetingSessionId}/history", "GET", BEARER, **session)
+    span = {"from": "2026-03-01", "to": "2026-04-01"}  # the played meeting's month
+    for name in ("series", "billing"):
+        path = f"/api/rooms/{{roomName}}/{name}"
+        call(f"series.room_{name}", path, "GET", BEARER, query=span, **room)
+        call(f"series.room_{name}", path, "GET", BEARER, query={**span, "format": "csv"}, **room)
+        call(f"series.room_{name}", path, "GET", BEARER, query={"from": "soon"}, **room)  # 422
     call("session_admin.rebuild", "/api/sessions/{meetingSessionId}/rebuild", "POST", BEARER, **session)
     call("pages.session_page", "/sessions/{meetingSessionId}", "GET", BASIC, **session)
     call("pages.room_page", "/rooms/{roomName}", "GET", BASIC, **room)

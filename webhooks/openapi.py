@@ -64,6 +64,10 @@ EVENT_FILTERS: dict[str, Schema] = {
 CSV: dict[str, Schema] = {
     "format": {"type": "string", "enum": ["csv"], "description": "CSV whatever Accept says"}
 }
+RANGE: dict[str, Schema] = {
+    "from": {"type": "string", "description": "Required. Sessions that began at or after: ISO-8601, UTC."},
+    "to": {"type": "string", "description": "Required. Sessions that began before: ISO-8601, UTC."},
+}
 OVERLAP: Schema = {
     "type": "integer",
     "minimum": 0,
@@ -109,6 +113,12 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
     "reports.person_attendance": Endpoint({200: wire.PersonAttendancePage}, (422,), query=PAGE),
     "reports.session_history": Endpoint({200: wire.SessionHistory}, (404, 422), query=PAGE),
+    "series.room_series": Endpoint(
+        {200: (wire.SeriesReport, "text/csv")}, (404, 422), query={**RANGE, **CSV}
+    ),
+    "series.room_billing": Endpoint(
+        {200: (wire.BillingReport, "text/csv")}, (404, 422), query={**RANGE, **CSV}
+    ),
     "session_admin.rebuild": Endpoint({202: wire.RebuildQueued}, (404,)),
     "pages.session_page": Endpoint({200: "text/html"}, (404,)),
     "pages.room_page": Endpoint(

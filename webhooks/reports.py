@@ -55,7 +55,8 @@ def room_sessions_or_404(db: Session, room_name: str, page: Page) -> tuple[Room,
     return found
 
 
-def _wants_csv() -> bool:
+def wants_csv() -> bool:
+    """Return whether the request asks for CSV: `?format=csv`, or an Accept that prefers text/csv."""
     if request.args.get("format") == "csv":
         return True
     best = request.accept_mimetypes.best_match(["application/json", "text/csv"])
@@ -89,8 +90,7 @@ def show_session(meeting_session_id: str) -> dict[str, Any]:
 @require_token
 def session_attendance(meeting_session_id: str) -> Response | dict[str, Any]:
     """List a session's attendance, as JSON (paginated) or (Accept: text/csv, ?format=csv) CSV (all of it)."""
-    wants_csv = _wants_csv()
-    page = None if wants_csv else requested_page("key")
+    page = None if wants_csv() else requested_page("key")
     with runtime_of(current_app).Db() as db:
         meeting, _ = session_or_404(db, meeting_session_id)
         zone = zone_of(db.get_one(Room, meeting.room_id).options)

@@ -24,11 +24,14 @@ from workers.models.base import utcnow
 from workers.models.notifications import Notification
 from workers.models.notifications import NotificationState as State
 from workers.notifications import senders
-from workers.notifications.emails import summary_email, thank_you_email
+from workers.notifications.emails import absence_email, summary_email, thank_you_email
 from workers.notifications.ledger import (
+    ABSENCE_MAIL,
     UNTRUSTED,
+    absence_rows,
     event_data,
     insert_once,
+    is_email,
     load_report,
     normalized_address,
     planned_rows,
@@ -38,7 +41,10 @@ from workers.rooms import trusts_participant_emails
 from workers.runtime import metrics, process
 from workers.runtime.process import Runtime
 from workers.runtime.settings import Settings
+from workers.series import absence_streaks
+from workers.statuses import absence_alert_after
 from workers.timefmt import zone_of
+from workers.wire import AbsenceStreak
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +53,6 @@ BACKOFF_SECONDS = [30, 120, 600, 1800, 3600]  # after the last, the notification
 # RCPT, DATA, the message, QUIT. Each is bounded by NOTIFY_TIMEOUT_SECONDS, and RQ stops a send that takes
 # longer than all of them together (a server that dribbles its answers a byte at a time).
 SEND_STEPS = 11
-EMAIL_KINDS = {"summary", "thank-you"}
 UNCERTAIN = "delivery uncertain: an earlier attempt stopped while sending; not resent to avoid a duplicate"
 TRANSIENT = (senders.TransientMailError, senders.TransientWebhookError)
 PERMANENT = (senders.PermanentMailError, senders.PermanentWebhookError)
@@ -68,6 +73,10 @@ def session_finalized(session_id: int) -> None:
         meeting = db.get_one(MeetingSession, session_id)
         finalized_at = meeting.finalized_at or utcnow()
         insert_once(db, planned_rows(runtime.settings, session_id, *loaded, finalized_at))
+        room = loaded[0]
+        if (alert_after := absence_alert_after(room.options)) is not None:
+            streaks = absence_streaks(db, room, meeting, alert_after)
+            insert_once(db, absence_rows(runtime.settings, session_id, room, streaks, finalized_at))
         meeting.notifications_planned_at = meeting.notifications_planned_at or utcnow()
     enqueue_pending(runtime, session_id)
 
@@ -168,7 +177,7 @@ def _ready(runtime: Runtime, notification_id: int) -> tuple[Delivery | None, str
         note = db.get(Notification, notification_id)
         if note is None or note.state in (State.SENT, State.FAILED):
             return None, ""
-        if note.state == State.SENDING and note.kind in EMAIL_KINDS:
+        if note.state == State.SENDING and is_email(note.kind):
             # The last attempt died mid-send (a killed worker): the mail may have gone, so never resend.
             _move(runtime, notification_id, note.state, State.FAILED, _uncertain(note.reason))
             return None, note.state
@@ -181,7 +190,7 @@ def _ready(runtime: Runtime, notification_id: int) -> tuple[Delivery | None, str
 
 
 def _prepare(settings: Settings, db: Session, note: Notification) -> Delivery:
-    if note.kind in EMAIL_KINDS:
+    if is_email(note.kind):
         return _prepare_email(settings, db, note)
     if not settings.notify_webhook_url or not settings.notify_webhook_secret:
         raise NotSendable("NOTIFY_WEBHOOK_URL or NOTIFY_WEBHOOK_SECRET is not set")
@@ -200,9 +209,15 @@ def _prepare_email(settings: Settings, db: Session, note: Notification) -> Deliv
         server = senders.parse_smtp_url(settings.smtp_url.get_secret_value())
     except ValueError as error:
         raise NotSendable(str(error)) from None  # the message names SMTP_URL, never its content
+    sender = settings.mail_from
+    if note.kind.startswith(ABSENCE_MAIL):  # the alert as planned, whatever the session says since
+        message = absence_email(
+            AbsenceStreak.model_validate(event_data(note)), sender, note.recipient, note.message_id
+        )
+        return lambda: senders.send_mail(server, message, settings.notify_timeout_seconds)
     loaded = load_report(db, note.session_id)
     assert loaded is not None
-    (room, report), sender = loaded, settings.mail_from
+    room, report = loaded
     if note.kind == "summary":
         message = summary_email(
             report, sender, note.recipient, note.message_id, zone_of(room.options), settings.public_base_url

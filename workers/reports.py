@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from datetime import datetime
 from typing import TypeVarTuple
 from urllib.parse import quote
@@ -160,8 +160,12 @@ def attendance_csv(rows: Iterable[AttendanceOut], zone: ZoneInfo) -> str:
 
 
 def csv_disposition(meeting_session_id: str) -> str:
-    """Return the CSV download's Content-Disposition: an ASCII filename, and the exact one (RFC 6266)."""
-    name = f"attendance-{meeting_session_id}.csv"
+    """Return the attendance CSV download's Content-Disposition."""
+    return attachment_disposition(f"attendance-{meeting_session_id}.csv")
+
+
+def attachment_disposition(name: str) -> str:
+    """Return a download's Content-Disposition: an ASCII filename, and the exact one (RFC 6266)."""
     # The fallback holds printable ASCII only (no quote, backslash or %, which some browsers decode); a
     # line break in a header would split it, and non-ASCII is not allowed there at all.
     decomposed = (c for c in unicodedata.normalize("NFKD", name) if not unicodedata.combining(c))
@@ -210,6 +214,15 @@ def roster_in_force(db: Session, room_id: int, at: datetime) -> list[RosterMembe
     return list(db.scalars(query))
 
 
+IN_LIST_SIZE = 500  # ids per IN list: a series of years must not meet a driver's limit on parameters
+
+
+def chunked(ids: Sequence[int]) -> Iterator[Sequence[int]]:
+    """Yield `ids` in slices of IN_LIST_SIZE, one query's IN list each."""
+    for start in range(0, len(ids), IN_LIST_SIZE):
+        yield ids[start : start + IN_LIST_SIZE]
+
+
 def judge_sessions(
     db: Session, room: Room, meetings: Sequence[MeetingSession]
 ) -> dict[int, tuple[list[Judged], StatusTally]]:
@@ -217,22 +230,23 @@ def judge_sessions(
     rules = rules_of(room.options)
     ids = [meeting.id for meeting in meetings]
     attended: dict[int, list[Attended]] = {meeting_id: [] for meeting_id in ids}
-    rows = db.execute(
-        select(
-            AttendanceRow.session_id,
-            AttendanceRow.participant_key,
-            AttendanceRow.first_join_at,
-            AttendanceRow.last_left_at,
-            AttendanceRow.is_host,
-        ).where(AttendanceRow.session_id.in_(ids))
-    )
-    for session_id, key, first_join_at, last_left_at, is_host in rows:
-        attended[session_id].append(Attended(key, first_join_at, last_left_at, is_host))
     overrides: dict[int, dict[str, Override]] = {meeting_id: {} for meeting_id in ids}
-    for row in db.scalars(select(StatusOverride).where(StatusOverride.session_id.in_(ids))):
-        overrides[row.session_id][row.participant_key] = Override(
-            Status(row.status), row.reason, row.set_by, row.set_at
+    for chunk in chunked(ids):
+        rows = db.execute(
+            select(
+                AttendanceRow.session_id,
+                AttendanceRow.participant_key,
+                AttendanceRow.first_join_at,
+                AttendanceRow.last_left_at,
+                AttendanceRow.is_host,
+            ).where(AttendanceRow.session_id.in_(chunk))
         )
+        for session_id, key, first_join_at, last_left_at, is_host in rows:
+            attended[session_id].append(Attended(key, first_join_at, last_left_at, is_host))
+        for row in db.scalars(select(StatusOverride).where(StatusOverride.session_id.in_(chunk))):
+            overrides[row.session_id][row.participant_key] = Override(
+                Status(row.status), row.reason, row.set_by, row.set_at
+            )
     roster = list(db.scalars(select(RosterMember).where(RosterMember.room_id == room.id)))
     judged: dict[int, tuple[list[Judged], StatusTally]] = {}
     for meeting in meetings:

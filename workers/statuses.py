@@ -175,3 +175,66 @@ def rules_of(options: Mapping[str, object]) -> StatusRules:
         early_leave_seconds=seconds("earlyLeaveSeconds"),
         include_hosts=options.get("includeHostsInAttendance") is True,
     )
+
+
+# A series of sessions (issue 13's series report, billable time and absence alerts). A person's cells run
+# oldest session first; None where the person was neither expected nor there.
+
+
+def counts_in_series(cell: Judged, rules: StatusRules) -> bool:
+    """Return whether a cell counts in its person's rate and run: expected, and not a host left out."""
+    return cell.on_roster and (rules.include_hosts or not cell.is_host)
+
+
+def series_rate(cells: Sequence[Judged | None], rules: StatusRules) -> float | None:
+    """Return present-or-late sessions ÷ sessions the person was expected at, excused ones left out.
+
+    None where no session counts: a guest, a host left out, a person excused every time.
+    """
+    held = [
+        cell
+        for cell in cells
+        if cell is not None and counts_in_series(cell, rules) and cell.status != Status.EXCUSED
+    ]
+    came = sum(1 for cell in held if cell.status in ATTENDED)
+    return round(came / len(held), 4) if held else None
+
+
+def absence_run(cells_newest_first: Iterable[Judged | None], rules: StatusRules) -> tuple[int, bool]:
+    """Count the absences back from the newest session; return the count and whether the run has ended.
+
+    Sessions the person was not expected at, and excused ones, are passed over; any other status ends
+    the run. Not ended: the cells ran out first, so older sessions may lengthen it.
+    """
+    run = 0
+    for cell in cells_newest_first:
+        if cell is None or not counts_in_series(cell, rules) or cell.status == Status.EXCUSED:
+            continue
+        if cell.status != Status.ABSENT:
+            return run, True
+        run += 1
+    return run, False
+
+
+def billable_ms(attended_ms: int, increment_minutes: int) -> int:
+    """Return attended time rounded up to a whole number of increments; nothing attended bills nothing."""
+    increment_ms = increment_minutes * 60_000
+    return -(-attended_ms // increment_ms) * increment_ms
+
+
+DEFAULT_BILLING_INCREMENT_MINUTES = 1  # unset: attended time billed to the next whole minute
+
+
+def billing_increment(options: Mapping[str, object]) -> int:
+    """Return the room's billing increment in minutes (`billingIncrementMinutes`, else one minute)."""
+    return _count_option(options, "billingIncrementMinutes") or DEFAULT_BILLING_INCREMENT_MINUTES
+
+
+def absence_alert_after(options: Mapping[str, object]) -> int | None:
+    """Return the run of absences that alerts the organizer (`absenceAlertAfter`); None: no alerts."""
+    return _count_option(options, "absenceAlertAfter")
+
+
+def _count_option(options: Mapping[str, object], name: str) -> int | None:
+    value = options.get(name)
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else None

@@ -23,6 +23,7 @@ from workers.deliveries.parsing import EVENTS
 from workers.models import AttendanceRow, DeliveryStatus, MeetingSession, Room, SessionStatus
 from workers.models.notifications import NotificationState
 from workers.rooms import trusts_participant_emails
+from workers.statuses import Status
 from workers.timefmt import UtcTime
 
 Item = TypeVar("Item")
@@ -374,3 +375,87 @@ class ReplayQueued(WireModel):
 
     id: int
     status: Literal["queued", "received"]
+
+
+# Across a room's sessions (issue 13): the series report, billable time, and the absence alert's data.
+
+
+class SeriesCell(WireModel):
+    """One person in one session of a series: their status, and how long they attended."""
+
+    status: Status
+    attended_minutes: float = Field(description="Attended time in minutes, one decimal.")
+    is_host: bool
+
+
+class SeriesPerson(WireModel):
+    """One row of the series matrix: a person, a cell per session, their attendance rate and absence run."""
+
+    participant_key: str
+    name: str | None
+    email: str | None
+    group: str | None
+    cells: list[SeriesCell | None] = Field(
+        description="One per session, in the sessions' order; null: neither expected nor there."
+    )
+    attendance_rate: float | None = Field(
+        description="Sessions present or late ÷ sessions expected at (0 to 1), excused ones left out of "
+        "both; null for a guest, or a host when the room leaves hosts out."
+    )
+    absence_run: int = Field(
+        description="Absences counted back from the latest session; excused ones and sessions the person "
+        "was not expected at are passed over, any other status ends the run."
+    )
+
+
+class SeriesReport(WireModel):
+    """A room's sessions that began in [from, to), oldest first, and everyone in them (series.room_series)."""
+
+    room_name: str
+    began_from: UtcTime = Field(alias="from")
+    began_to: UtcTime = Field(alias="to")
+    sessions: list[SessionOut]
+    people: list[SeriesPerson]
+
+
+class BilledSession(WireModel):
+    """One session a person attended, and the time billed for it."""
+
+    meeting_session_id: str
+    attended_seconds: float
+    billed_minutes: int = Field(description="Attended time rounded up to the room's increment; 0 for none.")
+
+
+class BilledPerson(WireModel):
+    """One person's billable time over a range: per session and in total."""
+
+    participant_key: str
+    name: str | None
+    email: str | None
+    sessions: list[BilledSession]
+    attended_seconds: float
+    billed_minutes: int
+
+
+class BillingReport(WireModel):
+    """Billable time of a room's sessions that began in [from, to), per person (series.room_billing)."""
+
+    room_name: str
+    began_from: UtcTime = Field(alias="from")
+    began_to: UtcTime = Field(alias="to")
+    increment_minutes: int = Field(description="The room's billingIncrementMinutes (1 when unset).")
+    sessions: list[SessionOut]
+    people: list[BilledPerson]
+    billed_minutes: int = Field(description="Everyone's billed minutes together.")
+
+
+class AbsenceStreak(WireModel):
+    """The data of a `person.absence_streak` event: a roster member absent `absences` sessions running."""
+
+    room_name: str
+    meeting_session_id: str = Field(description="The session whose absence made the run reach the option.")
+    participant_key: str
+    name: str | None
+    email: str | None
+    group: str | None
+    absences: int

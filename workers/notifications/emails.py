@@ -19,7 +19,7 @@ from zoneinfo import ZoneInfo
 from workers.humanize import percent_text, span_text, yes_no
 from workers.reports import attendance_csv
 from workers.timefmt import local_text, on_clock
-from workers.wire import AttendanceOut, SessionWithAttendance
+from workers.wire import AbsenceStreak, AttendanceOut, SessionWithAttendance
 
 ATTENDEE_COLUMNS = ("Name", "Attended", "%", "Present", "Joins", "Inferred")
 TYPED_LIMIT = 60
@@ -166,7 +166,7 @@ def _text_table(rows: Sequence[tuple[str, ...]]) -> list[str]:
 
 
 def _html_pairs(pairs: list[tuple[str, str]]) -> str:
-    cells = "".join(f"<tr><th align='left'>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in pairs)
+    cells = "".join(f"<tr><th align='left'>{escape(k)}</th><td>{_html(v)}</td></tr>" for k, v in pairs)
     return f"<table>{cells}</table>"
 
 
@@ -184,3 +184,21 @@ def _day(session: SessionWithAttendance, zone: ZoneInfo) -> str:
     # The organizer's date: a meeting at 23:30 UTC is the next day in Paris. isoformat pads year 1.
     moment = session.started_at or session.ended_at
     return on_clock(moment, zone).date().isoformat() if moment else "unknown date"
+
+
+def absence_email(streak: AbsenceStreak, sender: str, recipient: str, message_id: str) -> EmailMessage:
+    """Compose the organizer's alert: a roster member absent from the room's last meetings, running."""
+    who = Typed.clean(streak.name or streak.email or streak.participant_key)
+    opening = f"{who} has been absent from the last {streak.absences} meetings in {streak.room_name}."
+    figures = [
+        ("Person", who),
+        ("Email", Typed.clean(streak.email or "")),
+        ("Group", Typed.clean(streak.group or "")),
+        ("Absences running", str(streak.absences)),
+        ("Latest meeting", streak.meeting_session_id),
+    ]
+    text = "\n".join([opening, "", *_text_pairs(figures)])
+    html = f"<p>{_html(Typed(opening))}</p>{_html_pairs(figures)}"
+    message = _message(sender, recipient, message_id, f"Absent {streak.absences} times running: {who}")
+    _add_bodies(message, text, html)
+    return message

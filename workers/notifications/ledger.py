@@ -6,6 +6,7 @@ replays, rebuilds and restarts add nothing to what was decided the first time.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import uuid
 from datetime import datetime
@@ -23,7 +24,7 @@ from workers.notifications import senders
 from workers.reports import session_report
 from workers.rooms import trusts_participant_emails
 from workers.runtime.settings import Settings
-from workers.wire import NotificationOut, SessionWithAttendance
+from workers.wire import AbsenceStreak, NotificationOut, SessionWithAttendance, WireModel
 
 # A participant's address is whatever they typed when joining: mailing it would let anyone use Rollcall
 # to send mail to anyone. Until rosters vouch for addresses, only the room's organizer can allow it.
@@ -92,9 +93,9 @@ def normalized_address(address: str | None) -> str | None:
 
 
 def webhook_row(
-    settings: Settings, session_id: int, kind: str, event: str, report: SessionWithAttendance, at: datetime
+    settings: Settings, session_id: int, kind: str, event: str, report: WireModel, at: datetime
 ) -> dict[str, Any]:
-    """Return the ledger row of one signed webhook event carrying the session's report."""
+    """Return the ledger row of one signed webhook event carrying `report` (the session's, or an alert)."""
     assert settings.notify_webhook_url
     reason = None if settings.notify_webhook_secret else "NOTIFY_WEBHOOK_SECRET is not set"
     body = senders.event_body(event, report.model_dump(), at).decode()
@@ -127,3 +128,33 @@ def insert_once(db: Session, rows: list[dict[str, Any]]) -> None:
 def event_data(note: Notification) -> Any:
     """Return the `data` a webhook notification carries (None for an email)."""
     return json.loads(note.payload)["data"] if note.payload else None
+
+
+# Absence alerts (issue 13): a roster member's run of absences reaching the room's absenceAlertAfter. The
+# run reaches it with exactly one session, so (session, recipient, kind) makes one alert per run; the kind
+# names the person by a hash, as a key may be far longer than the kind's 64 characters.
+ABSENCE_MAIL = "absence-mail-"
+ABSENCE_HOOK = "absence-hook-"
+ABSENCE_EVENT = "person.absence_streak"
+
+
+def is_email(kind: str) -> bool:
+    """Return whether a notification of this kind is an email (else a webhook event)."""
+    return kind in ("summary", "thank-you") or kind.startswith(ABSENCE_MAIL)
+
+
+def absence_rows(
+    settings: Settings, session_id: int, room: Room, streaks: list[AbsenceStreak], at: datetime
+) -> list[dict[str, Any]]:
+    """Return the ledger rows of absence alerts: an organizer email and a signed event for each streak."""
+    rows = []
+    for streak in streaks:
+        person = hashlib.sha256(streak.participant_key.encode()).hexdigest()[:32]
+        # Both carry the alert as it stood when planned: a retry or a later roster edit changes nothing.
+        body = senders.event_body(ABSENCE_EVENT, streak.model_dump(), at).decode()
+        if room.organizer_email:
+            email = _email_row(settings, session_id, room.organizer_email, ABSENCE_MAIL + person, None)
+            rows.append({**email, "payload": body})
+        if settings.notify_webhook_url:
+            rows.append(webhook_row(settings, session_id, ABSENCE_HOOK + person, ABSENCE_EVENT, streak, at))
+    return rows

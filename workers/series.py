@@ -1,0 +1,272 @@
+"""The read side across a room's sessions: the series report, billable time, and runs of absences.
+
+Every status comes from workers.reports.judge_sessions, the one loader that judges sessions, and every rule
+from the pure functions of workers.statuses; this module only reads rows and lays the results out.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from workers.models import AttendanceRow, MeetingSession, Room, RosterMember
+from workers.reports import FORMULA_PREFIXES, chunked, judge_sessions, roster_in_force, sessions_of_room
+from workers.statuses import (
+    Judged,
+    Status,
+    StatusRules,
+    absence_run,
+    billable_ms,
+    billing_increment,
+    counts_in_series,
+    rules_of,
+    series_rate,
+)
+from workers.wire import (
+    AbsenceStreak,
+    BilledPerson,
+    BilledSession,
+    BillingReport,
+    SeriesCell,
+    SeriesPerson,
+    SeriesReport,
+    session_out,
+)
+
+MIN_RUN_PAGE = 10  # sessions judged at a time when counting a run back
+
+
+@dataclass(frozen=True)
+class Seen:
+    """What a person's attendance row says beyond their status: who they said they were, how long."""
+
+    name: str | None
+    email: str | None
+    attended_ms: int
+
+
+def sessions_between(
+    db: Session, room: Room, began_from: datetime, began_to: datetime
+) -> list[MeetingSession]:
+    """Return the room's sessions that began in [began_from, began_to), oldest first."""
+    query = (
+        select(MeetingSession)
+        .where(MeetingSession.room_id == room.id)
+        .where(MeetingSession.began_at >= began_from, MeetingSession.began_at < began_to)
+        .order_by(MeetingSession.began_at, MeetingSession.id)
+    )
+    return list(db.scalars(query))
+
+
+def series_report(db: Session, room: Room, began_from: datetime, began_to: datetime) -> SeriesReport:
+    """Return the person-by-session matrix of a room's sessions in the range, with rates and runs."""
+    meetings = sessions_between(db, room, began_from, began_to)
+    rules = rules_of(room.options)
+    judged = judge_sessions(db, room, meetings)
+    seen = _attendance(db, meetings)
+    roster = _latest_roster(db, room, began_to)
+    cells: dict[str, list[Judged | None]] = {}
+    for column, meeting in enumerate(meetings):
+        for person in judged[meeting.id][0]:
+            cells.setdefault(person.participant_key, [None] * len(meetings))[column] = person
+    people = [
+        _series_person(key, row, meetings, seen, roster.get(key), rules)
+        for key, row in sorted(cells.items(), key=lambda item: (item[0] not in roster, item[0]))
+    ]
+    return SeriesReport(
+        room_name=room.room_name,
+        began_from=began_from,
+        began_to=began_to,
+        sessions=[session_out(meeting, room.room_name) for meeting in meetings],
+        people=people,
+    )
+
+
+def _series_person(
+    key: str,
+    row: list[Judged | None],
+    meetings: Sequence[MeetingSession],
+    seen: dict[int, dict[str, Seen]],
+    member: RosterMember | None,
+    rules: StatusRules,
+) -> SeriesPerson:
+    facts = [seen[meeting.id].get(key) for meeting in meetings]
+    said = next((fact for fact in reversed(facts) if fact is not None), None)  # the latest words win
+    return SeriesPerson(
+        participant_key=key,
+        name=member.name if member and member.name else said and said.name,
+        email=member.email if member and member.email else said and said.email,
+        group=member.group if member else None,
+        cells=[
+            None
+            if cell is None
+            else SeriesCell(
+                status=cell.status,
+                attended_minutes=round((fact.attended_ms if fact else 0) / 60_000, 1),
+                is_host=cell.is_host,
+            )
+            for cell, fact in zip(row, facts, strict=True)
+        ],
+        attendance_rate=series_rate(row, rules),
+        absence_run=absence_run(reversed(row), rules)[0],
+    )
+
+
+def _attendance(db: Session, meetings: Sequence[MeetingSession]) -> dict[int, dict[str, Seen]]:
+    """Return what each session's attendance rows say, by session id and person."""
+    found: dict[int, dict[str, Seen]] = {meeting.id: {} for meeting in meetings}
+    for ids in chunked(list(found)):
+        query = select(
+            AttendanceRow.session_id,
+            AttendanceRow.participant_key,
+            AttendanceRow.name,
+            AttendanceRow.email,
+            AttendanceRow.attended_ms,
+        ).where(AttendanceRow.session_id.in_(ids))
+        for session_id, key, name, email, attended_ms in db.execute(query):
+            found[session_id][key] = Seen(name, email, attended_ms)
+    return found
+
+
+def _latest_roster(db: Session, room: Room, before: datetime) -> dict[str, RosterMember]:
+    """Return each person's latest roster version that came into force before `before`."""
+    query = (
+        select(RosterMember)
+        .where(RosterMember.room_id == room.id, RosterMember.valid_from < before)
+        .order_by(RosterMember.valid_from, RosterMember.id)
+    )
+    return {member.participant_key: member for member in db.scalars(query)}
+
+
+def series_csv(report: SeriesReport) -> str:
+    """Render a series as CSV: a row per person, a status and a minutes cell per session, rate and run."""
+    header: list[object] = ["participantKey", "name", "email", "group"]
+    for meeting in report.sessions:
+        header += [f"{meeting.meeting_session_id} status", f"{meeting.meeting_session_id} minutes"]
+    rows: list[list[object]] = [[*header, "attendanceRate", "absenceRun"]]
+    for person in report.people:
+        row: list[object] = [person.participant_key, person.name, person.email, person.group]
+        for cell in person.cells:
+            row += [None, None] if cell is None else [cell.status.value, cell.attended_minutes]
+        rows.append([*row, person.attendance_rate, person.absence_run])
+    return _csv(rows)
+
+
+def billing_report(db: Session, room: Room, began_from: datetime, began_to: datetime) -> BillingReport:
+    """Return each attendee's time per session in the range, rounded up to the room's increment; totals."""
+    meetings = sessions_between(db, room, began_from, began_to)
+    increment = billing_increment(room.options)
+    seen = _attendance(db, meetings)
+    people: dict[str, list[tuple[MeetingSession, Seen]]] = {}
+    for meeting in meetings:  # oldest first, so each person's visits are too
+        for key, fact in seen[meeting.id].items():
+            people.setdefault(key, []).append((meeting, fact))
+    billed = [_billed_person(key, visits, increment) for key, visits in sorted(people.items())]
+    return BillingReport(
+        room_name=room.room_name,
+        began_from=began_from,
+        began_to=began_to,
+        increment_minutes=increment,
+        sessions=[session_out(meeting, room.room_name) for meeting in meetings],
+        people=billed,
+        billed_minutes=sum(person.billed_minutes for person in billed),
+    )
+
+
+def _billed_person(key: str, visits: list[tuple[MeetingSession, Seen]], increment: int) -> BilledPerson:
+    sessions = [
+        BilledSession(
+            meeting_session_id=meeting.meeting_session_id,
+            attended_seconds=fact.attended_ms / 1000,
+            billed_minutes=billable_ms(fact.attended_ms, increment) // 60_000,
+        )
+        for meeting, fact in visits
+    ]
+    latest = visits[-1][1]
+    return BilledPerson(
+        participant_key=key,
+        name=latest.name,
+        email=latest.email,
+        sessions=sessions,
+        attended_seconds=sum(fact.attended_ms for _, fact in visits) / 1000,
+        billed_minutes=sum(session.billed_minutes for session in sessions),
+    )
+
+
+def billing_csv(report: BillingReport) -> str:
+    """Render billable time as CSV: a row per person, billed minutes per session, then their total."""
+    ids = [meeting.meeting_session_id for meeting in report.sessions]
+    rows: list[list[object]] = [
+        ["participantKey", "name", "email", *(f"{i} billedMinutes" for i in ids), "billedMinutes"]
+    ]
+    for person in report.people:
+        billed = {session.meeting_session_id: session.billed_minutes for session in person.sessions}
+        row = [person.participant_key, person.name, person.email, *(billed.get(i) for i in ids)]
+        rows.append([*row, person.billed_minutes])
+    return _csv(rows)
+
+
+def _csv(rows: Iterable[list[object]]) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerows([_cell(value) for value in row] for row in rows)
+    return buffer.getvalue()
+
+
+def _cell(value: object) -> object:
+    if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
+        return "'" + value  # names and ids come from whoever joins: keep spreadsheets from running them
+    return "" if value is None else value
+
+
+def absence_streaks(db: Session, room: Room, meeting: MeetingSession, reach: int) -> list[AbsenceStreak]:
+    """Return each roster member whose run of absences reaches exactly `reach` with `meeting`.
+
+    Earlier sessions are judged a page at a time, newest first, only until every run has ended or passed
+    `reach`: a room that has met for years costs what its latest runs need, not its whole history.
+    """
+    rules = rules_of(room.options)
+    judged, _ = judge_sessions(db, room, [meeting])[meeting.id]
+    runs: dict[str, list[Judged | None]] = {
+        person.participant_key: [person]
+        for person in judged
+        if person.status == Status.ABSENT and counts_in_series(person, rules)
+    }
+    reached: list[str] = []
+    page_size = max(2 * reach, MIN_RUN_PAGE)
+    position = (meeting.began_at, meeting.id)
+    while runs:
+        _, older = sessions_of_room(db, room.room_name, position, page_size) or (room, [])
+        page = judge_sessions(db, room, older)
+        for earlier in older:
+            found = {person.participant_key: person for person in page[earlier.id][0]}
+            for key, cells in runs.items():
+                cells.append(found.get(key))
+        for key, cells in list(runs.items()):
+            run, ended = absence_run(cells, rules)
+            if ended or run > reach or len(older) < page_size:  # settled, or no older session is left
+                del runs[key]
+                if run == reach:
+                    reached.append(key)
+        if len(older) < page_size:
+            break
+        position = (older[-1].began_at, older[-1].id)
+    roster = {member.participant_key: member for member in roster_in_force(db, room.id, meeting.began_at)}
+    return [
+        AbsenceStreak(
+            room_name=room.room_name,
+            meeting_session_id=meeting.meeting_session_id,
+            participant_key=key,
+            name=roster[key].name,
+            email=roster[key].email,
+            group=roster[key].group,
+            absences=reach,
+        )
+        for key in sorted(reached)
+    ]
