@@ -158,11 +158,11 @@ def test_chromium_renders_statuses_on_the_organizers_clock_and_the_room_with_its
         "Rae Connect", "Two Devices", "Yan Excused", "Zed Absent"
     ]  # fmt: skip
     matrix = [cell_texts(row) for row in room.by_id("matrix").find_all("tr", "person")]
-    assert matrix[:4] == [
-        ["Rae Connect", "present 65 min"],  # 25 + 19.8 + 20 minutes, rounded
-        ["Two Devices host", "present 70 min"],
-        ["Yan Excused", "excused*"],
-        ["Zed Absent", "absent"],
+    assert matrix[:4] == [  # roster members first, by key
+        ["Rae Connect", "present 64.8 min", "100.0%", "0"],  # 25 + 19.8 + 20 minutes
+        ["Two Devices host", "present 70.0 min", "-", "0"],  # a host: out of the rate
+        ["Yan Excused", "excused", "-", "0"],  # excused every time: no rate
+        ["Zed Absent", "absent", "0.0%", "1"],
     ]
     assert len(matrix) == 4 + 10  # and the ten guests
     assert not room.find_all("script") and not session.find_all("script")

@@ -9,14 +9,13 @@ Times are on the organizer's clock (the room's `timeZone`), each naming its zone
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, current_app, render_template, request
 
 from webhooks import runtime_of
 from webhooks.auth import require_basic
 from webhooks.errors import invalid_fields
-from webhooks.matrix import series_matrix
 from webhooks.pagination import page_of, requested_page, whole_number
 from webhooks.reports import room_sessions_or_404, session_or_404
 from webhooks.timeline import build_timeline
@@ -31,6 +30,7 @@ from workers.reports import (
     stays_of,
 )
 from workers.rooms import list_rooms
+from workers.series import series_report
 from workers.statuses import Status
 from workers.timefmt import local_text, zone_of
 from workers.wire import RoomPage, SessionPage, room_out, session_out
@@ -40,6 +40,7 @@ blueprint = Blueprint("pages", __name__)
 # People per page of a session: the table and chart of 10,000 people would be megabytes of HTML and a chart
 # too tall to read. The concurrency curve and the figures always cover everyone; the API and CSV list all.
 ROWS_PER_PAGE = 200
+LAST_MOMENT = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -141,10 +142,13 @@ def room_page(room_name: str) -> str:
         room, rows = room_sessions_or_404(db, room_name, page)
         listing = page_of(SessionPage, rows, page, lambda m: session_out(m, room_name), session_position)
         roster = sorted(roster_in_force(db, room.id, utcnow()), key=_by_name)
-        shown = rows[: page.limit][::-1]  # the matrix reads left to right, oldest first
-        matrix = series_matrix(db, room, shown)
+        shown = rows[: page.limit]
+        # The series of the sessions listed: from the oldest one's beginning to the newest one's, inclusive.
+        series = (
+            series_report(db, room, shown[-1].began_at, _just_after(shown[0].began_at)) if shown else None
+        )
+        matrix = series.people if series else []
         people = _people_page(asked, len(matrix), "matrixPage")  # a session of thousands: a page of rows
-        columns = [session_out(meeting, room_name) for meeting in shown]
         archived = room.archived_at is not None
         zone = zone_of(room.options)
     return render_template(
@@ -155,10 +159,15 @@ def room_page(room_name: str) -> str:
         roster=roster,
         sessions=listing.items,
         cursor=listing.next_cursor,
-        columns=columns,
+        series=series,
         matrix=matrix[people.offset : people.offset + ROWS_PER_PAGE],
         people=people,
     )
+
+
+def _just_after(moment: datetime) -> datetime:
+    # A series' range ends before its `to`; the calendar's last microsecond has nothing after it.
+    return moment if moment == LAST_MOMENT else moment + timedelta(microseconds=1)
 
 
 def _by_name(member: RosterMember) -> tuple[str, str]:
