@@ -211,9 +211,8 @@ def _prepare_email(settings: Settings, db: Session, note: Notification) -> Deliv
         raise NotSendable(str(error)) from None  # the message names SMTP_URL, never its content
     sender = settings.mail_from
     if note.kind.startswith(ABSENCE_MAIL):  # the alert as planned, whatever the session says since
-        message = absence_email(
-            AbsenceStreak.model_validate(event_data(note)), sender, note.recipient, note.message_id
-        )
+        streak = AbsenceStreak.model_validate(event_data(note))
+        message = absence_email(streak, sender, note.recipient, note.message_id, settings.public_base_url)
         return lambda: senders.send_mail(server, message, settings.notify_timeout_seconds)
     loaded = load_report(db, note.session_id)
     assert loaded is not None

@@ -186,8 +186,11 @@ def _day(session: SessionWithAttendance, zone: ZoneInfo) -> str:
     return on_clock(moment, zone).date().isoformat() if moment else "unknown date"
 
 
-def absence_email(streak: AbsenceStreak, sender: str, recipient: str, message_id: str) -> EmailMessage:
-    """Compose the organizer's alert: a roster member absent from the room's last meetings, running."""
+def absence_email(
+    streak: AbsenceStreak, sender: str, recipient: str, message_id: str, public_base_url: str
+) -> EmailMessage:
+    """Compose the organizer's alert: a roster member absent from the room's last meetings, running, and a
+    link to the latest one's page."""
     who = Typed.clean(streak.name or streak.email or streak.participant_key)
     opening = f"{who} has been absent from the last {streak.absences} meetings in {streak.room_name}."
     figures = [
@@ -197,8 +200,12 @@ def absence_email(streak: AbsenceStreak, sender: str, recipient: str, message_id
         ("Absences running", str(streak.absences)),
         ("Latest meeting", streak.meeting_session_id),
     ]
-    text = "\n".join([opening, "", *_text_pairs(figures)])
-    html = f"<p>{_html(Typed(opening))}</p>{_html_pairs(figures)}"
+    link = session_page_url(public_base_url, streak.meeting_session_id)
+    text = "\n".join([opening, "", *_text_pairs(figures), "", f"The latest meeting's page: {link}"])
+    html = (
+        f"<p>{_html(Typed(opening))}</p>{_html_pairs(figures)}"
+        f'<p><a href="{escape(link)}">The latest meeting\'s page</a></p>'
+    )
     message = _message(sender, recipient, message_id, f"Absent {streak.absences} times running: {who}")
     _add_bodies(message, text, html)
     return message
