@@ -82,6 +82,7 @@ def test_every_answer_matches_its_schema(served: tuple[Flask, str]) -> None:  # 
     call("session_admin.rebuild", "/api/sessions/{meetingSessionId}/rebuild", "POST", BEARER, **session)
     call("pages.session_page", "/sessions/{meetingSessionId}", "GET", BASIC, **session)
     call("pages.room_page", "/rooms/{roomName}", "GET", BASIC, **room)
+    call("pages.home_page", "/", "GET", BASIC)
     call("rooms.rotate_token", "/api/rooms/{roomName}/rotate-token", "POST", BEARER, **room)
     call("rooms.archive_room", "/api/rooms/{roomName}", "DELETE", BEARER, **room)
 
