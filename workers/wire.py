@@ -22,7 +22,7 @@ from pydantic.json_schema import SkipJsonSchema
 from workers.deliveries.parsing import EVENTS
 from workers.models import AttendanceRow, DeliveryStatus, MeetingSession, Room, SessionStatus
 from workers.models.notifications import NotificationState
-from workers.rooms import trusts_participant_emails
+from workers.rooms import time_zone_of, trusts_participant_emails
 from workers.timefmt import UtcTime
 
 Item = TypeVar("Item")
@@ -116,6 +116,12 @@ class RoomOut(WireModel):
     notify_participants: bool
     min_attendance_percent: float | None
     trust_participant_emails: bool
+    late_after_seconds: int | None = Field(description="Joined this long after the start: late.")
+    early_leave_seconds: int | None = Field(description="Left this long before the end: left early.")
+    include_hosts_in_attendance: bool = Field(description="Whether hosts count in rates and present counts.")
+    absence_alert_after: int | None = Field(description="Consecutive absences that alert the organizer.")
+    billing_increment_minutes: int | None = Field(description="Billable time is rounded up to this.")
+    time_zone: str = Field(description="The organizer's IANA time zone (UTC unless set).")
     archived_at: UtcTime | None
     _order: tuple[str, ...] = PrivateAttr(default=())
 
@@ -170,6 +176,12 @@ def _room_fields(room: Room) -> dict[str, Any]:
         "notifyParticipants": room.notify_participants,
         "minAttendancePercent": room.min_attendance_percent,
         "trustParticipantEmails": trusts_participant_emails(room.options),
+        "lateAfterSeconds": room.options.get("lateAfterSeconds"),
+        "earlyLeaveSeconds": room.options.get("earlyLeaveSeconds"),
+        "includeHostsInAttendance": room.options.get("includeHostsInAttendance") is True,
+        "absenceAlertAfter": room.options.get("absenceAlertAfter"),
+        "billingIncrementMinutes": room.options.get("billingIncrementMinutes"),
+        "timeZone": time_zone_of(room.options),
         "archivedAt": room.archived_at,
     }
 
