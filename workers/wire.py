@@ -20,7 +20,15 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
 from workers.deliveries.parsing import EVENTS
-from workers.models import AttendanceRow, DeliveryStatus, MeetingSession, Room, SessionStatus
+from workers.models import (
+    AttendanceRow,
+    DeliveryStatus,
+    MeetingSession,
+    Room,
+    RosterMember,
+    RosterRole,
+    SessionStatus,
+)
 from workers.models.notifications import NotificationState
 from workers.rooms import time_zone_of, trusts_participant_emails
 from workers.timefmt import UtcTime
@@ -386,3 +394,43 @@ class ReplayQueued(WireModel):
 
     id: int
     status: Literal["queued", "received"]
+
+
+class RosterMemberOut(WireModel):
+    """One person a room expects, in the version in force at the time asked for (roster.list_members)."""
+
+    participant_key: str = Field(description="The person key attendance is matched by: ext:… else email:….")
+    external_user_id: str | None
+    email: str | None
+    name: str | None
+    role: Literal["host", "attendee"]
+    group: str | None
+    valid_from: UtcTime = Field(description="From when this version of the member is in force.")
+    valid_to: UtcTime | None = Field(description="Until when; null while it is.")
+
+
+def roster_member_out(row: RosterMember) -> RosterMemberOut:
+    """Map a stored roster row to its wire shape."""
+    return RosterMemberOut(
+        participant_key=row.participant_key,
+        external_user_id=row.external_user_id,
+        email=row.email,
+        name=row.name,
+        role=RosterRole(row.role).value,
+        group=row.group,
+        valid_from=row.valid_from,
+        valid_to=row.valid_to,
+    )
+
+
+class RosterPage(Listing[RosterMemberOut]):
+    """A page of a room's roster, by participant key (roster.list_members)."""
+
+
+class RosterImported(WireModel):
+    """What a roster CSV import did: members added, updated, removed (with ?replace=true) and unchanged."""
+
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
