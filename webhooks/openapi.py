@@ -24,6 +24,7 @@ from werkzeug.routing import Rule
 from webhooks.audit import STATUSES
 from webhooks.auth import require_basic, require_token
 from webhooks.pagination import MAX_LIMIT
+from webhooks.roster import CSV_TYPES
 from workers import wire
 from workers.deliveries.parsing import EVENTS, EndBody, JoinBody, LeaveBody, StartBody
 from workers.rooms import CreateRoomRequest, RoomSettings, UpdateRoomRequest
@@ -110,7 +111,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         {200: wire.RosterMemberOut}, (404, 422), query={"effectiveFrom": ROSTER_IMPORT["effectiveFrom"]}
     ),
     "roster.import_members": Endpoint(
-        {200: wire.RosterImported}, (*BODY_PROBLEMS, 404), str, ("text/csv",), query=ROSTER_IMPORT
+        {200: wire.RosterImported}, (*BODY_PROBLEMS, 404), str, tuple(sorted(CSV_TYPES)), query=ROSTER_IMPORT
     ),
     "hooks.receive": Endpoint(
         {202: wire.DeliveryAccepted, 200: wire.DeliveryDuplicate},
