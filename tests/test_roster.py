@@ -523,3 +523,22 @@ def test_cli_refusals_say_what_is_wrong_and_change_nothing(
     assert "there is no room named nope" in cli("list", "nope").output
     assert "not a readable time" in cli("remove", ROOM, "ext:u-1", "--effective-from", "soon").output
     assert [record.action for record in audit_trail(app)] == ["roster.added"]
+
+
+@pytest.mark.slow
+def test_a_redis_outage_does_not_undo_a_change_dated_back(
+    live_app: Callable[..., Any], own_redis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = own_redis()
+    with live_app(redis_url=own_redis.url) as (app, base_url):
+        with runtime_of(app).Db.begin() as db:
+            db.add(Room(room_name=ROOM, webhook_token_hash=token_hash(new_token())))
+        make_sessions(app)
+        server.kill()
+        server.wait()
+        body = {"externalUserId": "u-1", "effectiveFrom": iso_ms(T0)}
+        with httpx.Client(base_url=base_url, headers=AUTH, timeout=30) as http:
+            assert http.post(roster_path(), json=body).status_code == 201
+            history = http.get("/api/sessions/week-1/history").json()["items"]
+    assert [entry["cause"] for entry in history] == ["roster"]
+    assert "session.amended not queued for 1 session(s)" in caplog.text

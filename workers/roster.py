@@ -9,6 +9,7 @@ dated back amends every session of the room that began since: each gets a histor
 from __future__ import annotations
 
 import csv
+import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -25,6 +26,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
+from redis.exceptions import RedisError
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
@@ -41,6 +43,8 @@ from workers.rooms import RoomNotFound
 from workers.runtime.process import Runtime
 from workers.timefmt import iso_ms
 from workers.wire import roster_member_out
+
+log = logging.getLogger(__name__)
 
 CSV_COLUMNS = ("externalUserId", "email", "name", "role", "group")
 IDENTITY_FIELDS = ("externalUserId", "email")
@@ -110,6 +114,8 @@ class Member:
     @property
     def key(self) -> str:
         """Return the contract's person key: ext:<externalUserId>, else email:<lower-cased email>."""
+        # Attendance's own rule, so a member and their attendance share a key. With neither field it is no
+        # key a roster takes (a bare "ps:"), which update refuses as another person.
         return person_key(Identity(self.external_user_id, self.email, None), "")[0]
 
 
@@ -134,14 +140,14 @@ class RosterProblems(ValueError):
         self.errors = errors
 
 
-@dataclass
+@dataclass(frozen=True)
 class Counts:
     """What a roster import did, member by member."""
 
-    added: int = 0
-    updated: int = 0
-    removed: int = 0
-    unchanged: int = 0
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
 
 
 @dataclass
@@ -189,7 +195,7 @@ def add(
         _check_after_last_change(db, changes, member.key)
         row = _open(db, changes, member, None)
         amended = _amend(db, changes)
-    notify_amended(runtime.queue(), amended)
+    _announce(runtime, amended)
     return row
 
 
@@ -227,7 +233,7 @@ def update(
         _check_after_last_change(db, changes, key)
         row = _open(db, changes, after, current)
         amended = _amend(db, changes)
-    notify_amended(runtime.queue(), amended)
+    _announce(runtime, amended)
     return row
 
 
@@ -248,7 +254,7 @@ def remove(
         _check_after_last_change(db, changes, key)
         _close(db, changes, current, "roster.removed")
         amended = _amend(db, changes)
-    notify_amended(runtime.queue(), amended)
+    _announce(runtime, amended)
     return current
 
 
@@ -267,7 +273,6 @@ def import_csv(
     Every row is checked first; RosterProblems lists each bad one by line and field.
     """
     members = parse_csv(text)
-    counts = Counts()
     with runtime.Db.begin() as db:
         changes = _begin(db, room_name, effective, actor, request_id)
         room_id = changes.room.id
@@ -287,12 +292,9 @@ def import_csv(
         for key in gone:
             _close(db, changes, current[key], "roster.removed")
         amended = _amend(db, changes)
-    notify_amended(runtime.queue(), amended)
-    counts.added = sum(1 for member in touched if member.key not in current)
-    counts.updated = len(touched) - counts.added
-    counts.removed = len(gone)
-    counts.unchanged = len(members) - len(touched)
-    return counts
+    _announce(runtime, amended)
+    added = sum(1 for member in touched if member.key not in current)
+    return Counts(added, len(touched) - added, len(gone), len(members) - len(touched))
 
 
 def parse_csv(text: str) -> list[Member]:
@@ -484,6 +486,17 @@ def _amend(db: Session, changes: _Changes) -> set[int]:
         if meeting.status == SessionStatus.FINAL:
             final.add(meeting.id)
     return final
+
+
+def _announce(runtime: Runtime, session_ids: set[int]) -> None:
+    try:
+        notify_amended(runtime.queue(), session_ids)
+    except RedisError as error:
+        # The change is committed and stays: an outage must not make it look refused (a retry would be a
+        # 409). A session's next amendment carries its state as it is then.
+        log.warning(
+            "roster changed; session.amended not queued for %d session(s): %r", len(session_ids), error
+        )
 
 
 def _member(row: RosterMember) -> Member:
