@@ -9,6 +9,7 @@ dated back amends every session of the room that began since: each gets a histor
 from __future__ import annotations
 
 import csv
+import io
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -32,7 +33,7 @@ from sqlalchemy.orm import Session
 
 from workers import audit
 from workers.attendance import Identity, person_key
-from workers.deliveries.parsing import ID_LENGTH, NAME_LENGTH, field_errors, metered_time
+from workers.deliveries.parsing import ID_LENGTH, NAME_LENGTH, field_errors, metered_time, summary
 from workers.jobs import notify_amended
 from workers.locks import lock_room_row
 from workers.models import MeetingSession, Room, RosterMember, RosterRole, SessionStatus
@@ -136,7 +137,7 @@ class RosterProblems(ValueError):
     """A roster change refused: each problem as {field, message}; nothing was changed."""
 
     def __init__(self, errors: list[dict[str, str]]) -> None:
-        super().__init__("; ".join(f"{e['field']}: {e['message']}" for e in errors))
+        super().__init__(summary(errors))
         self.errors = errors
 
 
@@ -252,7 +253,7 @@ def remove(
         if current is None:
             raise MemberNotFound(key)
         _check_after_last_change(db, changes, key)
-        _close(db, changes, current, "roster.removed")
+        _close(db, changes, current)
         amended = _amend(db, changes)
     _announce(runtime, amended)
     return current
@@ -290,7 +291,7 @@ def import_csv(
         for member in touched:
             _open(db, changes, member, current.get(member.key))
         for key in gone:
-            _close(db, changes, current[key], "roster.removed")
+            _close(db, changes, current[key])
         amended = _amend(db, changes)
     _announce(runtime, amended)
     added = sum(1 for member in touched if member.key not in current)
@@ -302,7 +303,8 @@ def parse_csv(text: str) -> list[Member]:
 
     A problem's field is "line N: column", N counted from 1 at the header as a text editor counts lines.
     """
-    reader = csv.reader(text.removeprefix("\ufeff").splitlines(keepends=True), strict=True)
+    # newline="": the csv module's own line handling, so a quoted cell may hold a line break.
+    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
     problems: list[dict[str, str]] = []
     try:
         header = next(reader, None)
@@ -342,7 +344,7 @@ def _columns(header: list[str] | None, problems: list[dict[str, str]]) -> list[s
         if name not in CSV_COLUMNS:
             message = f"not a roster column (the columns are {', '.join(CSV_COLUMNS)})"
             problems.append({"field": f"line 1: {name}", "message": message})
-    for name in {name for name in names if names.count(name) > 1}:
+    for name in sorted({name for name in names if names.count(name) > 1}):
         problems.append({"field": f"line 1: {name}", "message": "named twice"})
     if not set(IDENTITY_FIELDS) & set(names):
         problems.append({"field": "line 1", "message": "needs an externalUserId or an email column"})
@@ -440,10 +442,10 @@ def _open(db: Session, changes: _Changes, member: Member, current: RosterMember 
     return row
 
 
-def _close(db: Session, changes: _Changes, row: RosterMember, action: str) -> None:
+def _close(db: Session, changes: _Changes, row: RosterMember) -> None:
     before = roster_member_out(row).answer()
     row.valid_to = changes.effective
-    _audit(db, changes, action, row.participant_key, before, None)
+    _audit(db, changes, "roster.removed", row.participant_key, before, None)
 
 
 def _audit(
