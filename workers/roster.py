@@ -158,7 +158,6 @@ class _Changes:
     room: Room
     effective: datetime
     actor: str
-    request_id: str | None
     actions: list[tuple[str, str]] = field(default_factory=list)
 
 
@@ -186,11 +185,10 @@ def add(
     member: Member,
     effective: datetime | None,
     actor: str,
-    request_id: str | None = None,
 ) -> RosterMember:
     """Put a person on the room's roster from `effective` (default now); MemberExists if they are on it."""
     with runtime.Db.begin() as db:
-        changes = _begin(db, room_name, effective, actor, request_id)
+        changes = _begin(db, room_name, effective, actor)
         if _open_row(db, changes.room.id, member.key) is not None:
             raise MemberExists(member.key)
         _check_after_last_change(db, changes, member.key)
@@ -206,12 +204,11 @@ def update(
     key: str,
     request: UpdateMemberRequest,
     actor: str,
-    request_id: str | None = None,
 ) -> RosterMember:
     """Change a roster member's fields from `request.effectiveFrom` (default now); the key stays theirs."""
     given = request.model_dump(exclude_unset=True, exclude={"effectiveFrom"})
     with runtime.Db.begin() as db:
-        changes = _begin(db, room_name, request.effectiveFrom, actor, request_id)
+        changes = _begin(db, room_name, request.effectiveFrom, actor)
         current = _open_row(db, changes.room.id, key)
         if current is None:
             raise MemberNotFound(key)
@@ -244,11 +241,10 @@ def remove(
     key: str,
     effective: datetime | None,
     actor: str,
-    request_id: str | None = None,
 ) -> RosterMember:
     """Take a person off the room's roster from `effective` (default now); return their closed row."""
     with runtime.Db.begin() as db:
-        changes = _begin(db, room_name, effective, actor, request_id)
+        changes = _begin(db, room_name, effective, actor)
         current = _open_row(db, changes.room.id, key)
         if current is None:
             raise MemberNotFound(key)
@@ -267,7 +263,6 @@ def import_csv(
     replace_all: bool,
     effective: datetime | None,
     actor: str,
-    request_id: str | None = None,
 ) -> Counts:
     """Add or update every member a CSV lists (`replace_all`: and remove those it does not), or nothing.
 
@@ -275,7 +270,7 @@ def import_csv(
     """
     members = parse_csv(text)
     with runtime.Db.begin() as db:
-        changes = _begin(db, room_name, effective, actor, request_id)
+        changes = _begin(db, room_name, effective, actor)
         room_id = changes.room.id
         current = {row.participant_key: row for row in _open_rows(db, room_id)}
         listed = {member.key for member in members}
@@ -368,15 +363,13 @@ def _row(cells: list[str], columns: list[str], line: int, problems: list[dict[st
         return None
 
 
-def _begin(
-    db: Session, room_name: str, effective: datetime | None, actor: str, request_id: str | None
-) -> _Changes:
+def _begin(db: Session, room_name: str, effective: datetime | None, actor: str) -> _Changes:
     room = db.scalar(select(Room).where(Room.room_name == room_name))
     if room is None:
         raise RoomNotFound(room_name)
     # One roster writer per room at a time: two adds of one person cannot both find them absent.
     room = lock_room_row(db, room.id)
-    return _Changes(room, effective or utcnow(), actor, request_id)
+    return _Changes(room, effective or utcnow(), actor)
 
 
 def _open_rows(db: Session, room_id: int) -> Sequence[RosterMember]:
@@ -456,6 +449,7 @@ def _audit(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> None:
+    # No request_id: the web app gives its requests no id to record.
     audit.record(
         db,
         changes.actor,
@@ -464,7 +458,6 @@ def _audit(
         subject=key,
         before=before,
         after=after,
-        request_id=changes.request_id,
     )
     changes.actions.append((key, action.removeprefix("roster.")))
 
