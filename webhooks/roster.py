@@ -23,9 +23,8 @@ from workers.wire import RosterImported, RosterPage, roster_member_out
 
 blueprint = Blueprint("roster", __name__)
 
-CSV_TYPES = frozenset(
-    {"text/csv", "text/plain"}
-)  # text/plain: what curl --data-binary @file.csv is often sent as
+# text/plain too: what many clients label a file they upload as it is.
+CSV_TYPES = frozenset({"text/csv", "text/plain"})
 
 
 @blueprint.get("/api/rooms/<room_name>/roster")
