@@ -20,16 +20,9 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
 from workers.deliveries.parsing import EVENTS
-from workers.models import (
-    AttendanceRow,
-    DeliveryStatus,
-    MeetingSession,
-    Room,
-    RosterMember,
-    RosterRole,
-    SessionStatus,
-)
+from workers.models import AttendanceRow, DeliveryStatus, MeetingSession, Room, SessionStatus
 from workers.models.notifications import NotificationState
+from workers.models.roster import RosterMember, RosterRole
 from workers.rooms import time_zone_of, trusts_participant_emails
 from workers.timefmt import UtcTime
 
