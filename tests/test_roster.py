@@ -106,7 +106,7 @@ def roster_csv(rows: int, bad: dict[int, str] | None = None) -> str:
     return "\r\n".join(lines) + "\r\n"
 
 
-def test_a_member_is_added_listed_and_refused_twice(client: FlaskClient, app: Flask) -> None:
+def test_a_member_is_added_listed_and_refused_twice(client: FlaskClient) -> None:
     added = add(client, {"externalUserId": "u-42", "email": "Ann@Example.com", "name": "Ann", "group": "A"})
     assert added["participantKey"] == "ext:u-42"
     assert (added["email"], added["name"], added["role"], added["group"]) == (
