@@ -22,7 +22,8 @@ from pydantic.json_schema import SkipJsonSchema
 from workers.deliveries.parsing import EVENTS
 from workers.models import AttendanceRow, DeliveryStatus, MeetingSession, Room, SessionStatus
 from workers.models.notifications import NotificationState
-from workers.rooms import trusts_participant_emails
+from workers.models.roster import RosterMember, RosterRole
+from workers.rooms import time_zone_of, trusts_participant_emails
 from workers.statuses import Status
 from workers.timefmt import UtcTime
 
@@ -117,6 +118,12 @@ class RoomOut(WireModel):
     notify_participants: bool
     min_attendance_percent: float | None
     trust_participant_emails: bool
+    late_after_seconds: int | None = Field(description="Joined this long after the start: late.")
+    early_leave_seconds: int | None = Field(description="Left this long before the end: left early.")
+    include_hosts_in_attendance: bool = Field(description="Whether hosts count in rates and present counts.")
+    absence_alert_after: int | None = Field(description="Consecutive absences that alert the organizer.")
+    billing_increment_minutes: int | None = Field(description="Billable time is rounded up to this.")
+    time_zone: str = Field(description="The organizer's IANA time zone (UTC unless set).")
     archived_at: UtcTime | None
     _order: tuple[str, ...] = PrivateAttr(default=())
 
@@ -171,6 +178,12 @@ def _room_fields(room: Room) -> dict[str, Any]:
         "notifyParticipants": room.notify_participants,
         "minAttendancePercent": room.min_attendance_percent,
         "trustParticipantEmails": trusts_participant_emails(room.options),
+        "lateAfterSeconds": room.options.get("lateAfterSeconds"),
+        "earlyLeaveSeconds": room.options.get("earlyLeaveSeconds"),
+        "includeHostsInAttendance": room.options.get("includeHostsInAttendance") is True,
+        "absenceAlertAfter": room.options.get("absenceAlertAfter"),
+        "billingIncrementMinutes": room.options.get("billingIncrementMinutes"),
+        "timeZone": time_zone_of(room.options),
         "archivedAt": room.archived_at,
     }
 
@@ -459,3 +472,43 @@ class AbsenceStreak(WireModel):
     email: str | None
     group: str | None
     absences: int
+
+
+class RosterMemberOut(WireModel):
+    """One person a room expects, in the version in force at the time asked for (roster.list_members)."""
+
+    participant_key: str = Field(description="The person key attendance is matched by: ext:… else email:….")
+    external_user_id: str | None
+    email: str | None
+    name: str | None
+    role: Literal["host", "attendee"]
+    group: str | None
+    valid_from: UtcTime = Field(description="From when this version of the member is in force.")
+    valid_to: UtcTime | None = Field(description="Until when; null while it is.")
+
+
+def roster_member_out(row: RosterMember) -> RosterMemberOut:
+    """Map a stored roster row to its wire shape."""
+    return RosterMemberOut(
+        participant_key=row.participant_key,
+        external_user_id=row.external_user_id,
+        email=row.email,
+        name=row.name,
+        role=RosterRole(row.role).value,
+        group=row.group,
+        valid_from=row.valid_from,
+        valid_to=row.valid_to,
+    )
+
+
+class RosterPage(Listing[RosterMemberOut]):
+    """A page of a room's roster, by participant key (roster.list_members)."""
+
+
+class RosterImported(WireModel):
+    """What a roster CSV import did: members added, updated, removed (with ?replace=true) and unchanged."""
+
+    added: int
+    updated: int
+    removed: int
+    unchanged: int
