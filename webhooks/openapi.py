@@ -26,6 +26,7 @@ from webhooks.auth import require_basic, require_token
 from webhooks.pagination import MAX_LIMIT
 from workers import wire
 from workers.deliveries.parsing import EVENTS, EndBody, JoinBody, LeaveBody, StartBody
+from workers.overrides import OverrideRequest
 from workers.rooms import CreateRoomRequest, RoomSettings, UpdateRoomRequest
 
 blueprint = Blueprint("openapi", __name__)
@@ -110,6 +111,10 @@ ENDPOINTS: dict[str, Endpoint] = {
     "reports.person_attendance": Endpoint({200: wire.PersonAttendancePage}, (422,), query=PAGE),
     "reports.session_history": Endpoint({200: wire.SessionHistory}, (404, 422), query=PAGE),
     "session_admin.rebuild": Endpoint({202: wire.RebuildQueued}, (404,)),
+    "session_admin.override_status": Endpoint(
+        {200: wire.PersonStatus}, (400, 404, 415, 422), OverrideRequest
+    ),
+    "session_admin.clear_override": Endpoint({204: ()}, (404,)),  # 204: no content
     "pages.session_page": Endpoint({200: "text/html"}, (404,)),
     "pages.room_page": Endpoint({200: "text/html"}, (404, 422), query=PAGE),
 }
