@@ -140,16 +140,23 @@ def stays_of(db: Session, meeting: MeetingSession) -> list[list[tuple[datetime, 
 
 def session_report(db: Session, meeting: MeetingSession, room: Room) -> SessionWithAttendance:
     """Return a session with its attendance and everyone's status, as the API shows it."""
+    query = select(AttendanceRow).where(AttendanceRow.session_id == meeting.id)
+    rows = list(db.scalars(query.order_by(AttendanceRow.participant_key)))
     people, tallied = judge_sessions(db, room, [meeting])[meeting.id]
     judged = {person.participant_key: person for person in people}
-    rows = db.scalars(
-        select(AttendanceRow)
-        .where(AttendanceRow.session_id == meeting.id)
-        .order_by(AttendanceRow.participant_key)
-    )
-    attendance = [judged_attendance_out(row, judged.pop(row.participant_key)) for row in rows]
-    # Whoever is left has no attendance row: a roster member who did not come, or someone overridden.
-    absentees = [person_status_out(judged[key], None) for key in sorted(judged)]
+    # Each statement sees what was committed when it began, and a fold may commit between the two: a row
+    # the loader did not see was removed meanwhile, and a person it judged as come without a row came
+    # meanwhile. Both are left out, as the next read will show them, rather than shown half.
+    attendance = [
+        judged_attendance_out(row, judged.pop(row.participant_key))
+        for row in rows
+        if row.participant_key in judged
+    ]
+    absentees = [
+        person_status_out(person, None)
+        for _, person in sorted(judged.items())
+        if person.computed == Status.ABSENT
+    ]
     return SessionWithAttendance(
         **dict(session_out(meeting, room.room_name)),
         attendance=attendance,
