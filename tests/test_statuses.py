@@ -285,6 +285,8 @@ def test_an_override_is_audited_kept_in_history_amends_and_survives_rebuilds(
     played.work()
     result = played.app.test_cli_runner().invoke(sessions_group, ["rebuild", "ms-class"])
     assert result.exit_code == 0, result.output
+    played.work()
+    assert len(played.receiver.events) == 2  # rebuilt the same: nothing more to tell
     assert played.statuses()["ext:di"] == ("excused", False)
     assert played.statuses()["ext:assistant"] == ("present", True)  # isAdmin, read again from its deliveries
 
