@@ -34,6 +34,7 @@ def person(session_id: int, key: str, **changes: Any) -> dict[str, Any]:
         "join_count": 2,
         "present": None,
         "inferred": True,
+        "is_host": False,
         "segments": [
             {"participantSessionId": "p\\1", "joinedAt": "2026-03-02T09:00:00.123Z", "leftAt": None}
         ],
@@ -57,7 +58,7 @@ def test_rows_are_stored_as_sqlalchemys_insert_stores_them(Db: sessionmaker[Sess
     changes: list[dict[str, Any]] = [
         {},
         {"last_left_at": AT, "present": False, "attendance_percent": None, "email": "a@b.example"},
-        {"present": True, "inferred": False, "segments": []},
+        {"present": True, "inferred": False, "is_host": True, "segments": []},
     ]
     with Db.begin() as db:
         insert_rows(db, ATTENDANCE, (person(ours, f"name:{i}", **change) for i, change in enumerate(changes)))
