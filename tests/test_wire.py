@@ -80,6 +80,13 @@ def test_every_answer_matches_its_schema(served: tuple[Flask, str]) -> None:  # 
         call(f"series.room_{name}", path, "GET", BEARER, query={**span, "format": "csv"}, **room)
         call(f"series.room_{name}", path, "GET", BEARER, query={"from": "soon"}, **room)  # 422
     call("session_admin.rebuild", "/api/sessions/{meetingSessionId}/rebuild", "POST", BEARER, **session)
+    status = "/api/sessions/{meetingSessionId}/people/{participantKey}/status"
+    whom = {"path_parameters": {**session["path_parameters"], **person}}
+    excused = {"status": "excused", "reason": "ill"}
+    call("session_admin.override_status", status, "PUT", BEARER, body=excused, **whom)
+    call("session_admin.override_status", status, "PUT", BEARER, body={"status": "guest"}, **whom)  # 422
+    call("session_admin.clear_override", status, "DELETE", BEARER, **whom)
+    call("session_admin.clear_override", status, "DELETE", BEARER, **whom)  # 404: none left
     call("pages.session_page", "/sessions/{meetingSessionId}", "GET", BASIC, **session)
     call("pages.room_page", "/rooms/{roomName}", "GET", BASIC, **room)
     members = "/api/rooms/{roomName}/roster"

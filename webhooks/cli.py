@@ -23,7 +23,7 @@ from sqlalchemy import Select, select
 from werkzeug.serving import run_simple
 
 from webhooks import runtime_of
-from workers import jobs, rooms, roster, wire
+from workers import jobs, overrides, rooms, roster, wire
 from workers.audit import cli_actor
 from workers.deliveries.parsing import field_errors, metered_time
 from workers.folding import rebuild as rebuild_session
@@ -32,9 +32,11 @@ from workers.locks import room_lock
 from workers.metered import MeteredClient, MeteredError, MeteredTimeout
 from workers.models import MeetingSession, Room, SessionStatus
 from workers.models.base import utcnow
+from workers.overrides import OverrideRequest
 from workers.rooms import ROLLCALL_FIELDS, CreateRoomRequest
 from workers.roster import MemberRequest, member_of
 from workers.runtime import migrate
+from workers.statuses import OVERRIDABLE
 from workers.timefmt import iso_ms
 
 DEFAULT_SECRET = "emulator-secret"  # noqa: S105 - the emulator's dev-only default, printed so people can use it
@@ -389,6 +391,53 @@ def _chosen(meeting_session_id: str | None, room_name: str | None) -> Select[int
     if room_name is not None:
         return query.join(Room, Room.id == MeetingSession.room_id).where(Room.room_name == room_name)
     return query
+
+
+@sessions_group.command("override")
+@click.argument("meeting_session_id")
+@click.argument("participant_key")
+@click.argument("status", required=False, type=click.Choice([str(status) for status in OVERRIDABLE]))
+@click.option("--reason", help="Why, for the session's history (up to 1,000 characters).")
+@click.option("--clear", is_flag=True, help="Remove the override: the computed status stands again.")
+def override(
+    meeting_session_id: str, participant_key: str, status: str | None, reason: str | None, clear: bool
+) -> None:
+    """Set a person's status in a session by hand, or --clear it; recorded as your OS user."""
+    wanted = _override_wanted(status, reason, clear)
+    runtime = runtime_of(current_app)
+    judged = None
+    with runtime.Db.begin() as db:
+        query = select(MeetingSession).where(MeetingSession.meeting_session_id == meeting_session_id)
+        meeting = db.scalar(query)
+        if meeting is None:
+            raise click.ClickException(f"no meeting session {meeting_session_id!r}")
+        try:
+            if wanted is None:
+                overrides.clear_override(db, meeting, participant_key, cli_actor())
+            else:
+                judged = overrides.set_override(db, meeting, participant_key, wanted, cli_actor())
+        except overrides.UnknownPerson:
+            raise click.ClickException(f"{participant_key} neither attended nor was on the roster") from None
+        except overrides.NoOverride:
+            raise click.ClickException(f"{participant_key} has no override in this session") from None
+        session_id, final = meeting.id, meeting.status == SessionStatus.FINAL
+    if final:  # as the API does: other systems heard the report, and hear that it changed
+        notify_amended(runtime.queue(), {session_id})
+    if judged is None:
+        click.echo(f"override of {participant_key} removed")
+    else:
+        _echo_json(judged.answer())
+
+
+def _override_wanted(status: str | None, reason: str | None, clear: bool) -> OverrideRequest | None:
+    if clear == (status is not None) or (clear and reason is not None):
+        raise click.UsageError("give STATUS (and --reason), or --clear alone")
+    if clear:
+        return None
+    try:
+        return OverrideRequest.model_validate({"status": status, "reason": reason})
+    except ValidationError as error:  # the status is a click.Choice already: what is left is the reason
+        raise click.BadParameter(error.errors()[0]["msg"], param_hint="--reason") from None
 
 
 @click.command("emulator")

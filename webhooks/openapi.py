@@ -27,6 +27,7 @@ from webhooks.pagination import MAX_LIMIT
 from webhooks.roster import CSV_TYPES
 from workers import wire
 from workers.deliveries.parsing import EVENTS, EndBody, JoinBody, LeaveBody, StartBody
+from workers.overrides import OverrideRequest
 from workers.rooms import CreateRoomRequest, RoomSettings, UpdateRoomRequest
 from workers.roster import EFFECTIVE, AddMemberRequest, UpdateMemberRequest
 
@@ -140,6 +141,10 @@ ENDPOINTS: dict[str, Endpoint] = {
         {200: (wire.BillingReport, "text/csv")}, (404, 422), query={**RANGE, **CSV}
     ),
     "session_admin.rebuild": Endpoint({202: wire.RebuildQueued}, (404,)),
+    "session_admin.override_status": Endpoint(
+        {200: wire.PersonStatus}, (400, 404, 415, 422), OverrideRequest
+    ),
+    "session_admin.clear_override": Endpoint({204: ()}, (404,)),  # 204: no content
     "pages.session_page": Endpoint({200: "text/html"}, (404,)),
     "pages.room_page": Endpoint({200: "text/html"}, (404, 422), query=PAGE),
 }

@@ -24,7 +24,7 @@ from workers.models import AttendanceRow, DeliveryStatus, MeetingSession, Room, 
 from workers.models.notifications import NotificationState
 from workers.models.roster import RosterMember, RosterRole
 from workers.rooms import time_zone_of, trusts_participant_emails
-from workers.statuses import Status
+from workers.statuses import Judged, Override, Status
 from workers.timefmt import UtcTime
 
 Item = TypeVar("Item")
@@ -243,10 +243,82 @@ class SessionOut(WireModel):
     min_attendance_percent: float | None
 
 
-class SessionWithAttendance(SessionOut):
-    """A meeting session with its attendance, by participant key: the report mailed and posted."""
+class OverrideOut(WireModel):
+    """An organizer's status for a person in a session, laid over the computed one: who set it, when, why."""
 
-    attendance: list[AttendanceOut]
+    status: Status
+    reason: str | None
+    set_by: str = Field(description='"api", or "cli:<os user>" for the flask command.')
+    set_at: UtcTime
+
+
+class JudgedAttendanceOut(AttendanceOut):
+    """One person's attendance in one meeting session, and their status in it."""
+
+    status: Status = Field(description="After any override; guest: not on the roster in force.")
+    host: bool = Field(description="Metered marked them isAdmin, or the roster names them host.")
+    override: OverrideOut | None
+
+
+class PersonStatus(WireModel):
+    """One person's status in a session, without figures: a roster member who did not come, say."""
+
+    participant_key: str
+    name: str | None
+    email: str | None
+    external_user_id: str | None
+    status: Status
+    host: bool
+    override: OverrideOut | None
+
+
+def override_out(override: Override | None) -> OverrideOut | None:
+    """Map an organizer's override to its wire shape."""
+    if override is None:
+        return None
+    return OverrideOut(
+        status=override.status, reason=override.reason, set_by=override.set_by, set_at=override.set_at
+    )
+
+
+def judged_attendance_out(row: AttendanceRow, judged: Judged) -> JudgedAttendanceOut:
+    """Map a stored attendance row and the person's judgement to the session answer's entry."""
+    return JudgedAttendanceOut(
+        **dict(attendance_out(row)),
+        status=judged.status,
+        host=judged.is_host,
+        override=override_out(judged.override),
+    )
+
+
+def person_status_out(judged: Judged, row: AttendanceRow | None) -> PersonStatus:
+    """Map a person's judgement to its wire shape, named as their attendance row, else roster entry, says."""
+    named = row or judged.member
+    return PersonStatus(
+        participant_key=judged.participant_key,
+        name=named.name if named else None,
+        email=named.email if named else None,
+        external_user_id=named.external_user_id if named else None,
+        status=judged.status,
+        host=judged.is_host,
+        override=override_out(judged.override),
+    )
+
+
+class SessionWithAttendance(SessionOut):
+    """A meeting session, its attendance by participant key, and statuses: the report mailed and posted."""
+
+    attendance: list[JudgedAttendanceOut]
+    status_counts: dict[Status, int] = Field(
+        description="People of each status; hosts left out unless the room's includeHostsInAttendance."
+    )
+    expected_count: int = Field(description="Roster members in force when it began (hosts likewise).")
+    attendance_rate: float | None = Field(
+        description="Of those expected, the share present or late (0 to 1, 4 places); null without a roster."
+    )
+    absentees: list[PersonStatus] = Field(
+        description="Roster members (and people with an override) with no attendance, by participant key."
+    )
 
 
 class NotificationOut(WireModel):

@@ -16,9 +16,16 @@ from html import escape
 
 from workers.humanize import moment_text, percent_text, span_text, yes_no
 from workers.reports import attendance_csv
-from workers.wire import AbsenceStreak, AttendanceOut, SessionWithAttendance
+from workers.statuses import Status
+from workers.wire import (
+    AbsenceStreak,
+    AttendanceOut,
+    JudgedAttendanceOut,
+    PersonStatus,
+    SessionWithAttendance,
+)
 
-ATTENDEE_COLUMNS = ("Name", "Attended", "%", "Present", "Joins", "Inferred")
+ATTENDEE_COLUMNS = ("Name", "Status", "Attended", "%", "Present", "Joins", "Inferred")
 TYPED_LIMIT = 60
 # A zero-width space after each of these keeps mail programs from finding a link or an address in the text.
 UNLINKED = str.maketrans({mark: mark + "\u200b" for mark in ":./@"})
@@ -42,9 +49,12 @@ class Typed(str):
 def summary_email(
     session: SessionWithAttendance, sender: str, recipient: str, message_id: str
 ) -> EmailMessage:
-    """Compose the organizer's summary: the figures, the attendee table, and the attendance CSV."""
+    """Compose the organizer's summary: the figures, the table (who was missing or late first), the CSV."""
     figures = _session_figures(session)
-    rows = [_attendee_cells(row) for row in session.attendance]
+    # The organizer's first question is who was missing, then who was late.
+    late = [row for row in session.attendance if row.status == Status.LATE]
+    others = [row for row in session.attendance if row.status != Status.LATE]
+    rows = [*map(_absentee_cells, session.absentees), *map(_attendee_cells, [*late, *others])]
     opening = f"Attendance for the meeting in {session.room_name}."
     text = "\n".join([opening, "", *_text_pairs(figures), "", *_text_table(rows)])
     html = (
@@ -55,7 +65,7 @@ def summary_email(
     message = _message(sender, recipient, message_id, subject)
     _add_bodies(message, text, html)
     message.add_attachment(
-        attendance_csv(session.attendance).encode(),
+        attendance_csv(session).encode(),
         maintype="text",
         subtype="csv",
         filename=f"attendance-{session.room_name}-{_day(session)}.csv",
@@ -109,24 +119,41 @@ def _add_bodies(message: EmailMessage, text: str, html: str) -> None:
 
 
 def _session_figures(session: SessionWithAttendance) -> list[tuple[str, str]]:
-    return [
+    figures = [
         ("Started", moment_text(session.started_at)),
         ("Ended", moment_text(session.ended_at)),
         ("Duration", span_text(session.duration_seconds)),
         ("Participants", str(session.participant_count)),
         ("Peak concurrency", str(session.peak_concurrency)),
     ]
+    if session.attendance_rate is None:  # no roster: nobody was expected
+        return figures
+    return [
+        *figures,
+        ("Expected", str(session.expected_count)),
+        ("Attendance rate", percent_text(session.attendance_rate * 100)),
+    ]
 
 
-def _attendee_cells(row: AttendanceOut) -> tuple[str, ...]:
+def _attendee_cells(row: JudgedAttendanceOut) -> tuple[str, ...]:
     return (
         Typed.clean(row.name or row.email or row.participant_key),
+        _status_text(row.status, row.host),
         span_text(row.attended_seconds),
         percent_text(row.attendance_percent),
         yes_no(row.present),
         str(row.join_count),
         yes_no(row.inferred),
     )
+
+
+def _absentee_cells(person: PersonStatus) -> tuple[str, ...]:
+    name = Typed.clean(person.name or person.email or person.participant_key)
+    return (name, _status_text(person.status, person.host), *(["-"] * (len(ATTENDEE_COLUMNS) - 2)))
+
+
+def _status_text(status: Status, host: bool) -> str:
+    return status.replace("_", " ") + (", host" if host else "")
 
 
 def _text_pairs(pairs: list[tuple[str, str]]) -> list[str]:
