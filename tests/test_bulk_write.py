@@ -58,7 +58,7 @@ def test_rows_are_stored_as_sqlalchemys_insert_stores_them(Db: sessionmaker[Sess
     changes: list[dict[str, Any]] = [
         {},
         {"last_left_at": AT, "present": False, "attendance_percent": None, "email": "a@b.example"},
-        {"present": True, "inferred": False, "segments": []},
+        {"present": True, "inferred": False, "is_host": True, "segments": []},
     ]
     with Db.begin() as db:
         insert_rows(db, ATTENDANCE, (person(ours, f"name:{i}", **change) for i, change in enumerate(changes)))

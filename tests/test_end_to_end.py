@@ -141,13 +141,15 @@ def test_a_played_meeting_becomes_the_expected_attendance(
     rows = list(csv.DictReader(io.StringIO(csv_text)))
     assert list(rows[0]) == [
         "participantKey", "name", "email", "externalUserId", "firstJoinAt", "lastLeftAt",
-        "attendedSeconds", "attendancePercent", "joinCount", "present", "inferred",
+        "attendedSeconds", "attendancePercent", "joinCount", "present", "inferred", "status", "host",
         "firstJoinLocal", "lastLeftLocal", "timeZone",
     ]  # fmt: skip
-    assert [(r["participantKey"], r["attendedSeconds"], r["present"], r["inferred"]) for r in rows] == [
-        ("email:bob@example.com", "2680.0", "true", "false"),
-        ("ext:u-ann", "3600.0", "true", "false"),
-        ("name:Cy", "1200.0", "false", "true"),
+    assert [
+        (r["participantKey"], r["attendedSeconds"], r["present"], r["inferred"], r["status"]) for r in rows
+    ] == [
+        ("email:bob@example.com", "2680.0", "true", "false", "guest"),  # no roster: all guests
+        ("ext:u-ann", "3600.0", "true", "false", "guest"),
+        ("name:Cy", "1200.0", "false", "true", "guest"),
     ]
 
 

@@ -145,6 +145,7 @@ def report(Db: sessionmaker[Session], msid: str) -> tuple[dict[str, Any], list[d
                     "join_count",
                     "present",
                     "inferred",
+                    "is_host",
                     "segments",
                 )
             }
@@ -539,7 +540,14 @@ People = st.lists(
             ]
         ),
         st.lists(
-            st.tuples(st.integers(0, 110), st.integers(0, 40), st.booleans(), st.booleans()),
+            st.tuples(
+                st.integers(0, 110),
+                st.integers(0, 40),
+                st.booleans(),
+                st.booleans(),
+                st.sampled_from([None, False, True]),  # the isAdmin its join says
+                st.sampled_from([None, False, True]),  # the isAdmin its leave says
+            ),
             min_size=1,
             max_size=3,
         ),
@@ -552,12 +560,12 @@ People = st.lists(
 def meeting_events(msid: str, people: list[Any], has_start: bool, end_minute: int | None) -> list[Any]:
     events: list[Any] = [start(msid, 0)] if has_start else []
     for person_index, (who, stays) in enumerate(people):
-        for stay_index, (joined, length, join_seen, leave_seen) in enumerate(stays):
+        for stay_index, (joined, length, join_seen, leave_seen, join_admin, leave_admin) in enumerate(stays):
             psid = f"p{person_index}s{stay_index}"
             if join_seen or not leave_seen:
-                events.append(join(msid, psid, joined, **who))
+                events.append(join(msid, psid, joined, isAdmin=join_admin, **who))
             if leave_seen:
-                events.append(leave(msid, psid, joined + length, **who))
+                events.append(leave(msid, psid, joined + length, isAdmin=leave_admin, **who))
     if end_minute is not None:
         events.append(end(msid, end_minute))
     return events
@@ -572,7 +580,8 @@ def pure_result(events: list[Any], min_percent: float | None) -> Any:
             identity = Identity(payload.get("externalUserId"), payload.get("email"), payload.get("name"))
             joined = when if event == "participant-joined" else reported_join(payload)
             left = when if event == "participant-left" else None
-            facts.append(SegmentFacts(payload["participantSessionId"], joined, left, identity))
+            psid, is_admin = payload["participantSessionId"], payload.get("isAdmin")
+            facts.append(SegmentFacts(psid, joined, left, identity, is_admin))
     return compute_session(
         min(starts, default=None),
         max(ends, default=None),
@@ -627,10 +636,19 @@ def assert_folded_as_pure(
             p["join_count"],
             p["present"],
             p["inferred"],
+            p["is_host"],
         )
         for p in stored
     ] == [
-        (a.participant_key, a.attended_seconds, a.attendance_percent, a.join_count, a.present, a.inferred)
+        (
+            a.participant_key,
+            a.attended_seconds,
+            a.attendance_percent,
+            a.join_count,
+            a.present,
+            a.inferred,
+            a.is_host,
+        )
         for a in expected.attendance
     ]
     # The bulk rebuild from the raw deliveries must land on exactly the same rows.

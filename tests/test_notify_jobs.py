@@ -29,11 +29,11 @@ from workers import jobs, notify_jobs
 from workers.models import AttendanceRow, MeetingSession, Room
 from workers.models.notifications import Notification
 from workers.notifications.ledger import UNTRUSTED, notifications_for
-from workers.reports import attendance_csv
+from workers.reports import attendance_csv, session_report
 from workers.runtime import metrics
 from workers.runtime.process import NOTIFY_QUEUE_NAME, Runtime
 from workers.timefmt import UTC_ZONE
-from workers.wire import SessionWithAttendance, attendance_out, session_out
+from workers.wire import SessionWithAttendance
 
 SECRET = "whsec_" + base64.b64encode(b"the outbound webhook secret key!").decode()
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
@@ -122,13 +122,7 @@ def report(runtime: Runtime, session_id: int) -> SessionWithAttendance:
     """Return the session as the report API shows it."""
     with runtime.Db() as db:
         meeting = db.get_one(MeetingSession, session_id)
-        rows = db.scalars(
-            select(AttendanceRow)
-            .where(AttendanceRow.session_id == session_id)
-            .order_by(AttendanceRow.participant_key)
-        )
-        summary = session_out(meeting, "weekly-sync")
-        return SessionWithAttendance(**dict(summary), attendance=[attendance_out(row) for row in rows])
+        return session_report(db, meeting, db.get_one(Room, meeting.room_id))
 
 
 def finalized(runtime: Runtime, session_id: int) -> None:
@@ -179,10 +173,11 @@ def test_one_summary_with_the_csv_and_the_figures(start_runtime: Callable[..., R
     lines = cells(summary)
     assert ["Duration", "1h 00m 00s"] in lines and ["Started", "2024-05-01 09:00:00 UTC"] in lines
     assert ["Participants", "3"] in lines and ["Peak concurrency", "2"] in lines
-    assert ["Ada Lovelace", "50m 00s", "83.3%", "yes", "1", "no"] in lines
-    assert ["Linus", "10m 00s", "16.7%", "no", "1", "no"] in lines
+    # No roster: everyone who came is a guest.
+    assert ["Ada Lovelace", "guest", "50m 00s", "83.3%", "yes", "1", "no"] in lines
+    assert ["Linus", "guest", "10m 00s", "16.7%", "no", "1", "no"] in lines
     [csv] = list(summary.iter_attachments())
-    assert csv.get_content() == attendance_csv(report(runtime, session_id).attendance, UTC_ZONE)
+    assert csv.get_content() == attendance_csv(report(runtime, session_id), UTC_ZONE)
     entry = ledger(runtime, session_id)["summary", "organizer@example.com"]
     assert entry["state"] == "sent" and entry["attempts"] == 1 and entry["reason"] is None
 

@@ -35,6 +35,8 @@ AUTH_HEADERS = {
 }
 FUZZED_POSTS = {
     "/api/rooms",
+    "/api/rooms/{roomName}/roster",
+    "/api/rooms/{roomName}/roster/import",
     "/api/events/{id}/replay",
     "/api/sessions/{meetingSessionId}/rebuild",
     "/hooks/metered/{roomToken}/{event}",

@@ -37,12 +37,15 @@ TIME_FIELD = {JOIN: "joinTime", LEAVE: "leftTime", START: "startTime", END: "end
 # Each field real, blank or absent, in several spellings: where one session's deliveries differ, SQL's min
 # would often take a blank one, which the identity rule never picks over a real one.
 Who = st.builds(
-    lambda ext, email, name: {
-        k: v for k, v in (("externalUserId", ext), ("email", email), ("name", name)) if v
+    lambda ext, email, name, admin: {
+        k: v
+        for k, v in (("externalUserId", ext), ("email", email), ("name", name), ("isAdmin", admin))
+        if v is not None
     },
     st.sampled_from([None, "u1", " "]),
     st.sampled_from([None, "Ann@x.io", "ann@x.io", "  "]),
     st.sampled_from([None, "Dee", "  ", "\tDee"]),
+    st.sampled_from([None, False, True]),  # isAdmin: merged as True wins, None counting for nothing
 )
 
 
@@ -112,7 +115,8 @@ def store(Db: sessionmaker[Session], session_id: int, deliveries: list[Sent]) ->
         values = fact_values(parse_delivery(sent.event, raw.encode(), "application/json", T0))
         if sent.version != "current":  # and columns that would mislead a reader who trusted them
             version = FACTS_VERSION - 1 if sent.version == "older" else FACTS_VERSION + 1
-            values.update(facts_version=version, name="stale", event_time=T0 - timedelta(days=1))
+            stale = {"name": "stale", "is_admin": True, "event_time": T0 - timedelta(days=1)}
+            values.update(facts_version=version, **stale)
         rows.setdefault(
             values["dedupe_key"],
             {

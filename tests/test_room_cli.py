@@ -125,6 +125,8 @@ def test_create_from_a_json_file_with_flags_winning(
             "rtmpOutURL: required when enableRTMPOut is true",
         ),
         (["--room-name", "two words"], None, "roomName:"),
+        (["--time-zone", "Paris"], None, "timeZone: must be an IANA time zone name"),
+        (["--billing-increment-minutes", "0"], None, "billingIncrementMinutes:"),
         (
             ["--json", "-"],
             '{"meetingJoinWebhook": "https://x.example"}',
@@ -146,6 +148,41 @@ def test_create_refuses_bad_options_clearly(
     assert result.exit_code != 0
     assert message in result.output
     assert emulator.requests() == []
+
+
+def test_create_with_the_judging_options_keeps_them_from_metered(
+    rooms: Callable[..., Result], emulator: RunningEmulator
+) -> None:
+    result = rooms(
+        "create",
+        "--room-name",
+        "course",
+        "--late-after-seconds",
+        "300",
+        "--include-hosts-in-attendance",
+        "--absence-alert-after",
+        "3",
+        "--time-zone",
+        "Europe/Paris",
+    )
+    assert result.exit_code == 0, result.output
+    room = json.loads(result.output)
+    shown = (
+        "lateAfterSeconds",
+        "includeHostsInAttendance",
+        "absenceAlertAfter",
+        "timeZone",
+        "earlyLeaveSeconds",
+    )
+    assert {field: room[field] for field in shown} == {
+        "lateAfterSeconds": 300,
+        "includeHostsInAttendance": True,
+        "absenceAlertAfter": 3,
+        "timeZone": "Europe/Paris",
+        "earlyLeaveSeconds": None,
+    }
+    assert set(shown).isdisjoint(emulator.requests()[0]["json"])
+    assert json.loads(rooms("show", "course").output)["timeZone"] == "Europe/Paris"
 
 
 def test_create_reports_a_taken_name_and_metereds_errors(

@@ -84,6 +84,12 @@ INVALID: dict[str, list[Any]] = {
     "notifyParticipants": ["yes", 1, None],
     "trustParticipantEmails": BAD_BOOLEANS,
     "minAttendancePercent": [-1, 100.5, "50", None],
+    "lateAfterSeconds": BAD_INTEGERS,
+    "earlyLeaveSeconds": BAD_INTEGERS,
+    "includeHostsInAttendance": BAD_BOOLEANS,
+    "absenceAlertAfter": [0, "3", 2.5, True, None],
+    "billingIncrementMinutes": [0, 1441, "15", True, None],
+    "timeZone": ["Paris", "europe/paris", "", 1, None],
     **{field: ["https://elsewhere.example/hook"] for field in WEBHOOK_FIELDS},
 }
 
@@ -173,6 +179,12 @@ def test_rollcall_fields_stay_with_rollcall(
         "notifyParticipants": True,
         "minAttendancePercent": 62.5,
         "trustParticipantEmails": True,
+        "lateAfterSeconds": 300,
+        "earlyLeaveSeconds": 120,
+        "includeHostsInAttendance": True,
+        "absenceAlertAfter": 3,
+        "billingIncrementMinutes": 15,
+        "timeZone": "America/New_York",
     }
     answer = create(client, {"roomName": "own", field: value[field]})
     assert field not in emulator.requests()[0]["json"]
@@ -182,7 +194,7 @@ def test_rollcall_fields_stay_with_rollcall(
         "organizerEmail": room.organizer_email,
         "notifyParticipants": room.notify_participants,
         "minAttendancePercent": room.min_attendance_percent,
-        "trustParticipantEmails": room.options.get("trustParticipantEmails"),
+        **room.options,
     }
     assert stored[field] == value[field]
 
@@ -408,6 +420,37 @@ def test_trusting_participant_emails_is_set_and_withdrawn_locally(
     assert refused.status_code == 422 and refused.get_json()["errors"][0]["field"] == "trustParticipantEmails"
 
 
+def test_judging_options_default_off_in_utc_and_null_clears_each(
+    metered_app: Flask, client: FlaskClient, emulator: RunningEmulator
+) -> None:
+    defaults = {
+        "lateAfterSeconds": None,
+        "earlyLeaveSeconds": None,
+        "includeHostsInAttendance": False,
+        "absenceAlertAfter": None,
+        "billingIncrementMinutes": None,
+        "timeZone": "UTC",
+    }
+    created = create(client, {"roomName": "judged"})
+    assert {field: created[field] for field in defaults} == defaults
+    chosen = {
+        "lateAfterSeconds": 300,
+        "earlyLeaveSeconds": 600,
+        "includeHostsInAttendance": True,
+        "absenceAlertAfter": 2,
+        "billingIncrementMinutes": 6,
+        "timeZone": "Asia/Kolkata",
+    }
+    emulator.state.clear()
+    patched = client.patch("/api/rooms/judged", json=chosen, headers=AUTH).get_json()
+    assert {field: patched[field] for field in chosen} == chosen
+    assert client.get("/api/rooms/judged", headers=AUTH).get_json() == patched
+    cleared = client.patch("/api/rooms/judged", json=dict.fromkeys(chosen), headers=AUTH).get_json()
+    assert {field: cleared[field] for field in defaults} == defaults
+    assert set(chosen).isdisjoint(stored_room(metered_app, "judged").options)  # cleared, not stored null
+    assert emulator.requests() == []  # Rollcall's own: Metered never hears of them
+
+
 @pytest.mark.parametrize(
     ("body", "field"),
     [
@@ -416,6 +459,8 @@ def test_trusting_participant_emails_is_set_and_withdrawn_locally(
         ({"maxParticipants": "3"}, "maxParticipants"),
         ({"recordComposition": True}, "recordComposition"),
         ({"enableChat": None}, "enableChat"),
+        ({"timeZone": "Moon/Tranquility"}, "timeZone"),
+        ({"billingIncrementMinutes": 0}, "billingIncrementMinutes"),
     ],
 )
 def test_patch_refusals_are_422_and_reach_nothing(

@@ -80,9 +80,39 @@ def test_every_answer_matches_its_schema(served: tuple[Flask, str]) -> None:  # 
         call(f"series.room_{name}", path, "GET", BEARER, query={**span, "format": "csv"}, **room)
         call(f"series.room_{name}", path, "GET", BEARER, query={"from": "soon"}, **room)  # 422
     call("session_admin.rebuild", "/api/sessions/{meetingSessionId}/rebuild", "POST", BEARER, **session)
+    status = "/api/sessions/{meetingSessionId}/people/{participantKey}/status"
+    whom = {"path_parameters": {**session["path_parameters"], **person}}
+    excused = {"status": "excused", "reason": "ill"}
+    call("session_admin.override_status", status, "PUT", BEARER, body=excused, **whom)
+    call("session_admin.override_status", status, "PUT", BEARER, body={"status": "guest"}, **whom)  # 422
+    call("session_admin.clear_override", status, "DELETE", BEARER, **whom)
+    call("session_admin.clear_override", status, "DELETE", BEARER, **whom)  # 404: none left
     call("pages.session_page", "/sessions/{meetingSessionId}", "GET", BASIC, **session)
     call("pages.room_page", "/rooms/{roomName}", "GET", BASIC, **room)
     call("pages.home_page", "/", "GET", BASIC)
+    members = "/api/rooms/{roomName}/roster"
+    member = "/api/rooms/{roomName}/roster/{participantKey}"
+    ann = {"path_parameters": {"roomName": known["roomName"], "participantKey": "ext:ann"}}
+    call("roster.add_member", members, "POST", BEARER, body={"externalUserId": "ann"}, **room)
+    call("roster.add_member", members, "POST", BEARER, body={"externalUserId": "ann"}, **room)  # 409
+    call("roster.add_member", members, "POST", BEARER, body={"email": "nope"}, **room)  # 422
+    call("roster.list_members", members, "GET", BEARER, query={"at": "2026-03-02T09:00:00Z"}, **room)
+    call("roster.list_members", members, "GET", BEARER, query={"at": "soon"}, **room)  # 422
+    call("roster.update_member", member, "PATCH", BEARER, body={"role": "host"}, **ann)
+    roster_csv = {"media_type": "text/plain", **room}  # schemathesis sends no text/csv
+    call(
+        "roster.import_members",
+        f"{members}/import",
+        "POST",
+        BEARER,
+        body="email\nbo@example.com\n",
+        **roster_csv,
+    )
+    call(
+        "roster.import_members", f"{members}/import", "POST", BEARER, body="email\nbo@\n", **roster_csv
+    )  # 422
+    call("roster.remove_member", member, "DELETE", BEARER, **ann)
+    call("roster.remove_member", member, "DELETE", BEARER, **ann)  # 404
     call("rooms.rotate_token", "/api/rooms/{roomName}/rotate-token", "POST", BEARER, **room)
     call("rooms.archive_room", "/api/rooms/{roomName}", "DELETE", BEARER, **room)
 

@@ -1,4 +1,4 @@
-"""Flask commands: `flask --app wsgi db|worker|rooms|events|sessions|emulator|demo`.
+"""Flask commands: `flask --app wsgi db|worker|rooms|roster|events|sessions|emulator|demo`.
 
 Each group is a thin shell over workers/ (and over devtools/ for the emulator and the demo, imported only
 when their command runs): parse the options, call one function, print the outcome.
@@ -10,6 +10,7 @@ import json
 import re
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from datetime import datetime
 from types import NoneType, UnionType
 from typing import IO, Annotated, Any, Literal, Union, get_args, get_origin
 
@@ -17,18 +18,25 @@ import click
 from flask import Flask, current_app
 from flask.cli import AppGroup
 from pydantic import ValidationError
+from pydantic_core import PydanticCustomError
 from sqlalchemy import Select, select
 from werkzeug.serving import run_simple
 
 from webhooks import runtime_of
-from workers import jobs, rooms, wire
+from workers import jobs, overrides, rooms, roster, wire
+from workers.audit import cli_actor
+from workers.deliveries.parsing import field_errors, metered_time
 from workers.folding import rebuild as rebuild_session
 from workers.jobs import notify_amended
 from workers.locks import room_lock
 from workers.metered import MeteredClient, MeteredError, MeteredTimeout
 from workers.models import MeetingSession, Room, SessionStatus
+from workers.models.base import utcnow
+from workers.overrides import OverrideRequest
 from workers.rooms import ROLLCALL_FIELDS, CreateRoomRequest
+from workers.roster import MemberRequest, member_of
 from workers.runtime import migrate
+from workers.statuses import OVERRIDABLE
 from workers.timefmt import iso_ms
 
 DEFAULT_SECRET = "emulator-secret"  # noqa: S105 - the emulator's dev-only default, printed so people can use it
@@ -208,6 +216,119 @@ def _with_metered(action: Callable[[MeteredClient], Any]) -> Any:
         return action(metered)
 
 
+roster_group = AppGroup("roster", help="Who a room expects: its roster.")
+
+
+@contextmanager
+def _roster_refusals() -> Iterator[None]:
+    """Turn a refused roster change into a message naming each problem, and a non-zero exit."""
+    try:
+        yield
+    except ValidationError as error:
+        problems = field_errors(error)
+        raise click.ClickException("\n".join(f"{p['field']}: {p['message']}" for p in problems)) from None
+    except roster.RosterProblems as error:
+        lines = [f"  {problem['field']}: {problem['message']}" for problem in error.errors]
+        raise click.ClickException("nothing was changed:\n" + "\n".join(lines)) from None
+    except rooms.RoomNotFound as error:
+        raise click.ClickException(f"there is no room named {error}") from None
+    except roster.MemberExists as error:
+        raise click.ClickException(f"{error} is on the roster already") from None
+    except roster.MemberNotFound as error:
+        raise click.ClickException(f"{error} is not on the roster") from None
+
+
+def _moment(_context: click.Context, _parameter: click.Parameter, value: str | None) -> datetime | None:
+    # Read as the API reads times, so a date means the same at the command line as in a request.
+    try:
+        return None if value is None else metered_time(value)
+    except PydanticCustomError:
+        raise click.BadParameter("not a readable time: use ISO-8601, e.g. 2026-09-01T08:00:00Z") from None
+
+
+_effective_from = click.option(
+    "--effective-from",
+    callback=_moment,
+    help="When the change takes effect: ISO-8601, UTC unless an offset is given (default now).",
+)
+
+
+@roster_group.command("list")
+@click.argument("room_name")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of a table.")
+def list_roster(room_name: str, as_json: bool) -> None:
+    """List the room's roster as it is now, by participant key."""
+    with _roster_refusals():
+        rows = roster.list_members(runtime_of(current_app), room_name, utcnow())
+    if as_json:
+        _echo_json([wire.roster_member_out(row).answer() for row in rows])
+        return
+    if not rows:
+        click.echo(f"the roster of {room_name} is empty", err=True)
+    for row in rows:
+        click.echo(f"{row.participant_key:<40} {row.role:<9} {row.name or '-':<30} {row.group or '-'}")
+
+
+@roster_group.command("add")
+@click.argument("room_name")
+@click.option("--external-user-id", help="The id your system gives this person (Metered's externalUserId).")
+@click.option("--email", help="The person's email address (matched case-insensitively).")
+@click.option("--name")
+@click.option("--role", type=click.Choice(["attendee", "host"]), default="attendee", show_default=True)
+@click.option("--group")
+@_effective_from
+def add_to_roster(
+    room_name: str,
+    external_user_id: str | None,
+    email: str | None,
+    name: str | None,
+    role: str,
+    group: str | None,
+    effective_from: datetime | None,
+) -> None:
+    """Put a person on the room's roster."""
+    given = {"externalUserId": external_user_id, "email": email, "name": name, "role": role, "group": group}
+    with _roster_refusals():
+        member = member_of(MemberRequest.model_validate({k: v for k, v in given.items() if v is not None}))
+        row = roster.add(runtime_of(current_app), room_name, member, effective_from, cli_actor())
+    click.echo(f"added {row.participant_key} to {room_name}")
+
+
+@roster_group.command("remove")
+@click.argument("room_name")
+@click.argument("participant_key")
+@_effective_from
+def remove_from_roster(room_name: str, participant_key: str, effective_from: datetime | None) -> None:
+    """Take a person (by participant key, e.g. ext:u-42 or email:ann@example.com) off the room's roster."""
+    with _roster_refusals():
+        roster.remove(runtime_of(current_app), room_name, participant_key, effective_from, cli_actor())
+    click.echo(f"removed {participant_key} from {room_name}")
+
+
+@roster_group.command("import")
+@click.argument("room_name")
+@click.argument("csv_file", type=click.File("r", encoding="utf-8"))
+@click.option("--replace", is_flag=True, help="Remove the members the file does not list.")
+@_effective_from
+def import_roster(room_name: str, csv_file: IO[str], replace: bool, effective_from: datetime | None) -> None:
+    """Add or update the members a CSV lists (externalUserId,email,name,role,group), or none if one is bad."""
+    try:
+        text = csv_file.read()
+    except UnicodeDecodeError:
+        raise click.ClickException("the file is not UTF-8 text") from None
+    with _roster_refusals():
+        counts = roster.import_csv(
+            runtime_of(current_app),
+            room_name,
+            text,
+            replace_all=replace,
+            effective=effective_from,
+            actor=cli_actor(),
+        )
+    done = f"added {counts.added}, updated {counts.updated}, removed {counts.removed}"
+    click.echo(f"{done}, unchanged {counts.unchanged}")
+
+
 events_group = AppGroup("events", help="Stored webhook deliveries.")
 
 
@@ -272,6 +393,53 @@ def _chosen(meeting_session_id: str | None, room_name: str | None) -> Select[int
     return query
 
 
+@sessions_group.command("override")
+@click.argument("meeting_session_id")
+@click.argument("participant_key")
+@click.argument("status", required=False, type=click.Choice([str(status) for status in OVERRIDABLE]))
+@click.option("--reason", help="Why, for the session's history (up to 1,000 characters).")
+@click.option("--clear", is_flag=True, help="Remove the override: the computed status stands again.")
+def override(
+    meeting_session_id: str, participant_key: str, status: str | None, reason: str | None, clear: bool
+) -> None:
+    """Set a person's status in a session by hand, or --clear it; recorded as your OS user."""
+    wanted = _override_wanted(status, reason, clear)
+    runtime = runtime_of(current_app)
+    judged = None
+    with runtime.Db.begin() as db:
+        query = select(MeetingSession).where(MeetingSession.meeting_session_id == meeting_session_id)
+        meeting = db.scalar(query)
+        if meeting is None:
+            raise click.ClickException(f"no meeting session {meeting_session_id!r}")
+        try:
+            if wanted is None:
+                overrides.clear_override(db, meeting, participant_key, cli_actor())
+            else:
+                judged = overrides.set_override(db, meeting, participant_key, wanted, cli_actor())
+        except overrides.UnknownPerson:
+            raise click.ClickException(f"{participant_key} neither attended nor was on the roster") from None
+        except overrides.NoOverride:
+            raise click.ClickException(f"{participant_key} has no override in this session") from None
+        session_id, final = meeting.id, meeting.status == SessionStatus.FINAL
+    if final:  # as the API does: other systems heard the report, and hear that it changed
+        notify_amended(runtime.queue(), {session_id})
+    if judged is None:
+        click.echo(f"override of {participant_key} removed")
+    else:
+        _echo_json(judged.answer())
+
+
+def _override_wanted(status: str | None, reason: str | None, clear: bool) -> OverrideRequest | None:
+    if clear == (status is not None) or (clear and reason is not None):
+        raise click.UsageError("give STATUS (and --reason), or --clear alone")
+    if clear:
+        return None
+    try:
+        return OverrideRequest.model_validate({"status": status, "reason": reason})
+    except ValidationError as error:  # the status is a click.Choice already: what is left is the reason
+        raise click.BadParameter(error.errors()[0]["msg"], param_hint="--reason") from None
+
+
 @click.command("emulator")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5001, show_default=True, type=int)
@@ -305,6 +473,6 @@ def demo_command(people: int, port: int, keep_running: bool) -> None:
 
 def register(app: Flask) -> None:
     """Attach every command group to the app."""
-    groups = (db_group, rooms_group, events_group, sessions_group)
+    groups = (db_group, rooms_group, roster_group, events_group, sessions_group)
     for command in (*groups, worker, emulator_command, demo_command):
         app.cli.add_command(command)

@@ -24,9 +24,12 @@ from werkzeug.routing import Rule
 from webhooks.audit import STATUSES
 from webhooks.auth import require_basic, require_token
 from webhooks.pagination import MAX_LIMIT
+from webhooks.roster import CSV_TYPES
 from workers import wire
 from workers.deliveries.parsing import EVENTS, EndBody, JoinBody, LeaveBody, StartBody
+from workers.overrides import OverrideRequest
 from workers.rooms import CreateRoomRequest, RoomSettings, UpdateRoomRequest
+from workers.roster import EFFECTIVE, AddMemberRequest, UpdateMemberRequest
 
 blueprint = Blueprint("openapi", __name__)
 
@@ -73,6 +76,11 @@ OVERLAP: Schema = {
     "minimum": 0,
     "description": "Seconds the old token keeps working: 0 to TOKEN_OVERLAP_SECONDS (the default).",
 }
+MOMENT: Schema = {"type": "string", "format": "date-time", "description": "ISO-8601; no offset means UTC."}
+ROSTER_IMPORT: dict[str, Schema] = {
+    "replace": {"type": "boolean", "description": "Remove the members the file does not list."},
+    "effectiveFrom": {**MOMENT, "description": EFFECTIVE},
+}
 METERED_PROBLEMS = (502, 503, 504)  # Metered refused, is not configured, or did not answer
 BODY_PROBLEMS = (400, 413, 415, 422)
 
@@ -97,6 +105,19 @@ ENDPOINTS: dict[str, Endpoint] = {
         (404, 422, *METERED_PROBLEMS),
         query={"overlapSeconds": OVERLAP},
     ),
+    "roster.list_members": Endpoint(
+        {200: wire.RosterPage},
+        (404, 422),
+        query={**PAGE, "at": {**MOMENT, "description": "The roster in force then (default now)."}},
+    ),
+    "roster.add_member": Endpoint({201: wire.RosterMemberOut}, (*BODY_PROBLEMS, 404, 409), AddMemberRequest),
+    "roster.update_member": Endpoint({200: wire.RosterMemberOut}, (*BODY_PROBLEMS, 404), UpdateMemberRequest),
+    "roster.remove_member": Endpoint(
+        {200: wire.RosterMemberOut}, (404, 422), query={"effectiveFrom": ROSTER_IMPORT["effectiveFrom"]}
+    ),
+    "roster.import_members": Endpoint(
+        {200: wire.RosterImported}, (*BODY_PROBLEMS, 404), str, tuple(sorted(CSV_TYPES)), query=ROSTER_IMPORT
+    ),
     "hooks.receive": Endpoint(
         {202: wire.DeliveryAccepted, 200: wire.DeliveryDuplicate},
         (*BODY_PROBLEMS, 404, 410),
@@ -120,6 +141,10 @@ ENDPOINTS: dict[str, Endpoint] = {
         {200: (wire.BillingReport, "text/csv")}, (404, 422), query={**RANGE, **CSV}
     ),
     "session_admin.rebuild": Endpoint({202: wire.RebuildQueued}, (404,)),
+    "session_admin.override_status": Endpoint(
+        {200: wire.PersonStatus}, (400, 404, 415, 422), OverrideRequest
+    ),
+    "session_admin.clear_override": Endpoint({204: ()}, (404,)),  # 204: no content
     "pages.session_page": Endpoint({200: "text/html"}, (404,)),
     "pages.room_page": Endpoint(
         {200: "text/html"},

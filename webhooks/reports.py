@@ -80,8 +80,8 @@ def room_sessions(room_name: str) -> dict[str, Any]:
 def show_session(meeting_session_id: str) -> dict[str, Any]:
     """Show one meeting session with its attendance list and its post-meeting notifications."""
     with runtime_of(current_app).Db() as db:
-        meeting, room_name = session_or_404(db, meeting_session_id)
-        report = session_report(db, meeting, room_name)
+        meeting, _ = session_or_404(db, meeting_session_id)
+        report = session_report(db, meeting, db.get_one(Room, meeting.room_id))
         notifications = notifications_for(db, meeting.id)
     return SessionReport(**dict(report), notifications=notifications).answer()
 
@@ -93,14 +93,14 @@ def session_attendance(meeting_session_id: str) -> Response | dict[str, Any]:
     page = None if wants_csv() else requested_page("key")
     with runtime_of(current_app).Db() as db:
         meeting, _ = session_or_404(db, meeting_session_id)
-        zone = zone_of(db.get_one(Room, meeting.room_id).options)
         if page is not None:
             rows = attendance_of(db, meeting, page.after_key, page.limit + 1)
             listing = page_of(AttendanceList, rows, page, lambda row: row, lambda row: row.participant_key)
             return listing.answer()
-        attendance = attendance_of(db, meeting)
+        room = db.get_one(Room, meeting.room_id)
+        report = session_report(db, meeting, room)
     return Response(
-        attendance_csv(attendance, zone),
+        attendance_csv(report, zone_of(room.options)),
         mimetype="text/csv",
         headers={"Content-Disposition": csv_disposition(meeting_session_id)},
     )

@@ -22,7 +22,7 @@ blueprint = Blueprint("rooms", __name__)
 @require_token
 def create_room() -> tuple[Response, int, dict[str, str]]:
     """Create a room at Metered whose webhooks point here; answer 201 with it and its webhook URLs."""
-    options = CreateRoomRequest.model_validate(_json_object())
+    options = CreateRoomRequest.model_validate(json_object())
     runtime = runtime_of(current_app)
     with MeteredClient.from_settings(runtime.settings) as metered:
         room, urls = rooms.create_room(runtime.Db, metered, runtime.settings, options)
@@ -38,7 +38,7 @@ def list_rooms() -> Response:
         runtime_of(current_app).Db,
         limit=page.limit + 1,
         after=page.after,
-        include_archived=_flag("includeArchived"),
+        include_archived=flag("includeArchived"),
     )
     return jsonify(page_of(RoomPage, found, page, room_out, lambda room: room.id).answer())
 
@@ -54,7 +54,7 @@ def show_room(room_name: str) -> Response:
 @require_token
 def update_room(room_name: str) -> Response:
     """Change a room's options through Metered's update API, and its Rollcall-only fields."""
-    changes = UpdateRoomRequest.model_validate(_json_object())
+    changes = UpdateRoomRequest.model_validate(json_object())
     runtime = runtime_of(current_app)
     with MeteredClient.from_settings(runtime.settings) as metered:
         room = rooms.update_room(runtime.Db, metered, room_name, changes)
@@ -83,7 +83,8 @@ def rotate_token(room_name: str) -> Response:
     return jsonify(shown.answer())
 
 
-def _json_object() -> Any:
+def json_object() -> Any:
+    """Return the request's JSON body ({} if empty); 415 if it is not JSON, 400 if it does not parse."""
     # An empty body means "no options"; anything else must be JSON (the model refuses a non-object).
     if not request.get_data():
         return {}
@@ -107,7 +108,8 @@ def _overlap_seconds(longest: int) -> int | None:
     return seconds
 
 
-def _flag(name: str) -> bool:
+def flag(name: str) -> bool:
+    """Return the query parameter `name` read as true or false (absent: false); 422 naming it otherwise."""
     value = request.args.get(name, "false").lower()
     if value not in ("true", "false", "1", "0"):
         raise invalid_fields([{"field": name, "message": "must be true or false"}])

@@ -93,6 +93,7 @@ class SegmentFacts(NamedTuple):
     joined_at: datetime | None = None  # the join webhook's time, or a leave's joinTime
     left_at: datetime | None = None
     identity: Identity = Identity()
+    is_admin: bool | None = None  # Metered's isAdmin on any of its deliveries; None where none said
 
 
 def _is_blank(value: str) -> bool:
@@ -128,6 +129,12 @@ def latest(a: datetime | None, b: datetime | None) -> datetime | None:
     return b if a is None else a if b is None else max(a, b)
 
 
+def either(a: bool | None, b: bool | None) -> bool | None:
+    """Return whether either of two flags, either of which may be unknown, is set (True wins)."""
+    # The greater in None < False < True: commutative, associative and idempotent, like the other merges.
+    return b if a is None else a if b is None else a or b
+
+
 def merge_segment_facts(a: SegmentFacts, b: SegmentFacts) -> SegmentFacts:
     """Merge two partial views of the same participant session."""
     if a.participant_session_id != b.participant_session_id:
@@ -137,6 +144,7 @@ def merge_segment_facts(a: SegmentFacts, b: SegmentFacts) -> SegmentFacts:
         joined_at=earliest(a.joined_at, b.joined_at),
         left_at=latest(a.left_at, b.left_at),
         identity=merge_identity(a.identity, b.identity),
+        is_admin=either(a.is_admin, b.is_admin),
     )
 
 
@@ -171,6 +179,7 @@ def segment_facts_of(facts: DeliveryFacts) -> SegmentFacts | None:
         joined_at=facts.event_time if is_join else facts.join_time,
         left_at=None if is_join else facts.event_time,
         identity=Identity(facts.external_user_id, facts.email, facts.name),
+        is_admin=facts.is_admin,
     )
 
 
@@ -336,6 +345,7 @@ class PersonAttendance:
     present: bool | None  # None while live
     inferred: bool
     segments: tuple[Segment, ...]
+    is_host: bool  # Metered marked one of the person's participant sessions isAdmin
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,6 +403,8 @@ def person_attendance(
     identities: Sequence[Identity],
     bounds: SessionBounds,
     rules: AttendanceRules,
+    *,
+    is_host: bool,
 ) -> tuple[PersonAttendance, list[tuple[int, int]]]:
     """Summarise one person's segments in one session; also return their presence spans, in ms."""
     # The spans are what the session's peak needs: each segment's times are turned into milliseconds
@@ -430,6 +442,7 @@ def person_attendance(
         present=present,
         inferred=any(s.inferred for s in ordered),
         segments=ordered,
+        is_host=is_host,
     )
     return person, _spans(intervals)
 
@@ -466,7 +479,9 @@ def compute_session(
     for (key, by), group in sorted(groups.items()):
         segments = [resolve_segment(f, bounds) for f in group]
         if people is None or key in people:
-            person, spans = person_attendance(key, by, segments, [f.identity for f in group], bounds, rules)
+            identities = [f.identity for f in group]
+            is_host = any(f.is_admin for f in group)
+            person, spans = person_attendance(key, by, segments, identities, bounds, rules, is_host=is_host)
             attendance.append(person)
         else:  # only their presence counts, for the peak
             spans = _spans(map(_presence_ms, segments))

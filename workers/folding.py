@@ -267,12 +267,13 @@ def _stored_participants(connection: Connection, session_id: int) -> dict[str, _
             ps.external_user_id,
             ps.email,
             ps.name,
+            ps.is_admin,
             ps.participant_key,
         ).where(ps.session_id == session_id)
     )
     return {
-        psid: _Stored(row_id, SegmentFacts(psid, joined, left, Identity(ext, email, name)), key)
-        for row_id, psid, joined, left, ext, email, name, key in rows
+        psid: _Stored(row_id, SegmentFacts(psid, joined, left, Identity(ext, email, name), is_admin), key)
+        for row_id, psid, joined, left, ext, email, name, is_admin, key in rows
     }
 
 
@@ -320,6 +321,7 @@ def participant_values(facts: SegmentFacts, key: str) -> dict[str, Any]:
         "external_user_id": identity.external_user_id,
         "email": identity.email,
         "name": identity.name,
+        "is_admin": facts.is_admin,
         "participant_key": key,
     }
 
@@ -450,6 +452,9 @@ def _grouped_participants(
             Delivery.participant_session_id,
             func.min(case((Delivery.event == JOIN, Delivery.event_time), else_=Delivery.join_time)),
             func.max(case((Delivery.event == LEAVE, Delivery.event_time))),
+            # isAdmin merges as the greatest of None < False < True: a MAX over 0 and 1, NULL ignored
+            # (PostgreSQL has no MAX of booleans, SQLite no booleans at all).
+            func.max(case((Delivery.is_admin.is_(True), 1), (Delivery.is_admin.is_(False), 0))),
             func.count(),
             *(bound(column) for column in _IDENTITY for bound in (func.min, func.max)),
         )
@@ -459,12 +464,13 @@ def _grouped_participants(
     )
     participants: dict[str, SegmentFacts] = {}
     any_disputed = False
-    for psid, joined_at, left_at, deliveries, *bounds in connection.execute(query):
+    for psid, joined_at, left_at, admin, deliveries, *bounds in connection.execute(query):
         identity = _settled_identity(deliveries, bounds)
         if identity is None:
             any_disputed = True
         else:
-            participants[psid] = SegmentFacts(psid, joined_at, left_at, identity)
+            is_admin = None if admin is None else admin == 1
+            participants[psid] = SegmentFacts(psid, joined_at, left_at, identity, is_admin)
     return participants, any_disputed
 
 

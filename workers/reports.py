@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TypeVarTuple
 from urllib.parse import quote
@@ -25,7 +25,16 @@ from workers.models import (
 )
 from workers.statuses import Attended, Expected, Judged, Override, Status, StatusTally, judge, rules_of, tally
 from workers.timefmt import iso_ms, local_text
-from workers.wire import AttendanceOut, HistoryEntry, SessionWithAttendance, attendance_out, session_out
+from workers.wire import (
+    AttendanceOut,
+    HistoryEntry,
+    PersonStatus,
+    SessionWithAttendance,
+    attendance_out,
+    judged_attendance_out,
+    person_status_out,
+    session_out,
+)
 
 CSV_COLUMNS = [
     "participantKey",
@@ -39,6 +48,8 @@ CSV_COLUMNS = [
     "joinCount",
     "present",
     "inferred",
+    "status",
+    "host",
     # The organizer's clock: the two times again on the room's timeZone, and the zone's IANA name.
     "firstJoinLocal",
     "lastLeftLocal",
@@ -132,10 +143,49 @@ def stays_of(db: Session, meeting: MeetingSession) -> list[list[tuple[datetime, 
     ]
 
 
-def session_report(db: Session, meeting: MeetingSession, room_name: str) -> SessionWithAttendance:
-    """Return a session with its attendance, as the API shows it."""
-    summary = session_out(meeting, room_name)
-    return SessionWithAttendance(**dict(summary), attendance=attendance_of(db, meeting))
+def session_report(db: Session, meeting: MeetingSession, room: Room) -> SessionWithAttendance:
+    """Return a session with its attendance and everyone's status, as the API shows it."""
+    query = select(AttendanceRow).where(AttendanceRow.session_id == meeting.id)
+    rows = list(db.scalars(query.order_by(AttendanceRow.participant_key)))
+    people, tallied = judge_sessions(db, room, [meeting])[meeting.id]
+    judged = {person.participant_key: person for person in people}
+    # Each statement sees what was committed when it began, and a fold may commit between the two: a row
+    # the loader did not see was removed meanwhile, and a person it judged as come without a row came
+    # meanwhile. Both are left out, as the next read will show them, rather than shown half.
+    attendance = [
+        judged_attendance_out(row, judged.pop(row.participant_key))
+        for row in rows
+        if row.participant_key in judged
+    ]
+    absentees = [
+        person_status_out(person, None)
+        for _, person in sorted(judged.items())
+        if person.computed == Status.ABSENT
+    ]
+    return SessionWithAttendance(
+        **dict(session_out(meeting, room.room_name)),
+        attendance=attendance,
+        status_counts=tallied.counts,
+        expected_count=tallied.expected,
+        attendance_rate=tallied.rate,
+        absentees=absentees,
+    )
+
+
+def person_status(
+    db: Session, meeting: MeetingSession, room: Room, participant_key: str
+) -> PersonStatus | None:
+    """Return one person's status in a session; None if they neither came, were expected, nor overridden."""
+    people, _ = judge_sessions(db, room, [meeting])[meeting.id]
+    judged = next((person for person in people if person.participant_key == participant_key), None)
+    if judged is None:
+        return None
+    row = db.scalar(
+        select(AttendanceRow).where(
+            AttendanceRow.session_id == meeting.id, AttendanceRow.participant_key == participant_key
+        )
+    )
+    return person_status_out(judged, row)
 
 
 def trail(
@@ -149,13 +199,16 @@ def trail(
     return [HistoryEntry.model_validate(entry, from_attributes=True) for entry in entries]
 
 
-def attendance_csv(rows: Iterable[AttendanceOut], zone: ZoneInfo) -> str:
-    """Render attendance as CSV with the contract's columns, in order, local times on `zone`'s clock."""
+def attendance_csv(report: SessionWithAttendance, zone: ZoneInfo) -> str:
+    """Render a session's attendance as CSV with the contract's columns, in order, then a row per absentee;
+    local times on `zone`'s clock."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
-    for row in rows:
-        writer.writerow(_csv_cells(row, zone))
+    for row in report.attendance:
+        writer.writerow(_csv_cells(row, row.status, row.host, zone))
+    for person in report.absentees:
+        writer.writerow(_csv_cells(person, person.status, person.host, zone))
     return buffer.getvalue()
 
 
@@ -176,31 +229,32 @@ def attachment_disposition(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='!#$&+^`|')}"
 
 
-def _csv_cells(row: AttendanceOut, zone: ZoneInfo) -> list[object]:
+def _csv_cells(
+    person: AttendanceOut | PersonStatus, status: Status, host: bool, zone: ZoneInfo
+) -> list[object]:
     def cell(value: object) -> object:
         if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
             return "'" + value  # names come from anyone who joins: keep spreadsheets from running them
         return "" if value is None else str(value).lower() if isinstance(value, bool) else value
 
-    return [
-        cell(value)
-        for value in (
-            row.participant_key,
-            row.name,
-            row.email,
-            row.external_user_id,
-            iso_ms(row.first_join_at),
-            None if row.last_left_at is None else iso_ms(row.last_left_at),
-            row.attended_seconds,
-            row.attendance_percent,
-            row.join_count,
-            row.present,
-            row.inferred,
-            local_text(row.first_join_at, zone, named=False),
-            None if row.last_left_at is None else local_text(row.last_left_at, zone, named=False),
-            zone.key,
+    identity = (person.participant_key, person.name, person.email, person.external_user_id)
+    figures: tuple[object, ...] = (None,) * 7  # someone who did not come has none
+    local: tuple[object, ...] = (None, None)
+    if isinstance(person, AttendanceOut):
+        figures = (
+            iso_ms(person.first_join_at),
+            None if person.last_left_at is None else iso_ms(person.last_left_at),
+            person.attended_seconds,
+            person.attendance_percent,
+            person.join_count,
+            person.present,
+            person.inferred,
         )
-    ]
+        local = (
+            local_text(person.first_join_at, zone, named=False),
+            None if person.last_left_at is None else local_text(person.last_left_at, zone, named=False),
+        )
+    return [cell(value) for value in (*identity, *figures, str(status), host, *local, zone.key)]
 
 
 def roster_in_force(db: Session, room_id: int, at: datetime) -> list[RosterMember]:

@@ -57,6 +57,7 @@ SUMMARY_COLUMNS = (
     "join_count",
     "present",
     "segments",
+    "is_host",
 )
 
 
@@ -66,7 +67,13 @@ def removed(key: str) -> dict[str, Any]:
 
 
 def person_summary(
-    key: str, attended_ms: int, percent: float | None, joins: int, present: bool | None, segments: Any
+    key: str,
+    attended_ms: int,
+    percent: float | None,
+    joins: int,
+    present: bool | None,
+    segments: Any,
+    is_host: bool,
 ) -> dict[str, Any]:
     """Return one person's results as the session's history records them (SUMMARY_COLUMNS, in order)."""
     return {
@@ -76,6 +83,7 @@ def person_summary(
         "joinCount": joins,
         "present": present,
         "segments": segments,
+        "host": is_host,
     }
 
 
@@ -94,8 +102,8 @@ def attendance_values(result: PersonAttendance) -> dict[str, Any]:
         "join_count": result.join_count,
         "present": result.present,
         "inferred": result.inferred,
+        "is_host": result.is_host,
         "segments": [segment_record(segment) for segment in result.segments],
-        "is_host": False,  # the bulk insert applies no column default; hosts are derived in another part
     }
 
 

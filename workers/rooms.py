@@ -14,8 +14,10 @@ import secrets
 from contextlib import suppress
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from functools import cache
 from typing import Annotated, Any, ClassVar, Literal, TypeGuard
 from urllib.parse import urlsplit
+from zoneinfo import available_timezones
 
 from pydantic import BaseModel, ConfigDict, EmailStr, Field, ValidationError, field_validator, model_validator
 from pydantic_core import InitErrorDetails, PydanticCustomError
@@ -40,7 +42,18 @@ log = logging.getLogger(__name__)
 ROOM_NAME_PATTERN = r"^[A-Za-z0-9_-]{1,100}$"
 
 WEBHOOK_FIELDS = ("meetingJoinWebhook", "meetingLeftWebhook", "meetingStartedWebhook", "meetingEndedWebhook")
-ROLLCALL_FIELDS = ("organizerEmail", "notifyParticipants", "minAttendancePercent", "trustParticipantEmails")
+ROLLCALL_FIELDS = (
+    "organizerEmail",
+    "notifyParticipants",
+    "minAttendancePercent",
+    "trustParticipantEmails",
+    "lateAfterSeconds",
+    "earlyLeaveSeconds",
+    "includeHostsInAttendance",
+    "absenceAlertAfter",
+    "billingIncrementMinutes",
+    "timeZone",
+)
 NEEDS_COMPOSITION = ("recordComposition", "enableRTMPOut", "enableLiveStreaming")
 
 NonNegativeInt = Annotated[int, Field(ge=0)]
@@ -91,6 +104,14 @@ class RoomSettings(BaseModel):
     minAttendancePercent: float | None = Field(default=None, ge=0, le=100)
     # Anyone who joins can type any address: thank-yous go to such addresses only if the organizer says so.
     trustParticipantEmails: bool | None = None
+    # Rollcall-only, for judging each person's status against the roster, alerts and billing.
+    lateAfterSeconds: NonNegativeInt | None = None
+    earlyLeaveSeconds: NonNegativeInt | None = None
+    includeHostsInAttendance: bool | None = None
+    absenceAlertAfter: Annotated[int, Field(ge=1)] | None = None
+    billingIncrementMinutes: Annotated[int, Field(ge=1, le=24 * 60)] | None = None
+    # The organizer's clock for emails, pages and CSV downloads (the JSON API stays UTC).
+    timeZone: str | None = None
 
     @field_validator("rtmpOutURL")
     @classmethod
@@ -99,6 +120,13 @@ class RoomSettings(BaseModel):
             parts = urlsplit(value)
             if parts.scheme not in ("rtmp", "rtmps") or not parts.hostname or any(c.isspace() for c in value):
                 raise PydanticCustomError("rtmp_url", "must be an rtmp:// or rtmps:// URL")
+        return value
+
+    @field_validator("timeZone")
+    @classmethod
+    def _time_zone(cls, value: str | None) -> str | None:
+        if value is not None and value not in time_zone_names():
+            raise PydanticCustomError("time_zone", "must be an IANA time zone name, such as Europe/Paris")
         return value
 
     @model_validator(mode="wrap")
@@ -142,7 +170,18 @@ class UpdateRoomRequest(RoomSettings):
     """The body of PATCH /api/rooms/{roomName}: any option but the name; null clears a Rollcall field."""
 
     refused: ClassVar[dict[str, str]] = {**RoomSettings.refused, "roomName": "cannot be changed"}
-    nullable: ClassVar[frozenset[str]] = frozenset({"organizerEmail", "minAttendancePercent"})
+    nullable: ClassVar[frozenset[str]] = frozenset(
+        {
+            "organizerEmail",
+            "minAttendancePercent",
+            "lateAfterSeconds",
+            "earlyLeaveSeconds",
+            "includeHostsInAttendance",
+            "absenceAlertAfter",
+            "billingIncrementMinutes",
+            "timeZone",
+        }
+    )
     checks_combinations: ClassVar[bool] = False
 
 
@@ -157,6 +196,21 @@ def split_request(request: RoomSettings) -> tuple[dict[str, Any], dict[str, Any]
 def trusts_participant_emails(options: dict[str, Any]) -> bool:
     """Return whether a room's stored options let thank-yous go to the addresses participants gave."""
     return options.get("trustParticipantEmails") is True
+
+
+DEFAULT_TIME_ZONE = "UTC"
+
+
+@cache
+def time_zone_names() -> frozenset[str]:
+    """Return the IANA time zone names zoneinfo can load here (read once: it walks the zone folders)."""
+    return frozenset(available_timezones())
+
+
+def time_zone_of(options: dict[str, Any]) -> str:
+    """Return the IANA name of a room's time zone, as its stored options set it (UTC by default)."""
+    zone = options.get("timeZone")
+    return zone if isinstance(zone, str) else DEFAULT_TIME_ZONE
 
 
 def combination_problems(options: dict[str, Any]) -> list[OptionProblem]:
@@ -229,7 +283,7 @@ ROLLCALL_COLUMNS = {
     "minAttendancePercent": "min_attendance_percent",
 }
 # Rollcall-only fields without a column: kept in the room's options, which never go back to Metered.
-ROLLCALL_OPTIONS = ("trustParticipantEmails",)
+ROLLCALL_OPTIONS = tuple(field for field in ROLLCALL_FIELDS if field not in ROLLCALL_COLUMNS)
 
 
 class RoomNotFound(LookupError):
@@ -409,7 +463,9 @@ def _stored(metered_room: dict[str, Any]) -> dict[str, Any]:
 def _set_rollcall_fields(room: Room, rollcall: dict[str, Any]) -> None:
     for field, value in rollcall.items():
         if field in ROLLCALL_OPTIONS:
-            room.options = {**room.options, field: value}
+            # Null clears an option: the room is as if it had never been set.
+            kept = {name: option for name, option in room.options.items() if name != field}
+            room.options = kept if value is None else {**kept, field: value}
         else:
             setattr(room, ROLLCALL_COLUMNS[field], value)
 

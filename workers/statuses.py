@@ -11,6 +11,7 @@ import enum
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Literal, get_args
 
 
 class Status(enum.StrEnum):
@@ -24,8 +25,10 @@ class Status(enum.StrEnum):
     GUEST = "guest"  # attended without being on the roster
 
 
-# What an organizer may set by hand. Guest is a fact about the roster, not a judgement.
-OVERRIDABLE = (Status.PRESENT, Status.LATE, Status.LEFT_EARLY, Status.ABSENT, Status.EXCUSED)
+# What an organizer may set by hand. Guest is a fact about the roster, not a judgement. A Literal, so that
+# the override request's model and its OpenAPI schema list exactly these.
+OverridableStatus = Literal["present", "late", "left_early", "absent", "excused"]
+OVERRIDABLE = tuple(Status(value) for value in get_args(OverridableStatus))
 # Statuses that count as having come, in a session's rate and a series' rate.
 ATTENDED = frozenset({Status.PRESENT, Status.LATE})
 
@@ -79,8 +82,13 @@ class Judged:
     status: Status
     computed: Status
     is_host: bool
-    on_roster: bool
+    member: Expected | None  # their roster entry in force, None for a guest
     override: Override | None = None
+
+    @property
+    def on_roster(self) -> bool:
+        """Say whether the person was on the roster in force when the session began."""
+        return self.member is not None
 
 
 def computed_status(
@@ -137,7 +145,7 @@ def judge(
                 status=override.status if override else computed,
                 computed=computed,
                 is_host=bool((person and person.is_host) or (member and member.is_host)),
-                on_roster=member is not None,
+                member=member,
                 override=override,
             )
         )

@@ -22,8 +22,9 @@ from pydantic.json_schema import SkipJsonSchema
 from workers.deliveries.parsing import EVENTS
 from workers.models import AttendanceRow, DeliveryStatus, MeetingSession, Room, SessionStatus
 from workers.models.notifications import NotificationState
-from workers.rooms import trusts_participant_emails
-from workers.statuses import Status
+from workers.models.roster import RosterMember, RosterRole
+from workers.rooms import time_zone_of, trusts_participant_emails
+from workers.statuses import Judged, Override, Status
 from workers.timefmt import UtcTime
 
 Item = TypeVar("Item")
@@ -117,6 +118,12 @@ class RoomOut(WireModel):
     notify_participants: bool
     min_attendance_percent: float | None
     trust_participant_emails: bool
+    late_after_seconds: int | None = Field(description="Joined this long after the start: late.")
+    early_leave_seconds: int | None = Field(description="Left this long before the end: left early.")
+    include_hosts_in_attendance: bool = Field(description="Whether hosts count in rates and present counts.")
+    absence_alert_after: int | None = Field(description="Consecutive absences that alert the organizer.")
+    billing_increment_minutes: int | None = Field(description="Billable time is rounded up to this.")
+    time_zone: str = Field(description="The organizer's IANA time zone (UTC unless set).")
     archived_at: UtcTime | None
     _order: tuple[str, ...] = PrivateAttr(default=())
 
@@ -171,6 +178,12 @@ def _room_fields(room: Room) -> dict[str, Any]:
         "notifyParticipants": room.notify_participants,
         "minAttendancePercent": room.min_attendance_percent,
         "trustParticipantEmails": trusts_participant_emails(room.options),
+        "lateAfterSeconds": room.options.get("lateAfterSeconds"),
+        "earlyLeaveSeconds": room.options.get("earlyLeaveSeconds"),
+        "includeHostsInAttendance": room.options.get("includeHostsInAttendance") is True,
+        "absenceAlertAfter": room.options.get("absenceAlertAfter"),
+        "billingIncrementMinutes": room.options.get("billingIncrementMinutes"),
+        "timeZone": time_zone_of(room.options),
         "archivedAt": room.archived_at,
     }
 
@@ -230,10 +243,82 @@ class SessionOut(WireModel):
     min_attendance_percent: float | None
 
 
-class SessionWithAttendance(SessionOut):
-    """A meeting session with its attendance, by participant key: the report mailed and posted."""
+class OverrideOut(WireModel):
+    """An organizer's status for a person in a session, laid over the computed one: who set it, when, why."""
 
-    attendance: list[AttendanceOut]
+    status: Status
+    reason: str | None
+    set_by: str = Field(description='"api", or "cli:<os user>" for the flask command.')
+    set_at: UtcTime
+
+
+class JudgedAttendanceOut(AttendanceOut):
+    """One person's attendance in one meeting session, and their status in it."""
+
+    status: Status = Field(description="After any override; guest: not on the roster in force.")
+    host: bool = Field(description="Metered marked them isAdmin, or the roster names them host.")
+    override: OverrideOut | None
+
+
+class PersonStatus(WireModel):
+    """One person's status in a session, without figures: a roster member who did not come, say."""
+
+    participant_key: str
+    name: str | None
+    email: str | None
+    external_user_id: str | None
+    status: Status
+    host: bool
+    override: OverrideOut | None
+
+
+def override_out(override: Override | None) -> OverrideOut | None:
+    """Map an organizer's override to its wire shape."""
+    if override is None:
+        return None
+    return OverrideOut(
+        status=override.status, reason=override.reason, set_by=override.set_by, set_at=override.set_at
+    )
+
+
+def judged_attendance_out(row: AttendanceRow, judged: Judged) -> JudgedAttendanceOut:
+    """Map a stored attendance row and the person's judgement to the session answer's entry."""
+    return JudgedAttendanceOut(
+        **dict(attendance_out(row)),
+        status=judged.status,
+        host=judged.is_host,
+        override=override_out(judged.override),
+    )
+
+
+def person_status_out(judged: Judged, row: AttendanceRow | None) -> PersonStatus:
+    """Map a person's judgement to its wire shape, named as their attendance row, else roster entry, says."""
+    named = row or judged.member
+    return PersonStatus(
+        participant_key=judged.participant_key,
+        name=named.name if named else None,
+        email=named.email if named else None,
+        external_user_id=named.external_user_id if named else None,
+        status=judged.status,
+        host=judged.is_host,
+        override=override_out(judged.override),
+    )
+
+
+class SessionWithAttendance(SessionOut):
+    """A meeting session, its attendance by participant key, and statuses: the report mailed and posted."""
+
+    attendance: list[JudgedAttendanceOut]
+    status_counts: dict[Status, int] = Field(
+        description="People of each status; hosts left out unless the room's includeHostsInAttendance."
+    )
+    expected_count: int = Field(description="Roster members in force when it began (hosts likewise).")
+    attendance_rate: float | None = Field(
+        description="Of those expected, the share present or late (0 to 1, 4 places); null without a roster."
+    )
+    absentees: list[PersonStatus] = Field(
+        description="Roster members (and people with an override) with no attendance, by participant key."
+    )
 
 
 class NotificationOut(WireModel):
@@ -459,3 +544,43 @@ class AbsenceStreak(WireModel):
     email: str | None
     group: str | None
     absences: int
+
+
+class RosterMemberOut(WireModel):
+    """One person a room expects, in the version in force at the time asked for (roster.list_members)."""
+
+    participant_key: str = Field(description="The person key attendance is matched by: ext:… else email:….")
+    external_user_id: str | None
+    email: str | None
+    name: str | None
+    role: Literal["host", "attendee"]
+    group: str | None
+    valid_from: UtcTime = Field(description="From when this version of the member is in force.")
+    valid_to: UtcTime | None = Field(description="Until when; null while it is.")
+
+
+def roster_member_out(row: RosterMember) -> RosterMemberOut:
+    """Map a stored roster row to its wire shape."""
+    return RosterMemberOut(
+        participant_key=row.participant_key,
+        external_user_id=row.external_user_id,
+        email=row.email,
+        name=row.name,
+        role=RosterRole(row.role).value,
+        group=row.group,
+        valid_from=row.valid_from,
+        valid_to=row.valid_to,
+    )
+
+
+class RosterPage(Listing[RosterMemberOut]):
+    """A page of a room's roster, by participant key (roster.list_members)."""
+
+
+class RosterImported(WireModel):
+    """What a roster CSV import did: members added, updated, removed (with ?replace=true) and unchanged."""
+
+    added: int
+    updated: int
+    removed: int
+    unchanged: int

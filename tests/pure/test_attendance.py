@@ -267,8 +267,25 @@ def test_percent_rounds_half_up_to_one_decimal(attended_ms: int, duration_ms: in
     start = at(0)
     bounds = SessionBounds(start, start + timedelta(milliseconds=duration_ms), False, False)
     segment = Segment("a", start, start + timedelta(milliseconds=attended_ms), inferred=False)
-    result, _ = person_attendance("name:Ann", "name", [segment], [Identity(name="Ann")], bounds, GRACE_30S)
+    ann = [Identity(name="Ann")]
+    result, _ = person_attendance("name:Ann", "name", [segment], ann, bounds, GRACE_30S, is_host=False)
     assert result.attendance_percent == percent
+
+
+def test_a_person_is_host_when_any_of_their_participant_sessions_says_isadmin() -> None:
+    # Ann's laptop join says isAdmin, its leave says not; her phone says nothing. Bob says false; Cy nothing.
+    result = hour_meeting(
+        join("a1", at(0), name="Ann")._replace(is_admin=True),
+        leave("a1", at(30))._replace(is_admin=False),
+        join("a2", at(10), name="Ann"),
+        join("b", at(0), name="Bob")._replace(is_admin=False),
+        join("c", at(0), name="Cy"),
+    )
+    assert {key: person.is_host for key, person in by_key(result).items()} == {
+        "name:Ann": True,
+        "name:Bob": False,
+        "name:Cy": False,
+    }
 
 
 def test_peak_counts_one_person_on_two_devices_once() -> None:
@@ -363,6 +380,7 @@ texts = {
     "name": st.sampled_from([None, "  ", "Ann", "Ann  Lee", "Bob"]),
 }
 identities = st.builds(Identity, **texts)
+admin_flags = st.sampled_from([None, False, True])
 rules = st.builds(
     AttendanceRules,
     reconnect_grace_ms=st.sampled_from([0, 30_000, 600_000]),
@@ -382,10 +400,12 @@ def participant_session_views(draw: st.DrawFn, psid: str, who: Identity) -> list
     identity_on = draw(st.sampled_from(["join", "leave", "both"]))
     views = []
     if has_join:
-        views.append(SegmentFacts(psid, joined, None, who if identity_on != "leave" else Identity()))
+        identity = who if identity_on != "leave" else Identity()
+        views.append(SegmentFacts(psid, joined, None, identity, draw(admin_flags)))
     if has_leave:
         leave_identity = who if identity_on != "join" or not has_join else Identity()
-        views.append(SegmentFacts(psid, joined if leave_has_join_time else None, left, leave_identity))
+        leave_join = joined if leave_has_join_time else None
+        views.append(SegmentFacts(psid, leave_join, left, leave_identity, draw(admin_flags)))
     return views
 
 
@@ -442,7 +462,7 @@ def test_results_stay_within_their_bounds(meeting: Meeting, rule: AttendanceRule
 
 
 facts_of_one_session = st.builds(
-    SegmentFacts, st.just("ps1"), st.none() | moments, st.none() | moments, identities
+    SegmentFacts, st.just("ps1"), st.none() | moments, st.none() | moments, identities, admin_flags
 )
 
 

@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 from workers.notifications.emails import TYPED_LIMIT, Typed, summary_email, thank_you_email
 from workers.reports import attendance_csv
+from workers.statuses import Status
 from workers.timefmt import UTC_ZONE
-from workers.wire import AttendanceOut, SegmentOut, SessionWithAttendance
+from workers.wire import JudgedAttendanceOut, PersonStatus, SegmentOut, SessionWithAttendance
 
 START = datetime(2024, 5, 1, 9, 0, tzinfo=UTC)
 BASE = "https://rollcall.example.com/"
@@ -21,8 +22,16 @@ def at(minutes: float) -> datetime:
     return datetime.fromtimestamp(START.timestamp() + minutes * 60, tz=UTC)
 
 
-def person(key: str, name: str | None, email: str | None, minutes: float, joins: int = 1) -> AttendanceOut:
-    return AttendanceOut(
+def person(
+    key: str,
+    name: str | None,
+    email: str | None,
+    minutes: float,
+    joins: int = 1,
+    status: Status = Status.GUEST,
+    host: bool = False,
+) -> JudgedAttendanceOut:
+    return JudgedAttendanceOut(
         participant_key=key,
         identified_by="email" if email else "name",
         name=name,
@@ -40,6 +49,9 @@ def person(key: str, name: str | None, email: str | None, minutes: float, joins:
                 participant_session_id=f"ps-{key}", joined_at=at(0), left_at=at(minutes), inferred=False
             )
         ],
+        status=status,
+        host=host,
+        override=None,
     )
 
 
@@ -58,6 +70,39 @@ SESSION = SessionWithAttendance(
         person("ada@example.com", "Ada <script>alert(1)</script>", "ada@example.com", 45, joins=2),
         person("=cmd", "=HYPERLINK(1)", None, 6.5),
     ],
+    # No roster: everyone who came is a guest, and nobody is missing.
+    status_counts={**dict.fromkeys(Status, 0), Status.GUEST: 2},
+    expected_count=0,
+    attendance_rate=None,
+    absentees=[],
+)
+
+
+def absentee(key: str, name: str, status: Status) -> PersonStatus:
+    return PersonStatus(
+        participant_key=key,
+        name=name,
+        email=None,
+        external_user_id=None,
+        status=status,
+        host=False,
+        override=None,
+    )
+
+
+WITH_ROSTER = SESSION.model_copy(
+    update={
+        "attendance": [
+            person("ext:ann", "Ann", None, 60, status=Status.PRESENT),
+            person("ext:bo", "Bo", None, 50, status=Status.LATE),
+            person("ext:teacher", "Teacher", None, 60, status=Status.PRESENT, host=True),
+            person("ext:zed", "Zed", None, 20, status=Status.LEFT_EARLY),
+        ],
+        "status_counts": {**dict.fromkeys(Status, 0), Status.PRESENT: 1, Status.LATE: 1},
+        "expected_count": 5,
+        "attendance_rate": 0.4,
+        "absentees": [absentee("ext:cy", "Cy", Status.ABSENT), absentee("ext:di", "Di", Status.EXCUSED)],
+    }
 )
 
 
@@ -86,9 +131,30 @@ def test_summary_has_the_figures_and_the_attendee_table() -> None:
         assert "45m 00s" in body and "75.0%" in body and "6m 30s" in body and "10.8%" in body
     lines = [re.split(r"\s{2,}|:\s+", line) for line in text.splitlines()]
     assert ["Participants", "2"] in lines and ["Peak concurrency", "2"] in lines
-    assert ["Name", "Attended", "%", "Present", "Joins", "Inferred"] in lines
-    assert ["Ada <script>alert(1)</script>", "45m 00s", "75.0%", "yes", "2", "no"] in lines
-    assert ["=HYPERLINK(1)", "6m 30s", "10.8%", "no", "1", "no"] in lines
+    assert ["Name", "Status", "Attended", "%", "Present", "Joins", "Inferred"] in lines
+    assert ["Ada <script>alert(1)</script>", "guest", "45m 00s", "75.0%", "yes", "2", "no"] in lines
+    assert ["=HYPERLINK(1)", "guest", "6m 30s", "10.8%", "no", "1", "no"] in lines
+    assert "Expected" not in text and "Attendance rate" not in text  # no roster, no rate
+
+
+def test_summary_lists_who_did_not_come_and_who_came_late_first() -> None:
+    text, html = parts(
+        summary_email(WITH_ROSTER, "rollcall@example.com", "o@example.com", "m", UTC_ZONE, BASE)
+    )
+    lines = [re.split(r"\s{2,}|:\s+", line) for line in text.splitlines()]
+    assert ["Expected", "5"] in lines and ["Attendance rate", "40.0%"] in lines
+    head = lines.index(["Name", "Status", "Attended", "%", "Present", "Joins", "Inferred"])
+    table = lines[head + 1 : lines.index([""], head)]  # up to the blank line before the page's link
+    assert [row[:2] for row in table] == [
+        ["Cy", "absent"],
+        ["Di", "excused"],
+        ["Bo", "late"],
+        ["Ann", "present"],
+        ["Teacher", "present, host"],
+        ["Zed", "left early"],
+    ]
+    assert table[0] == ["Cy", "absent", "-", "-", "-", "-", "-"]
+    assert html.index("Cy") < html.index("Di") < html.index("Bo") < html.index("Ann")
 
 
 def test_summary_html_escapes_names() -> None:
@@ -104,8 +170,21 @@ def test_summary_attaches_the_contract_csv() -> None:
     assert attachment.get_filename() == "attendance-weekly-sync-2024-05-01.csv"
     content = attachment.get_content()
     csv = content.decode() if isinstance(content, bytes) else content
-    assert csv == attendance_csv(SESSION.attendance, UTC_ZONE)
+    assert csv == attendance_csv(SESSION, UTC_ZONE)
     assert csv.startswith("participantKey,name,email,externalUserId,firstJoinAt,lastLeftAt,")
+
+
+def test_the_csv_appends_status_and_host_and_a_row_per_absentee() -> None:
+    rows = attendance_csv(WITH_ROSTER, PARIS).splitlines()
+    assert rows[0].endswith(",joinCount,present,inferred,status,host,firstJoinLocal,lastLeftLocal,timeZone")
+    assert rows[3] == (
+        "ext:teacher,Teacher,,,2024-05-01T09:00:00.000Z,2024-05-01T10:00:00.000Z,3600.0,100.0,1,true,false,"
+        "present,true,2024-05-01 11:00:00,2024-05-01 12:00:00,Europe/Paris"
+    )
+    assert rows[5:] == [
+        "ext:cy,Cy,,,,,,,,,,absent,false,,,Europe/Paris",
+        "ext:di,Di,,,,,,,,,,excused,false,,,Europe/Paris",
+    ]
 
 
 def test_thank_you_has_only_their_own_times() -> None:
@@ -145,7 +224,7 @@ def test_a_hostile_name_is_one_line_and_no_link_in_either_email() -> None:
     ):
         text, html = parts(message)
         [line] = [line for line in text.splitlines() if "Eve" in line]
-        assert "Bcc: x@evil" in line and len(line) < TYPED_LIMIT + 40
+        assert "Bcc: x@evil" in line and len(line) < TYPED_LIMIT + 50  # the name, cut; then the figures
         assert re.findall(r"<a [^>]*>", html) == links  # escaped (&lt;a href=…): only the page's own link
         assert "evil.example" not in html
         assert "\u202e" not in text + html

@@ -156,26 +156,77 @@ def test_rollcall_fields_are_checked_and_split_off() -> None:
                 "notifyParticipants": "yes",
                 "minAttendancePercent": 100.5,
                 "trustParticipantEmails": 1,
+                "lateAfterSeconds": -1,
+                "earlyLeaveSeconds": "60",
+                "includeHostsInAttendance": "true",
+                "absenceAlertAfter": 0,
+                "billingIncrementMinutes": 1441,
+                "timeZone": "Mars/Olympus_Mons",
             }
         )
     ) == set(ROLLCALL_FIELDS)
-    request = CreateRoomRequest.model_validate(
-        {
-            "roomName": "r",
-            "enableChat": True,
-            "organizerEmail": "host@example.com",
-            "notifyParticipants": True,
-            "minAttendancePercent": 75,
-            "trustParticipantEmails": False,
-        }
-    )
-    metered, rollcall = split_request(request)
-    assert metered == {"roomName": "r", "privacy": "public", "enableChat": True}
-    assert rollcall == {
+    rollcall_options = {
         "organizerEmail": "host@example.com",
         "notifyParticipants": True,
         "minAttendancePercent": 75,
         "trustParticipantEmails": False,
+        "lateAfterSeconds": 300,
+        "earlyLeaveSeconds": 0,
+        "includeHostsInAttendance": True,
+        "absenceAlertAfter": 3,
+        "billingIncrementMinutes": 15,
+        "timeZone": "Europe/Paris",
+    }
+    request = CreateRoomRequest.model_validate({"roomName": "r", "enableChat": True, **rollcall_options})
+    metered, rollcall = split_request(request)
+    assert metered == {"roomName": "r", "privacy": "public", "enableChat": True}
+    assert rollcall == rollcall_options
+
+
+@pytest.mark.parametrize("zone", ["UTC", "Europe/Paris", "America/Argentina/Buenos_Aires", "Etc/GMT+5"])
+def test_an_iana_time_zone_is_taken(zone: str) -> None:
+    assert CreateRoomRequest.model_validate({"timeZone": zone}).timeZone == zone
+
+
+@pytest.mark.parametrize(
+    "zone", ["", "Paris", "europe/paris", "../etc/passwd", "/usr/share/zoneinfo/UTC", "+02:00"]
+)
+def test_anything_else_is_not_a_time_zone(zone: str) -> None:
+    assert problems({"timeZone": zone}) == {
+        "timeZone": "must be an IANA time zone name, such as Europe/Paris"
+    }
+
+
+@pytest.mark.parametrize(
+    ("field", "lowest", "highest"),
+    [
+        ("lateAfterSeconds", 0, None),
+        ("earlyLeaveSeconds", 0, None),
+        ("absenceAlertAfter", 1, None),
+        ("billingIncrementMinutes", 1, 1440),
+    ],
+)
+def test_judging_and_billing_numbers_are_whole_and_in_range(
+    field: str, lowest: int, highest: int | None
+) -> None:
+    CreateRoomRequest.model_validate({field: lowest})
+    assert field in problems({field: lowest - 1})
+    assert field in problems({field: float(lowest)})
+    if highest is not None:
+        CreateRoomRequest.model_validate({field: highest})
+        assert field in problems({field: highest + 1})
+
+
+def test_only_an_update_clears_a_rollcall_option_with_null() -> None:
+    cleared = {
+        field: None
+        for field in ROLLCALL_FIELDS
+        if field not in ("notifyParticipants", "trustParticipantEmails")
+    }
+    assert split_request(UpdateRoomRequest.model_validate(cleared))[1] == cleared
+    assert set(problems(cleared)) == set(cleared)
+    assert problems({"notifyParticipants": None}, UpdateRoomRequest) == {
+        "notifyParticipants": "must not be null"
     }
 
 

@@ -7,6 +7,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from workers.statuses import (
+    Expected,
     Judged,
     Status,
     StatusRules,
@@ -23,7 +24,7 @@ MINUTE = 60_000
 
 
 def cell(status: Status, *, on_roster: bool = True, is_host: bool = False) -> Judged:
-    return Judged("ext:u-1", status, status, is_host, on_roster)
+    return Judged("ext:u-1", status, status, is_host, Expected("ext:u-1") if on_roster else None)
 
 
 P, L, E, A, X, G = (

@@ -18,7 +18,7 @@ from workers.deliveries.parsing import FACTS_VERSION, DeliveryFacts, parse_deliv
 from workers.models.inbox import Delivery
 
 # Each DeliveryFacts field the columns keep, and its column. Not kept: room_name and room_id (checked
-# against the room at receipt, never after) and is_admin and meta (nothing reads them); they come back None.
+# against the room at receipt, never after) and meta (nothing reads it); they come back None.
 COLUMN_OF_FIELD = {
     "event": "event",
     "meeting_session_id": "meeting_session_ref",
@@ -26,6 +26,7 @@ COLUMN_OF_FIELD = {
     "external_user_id": "external_user_id",
     "email": "email",
     "name": "name",
+    "is_admin": "is_admin",
     "event_time": "event_time",
     "time_reported": "time_reported",
     "join_time": "join_time",
@@ -67,8 +68,8 @@ def facts_of_row(row: Sequence[Any]) -> DeliveryFacts:
     """Return what a row of FACT_COLUMNS says: its columns if this parser filled them, else its body."""
     # Unpacked, not read by name: a Row's attribute access costs more than the rest of this function.
     (
-        event, meeting_session_ref, participant_session_id, external_user_id, email, name, event_time,
-        time_reported, join_time, dedupe_key, facts_version, raw_body, content_type, received_at,
+        event, meeting_session_ref, participant_session_id, external_user_id, email, name, is_admin,
+        event_time, time_reported, join_time, dedupe_key, facts_version, raw_body, content_type, received_at,
     ) = row  # fmt: skip
     if facts_version != FACTS_VERSION:
         if raw_body is None:
@@ -83,7 +84,7 @@ def facts_of_row(row: Sequence[Any]) -> DeliveryFacts:
         external_user_id=external_user_id,
         email=email,
         name=name,
-        is_admin=None,
+        is_admin=is_admin,
         meta=None,
         event_time=event_time,
         time_reported=time_reported,

@@ -18,10 +18,17 @@ from zoneinfo import ZoneInfo
 
 from workers.humanize import percent_text, span_text, yes_no
 from workers.reports import attendance_csv
+from workers.statuses import Status
 from workers.timefmt import local_text, on_clock
-from workers.wire import AbsenceStreak, AttendanceOut, SessionWithAttendance
+from workers.wire import (
+    AbsenceStreak,
+    AttendanceOut,
+    JudgedAttendanceOut,
+    PersonStatus,
+    SessionWithAttendance,
+)
 
-ATTENDEE_COLUMNS = ("Name", "Attended", "%", "Present", "Joins", "Inferred")
+ATTENDEE_COLUMNS = ("Name", "Status", "Attended", "%", "Present", "Joins", "Inferred")
 TYPED_LIMIT = 60
 # A zero-width space after each of these keeps mail programs from finding a link or an address in the text.
 UNLINKED = str.maketrans({mark: mark + "\u200b" for mark in ":./@"})
@@ -50,9 +57,13 @@ def summary_email(
     zone: ZoneInfo,
     public_base_url: str,
 ) -> EmailMessage:
-    """Compose the organizer's summary: the figures, the attendees, a link to the page, the attendance CSV."""
+    """Compose the organizer's summary: the figures, the table (who was missing or late first), a link to
+    the page, the CSV."""
     figures = _session_figures(session, zone)
-    rows = [_attendee_cells(row) for row in session.attendance]
+    # The organizer's first question is who was missing, then who was late.
+    late = [row for row in session.attendance if row.status == Status.LATE]
+    others = [row for row in session.attendance if row.status != Status.LATE]
+    rows = [*map(_absentee_cells, session.absentees), *map(_attendee_cells, [*late, *others])]
     opening = f"Attendance for the meeting in {session.room_name}."
     link = session_page_url(public_base_url, session.meeting_session_id)
     text = "\n".join(
@@ -67,7 +78,7 @@ def summary_email(
     message = _message(sender, recipient, message_id, subject)
     _add_bodies(message, text, html)
     message.add_attachment(
-        attendance_csv(session.attendance, zone).encode(),
+        attendance_csv(session, zone).encode(),
         maintype="text",
         subtype="csv",
         filename=f"attendance-{session.room_name}-{_day(session, zone)}.csv",
@@ -132,24 +143,41 @@ def _add_bodies(message: EmailMessage, text: str, html: str) -> None:
 
 
 def _session_figures(session: SessionWithAttendance, zone: ZoneInfo) -> list[tuple[str, str]]:
-    return [
+    figures = [
         ("Started", local_text(session.started_at, zone)),
         ("Ended", local_text(session.ended_at, zone)),
         ("Duration", span_text(session.duration_seconds)),
         ("Participants", str(session.participant_count)),
         ("Peak concurrency", str(session.peak_concurrency)),
     ]
+    if session.attendance_rate is None:  # no roster: nobody was expected
+        return figures
+    return [
+        *figures,
+        ("Expected", str(session.expected_count)),
+        ("Attendance rate", percent_text(session.attendance_rate * 100)),
+    ]
 
 
-def _attendee_cells(row: AttendanceOut) -> tuple[str, ...]:
+def _attendee_cells(row: JudgedAttendanceOut) -> tuple[str, ...]:
     return (
         Typed.clean(row.name or row.email or row.participant_key),
+        _status_text(row.status, row.host),
         span_text(row.attended_seconds),
         percent_text(row.attendance_percent),
         yes_no(row.present),
         str(row.join_count),
         yes_no(row.inferred),
     )
+
+
+def _absentee_cells(person: PersonStatus) -> tuple[str, ...]:
+    name = Typed.clean(person.name or person.email or person.participant_key)
+    return (name, _status_text(person.status, person.host), *(["-"] * (len(ATTENDEE_COLUMNS) - 2)))
+
+
+def _status_text(status: Status, host: bool) -> str:
+    return status.replace("_", " ") + (", host" if host else "")
 
 
 def _text_pairs(pairs: list[tuple[str, str]]) -> list[str]:

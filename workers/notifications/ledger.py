@@ -43,7 +43,7 @@ def load_report(db: Session, session_id: int) -> tuple[Room, SessionWithAttendan
     if meeting is None:
         return None
     room = db.get_one(Room, meeting.room_id)
-    return room, session_report(db, meeting, room.room_name)
+    return room, session_report(db, meeting, room)
 
 
 def planned_rows(
