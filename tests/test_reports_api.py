@@ -71,7 +71,7 @@ def test_the_csv_adds_the_times_on_the_organizers_clock_and_names_the_zone(
         db.get_one(Room, room_id).options = {"timeZone": "America/New_York"}
     meeting(Db, "m-ny", room_id)
     rows = list(csv.reader(io.StringIO(api.get("/api/sessions/m-ny/attendance?format=csv").text)))
-    assert rows[0][-4:] == ["inferred", "firstJoinLocal", "lastLeftLocal", "timeZone"]
+    assert rows[0][-4:] == ["host", "firstJoinLocal", "lastLeftLocal", "timeZone"]
     # 09:15 UTC on March 2nd, 2026 is 04:15 in New York (EST); the UTC columns stay as they were.
     assert rows[2][4:6] == ["2026-03-02T09:15:00.000Z", "2026-03-02T09:45:00.000Z"]
     assert rows[2][-3:] == ["2026-03-02 04:15:00", "2026-03-02 04:45:00", "America/New_York"]
