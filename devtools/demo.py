@@ -43,7 +43,7 @@ NOT_INHERITED = ("SMTP_URL", "MAIL_FROM", "NOTIFY_WEBHOOK_URL", "NOTIFY_WEBHOOK_
 
 
 def run_demo(settings: Settings, people: int, port: int, keep_running: bool) -> None:
-    """Run the whole loop on embedded defaults and print the meeting's attendance."""
+    """Run the whole loop on embedded defaults; print the latest meeting's attendance and the series."""
     for name in ("werkzeug", "httpx"):  # their per-request lines would bury the progress
         logging.getLogger(name).setLevel(logging.WARNING)
     for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -160,7 +160,7 @@ def _create_room(api: httpx.Client, children: Children, people: int) -> str:
         headers={"Content-Type": "text/csv"},
     )
     never = " and ".join(person["name"] for person in NEVER_COME)
-    click.echo(f"      roster: {_expect(200, imported, children).json()['added']} people, {never} never come")
+    click.echo(f"      roster: {_expect(200, imported, children).json()['added']} people; {never} never come")
     return name
 
 
