@@ -192,6 +192,7 @@ def test_a_class_of_thirty_over_three_weeks(live_app: Callable[..., Any], emulat
                 content=roster_csv(),
                 headers={"Content-Type": "text/csv"},
             )
+            assert imported.status_code == 200, imported.text
             assert imported.json() == {"added": 30, "updated": 0, "removed": 0, "unchanged": 0}
 
             runtime = runtime_of(app)
@@ -229,6 +230,7 @@ def check_sessions(sessions: list[dict[str, Any]]) -> None:
         assert session["status"] == "final"
         assert session["participantCount"] == PARTICIPANTS[week]
         people = [*session["attendance"], *session["absentees"]]
+        assert len(people) == len(SERIES)  # each person once: the class and the two guests
         statuses = {names[person["participantKey"]]: person["status"] for person in people}
         assert statuses == {name: STATUS[letters[week]] for name, (letters, _, _) in SERIES.items()}
         assert session["statusCounts"] == COUNTS[week]
