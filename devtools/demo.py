@@ -2,9 +2,10 @@
 
 It serves the Metered emulator from a thread, migrates a fresh SQLite file (DATABASE_URL when set), uses an
 embedded redis-server (REDIS_URL when set), starts gunicorn and `python -m workers` (whose RQ scheduler
-runs the finalize job) as children, creates a room through the API, plays devtools.demo_meeting's meeting
-through the room's webhook URLs, waits for the session to be final and prints its attendance. The command
-and its options are declared in webhooks/cli.py, which imports this module only when the demo runs.
+runs the finalize job) as children, creates a room and its roster through the API, plays three weekly
+meetings (devtools.demo_series) through the room's webhook URLs, waits for them to be final and prints the
+latest one's attendance and the series. The command and its options are declared in webhooks/cli.py,
+which imports this module only when the demo runs.
 """
 
 from __future__ import annotations
@@ -28,8 +29,9 @@ from typing import Any
 import click
 import httpx
 
-from devtools.demo_meeting import attendance_table, meeting_script
+from devtools.demo_meeting import attendance_table
 from devtools.demo_processes import HINT, Children, DemoFailed, Emulator, free_port, serve_emulator
+from devtools.demo_series import NEVER_COME, WEEKS, roster_csv, series_table, weekly_meetings
 from devtools.emulator_meeting import play_meeting
 from devtools.emulator_state import emulator_state
 from workers.runtime import connections, migrate
@@ -41,7 +43,7 @@ NOT_INHERITED = ("SMTP_URL", "MAIL_FROM", "NOTIFY_WEBHOOK_URL", "NOTIFY_WEBHOOK_
 
 
 def run_demo(settings: Settings, people: int, port: int, keep_running: bool) -> None:
-    """Run the whole loop on embedded defaults and print the meeting's attendance."""
+    """Run the whole loop on embedded defaults; print the latest meeting's attendance and the series."""
     for name in ("werkzeug", "httpx"):  # their per-request lines would bury the progress
         logging.getLogger(name).setLevel(logging.WARNING)
     for signum in (signal.SIGTERM, signal.SIGHUP):
@@ -84,9 +86,13 @@ def _run(settings: Settings, emulator: Emulator, children: Children, people: int
     _step(5, f"worker, with RQ's scheduler: pid {worker.pid}, log {children.log_of('worker')}")
     with httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=10) as api:
         _wait_ready(api, children)
-        room = _create_room(api, children)
-        meeting_id = _play(emulator_state(emulator.app).rooms[room], people, children)
-        click.echo("\n".join(attendance_table(_wait_final(api, children, meeting_id))))
+        room = _create_room(api, children, people)
+        meeting_ids, first_start = _play(emulator_state(emulator.app).rooms[room], people, children)
+        click.echo("\n".join(attendance_table(_wait_final(api, children, meeting_ids))))
+        span = {"from": first_start.isoformat(), "to": datetime.now(UTC).isoformat()}
+        series = _expect(200, api.get(f"/api/rooms/{room}/series", params=span), children)
+        click.echo("\n".join(series_table(series.json())))
+    meeting_id = meeting_ids[-1]
     page = httpx.get(f"{base_url}/sessions/{meeting_id}", auth=("demo", token), timeout=10)
     if page.status_code != 200:
         raise DemoFailed(f"the HTML page answered {page.status_code}", children.log_of("web server"))
@@ -137,45 +143,66 @@ def _wait_ready(api: httpx.Client, children: Children, timeout: float = 30) -> N
     )
 
 
-def _create_room(api: httpx.Client, children: Children) -> str:
+def _create_room(api: httpx.Client, children: Children, people: int) -> str:
     name = f"demo-{secrets.token_hex(3)}"
-    _step(7, f"creating the room {name} through POST /api/rooms (present: attended 50 % or more)")
-    response = api.post("/api/rooms", json={"roomName": name, "minAttendancePercent": 50})
-    if response.status_code != 201:
-        detail = f"POST /api/rooms answered {response.status_code}: {response.text[:300]}"
-        raise DemoFailed(detail, children.log_of("web server"))
+    _step(7, f"creating the room {name} and its roster through the API")
+    options = {"minAttendancePercent": 50, "lateAfterSeconds": 300, "earlyLeaveSeconds": 600}
+    click.echo(
+        "      present: attended 50 % or more; late: joined after 5:00; left early: 10 min before the end"
+    )
+    _expect(201, api.post("/api/rooms", json={"roomName": name, **options}), children)
+    # From a month back, so that it is in force when every meeting of the series began.
+    since = (datetime.now(UTC) - timedelta(weeks=WEEKS + 1)).isoformat()
+    imported = api.post(
+        f"/api/rooms/{name}/roster/import",
+        params={"effectiveFrom": since},
+        content=roster_csv(people),
+        headers={"Content-Type": "text/csv"},
+    )
+    never = " and ".join(person["name"] for person in NEVER_COME)
+    click.echo(f"      roster: {_expect(200, imported, children).json()['added']} people; {never} never come")
     return name
 
 
-def _play(room: dict[str, Any], people: int, children: Children) -> str:
-    meeting_id = secrets.token_hex(12)
-    start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
-    steps = meeting_script(people, start, meeting_id)
-    _step(8, f"playing an hour-long meeting of {people} people: {len(steps)} webhooks to the room's URLs")
-    statuses = Counter(delivery.status for delivery in play_meeting(room, steps))
+def _expect(status: int, response: httpx.Response, children: Children) -> httpx.Response:
+    if response.status_code != status:
+        detail = f"{response.request.method} {response.request.url.path} answered {response.status_code}"
+        raise DemoFailed(f"{detail}: {response.text[:300]}", children.log_of("web server"))
+    return response
+
+
+def _play(room: dict[str, Any], people: int, children: Children) -> tuple[list[str], datetime]:
+    meeting_ids = [secrets.token_hex(12) for _ in range(WEEKS)]
+    latest_start = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(hours=1)
+    scripts = weekly_meetings(people, latest_start, meeting_ids)
+    webhooks = sum(map(len, scripts))
+    _step(8, f"playing {WEEKS} weekly hour-long meetings of up to {people} people: {webhooks} webhooks")
+    statuses = Counter(delivery.status for steps in scripts for delivery in play_meeting(room, steps))
     refused = {status: count for status, count in statuses.items() if status not in (200, 202)}
     if refused:
         raise DemoFailed(f"deliveries refused (status: count): {refused}", children.log_of("web server"))
-    late = sum(bool(step.get("reorder")) for step in steps)
+    late = sum(bool(step.get("reorder")) for steps in scripts for step in steps)
     click.echo(f"      {statuses[202]} accepted (202), {statuses[200]} duplicates (200), {late} out of order")
-    return meeting_id
+    return meeting_ids, latest_start - timedelta(weeks=WEEKS - 1)
 
 
-def _wait_final(api: httpx.Client, children: Children, meeting_id: str, timeout: float = 60) -> Any:
-    _step(9, f"waiting for the worker: it folds, then finalizes {FINALIZE_AFTER_SECONDS} s after the end")
+def _wait_final(api: httpx.Client, children: Children, meeting_ids: list[str], timeout: float = 60) -> Any:
+    """Wait until every meeting is final; return the latest one's session answer."""
+    _step(9, f"waiting for the worker: it folds, then finalizes {FINALIZE_AFTER_SECONDS} s after each end")
     began, seen, noted = time.monotonic(), "", 0.0
     while (elapsed := time.monotonic() - began) < timeout:
         children.check()
-        response = api.get(f"/api/sessions/{meeting_id}")
-        status = response.json()["status"] if response.status_code == 200 else "not folded yet"
+        answers = [api.get(f"/api/sessions/{meeting_id}") for meeting_id in meeting_ids]
+        statuses = [a.json()["status"] if a.status_code == 200 else "not folded yet" for a in answers]
+        status = ", ".join(statuses)
         if status != seen or elapsed - noted >= 5:
             click.echo(f"      {elapsed:4.1f} s: {status}")
             seen, noted = status, elapsed
-        if status == "final":
-            return response.json()
+        if set(statuses) == {"final"}:
+            return answers[-1].json()
         time.sleep(0.3)
     hint = "The worker folds the deliveries and its RQ scheduler runs the finalize job: see its log."
-    raise DemoFailed(f"the session was still {seen} after {timeout:.0f} s", children.log_of("worker"), hint)
+    raise DemoFailed(f"the sessions were still {seen} after {timeout:.0f} s", children.log_of("worker"), hint)
 
 
 def _serve_until_interrupted(children: Children) -> None:

@@ -2,6 +2,7 @@
 
 Most people get a random pattern (on time, late, early leaver, a short visit, a dropped connection back
 within the grace), and four fixed people show the rules the table must get right; CAST describes them.
+The people are the same every week, so that a series of meetings (devtools.demo_series) follows them.
 Deliveries are messy on purpose: some steps are sent twice or three times, some swapped with the next.
 """
 
@@ -9,6 +10,7 @@ from __future__ import annotations
 
 import itertools
 import random
+from collections.abc import Container, Sequence
 from datetime import datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -38,15 +40,42 @@ IDENTITIES = ("externalUserId", "email", "name")
 PATTERNS = ("on time", "late", "early", "dropped", "on time", "visit", "late", "on time", "early", "dropped")
 
 
-def meeting_script(people: int, start: datetime, meeting_id: str, seed: int = 6) -> list[dict[str, Any]]:
-    """Return the emulator steps (MeetingStep dicts) of a one-hour meeting of `people` people."""
-    rng = random.Random(seed)
-    cast = [(person.name, person.segments, person.identity) for person in CAST]
+def attendees(people: int, seed: int = 6) -> list[tuple[str, str]]:
+    """Return the name and identifying field of each of `people` people, the same every week: CAST first."""
     pool = [f"{first} {last}" for first, last in itertools.product(FIRST.split(), LAST.split())]
-    names = rng.sample(pool, people - len(CAST))
-    crowd = [(name, _segments(rng, i), IDENTITIES[i % 3]) for i, name in enumerate(names)]
+    names = random.Random(seed).sample(pool, people - len(CAST))
+    return [(person.name, person.identity) for person in CAST] + [
+        (name, IDENTITIES[i % 3]) for i, name in enumerate(names)
+    ]
+
+
+def identity_fields(number: int, name: str, identity: str) -> dict[str, str]:
+    """Return the fields by which the `number`th attendee is known: an externalUserId, an email or a name."""
+    if identity == "externalUserId":
+        return {"externalUserId": f"u-{1000 + number}", "name": name}
+    if identity == "email":
+        return {"email": f"{name.replace(' ', '.')}@Example.org", "name": name}
+    return {"name": name}
+
+
+def meeting_script(
+    people: int, start: datetime, meeting_id: str, weeks_ago: int = 0, seed: int = 6
+) -> list[dict[str, Any]]:
+    """Return the emulator steps (MeetingStep dicts) of a one-hour meeting of `people` people.
+
+    The cast is the same every week. The crowd comes in full to this week's meeting (`weeks_ago` 0); in
+    earlier weeks each of them keeps to another pattern, and one in six stays away.
+    """
+    rng = random.Random(seed * 100 + weeks_ago)
     timed: list[tuple[int, int, dict[str, Any]]] = [(0, 0, {"event": "start"})]
-    for number, (name, segments, identity) in enumerate(cast + crowd):
+    for number, (name, identity) in enumerate(attendees(people, seed)):
+        crowd_index = number - len(CAST)
+        if crowd_index < 0:
+            segments = CAST[number].segments
+        elif weeks_ago and (crowd_index + weeks_ago) % 6 == 0:
+            continue
+        else:
+            segments = _segments(rng, crowd_index + weeks_ago)
         timed += _person_steps(number, name, segments, identity)
     timed.append((MEETING_SECONDS, 2, {"event": "end"}))  # after the leaves of the same second
     timed.sort(key=lambda item: item[:2])
@@ -80,20 +109,16 @@ def _person_steps(
     steps = []
     for device, (joined, left) in enumerate(segments):
         session_id = f"ps-{number:03d}-{device}"
-        join = {"event": "join", "participantSessionId": session_id, **_who(number, name, identity, device)}
+        who = identity_fields(number, name, identity)
+        if (
+            device and "email" in who
+        ):  # a second device may give the address in lower case: one key either way
+            who["email"] = who["email"].lower()
+        join = {"event": "join", "participantSessionId": session_id, **who}
         steps.append((joined, 1, join))
         if left is not None:  # the emulator repeats the join's person fields on the leave
             steps.append((left, 1, {"event": "leave", "participantSessionId": session_id}))
     return steps
-
-
-def _who(number: int, name: str, identity: str, device: int) -> dict[str, Any]:
-    email = f"{name.replace(' ', '.')}@Example.org"
-    if identity == "externalUserId":
-        return {"externalUserId": f"u-{1000 + number}", "name": name}
-    if identity == "email":  # mixed case, and lower case from a second device: one key either way
-        return {"email": email if device == 0 else email.lower(), "name": name}
-    return {"name": name}
 
 
 def _mess_up_delivery(rng: random.Random, steps: list[dict[str, Any]]) -> None:
@@ -109,23 +134,34 @@ def _mess_up_delivery(rng: random.Random, steps: list[dict[str, Any]]) -> None:
 def attendance_table(session: dict[str, Any]) -> list[str]:
     """Return the lines of a session's attendance table (from GET /api/sessions/<id>) and its notes."""
     people = sorted(session["attendance"], key=lambda row: (row["firstJoinAt"], row["participantKey"]))
-    table = [("name", "key", "attended", "%", "joins", "present", "inferred")]
+    table = [("name", "key", "attended", "%", "joins", "present", "inferred", "status")]
     for row in people:
         figures = [_minutes(row["attendedSeconds"]), f"{row['attendancePercent']:.1f}", str(row["joinCount"])]
         flags = ["yes" if row[flag] else "no" for flag in ("present", "inferred")]
-        table.append((row["name"] or "-", row["participantKey"], *figures, *flags))
-    widths = [max(len(line[column]) for line in table) for column in range(len(table[0]))]
+        status = row["status"].replace("_", " ")
+        table.append((row["name"] or "-", row["participantKey"], *figures, *flags, status))
     lines = [
         f"\nMeeting {session['meetingSessionId']} in room {session['roomName']}, {session['status']}: "
-        f"{session['startedAt']} to {session['endedAt']}, at most {session['peakConcurrency']} at once\n"
+        f"{session['startedAt']} to {session['endedAt']}, at most {session['peakConcurrency']} at once\n",
+        *aligned(table, right=range(2, 5)),
+        f"\n{len(people)} people; on the roster and absent: "
+        + (
+            ", ".join(person["name"] or person["participantKey"] for person in session["absentees"]) or "none"
+        ),
+        "Worth a look:",
     ]
+    return lines + [f"  {person.name}: {person.note}" for person in CAST]
+
+
+def aligned(table: Sequence[Sequence[str]], right: Container[int]) -> list[str]:
+    """Return a table's rows as lines of aligned columns (those in `right` to the right), the header ruled."""
+    widths = [max(len(line[column]) for line in table) for column in range(len(table[0]))]
+    lines = []
     for line in table:
-        cells = [cell.rjust(width) if 2 <= column <= 4 else cell.ljust(width)
+        cells = [cell.rjust(width) if column in right else cell.ljust(width)
                  for column, (cell, width) in enumerate(zip(line, widths, strict=True))]  # fmt: skip
         lines.append("  ".join(cells).rstrip())
-    lines.insert(2, "  ".join("-" * width for width in widths))
-    lines.append(f"\n{len(people)} people. Worth a look:")
-    return lines + [f"  {person.name}: {person.note}" for person in CAST]
+    return [lines[0], "  ".join("-" * width for width in widths), *lines[1:]]
 
 
 def _minutes(seconds: float) -> str:

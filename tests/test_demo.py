@@ -1,4 +1,8 @@
-"""`flask --app wsgi demo` as a user runs it: a real process on embedded defaults, and nothing left after."""
+"""`flask --app wsgi demo` as a user runs it: a real process on embedded defaults, and nothing left after.
+
+The latest meeting's table and the series are checked for the fixed cast (devtools.demo_meeting.CAST) and
+the two on the roster who never come (devtools.demo_series.NEVER_COME): the crowd around them is random.
+"""
 
 from __future__ import annotations
 
@@ -39,10 +43,11 @@ def run_demo(cwd: Path, *options: str) -> tuple[int, str]:
     return demo.returncode, output
 
 
-def attendance_rows(output: str) -> list[list[str]]:
-    """Return the cells of the printed attendance table's rows."""
+def table_rows(output: str, heading: str) -> list[list[str]]:
+    """Return the cells of the rows of the first table printed after a line that starts with `heading`."""
     lines = output.splitlines()
-    first = next(number for number, line in enumerate(lines) if line.startswith("-----")) + 1
+    after = next(number for number, line in enumerate(lines) if line.startswith(heading))
+    first = next(number for number, line in enumerate(lines) if number > after and line.startswith("---")) + 1
     rows = lines[first : lines.index("", first)]
     return [re.split(r"\s{2,}", row) for row in rows]
 
@@ -63,19 +68,32 @@ def accepts(address: str) -> bool:
 
 
 @pytest.mark.slow
-def test_the_demo_prints_the_attendance_and_leaves_nothing_running(tmp_path: Path) -> None:
+def test_the_demo_prints_the_attendance_and_the_series_and_leaves_nothing_running(tmp_path: Path) -> None:
     returncode, output = run_demo(tmp_path, "--people", "30")
 
     assert returncode == 0, output
-    rows = attendance_rows(output)
+    rows = table_rows(output, "Meeting ")
     assert len(rows) == 30, output
     assert len({row[1] for row in rows}) == 30  # one row per person, however many devices and reconnects
     assert {row[1].split(":")[0] for row in rows} == {"ext", "email", "name"}
-    figures = {row[0]: row[2:] for row in rows}  # attended, %, joins, present, inferred
-    assert figures["Grace Hopper"] == ["45:00", "75.0", "1", "yes", "no"]  # two devices at once
-    assert figures["Alan Turing"] == ["30:00", "50.0", "1", "yes", "yes"]  # the leave never came
-    assert figures["Ada Lovelace"] == ["59:40", "99.4", "1", "yes", "no"]  # back within the grace
-    assert figures["Linus Pauling"] == ["46:00", "76.7", "2", "yes", "no"]  # back after it
+    figures = {row[0]: row[2:] for row in rows}  # attended, %, joins, present, inferred, status
+    # Grace joins at 10:00, after the room's 5 minutes; Alan is known by his name alone, so not on the roster.
+    assert figures["Grace Hopper"] == ["45:00", "75.0", "1", "yes", "no", "late"]  # two devices at once
+    assert figures["Alan Turing"] == ["30:00", "50.0", "1", "yes", "yes", "guest"]  # the leave never came
+    assert figures["Ada Lovelace"] == ["59:40", "99.4", "1", "yes", "no", "present"]  # back within the grace
+    assert figures["Linus Pauling"] == ["46:00", "76.7", "2", "yes", "no", "present"]  # back after it
+    assert "on the roster and absent: Rosalind Franklin, Carl Gauss" in output
+
+    # The series of three weeks: the cast does the same every week; the two never come.
+    series = {row[1]: row[2:] for row in table_rows(output, "Room demo-")}  # three weeks, rate, absences
+    assert series["email:grace.hopper@example.org"] == ["late", "late", "late", "100.0%", "0"]
+    assert series["name:Alan Turing"] == ["guest", "guest", "guest", "-", "0"]
+    assert series["email:ada.lovelace@example.org"] == ["present", "present", "present", "100.0%", "0"]
+    assert series["ext:u-1003"] == ["present", "present", "present", "100.0%", "0"]
+    never = ["absent", "absent", "absent", "0.0%", "3"]
+    assert series["ext:u-0042"] == series["email:rosalind.franklin@example.org"] == never
+    # Everyone came to the latest meeting: the series has them, and the roster's two who never did.
+    assert set(series) == {row[1] for row in rows} | {"ext:u-0042", "email:rosalind.franklin@example.org"}
     page = re.search(r"HTML page: (http://127\.0\.0\.1:(\d+))/sessions/[0-9a-f]+", output)
     assert page, output
     assert "password" in output

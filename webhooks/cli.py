@@ -465,7 +465,7 @@ def emulator_command(host: str, port: int, secret: str | None, app_id: str | Non
 @click.option("--port", type=click.IntRange(0, 65535), default=0, help="Web port [default: a free one].")
 @click.option("--keep-running", is_flag=True, help="Leave the web server and worker up until Ctrl-C.")
 def demo_command(people: int, port: int, keep_running: bool) -> None:
-    """Run the whole loop on embedded defaults and print the meeting's attendance."""
+    """Run the whole loop on embedded defaults; print the latest meeting's attendance and the series."""
     from devtools.demo import run_demo  # devtools only when asked: the app never needs it
 
     run_demo(runtime_of(current_app).settings, people, port, keep_running)
