@@ -1,4 +1,4 @@
-"""A real browser loads the session page: headless Chromium dumps its DOM and takes a screenshot.
+"""A real browser loads the pages: headless Chromium dumps their DOM and takes screenshots.
 
 Needs Debian's `chromium` package (CI installs it); skipped where it is absent. The screenshot is kept in
 test-artifacts/ for a person to look at.
@@ -14,12 +14,14 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
+from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import API_TOKEN
 from tests.test_folding import end, fold, join, leave, make_room, start
-from tests.test_pages import HOSTILE, parse_html
+from tests.test_pages import HOSTILE, T0, add_member, cell_texts, parse_html, set_options, set_status
 from webhooks import runtime_of
+from workers.models import MeetingSession, Room
 
 CHROMIUM = shutil.which("chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -101,3 +103,66 @@ def test_chromium_renders_the_table_and_the_timeline(live_app: Callable[..., Any
     assert not page.find_all("script")  # the hostile name stayed text in the browser too
     assert HOSTILE in page.by_id("attendance").text()
     assert screenshot.stat().st_size > 10_000
+
+
+def test_chromium_renders_statuses_on_the_organizers_clock_and_the_room_with_its_matrix(
+    live_app: Callable[..., Any], tmp_path: Path
+) -> None:
+    with live_app() as (app, base_url):
+        Db = runtime_of(app).Db
+        people = hold_busy_meeting(Db, "m-statuses")
+        with Db() as db:
+            room_name = db.scalars(
+                select(Room.room_name)
+                .join(MeetingSession)
+                .where(MeetingSession.meeting_session_id == "m-statuses")
+            ).one()
+        set_options(Db, room_name, timeZone="Europe/Paris", lateAfterSeconds=600)
+        add_member(Db, room_name, "email:rec@example.com", "Rae Connect")
+        add_member(Db, room_name, "ext:dev", "Two Devices", role="host")
+        add_member(Db, room_name, "ext:zed", "Zed Absent")
+        add_member(Db, room_name, "ext:yan", "Yan Excused")
+        set_status(Db, "m-statuses", "ext:yan", "excused", "on a field trip", "api", T0)
+        ARTIFACTS.mkdir(exist_ok=True)
+        doms = {}
+        for name, path in (
+            ("session-statuses", "/sessions/m-statuses"),
+            ("room-matrix", f"/rooms/{room_name}"),
+        ):
+            url = with_credentials(base_url, path)
+            doms[name] = parse_html(chromium(tmp_path / "profile", "--dump-dom", url).stdout)
+            screenshot = ARTIFACTS / f"{name}.png"
+            screenshot.unlink(missing_ok=True)
+            chromium(tmp_path / "profile", f"--screenshot={screenshot}", "--window-size=1400,1000", url)
+            assert screenshot.stat().st_size > 10_000
+
+    session = doms["session-statuses"]
+    assert session.by_id("started-at").text() == "2026-03-02 10:00:00 Europe/Paris"
+    rows = {
+        cells[0]: cells for cells in map(cell_texts, session.by_id("attendance").find_all("tr", "attendee"))
+    }
+    assert len(rows) == people
+    assert rows["Two Devices host"][10] == "present"  # joined at 10 minutes: not late for a host either
+    assert rows["Rae Connect"][10] == "present" and rows["Person 5"][10] == "guest"
+    missing = [cell_texts(row) for row in session.by_id("absentees").find_all("tr", "absentee")]
+    assert [cells[:3] for cells in missing] == [
+        ["Yan Excused", "-", "excused (computed: absent)"],
+        ["Zed Absent", "-", "absent"],
+    ]
+    assert (
+        session.by_id("attendance-rate").text() == "1 of 3, 33.3%"
+    )  # Rae of Rae, Yan, Zed; the host left out
+
+    room = doms["room-matrix"]
+    assert [cell_texts(row)[0] for row in room.by_id("roster").find_all("tr", "member")] == [
+        "Rae Connect", "Two Devices", "Yan Excused", "Zed Absent"
+    ]  # fmt: skip
+    matrix = [cell_texts(row) for row in room.by_id("matrix").find_all("tr", "person")]
+    assert matrix[:4] == [  # roster members first, by key
+        ["Rae Connect", "present 64.8 min", "100.0%", "0"],  # 25 + 19.8 + 20 minutes
+        ["Two Devices host", "present 70.0 min", "-", "0"],  # a host: out of the rate
+        ["Yan Excused", "excused", "-", "0"],  # excused every time: no rate
+        ["Zed Absent", "absent", "0.0%", "1"],
+    ]
+    assert len(matrix) == 4 + 10  # and the ten guests
+    assert not room.find_all("script") and not session.find_all("script")

@@ -142,6 +142,7 @@ def test_a_played_meeting_becomes_the_expected_attendance(
     assert list(rows[0]) == [
         "participantKey", "name", "email", "externalUserId", "firstJoinAt", "lastLeftAt",
         "attendedSeconds", "attendancePercent", "joinCount", "present", "inferred", "status", "host",
+        "firstJoinLocal", "lastLeftLocal", "timeZone",
     ]  # fmt: skip
     assert [
         (r["participantKey"], r["attendedSeconds"], r["present"], r["inferred"], r["status"]) for r in rows

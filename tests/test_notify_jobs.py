@@ -7,6 +7,8 @@ once by `run_due_retries`, which stands in for the passing of time and nothing e
 from __future__ import annotations
 
 import base64
+import csv
+import io
 import re
 import uuid
 from collections.abc import Callable, Iterator
@@ -30,6 +32,7 @@ from workers.notifications.ledger import UNTRUSTED, notifications_for
 from workers.reports import attendance_csv, session_report
 from workers.runtime import metrics
 from workers.runtime.process import NOTIFY_QUEUE_NAME, Runtime
+from workers.timefmt import UTC_ZONE
 from workers.wire import SessionWithAttendance
 
 SECRET = "whsec_" + base64.b64encode(b"the outbound webhook secret key!").decode()
@@ -174,9 +177,30 @@ def test_one_summary_with_the_csv_and_the_figures(start_runtime: Callable[..., R
     assert ["Ada Lovelace", "guest", "50m 00s", "83.3%", "yes", "1", "no"] in lines
     assert ["Linus", "guest", "10m 00s", "16.7%", "no", "1", "no"] in lines
     [csv] = list(summary.iter_attachments())
-    assert csv.get_content() == attendance_csv(report(runtime, session_id))
+    assert csv.get_content() == attendance_csv(report(runtime, session_id), UTC_ZONE)
     entry = ledger(runtime, session_id)["summary", "organizer@example.com"]
     assert entry["state"] == "sent" and entry["attempts"] == 1 and entry["reason"] is None
+
+
+def test_the_summary_is_on_the_organizers_clock_and_links_to_the_sessions_page(
+    start_runtime: Callable[..., Runtime],
+) -> None:
+    mailbox = Mailbox()
+    with mail_and_hooks(mailbox, Receiver(SECRET)) as config:
+        runtime = start_runtime(**config, public_base_url="https://rollcall.example.com/")
+        session_id = final_session(runtime)
+        with runtime.Db.begin() as db:
+            room = db.scalars(select(Room).where(Room.room_name == "weekly-sync")).one()
+            room.options = {**room.options, "timeZone": "Asia/Tokyo"}
+        finalized(runtime, session_id)
+    [summary] = mailbox.received
+    lines = cells(summary)
+    # 09:00 UTC is 18:00 in Tokyo; the attached CSV adds the same clock's columns.
+    assert ["Started", "2024-05-01 18:00:00 Asia/Tokyo"] in lines
+    assert ["The session's page", "https://rollcall.example.com/sessions/ms-1"] in lines
+    [attachment] = list(summary.iter_attachments())
+    rows = list(csv.reader(io.StringIO(attachment.get_content())))
+    assert rows[1][-3:] == ["2024-05-01 18:00:00", "2024-05-01 18:50:00", "Asia/Tokyo"]
 
 
 def test_thank_yous_go_only_to_attendees_with_an_email_when_asked(

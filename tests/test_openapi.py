@@ -87,7 +87,7 @@ def test_security_is_what_the_contract_says(app: Flask) -> None:
             expected: list[dict[str, list[str]]]
             if path.startswith("/api/"):
                 expected = [{"bearerAuth": []}]
-            elif path.startswith(("/sessions/", "/rooms/")):
+            elif path == "/" or path.startswith(("/sessions/", "/rooms/")):  # the HTML pages
                 expected = [{"basicAuth": []}]
             else:
                 expected = []

@@ -18,7 +18,7 @@ from tests.conftest import API_TOKEN
 from tests.test_folding import end, fold, join, leave, make_room, start
 from webhooks import runtime_of
 from webhooks.pages import ROWS_PER_PAGE
-from workers.models import AttendanceRow, MeetingSession, Room
+from workers.models import AttendanceRow, MeetingSession, Room, RosterMember, StatusOverride
 from workers.timefmt import iso_ms
 
 HOSTILE = "<script>alert(1)</script>"
@@ -384,3 +384,239 @@ def test_room_page_pages_from_a_session_in_year_9999_to_one_in_year_1(site: Any)
         path = older[0].attrs["href"] if older else None
     assert seen == [late, "m-year-1"]
     assert client.get("/sessions/m-year-1").status_code == 200
+
+
+# Issue 13: the organizer's clock, rosters, statuses and the series matrix. Roster rows and overrides are
+# stored with the ORM, as their API would leave them.
+
+DAY_BEFORE = T0 - timedelta(days=1)
+
+
+def set_options(Db: sessionmaker[Session], room_name: str, **options: Any) -> None:
+    """Set a room's Rollcall options (timeZone, lateAfterSeconds...) as the rooms API stores them."""
+    with Db.begin() as db:
+        room = db.scalars(select(Room).where(Room.room_name == room_name)).one()
+        room.options = {**room.options, **options}
+
+
+def add_member(
+    Db: sessionmaker[Session],
+    room_name: str,
+    key: str,
+    name: str,
+    role: str = "attendee",
+    valid_from: datetime = DAY_BEFORE,
+    valid_to: datetime | None = None,
+) -> None:
+    """Store one roster row, in force from `valid_from` until `valid_to`."""
+    with Db.begin() as db:
+        room_id = db.scalars(select(Room.id).where(Room.room_name == room_name)).one()
+        kind, _, value = key.partition(":")
+        db.add(
+            RosterMember(
+                room_id=room_id,
+                participant_key=key,
+                external_user_id=value if kind == "ext" else None,
+                email=value if kind == "email" else None,
+                name=name,
+                role=role,
+                group="tuesday",
+                valid_from=valid_from,
+                valid_to=valid_to,
+            )
+        )
+
+
+def set_status(
+    Db: sessionmaker[Session], msid: str, key: str, status: str, reason: str, set_by: str, set_at: datetime
+) -> None:
+    """Store an organizer's status for one person in one session."""
+    with Db.begin() as db:
+        session_id = db.scalars(
+            select(MeetingSession.id).where(MeetingSession.meeting_session_id == msid)
+        ).one()
+        db.add(
+            StatusOverride(
+                session_id=session_id,
+                participant_key=key,
+                status=status,
+                reason=reason,
+                set_by=set_by,
+                set_at=set_at,
+            )
+        )
+
+
+def cell_texts(row: Node) -> list[str]:
+    """Return the text of each cell of a table row, its heading cell included."""
+    return [" ".join(cell.text().split()) for cell in row.find_all_elements() if cell.tag in ("td", "th")]
+
+
+def test_session_page_shows_each_persons_status_host_mark_and_override_and_who_is_missing(site: Any) -> None:
+    client, Db = site
+    room_name = hold_meeting(Db)
+    set_options(Db, room_name, timeZone="Europe/Paris", lateAfterSeconds=300)
+    add_member(Db, room_name, "ext:ann", "Ann Lee", role="host")
+    add_member(Db, room_name, "email:bob@example.com", "Bob")
+    add_member(Db, room_name, "ext:eve", "Eve Excused")
+    add_member(Db, room_name, "ext:dee", "Dee Absent")
+    add_member(Db, room_name, "ext:old", "Old Member", valid_to=T0 - timedelta(hours=1))  # left the roster
+    set_status(Db, "m-weekly", "ext:eve", "excused", "doctor's note", "api", T0 + timedelta(hours=2))
+    set_status(Db, "m-weekly", "email:bob@example.com", "present", "joined by phone first", "cli:ops", T0)
+    page = parse_html(client.get("/sessions/m-weekly").text)
+
+    rows = {cells[0]: cells for cells in map(cell_texts, page.by_id("attendance").find_all("tr", "attendee"))}
+    assert list(rows) == ["Ann Lee host", HOSTILE, "Bob", "Cy"]
+    assert [cells[10:] for cells in rows.values()] == [
+        ["present", "-"],
+        ["guest", "-"],  # not on the roster
+        ["present (computed: late)", "cli:ops, 2026-03-02 10:00:00 Europe/Paris: joined by phone first"],
+        ["guest", "-"],
+    ]
+    missing = [cell_texts(row) for row in page.by_id("absentees").find_all("tr", "absentee")]
+    assert missing == [
+        ["Dee Absent", "-", "absent", "-"],
+        [
+            "Eve Excused",
+            "-",
+            "excused (computed: absent)",
+            "api, 2026-03-02 12:00:00 Europe/Paris: doctor's note",
+        ],
+    ]
+    # The host is left out of the counts and the rate: Bob came of the three attendees on the roster.
+    counts = {
+        status: page.by_id(f"count-{status}").text()
+        for status in ("present", "late", "absent", "excused", "guest")
+    }
+    assert counts == {"present": "1", "late": "0", "absent": "1", "excused": "1", "guest": "2"}
+    assert page.by_id("attendance-rate").text() == "1 of 3, 33.3%"
+
+
+def test_session_page_shows_times_on_the_organizers_clock_naming_the_zone(site: Any) -> None:
+    client, Db = site
+    room_name = hold_meeting(Db)
+    set_options(Db, room_name, timeZone="America/New_York")
+    page = parse_html(client.get("/sessions/m-weekly").text)
+    assert page.by_id("started-at").text() == "2026-03-02 04:00:00 America/New_York"  # EST: UTC-5
+    assert page.by_id("ended-at").text() == "2026-03-02 05:00:00 America/New_York"
+    heads = [th.text() for th in page.by_id("attendance").find_all("th")]
+    assert heads[3:5] == ["First join (America/New_York)", "Last leave (America/New_York)"]
+    first = page.by_id("attendance").find_all("tr", "attendee")[0]
+    assert cell_texts(first)[3:5] == ["2026-03-02 04:00:00", "2026-03-02 05:00:00"]
+    labels = [t.text() for t in page.by_id("timeline").find_all("text", "tick-label")]
+    assert labels[:3] == ["04:00", "04:00", "04:10"] and "time (America/New_York)" in labels  # both axes
+
+
+def test_a_room_without_a_time_zone_or_with_an_unknown_one_is_shown_in_utc(site: Any) -> None:
+    client, Db = site
+    room_name = hold_meeting(Db)
+    for options in ({}, {"timeZone": "Mars/Olympus_Mons"}):
+        set_options(Db, room_name, **options)
+        page = parse_html(client.get("/sessions/m-weekly").text)
+        assert page.by_id("started-at").text() == "2026-03-02 09:00:00 UTC"
+        assert parse_html(client.get(f"/rooms/{room_name}").text).by_id("time-zone").text() == "UTC"
+
+
+def test_a_time_the_zone_cannot_show_is_written_in_utc_and_says_so(site: Any) -> None:
+    client, Db = site
+    msid, room_name = arrange_session(Db, [[(FIRST, FIRST + timedelta(seconds=1))]], FIRST, None)
+    set_options(Db, room_name, timeZone="America/New_York")  # year 1 at 00:00 UTC is year 0 in New York
+    page = parse_html(client.get(f"/sessions/{msid}").text)
+    assert page.by_id("started-at").text() == "0001-01-01 00:00:00 UTC"
+    first = page.by_id("attendance").find_all("tr", "attendee")[0]
+    assert cell_texts(first)[3] == "0001-01-01 00:00:00 UTC"  # in a column headed America/New_York
+    assert client.get(f"/rooms/{room_name}").status_code == 200
+
+
+def test_room_page_shows_the_roster_in_force_and_the_series_matrix(site: Any) -> None:
+    client, Db = site
+    room_id = make_room(Db)
+    fold(Db, room_id, [[start("m-1", 0), join("m-1", "a1", 0, externalUserId="ann", name="Ann typed"),
+                        join("m-1", "b1", 0, email="bob@example.com", name="Bob"),
+                        leave("m-1", "b1", 30, email="bob@example.com"),
+                        join("m-1", "g1", 0, name="Gus"), leave("m-1", "g1", 10, name="Gus"),
+                        leave("m-1", "a1", 60, externalUserId="ann"), end("m-1", 60)]])  # fmt: skip
+    fold(Db, room_id, [[start("m-2", 1440), join("m-2", "a2", 1440, externalUserId="ann", name="Ann"),
+                        leave("m-2", "a2", 1500, externalUserId="ann"), end("m-2", 1500)]])  # fmt: skip
+    with Db() as db:
+        room_name = db.get_one(Room, room_id).room_name
+    set_options(Db, room_name, timeZone="America/New_York")
+    add_member(Db, room_name, "ext:ann", "Ann Lee")
+    add_member(Db, room_name, "email:bob@example.com", "Bob")
+    add_member(
+        Db, room_name, "ext:dee", "Dee", valid_from=T0 + timedelta(hours=12)
+    )  # joined the course later
+    add_member(Db, room_name, "ext:old", "Old", valid_to=T0 + timedelta(hours=12))  # left it
+    set_status(Db, "m-2", "email:bob@example.com", "excused", "ill", "api", T0 + timedelta(days=1))
+    page = parse_html(client.get(f"/rooms/{room_name}").text)
+
+    roster = [cell_texts(row) for row in page.by_id("roster").find_all("tr", "member")]
+    assert [cells[0] for cells in roster] == ["Ann Lee", "Bob", "Dee"]  # by name; Old's row is closed
+    assert roster[2][3:] == ["attendee", "tuesday", "2026-03-02 16:00:00 America/New_York"]
+    matrix = page.by_id("matrix")
+    heads = [th.text() for th in matrix.find_all("th", "session-column")]
+    assert heads == ["2026-03-02 04:00:00", "2026-03-03 04:00:00"]  # oldest first, on the organizer's clock
+    rows = [cell_texts(row) for row in matrix.find_all("tr", "person")]
+    assert rows == [  # roster members first, by key; a rate of present or late over sessions expected at
+        ["Bob", "present 30.0 min", "excused", "100.0%", "0"],  # excused: in neither part of the rate
+        ["Ann Lee", "present 60.0 min", "present 60.0 min", "100.0%", "0"],  # the roster's name, not typed
+        ["Dee", "", "absent", "0.0%", "1"],
+        ["Old", "absent", "", "0.0%", "1"],
+        ["Gus", "guest 10.0 min", "", "-", "0"],
+    ]
+    sessions = [cell_texts(row)[2] for row in page.by_id("sessions").find_all("tr", "session")]
+    assert sessions == ["2026-03-03 04:00:00", "2026-03-02 04:00:00"]  # newest first
+
+
+def test_room_page_without_a_roster_or_a_session_says_so(site: Any) -> None:
+    client, Db = site
+    room_id = make_room(Db)
+    with Db() as db:
+        room_name = db.get_one(Room, room_id).room_name
+    page = parse_html(client.get(f"/rooms/{room_name}").text)
+    assert "No roster" in page.by_id("roster").text()
+    assert "No meeting has been held" in page.by_id("sessions").text()
+    assert not [node for node in page.find_all_elements() if node.attrs.get("id") == "matrix"]
+
+
+def test_home_page_lists_every_room_linking_to_its_page(site: Any) -> None:
+    client, Db = site
+    names = []
+    for _ in range(3):
+        with Db() as db:
+            names.append(db.get_one(Room, make_room(Db)).room_name)
+    with Db.begin() as db:
+        db.scalars(select(Room).where(Room.room_name == names[1])).one().archived_at = T0
+    assert httpx.get(str(client.base_url) + "/", timeout=10).status_code == 401
+    seen: list[list[str]] = []
+    path: str | None = "/?limit=2"
+    while path:
+        page = parse_html(client.get(path).text)
+        seen += [cell_texts(row) for row in page.by_id("rooms").find_all("tr", "room")]
+        links = [a.attrs["href"] for a in page.by_id("rooms").find_all("a")]
+        assert all(client.get(link).status_code == 200 for link in links)
+        more = [a for a in page.find_all("a") if a.attrs.get("rel") == "next"]
+        path = more[0].attrs["href"] if more else None
+    assert [cells[0] for cells in seen] == [names[0], f"{names[1]} archived", names[2]]
+
+
+def test_the_series_matrix_of_a_big_session_pages_its_people(site: Any) -> None:
+    client, Db = site
+    count = ROWS_PER_PAGE + 5
+    _, room_name = arrange_session(
+        Db, [[(T0, T0 + timedelta(minutes=30))]] * count, T0, T0 + timedelta(hours=1)
+    )
+    seen: list[str] = []
+    path: str | None = f"/rooms/{room_name}?limit=5"
+    while path:
+        page = parse_html(client.get(path).text)
+        seen += [cell_texts(row)[0] for row in page.by_id("matrix").find_all("tr", "person")]
+        onward = [a.attrs["href"] for a in page.find_all("a") if a.attrs.get("id") == "matrix-next"]
+        assert all("limit=5" in href for href in onward)  # the same sessions, the next people
+        path = onward[0] if onward else None
+    assert seen == [f"Person {n:03d}" for n in range(count)]
+    answer = client.get(f"/rooms/{room_name}", params={"matrixPage": "3"})
+    assert answer.status_code == 422
+    assert answer.json()["errors"] == [
+        {"field": "matrixPage", "message": "must be a whole number from 1 to 2"}
+    ]

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import csv
+import io
 
 import httpx
 import pytest
@@ -59,6 +61,30 @@ def test_attendance_as_csv_by_query_and_by_accept(api: httpx.Client, Db: session
     assert lines[2].startswith(
         "name:Bo,Bo,,,2026-03-02T09:15:00.000Z,2026-03-02T09:45:00.000Z,1800.0,50.0,1,"
     )
+
+
+def test_the_csv_adds_the_times_on_the_organizers_clock_and_names_the_zone(
+    api: httpx.Client, Db: sessionmaker[Session]
+) -> None:
+    room_id = make_room(Db)
+    with Db.begin() as db:
+        db.get_one(Room, room_id).options = {"timeZone": "America/New_York"}
+    meeting(Db, "m-ny", room_id)
+    rows = list(csv.reader(io.StringIO(api.get("/api/sessions/m-ny/attendance?format=csv").text)))
+    assert rows[0][-4:] == ["host", "firstJoinLocal", "lastLeftLocal", "timeZone"]
+    # 09:15 UTC on March 2nd, 2026 is 04:15 in New York (EST); the UTC columns stay as they were.
+    assert rows[2][4:6] == ["2026-03-02T09:15:00.000Z", "2026-03-02T09:45:00.000Z"]
+    assert rows[2][-3:] == ["2026-03-02 04:15:00", "2026-03-02 04:45:00", "America/New_York"]
+
+
+def test_a_room_without_a_known_time_zone_shows_utc(api: httpx.Client, Db: sessionmaker[Session]) -> None:
+    room_id = make_room(Db)
+    with Db.begin() as db:
+        db.get_one(Room, room_id).options = {"timeZone": "Mars/Olympus_Mons"}
+    meeting(Db, "m-mars", room_id)
+    rows = list(csv.reader(io.StringIO(api.get("/api/sessions/m-mars/attendance?format=csv").text)))
+    assert rows[1][-3:] == ["2026-03-02 09:00:00", "2026-03-02 10:00:00", "UTC"]
+    assert api.get("/api/sessions/m-mars").json()["startedAt"] == "2026-03-02T09:00:00.000Z"
 
 
 def test_a_person_across_sessions_newest_first_paginated(

@@ -322,7 +322,8 @@ def table_of(text: str) -> list[tuple[str, str]]:
     """Return (name, status) of each row of a summary email's table, in its order."""
     lines = text.splitlines()
     first = next(number for number, line in enumerate(lines) if line.startswith("Name ")) + 1
-    rows = [re.split(r"\s{2,}", line) for line in lines[first:] if line]
+    table = lines[first:]
+    rows = [re.split(r"\s{2,}", line) for line in table[: table.index("")]]  # then the page's link
     return [(cells[0], cells[1]) for cells in rows]
 
 

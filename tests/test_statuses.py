@@ -204,6 +204,7 @@ def test_the_csv_appends_status_and_host_and_lists_absentees(played: Played) -> 
     assert list(rows[0]) == [
         "participantKey", "name", "email", "externalUserId", "firstJoinAt", "lastLeftAt",
         "attendedSeconds", "attendancePercent", "joinCount", "present", "inferred", "status", "host",
+        "firstJoinLocal", "lastLeftLocal", "timeZone",
     ]  # fmt: skip
     assert [(r["participantKey"], r["status"], r["host"]) for r in rows] == [
         ("email:eve@example.com", "guest", "false"),
@@ -223,13 +224,15 @@ def test_the_csv_appends_status_and_host_and_lists_absentees(played: Played) -> 
         "externalUserId": "di",
         "status": "absent",
         "host": "false",
+        "timeZone": "UTC",  # named on every row, also one without times
     }
 
 
 def test_the_summary_email_lists_absentees_and_late_arrivals_first(played: Played) -> None:
     [summary] = played.mailbox.received
     text, _ = parts(summary)
-    table = text.split("Name ", 1)[1].splitlines()[1:]
+    lines = text.split("Name ", 1)[1].splitlines()[1:]
+    table = lines[: lines.index("")]  # up to the blank line before the page's link
     assert [line.split("  ")[0] for line in table] == ["Cy", "Di", "Bob", "Eve", "Ann", "Al", "Fay", "Tess"]
     assert "Attendance rate: 40.0%" in " ".join(text.split())
 

@@ -89,6 +89,7 @@ def test_every_answer_matches_its_schema(served: tuple[Flask, str]) -> None:  # 
     call("session_admin.clear_override", status, "DELETE", BEARER, **whom)  # 404: none left
     call("pages.session_page", "/sessions/{meetingSessionId}", "GET", BASIC, **session)
     call("pages.room_page", "/rooms/{roomName}", "GET", BASIC, **room)
+    call("pages.home_page", "/", "GET", BASIC)
     members = "/api/rooms/{roomName}/roster"
     member = "/api/rooms/{roomName}/roster/{participantKey}"
     ann = {"path_parameters": {"roomName": known["roomName"], "participantKey": "ext:ann"}}

@@ -146,7 +146,12 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
     "session_admin.clear_override": Endpoint({204: ()}, (404,)),  # 204: no content
     "pages.session_page": Endpoint({200: "text/html"}, (404,)),
-    "pages.room_page": Endpoint({200: "text/html"}, (404, 422), query=PAGE),
+    "pages.room_page": Endpoint(
+        {200: "text/html"},
+        (404, 422),
+        query={**PAGE, "matrixPage": {"type": "integer", "minimum": 1, "description": "200 people a page."}},
+    ),
+    "pages.home_page": Endpoint({200: "text/html"}, (422,), query=PAGE),
 }
 
 

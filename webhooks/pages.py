@@ -1,13 +1,15 @@
-"""The HTML report: a session's figures, attendance table and timeline, and a room's sessions.
+"""The HTML report: the rooms; a room's roster, sessions and series matrix; a session's figures, statuses,
+attendance table and timeline.
 
 Server-rendered with Jinja (autoescaped: participant names come from anyone who joins a call) and inline SVG
 computed in webhooks.timeline; works without JavaScript. HTTP Basic auth, the API token as the password.
+Times are on the organizer's clock (the room's `timeZone`), each naming its zone.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from flask import Blueprint, current_app, render_template, request
 
@@ -17,16 +19,28 @@ from webhooks.errors import invalid_fields
 from webhooks.pagination import page_of, requested_page, whole_number
 from webhooks.reports import room_sessions_or_404, session_or_404
 from webhooks.timeline import build_timeline
-from workers.humanize import moment_text, percent_text, span_text, yes_no
+from workers.humanize import percent_text, span_text, yes_no
+from workers.models import Room, RosterMember
 from workers.models.base import utcnow
-from workers.reports import attendance_in_join_order, session_position, stays_of
-from workers.wire import SessionPage, session_out
+from workers.reports import (
+    attendance_in_join_order,
+    judge_sessions,
+    roster_in_force,
+    session_position,
+    stays_of,
+)
+from workers.rooms import list_rooms
+from workers.series import series_report
+from workers.statuses import Status
+from workers.timefmt import local_text, zone_of
+from workers.wire import RoomPage, SessionPage, room_out, session_out
 
 blueprint = Blueprint("pages", __name__)
 
 # People per page of a session: the table and chart of 10,000 people would be megabytes of HTML and a chart
 # too tall to read. The concurrency curve and the figures always cover everyone; the API and CSV list all.
 ROWS_PER_PAGE = 200
+LAST_MOMENT = datetime.max.replace(tzinfo=UTC)
 
 
 @dataclass(frozen=True)
@@ -52,56 +66,122 @@ class PeoplePage:
         return min(self.offset + ROWS_PER_PAGE, self.people)
 
 
+@blueprint.get("/")
+@require_basic
+def home_page() -> str:
+    """List every room, archived ones marked, oldest first, each linking to its page."""
+    page = requested_page()
+    found = list_rooms(
+        runtime_of(current_app).Db, limit=page.limit + 1, after=page.after, include_archived=True
+    )
+    listing = page_of(RoomPage, found, page, room_out, lambda room: room.id)
+    return render_template("home.html", rooms=listing.items, cursor=listing.next_cursor)
+
+
 @blueprint.get("/sessions/<id:meeting_session_id>")
 @require_basic
 def session_page(meeting_session_id: str) -> str:
-    """Show a meeting session: its figures, and one page of the attendance table and the timeline."""
+    """Show a meeting session: its figures and statuses, one page of the attendance table and the timeline,
+    and the roster members who did not come."""
     asked = request.args.get("page", "1")
     with runtime_of(current_app).Db() as db:
         meeting, room_name = session_or_404(db, meeting_session_id)
         everyone = stays_of(db, meeting)
-        people = _people_page(asked, len(everyone))
+        people = _people_page(asked, len(everyone), "page")
         attendance = attendance_in_join_order(db, meeting, people.offset, ROWS_PER_PAGE)
         summary = session_out(meeting, room_name)
+        room = db.get_one(Room, meeting.room_id)
+        judged, counts = judge_sessions(db, room, [meeting])[meeting.id]
+        roster = {member.participant_key: member for member in roster_in_force(db, room.id, meeting.began_at)}
     attendance.sort(key=lambda a: (a.first_join_at, a.participant_key))  # the timeline's order
     stale_after = timedelta(seconds=runtime_of(current_app).settings.stale_session_seconds)
+    zone = zone_of(room.options)
     timeline = build_timeline(
-        attendance, summary.started_at, summary.ended_at, utcnow(), stale_after, everyone
+        attendance, summary.started_at, summary.ended_at, utcnow(), stale_after, everyone, zone
+    )
+    # Judged people who never came: roster members absent (or excused), and overrides for people not seen.
+    missing = [person for person in judged if person.computed == Status.ABSENT]
+    missing.sort(
+        key=lambda person: (_roster_name(roster, person.participant_key).casefold(), person.participant_key)
     )
     return render_template(
-        "session.html", session=summary, attendance=attendance, timeline=timeline, people=people
+        "session.html",
+        session=summary,
+        attendance=attendance,
+        timeline=timeline,
+        people=people,
+        zone=zone,
+        statuses={person.participant_key: person for person in judged},
+        counts=counts,
+        missing=missing,
+        roster=roster,
     )
 
 
-def _people_page(asked: str, people: int) -> PeoplePage:
+def _roster_name(roster: dict[str, RosterMember], key: str) -> str:
+    member = roster.get(key)
+    return (member.name if member else None) or key
+
+
+def _people_page(asked: str, people: int, field: str) -> PeoplePage:
     # Not a cursor as in the API: a person reading a report wants "page 3 of 50" and a link to the last.
     count = PeoplePage(1, people).count
     number = whole_number(asked, 1, count)
     if number is None:
-        raise invalid_fields([{"field": "page", "message": f"must be a whole number from 1 to {count}"}])
+        raise invalid_fields([{"field": field, "message": f"must be a whole number from 1 to {count}"}])
     return PeoplePage(number, people)
 
 
 @blueprint.get("/rooms/<room_name>")
 @require_basic
 def room_page(room_name: str) -> str:
-    """List a room's meeting sessions, newest first, each linking to its page."""
+    """Show a room: its roster in force, its meeting sessions newest first, and the series matrix of those."""
     page = requested_page("at")
+    asked = request.args.get("matrixPage", "1")
     with runtime_of(current_app).Db() as db:
         room, rows = room_sessions_or_404(db, room_name, page)
         listing = page_of(SessionPage, rows, page, lambda m: session_out(m, room_name), session_position)
+        roster = sorted(roster_in_force(db, room.id, utcnow()), key=_by_name)
+        shown = rows[: page.limit]
+        # The series of the sessions listed: from the oldest one's beginning to the newest one's, inclusive.
+        series = (
+            series_report(db, room, shown[-1].began_at, _just_after(shown[0].began_at)) if shown else None
+        )
+        matrix = series.people if series else []
+        people = _people_page(asked, len(matrix), "matrixPage")  # a session of thousands: a page of rows
         archived = room.archived_at is not None
+        zone = zone_of(room.options)
     return render_template(
         "room.html",
         room_name=room_name,
         archived=archived,
+        zone=zone,
+        roster=roster,
         sessions=listing.items,
         cursor=listing.next_cursor,
+        series=series,
+        matrix=matrix[people.offset : people.offset + ROWS_PER_PAGE],
+        people=people,
     )
 
 
+def _just_after(moment: datetime) -> datetime:
+    # A series' range ends before its `to`; the calendar's last microsecond has nothing after it.
+    return moment if moment == LAST_MOMENT else moment + timedelta(microseconds=1)
+
+
+def _by_name(member: RosterMember) -> tuple[str, str]:
+    return ((member.name or member.participant_key).casefold(), member.participant_key)
+
+
+def status_text(status: Status) -> str:
+    """Format a status as people read it, e.g. left early."""
+    return status.value.replace("_", " ")
+
+
 # The templates' filters: the same wording as the emails.
-blueprint.add_app_template_filter(moment_text, "utc")
+blueprint.add_app_template_filter(local_text, "local")
 blueprint.add_app_template_filter(span_text, "span")
 blueprint.add_app_template_filter(percent_text, "percent")
 blueprint.add_app_template_filter(yes_no, "yes_no")
+blueprint.add_app_template_filter(status_text, "status")

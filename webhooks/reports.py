@@ -24,6 +24,7 @@ from workers.reports import (
     sessions_of_room,
     trail,
 )
+from workers.timefmt import zone_of
 from workers.wire import (
     AttendanceList,
     PersonAttendance,
@@ -96,9 +97,10 @@ def session_attendance(meeting_session_id: str) -> Response | dict[str, Any]:
             rows = attendance_of(db, meeting, page.after_key, page.limit + 1)
             listing = page_of(AttendanceList, rows, page, lambda row: row, lambda row: row.participant_key)
             return listing.answer()
-        report = session_report(db, meeting, db.get_one(Room, meeting.room_id))
+        room = db.get_one(Room, meeting.room_id)
+        report = session_report(db, meeting, room)
     return Response(
-        attendance_csv(report),
+        attendance_csv(report, zone_of(room.options)),
         mimetype="text/csv",
         headers={"Content-Disposition": csv_disposition(meeting_session_id)},
     )

@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import heapq
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from webhooks.timeline_axis import Scale, Stay, Tick, concurrency_steps, polyline, scale_for, ticks
+from workers.timefmt import UTC_ZONE, on_clock
 from workers.wire import AttendanceOut, SegmentOut
 
 WIDTH = 1000.0
@@ -75,6 +77,7 @@ class Timeline:
     live: bool
     stale: bool  # live, but silent for longer than the sweeper waits: drawn to the latest time known
     drawn_until: datetime  # the right edge: `now` while live, else the latest time known
+    zone: str  # the clock the axis and the tooltips read
 
     @property
     def merged_rows(self) -> int:
@@ -94,13 +97,17 @@ def build_timeline(
     now: datetime,
     stale_after: timedelta = STALE_AFTER,
     everyone: Sequence[Sequence[Stay]] | None = None,
+    zone: ZoneInfo = UTC_ZONE,
 ) -> Timeline:
-    """Lay out a row per person of `attendance` (a bar per segment), the time axis, and the concurrency
-    step line of `everyone` (each person's stays; default: the people of `attendance`)."""
+    """Lay out a row per person of `attendance` (a bar per segment), the time axis on `zone`'s clock, and
+    the concurrency step line of `everyone` (each person's stays; default: the people of `attendance`)."""
     people = sorted(attendance, key=lambda a: (a.first_join_at, a.participant_key))
     everyone = [stays(person) for person in people] if everyone is None else everyone
     plot = (LABEL_WIDTH, WIDTH - RIGHT_PAD)
     scale, session_end, stale = scale_for(_moments(everyone), started_at, ended_at, now, stale_after, plot)
+    # One clock for the whole chart: UTC's if the zone's cannot show either end (years 1 and 9999).
+    fits = all(on_clock(edge, zone).tzinfo == zone for edge in (scale.lo, scale.hi))
+    scale = replace(scale, zone=zone if fits else UTC_ZONE)
     rows = [_row(person, index, scale) for index, person in enumerate(people)]
     steps = concurrency_steps(everyone, scale.hi)
     peak = max((count for _, count in steps), default=0)
@@ -125,6 +132,7 @@ def build_timeline(
         live=ended_at is None,
         stale=stale,
         drawn_until=scale.hi,
+        zone=str(scale.zone),
     )
 
 
@@ -156,8 +164,8 @@ def _row(person: AttendanceOut, index: int, scale: Scale) -> Row:
 def _bar(full_name: str, segment: SegmentOut, scale: Scale, y: float, height: float) -> Bar:
     left = scale.x(segment.joined_at)
     width = max(scale.x(segment.left_at or scale.hi) - left, MIN_BAR_WIDTH)
-    until = "still present" if segment.left_at is None else _clock(segment.left_at)
-    title = f"{full_name}: {_clock(segment.joined_at)} to {until}" + (
+    until = "still present" if segment.left_at is None else _clock(segment.left_at, scale)
+    title = f"{full_name}: {_clock(segment.joined_at, scale)} to {until}" + (
         " (inferred)" if segment.inferred else ""
     )
     return Bar(left, y, width, height, segment.inferred, segment.left_at is None, title)
@@ -198,12 +206,12 @@ def _stretch_bar(
     inferred = any(segment.inferred for segment in members)
     still_open = any(segment.left_at is None for segment in members)
     left = scale.x(start)
-    until = "still present" if still_open else _clock(end)
-    title = f"{full_name}: {_clock(start)} to {until}, {len(members):,} segments drawn as one" + (
+    until = "still present" if still_open else _clock(end, scale)
+    title = f"{full_name}: {_clock(start, scale)} to {until}, {len(members):,} segments drawn as one" + (
         " (a bound inferred)" if inferred else ""
     )
     return Bar(left, bar_y, max(scale.x(end) - left, MIN_BAR_WIDTH), BAR_HEIGHT, inferred, still_open, title)
 
 
-def _clock(moment: datetime) -> str:
-    return moment.astimezone(UTC).strftime("%H:%M:%S")
+def _clock(moment: datetime, scale: Scale) -> str:
+    return on_clock(moment, scale.zone).strftime("%H:%M:%S")

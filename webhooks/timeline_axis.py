@@ -10,6 +10,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from functools import cached_property
+from zoneinfo import ZoneInfo
+
+from workers.timefmt import UTC_ZONE, on_clock
 
 MAX_TICKS = 8
 TICK_STEPS = (1, 2, 5, 10, 15, 30, 60, 120, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200, 86400)
@@ -30,12 +33,13 @@ class Tick:
 
 @dataclass(frozen=True)
 class Scale:
-    """Maps times from `lo` to `hi` onto x from `left` to `right`."""
+    """Maps times from `lo` to `hi` onto x from `left` to `right`, read on `zone`'s clock."""
 
     lo: datetime
     hi: datetime
     left: float
     right: float
+    zone: ZoneInfo = UTC_ZONE
 
     @cached_property
     def seconds(self) -> float:
@@ -76,14 +80,22 @@ def scale_for(
 
 
 def ticks(scale: Scale) -> list[Tick]:
-    """Return at most MAX_TICKS ticks at round UTC times on the scale, labelled HH:MM(:SS) or by day."""
+    """Return at most MAX_TICKS ticks at round times of the scale's clock, labelled HH:MM(:SS) or by day.
+
+    Round on the clock in force at the chart's start: a chart across a daylight-saving change keeps its
+    spacing, and its ticks after the change are an hour off round.
+    """
     lo, hi = scale.lo, scale.hi
     span = (hi - lo).total_seconds()
     whole_days = 86400 * -(-int(span) // (86400 * MAX_TICKS))
     step = next((s for s in TICK_STEPS if span / s <= MAX_TICKS), whole_days)
-    first = -(-int(lo.timestamp()) // step) * step  # the first multiple of step at or after lo
+    offset = on_clock(lo, scale.zone).utcoffset() or timedelta(0)
+    shift = int(offset.total_seconds())  # whole seconds in every zone since 1972
+    first = -(-(int(lo.timestamp()) + shift) // step) * step - shift  # the first round time at or after lo
     moments = (datetime.fromtimestamp(t, UTC) for t in range(first, int(hi.timestamp()) + 1, step))
-    return [Tick(scale.x(m), _tick_label(m, step, span)) for m in moments if lo <= m <= hi]
+    return [
+        Tick(scale.x(m), _tick_label(on_clock(m, scale.zone), step, span)) for m in moments if lo <= m <= hi
+    ]
 
 
 def _tick_label(moment: datetime, step: int, span: float) -> str:

@@ -1,16 +1,6 @@
-"""How people read Rollcall's figures: in emails and on the HTML pages alike."""
+"""How people read Rollcall's figures: in emails and on the HTML pages alike (times: workers.timefmt)."""
 
 from __future__ import annotations
-
-from datetime import UTC, datetime
-
-
-def moment_text(moment: datetime | None, zone: bool = True) -> str:
-    """Format a moment as e.g. 2026-03-02 09:00:00 UTC (zone=False: in a column headed UTC), or a dash."""
-    if moment is None:
-        return "-"
-    # isoformat, not strftime: glibc's %Y writes year 1 as "1", not "0001".
-    return moment.astimezone(UTC).isoformat(" ", "seconds")[:19] + " UTC" * zone
 
 
 def span_text(seconds: float | None) -> str:

@@ -43,6 +43,7 @@ from workers.runtime.process import Runtime
 from workers.runtime.settings import Settings
 from workers.series import absence_streaks
 from workers.statuses import absence_alert_after
+from workers.timefmt import zone_of
 from workers.wire import AbsenceStreak
 
 log = logging.getLogger(__name__)
@@ -210,22 +211,25 @@ def _prepare_email(settings: Settings, db: Session, note: Notification) -> Deliv
         raise NotSendable(str(error)) from None  # the message names SMTP_URL, never its content
     sender = settings.mail_from
     if note.kind.startswith(ABSENCE_MAIL):  # the alert as planned, whatever the session says since
-        message = absence_email(
-            AbsenceStreak.model_validate(event_data(note)), sender, note.recipient, note.message_id
-        )
+        streak = AbsenceStreak.model_validate(event_data(note))
+        message = absence_email(streak, sender, note.recipient, note.message_id, settings.public_base_url)
         return lambda: senders.send_mail(server, message, settings.notify_timeout_seconds)
     loaded = load_report(db, note.session_id)
     assert loaded is not None
     room, report = loaded
     if note.kind == "summary":
-        message = summary_email(report, sender, note.recipient, note.message_id)
+        message = summary_email(
+            report, sender, note.recipient, note.message_id, zone_of(room.options), settings.public_base_url
+        )
     else:
         if not trusts_participant_emails(room.options):  # the organizer withdrew it since planning
             raise NotSendable(UNTRUSTED)
         attendee = next((a for a in report.attendance if normalized_address(a.email) == note.recipient), None)
         if attendee is None:
             raise NotSendable("no longer an attendee of this session")
-        message = thank_you_email(report, attendee, sender, note.recipient, note.message_id)
+        message = thank_you_email(
+            report, attendee, sender, note.recipient, note.message_id, zone_of(room.options)
+        )
     return lambda: senders.send_mail(server, message, settings.notify_timeout_seconds)
 
 

@@ -9,6 +9,7 @@ from collections.abc import Iterator, Sequence
 from datetime import datetime
 from typing import TypeVarTuple
 from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import Row, Select, and_, or_, select
 from sqlalchemy.orm import Session
@@ -23,7 +24,7 @@ from workers.models import (
     StatusOverride,
 )
 from workers.statuses import Attended, Expected, Judged, Override, Status, StatusTally, judge, rules_of, tally
-from workers.timefmt import iso_ms
+from workers.timefmt import iso_ms, local_text
 from workers.wire import (
     AttendanceOut,
     HistoryEntry,
@@ -49,6 +50,10 @@ CSV_COLUMNS = [
     "inferred",
     "status",
     "host",
+    # The organizer's clock: the two times again on the room's timeZone, and the zone's IANA name.
+    "firstJoinLocal",
+    "lastLeftLocal",
+    "timeZone",
 ]
 FORMULA_PREFIXES = ("=", "+", "-", "@", "\t", "\r")
 
@@ -194,15 +199,16 @@ def trail(
     return [HistoryEntry.model_validate(entry, from_attributes=True) for entry in entries]
 
 
-def attendance_csv(report: SessionWithAttendance) -> str:
-    """Render a session's attendance as CSV with the contract's columns, in order, then a row per absentee."""
+def attendance_csv(report: SessionWithAttendance, zone: ZoneInfo) -> str:
+    """Render a session's attendance as CSV with the contract's columns, in order, then a row per absentee;
+    local times on `zone`'s clock."""
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\r\n")
     writer.writerow(CSV_COLUMNS)
     for row in report.attendance:
-        writer.writerow(_csv_cells(row, row.status, row.host))
+        writer.writerow(_csv_cells(row, row.status, row.host, zone))
     for person in report.absentees:
-        writer.writerow(_csv_cells(person, person.status, person.host))
+        writer.writerow(_csv_cells(person, person.status, person.host, zone))
     return buffer.getvalue()
 
 
@@ -223,7 +229,9 @@ def attachment_disposition(name: str) -> str:
     return f"attachment; filename=\"{fallback}\"; filename*=UTF-8''{quote(name, safe='!#$&+^`|')}"
 
 
-def _csv_cells(person: AttendanceOut | PersonStatus, status: Status, host: bool) -> list[object]:
+def _csv_cells(
+    person: AttendanceOut | PersonStatus, status: Status, host: bool, zone: ZoneInfo
+) -> list[object]:
     def cell(value: object) -> object:
         if isinstance(value, str) and value.startswith(FORMULA_PREFIXES):
             return "'" + value  # names come from anyone who joins: keep spreadsheets from running them
@@ -231,6 +239,7 @@ def _csv_cells(person: AttendanceOut | PersonStatus, status: Status, host: bool)
 
     identity = (person.participant_key, person.name, person.email, person.external_user_id)
     figures: tuple[object, ...] = (None,) * 7  # someone who did not come has none
+    local: tuple[object, ...] = (None, None)
     if isinstance(person, AttendanceOut):
         figures = (
             iso_ms(person.first_join_at),
@@ -241,7 +250,11 @@ def _csv_cells(person: AttendanceOut | PersonStatus, status: Status, host: bool)
             person.present,
             person.inferred,
         )
-    return [cell(value) for value in (*identity, *figures, str(status), host)]
+        local = (
+            local_text(person.first_join_at, zone, named=False),
+            None if person.last_left_at is None else local_text(person.last_left_at, zone, named=False),
+        )
+    return [cell(value) for value in (*identity, *figures, str(status), host, *local, zone.key)]
 
 
 def roster_in_force(db: Session, room_id: int, at: datetime) -> list[RosterMember]:

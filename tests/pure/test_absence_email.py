@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from tests.pure.test_notify import parts
+import re
+
+from tests.pure.test_notify import BASE, parts
 from workers.notifications.emails import absence_email
 from workers.wire import AbsenceStreak
 
@@ -18,7 +20,9 @@ STREAK = AbsenceStreak(
 
 
 def test_the_alert_names_the_person_the_run_and_the_room() -> None:
-    message = absence_email(STREAK, "Rollcall <rollcall@example.com>", "teacher@school.example", "msg_1")
+    message = absence_email(
+        STREAK, "Rollcall <rollcall@example.com>", "teacher@school.example", "msg_1", BASE
+    )
     assert message["Subject"] == "Absent 3 times running: Bo Diddley"
     assert (message["To"], message["Message-ID"]) == ("teacher@school.example", "<msg_1@example.com>")
     text, _ = parts(message)
@@ -30,13 +34,16 @@ def test_the_alert_names_the_person_the_run_and_the_room() -> None:
         "Group:            4B",
         "Absences running: 3",
         "Latest meeting:   week-3",
+        "",
+        "The latest meeting's page: https://rollcall.example.com/sessions/week-3",
     ]
 
 
 def test_a_hostile_roster_name_is_one_line_and_never_a_link() -> None:
     hostile = STREAK.model_copy(update={"name": "Eve\r\nBcc: all@example.com <b>http://evil.example</b>"})
-    message = absence_email(hostile, "rollcall@example.com", "teacher@school.example", "msg_2")
+    message = absence_email(hostile, "rollcall@example.com", "teacher@school.example", "msg_2", BASE)
     assert "\n" not in message["Subject"] and "Bcc" not in message
     _, html = parts(message)
     assert "<b>" not in html and "http://evil.example" not in html
+    assert re.findall(r"<a [^>]*>", html) == ['<a href="https://rollcall.example.com/sessions/week-3">']
     assert "http:\u200b/\u200b/\u200bevil.\u200bexample" in html

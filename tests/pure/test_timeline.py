@@ -6,6 +6,7 @@ import dataclasses
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from hypothesis import given, settings
@@ -161,6 +162,29 @@ def test_ticks_start_at_the_first_round_time_after_an_odd_start() -> None:
     assert all(LABEL_WIDTH <= tick.x <= WIDTH - RIGHT_PAD for tick in found)
 
 
+@pytest.mark.parametrize(
+    ("zone", "labels"),
+    [
+        ("America/New_York", ["04:00", "04:10", "04:20", "04:30", "04:40", "04:50", "05:00"]),
+        # UTC+05:45: ticks at round UTC times would read 14:45, 14:55...; they fall on round local times.
+        ("Asia/Kathmandu", ["14:50", "15:00", "15:10", "15:20", "15:30", "15:40"]),
+    ],
+)
+def test_ticks_fall_on_round_times_of_the_organizers_clock(zone: str, labels: list[str]) -> None:
+    found = ticks(dataclasses.replace(chart(T0, T0 + timedelta(hours=1)), zone=ZoneInfo(zone)))
+    assert [tick.label for tick in found] == labels
+
+
+def test_the_timeline_reads_the_organizers_clock_and_falls_back_to_utc_where_it_cannot() -> None:
+    paris = ZoneInfo("Europe/Paris")
+    timeline = build_timeline([person("ann", (0, 30, False), name="Ann")], at(0), at(60), at(60), zone=paris)
+    assert timeline.zone == "Europe/Paris"
+    assert timeline.rows[0].bars[0].title == "Ann: 10:00:00 to 10:30:00"
+    first = datetime(1, 1, 1, tzinfo=UTC)  # the first moment there is: New York's clock would be in year 0
+    edge = build_timeline([], first, first + timedelta(hours=1), first, zone=ZoneInfo("America/New_York"))
+    assert edge.zone == "UTC" and edge.ticks[0].label == "00:00"
+
+
 def test_two_devices_at_once_share_the_row_in_two_lanes_and_one_device_keeps_the_full_bar() -> None:
     people = [person("dev", (10, 60, False), (40, 80, False), (85, 90, False)), person("one", (0, 90, False))]
     timeline = build_timeline(people, at(0), at(90), now=at(90))
@@ -208,6 +232,7 @@ def meetings(draw: st.DrawFn) -> tuple[list[AttendanceOut], datetime | None, dat
 def drawn(timeline: Any) -> dict[str, Any]:
     """Return everything a timeline draws, old or new, as plain data."""
     shapes = dataclasses.asdict(timeline)
+    shapes.pop("zone", None)  # the old one read UTC only, the new one's default
     for row in shapes["rows"]:
         row.pop("merged", None)
     return shapes

@@ -1,22 +1,25 @@
 """Notifications: post-meeting emails, composed from the report API's shapes: data in, EmailMessage out,
 no I/O or clock (the sender stamps the Date header).
 
-Names and emails come from whoever joins a meeting: they are shown as `Typed` text, one short line that is
-escaped in HTML and broken where a mail program would make it a link.
+Times are on the organizer's clock (the room's timeZone), each naming its zone; the summary links to the
+session's page. Names and emails come from whoever joins a meeting: they are shown as `Typed` text, one
+short line that is escaped in HTML and broken where a mail program would make it a link.
 """
 
 from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
-from datetime import UTC
 from email.message import EmailMessage
 from email.utils import parseaddr
 from html import escape
+from urllib.parse import quote
+from zoneinfo import ZoneInfo
 
-from workers.humanize import moment_text, percent_text, span_text, yes_no
+from workers.humanize import percent_text, span_text, yes_no
 from workers.reports import attendance_csv
 from workers.statuses import Status
+from workers.timefmt import local_text, on_clock
 from workers.wire import (
     AbsenceStreak,
     AttendanceOut,
@@ -47,47 +50,68 @@ class Typed(str):
 
 
 def summary_email(
-    session: SessionWithAttendance, sender: str, recipient: str, message_id: str
+    session: SessionWithAttendance,
+    sender: str,
+    recipient: str,
+    message_id: str,
+    zone: ZoneInfo,
+    public_base_url: str,
 ) -> EmailMessage:
-    """Compose the organizer's summary: the figures, the table (who was missing or late first), the CSV."""
-    figures = _session_figures(session)
+    """Compose the organizer's summary: the figures, the table (who was missing or late first), a link to
+    the page, the CSV."""
+    figures = _session_figures(session, zone)
     # The organizer's first question is who was missing, then who was late.
     late = [row for row in session.attendance if row.status == Status.LATE]
     others = [row for row in session.attendance if row.status != Status.LATE]
     rows = [*map(_absentee_cells, session.absentees), *map(_attendee_cells, [*late, *others])]
     opening = f"Attendance for the meeting in {session.room_name}."
-    text = "\n".join([opening, "", *_text_pairs(figures), "", *_text_table(rows)])
+    link = session_page_url(public_base_url, session.meeting_session_id)
+    text = "\n".join(
+        [opening, "", *_text_pairs(figures), "", *_text_table(rows), "", f"The session's page: {link}"]
+    )
     html = (
         f"<p>Attendance for the meeting in <b>{escape(session.room_name)}</b>.</p>"
         f"{_html_pairs(figures)}{_html_table(ATTENDEE_COLUMNS, rows)}"
+        f'<p><a href="{escape(link)}">The session\'s page</a></p>'
     )
-    subject = f"Attendance summary: {session.room_name}, {_day(session)}"
+    subject = f"Attendance summary: {session.room_name}, {_day(session, zone)}"
     message = _message(sender, recipient, message_id, subject)
     _add_bodies(message, text, html)
     message.add_attachment(
-        attendance_csv(session).encode(),
+        attendance_csv(session, zone).encode(),
         maintype="text",
         subtype="csv",
-        filename=f"attendance-{session.room_name}-{_day(session)}.csv",
+        filename=f"attendance-{session.room_name}-{_day(session, zone)}.csv",
     )
     return message
 
 
+def session_page_url(public_base_url: str, meeting_session_id: str) -> str:
+    """Return the address of a session's HTML page, its id percent-encoded as one path segment."""
+    return f"{public_base_url.rstrip('/')}/sessions/{quote(meeting_session_id, safe='')}"
+
+
 def thank_you_email(
-    session: SessionWithAttendance, attendee: AttendanceOut, sender: str, recipient: str, message_id: str
+    session: SessionWithAttendance,
+    attendee: AttendanceOut,
+    sender: str,
+    recipient: str,
+    message_id: str,
+    zone: ZoneInfo,
 ) -> EmailMessage:
-    """Compose an attendee's thank-you with their own times in the meeting."""
+    """Compose an attendee's thank-you with their own times in the meeting (no link: the page is the
+    organizer's, behind the API token)."""
     name = Typed.clean(attendee.name or "")
     greeting = f"Hello {name}," if name else "Hello,"
-    opening = f"Thank you for attending the meeting in {session.room_name} on {_day(session)}."
+    opening = f"Thank you for attending the meeting in {session.room_name} on {_day(session, zone)}."
     figures = [
-        ("First joined", moment_text(attendee.first_join_at)),
-        ("Last left", moment_text(attendee.last_left_at)),
+        ("First joined", local_text(attendee.first_join_at, zone)),
+        ("Last left", local_text(attendee.last_left_at, zone)),
         ("Time attended", span_text(attendee.attended_seconds)),
         ("Share of the meeting", percent_text(attendee.attendance_percent)),
         ("Joins", str(attendee.join_count)),
     ]
-    times = [(moment_text(s.joined_at), moment_text(s.left_at)) for s in attendee.segments]
+    times = [(local_text(s.joined_at, zone), local_text(s.left_at, zone)) for s in attendee.segments]
     text = "\n".join(
         [greeting, "", opening, "", *_text_pairs(figures), "", "You were there:"]
         + [f"  {joined} to {left}" for joined, left in times]
@@ -118,10 +142,10 @@ def _add_bodies(message: EmailMessage, text: str, html: str) -> None:
     message.add_alternative(f"<!doctype html><html><body>{html}</body></html>\n", subtype="html")
 
 
-def _session_figures(session: SessionWithAttendance) -> list[tuple[str, str]]:
+def _session_figures(session: SessionWithAttendance, zone: ZoneInfo) -> list[tuple[str, str]]:
     figures = [
-        ("Started", moment_text(session.started_at)),
-        ("Ended", moment_text(session.ended_at)),
+        ("Started", local_text(session.started_at, zone)),
+        ("Ended", local_text(session.ended_at, zone)),
         ("Duration", span_text(session.duration_seconds)),
         ("Participants", str(session.participant_count)),
         ("Peak concurrency", str(session.peak_concurrency)),
@@ -184,13 +208,17 @@ def _html(text: str) -> str:
     return escape(text).translate(UNLINKED) if isinstance(text, Typed) else escape(text)
 
 
-def _day(session: SessionWithAttendance) -> str:
+def _day(session: SessionWithAttendance, zone: ZoneInfo) -> str:
+    # The organizer's date: a meeting at 23:30 UTC is the next day in Paris. isoformat pads year 1.
     moment = session.started_at or session.ended_at
-    return moment.astimezone(UTC).strftime("%Y-%m-%d") if moment else "unknown date"
+    return on_clock(moment, zone).date().isoformat() if moment else "unknown date"
 
 
-def absence_email(streak: AbsenceStreak, sender: str, recipient: str, message_id: str) -> EmailMessage:
-    """Compose the organizer's alert: a roster member absent from the room's last meetings, running."""
+def absence_email(
+    streak: AbsenceStreak, sender: str, recipient: str, message_id: str, public_base_url: str
+) -> EmailMessage:
+    """Compose the organizer's alert: a roster member absent from the room's last meetings, running, and a
+    link to the latest one's page."""
     who = Typed.clean(streak.name or streak.email or streak.participant_key)
     opening = f"{who} has been absent from the last {streak.absences} meetings in {streak.room_name}."
     figures = [
@@ -200,8 +228,12 @@ def absence_email(streak: AbsenceStreak, sender: str, recipient: str, message_id
         ("Absences running", str(streak.absences)),
         ("Latest meeting", streak.meeting_session_id),
     ]
-    text = "\n".join([opening, "", *_text_pairs(figures)])
-    html = f"<p>{_html(Typed(opening))}</p>{_html_pairs(figures)}"
+    link = session_page_url(public_base_url, streak.meeting_session_id)
+    text = "\n".join([opening, "", *_text_pairs(figures), "", f"The latest meeting's page: {link}"])
+    html = (
+        f"<p>{_html(Typed(opening))}</p>{_html_pairs(figures)}"
+        f'<p><a href="{escape(link)}">The latest meeting\'s page</a></p>'
+    )
     message = _message(sender, recipient, message_id, f"Absent {streak.absences} times running: {who}")
     _add_bodies(message, text, html)
     return message
