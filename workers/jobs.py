@@ -42,7 +42,8 @@ SPLIT_SIZE = 1_000  # the pieces a failed batch is first cut into (see _split)
 # A drain's turn: a batch of each room ready, up to this many rooms; then a room with more left goes to the
 # back of the line, so a busy room starves no other.
 ROOMS_PER_TURN = 50
-# A turn of more rooms than this is folded in several transactions side by side, at most FOLD_CONNECTIONS.
+# On PostgreSQL, a turn of more rooms than this is folded in several transactions side by side, at most
+# FOLD_CONNECTIONS of them (see _fold_turn).
 ROOMS_PER_TRANSACTION = 8
 FOLD_CONNECTIONS = 4
 RELAY_MIN_AGE_SECONDS = 5.0
@@ -93,7 +94,7 @@ def _drain_turn(runtime: Runtime, room_ids: list[int]) -> int:
                     queueing.put_back(redis, room_id)
                 else:
                     locked.append(room_id)
-            folded, unfinished = _fold_side_by_side(runtime, locked)
+            folded, unfinished = _fold_turn(runtime, locked)
     except BaseException:
         with contextlib.suppress(RedisError):  # Redis away too: the relay puts them back
             queueing.put_back(redis, *room_ids)
@@ -102,22 +103,28 @@ def _drain_turn(runtime: Runtime, room_ids: list[int]) -> int:
     return folded
 
 
-def _fold_side_by_side(runtime: Runtime, room_ids: list[int]) -> tuple[int, list[int]]:
-    """Fold the rooms in one transaction, or in several side by side on PostgreSQL once there are many.
+def _fold_turn(runtime: Runtime, room_ids: list[int]) -> tuple[int, list[int]]:
+    """Fold a batch of each room; return how many were folded and the rooms with more left.
 
-    A fold mostly waits for the database (a dozen round-trips a room): when the rooms ready outnumber
-    what one transaction folds in time, a worker that has fallen behind overlaps those waits over up to
-    FOLD_CONNECTIONS transactions. SQLite takes one writer at a time: there they stay one transaction.
+    On PostgreSQL the rooms share a transaction, and once they are more than ROOMS_PER_TRANSACTION a
+    worker that has fallen behind folds them in up to FOLD_CONNECTIONS transactions side by side: a fold
+    mostly waits on the database (a dozen round-trips a room), and side by side those waits overlap.
+    SQLite has one writer at a time, the receiver being one: a transaction a room, so that a delivery
+    waits for one room's fold to commit, never a whole turn's.
     """
-    connections = 1
-    if runtime.engine.dialect.name == "postgresql":
-        connections = min(FOLD_CONNECTIONS, -(-len(room_ids) // ROOMS_PER_TRANSACTION))
-    groups = [group for group in (room_ids[n::connections] for n in range(connections)) if group]
+    if not room_ids:
+        return 0, []
     job_id = _job_id()
-    if len(groups) <= 1:
-        return _fold_rooms(runtime, room_ids, job_id)
-    with ThreadPoolExecutor(len(groups), thread_name_prefix="fold") as pool:
-        answers = list(pool.map(lambda group: _fold_rooms(runtime, group, job_id), groups))
+    if runtime.engine.dialect.name != "postgresql":
+        answers = [_fold_rooms(runtime, [room_id], job_id) for room_id in room_ids]
+    else:
+        connections = min(FOLD_CONNECTIONS, -(-len(room_ids) // ROOMS_PER_TRANSACTION))
+        groups = [room_ids[n::connections] for n in range(connections)]
+        if len(groups) == 1:
+            answers = [_fold_rooms(runtime, room_ids, job_id)]
+        else:
+            with ThreadPoolExecutor(len(groups), thread_name_prefix="fold") as pool:
+                answers = list(pool.map(lambda group: _fold_rooms(runtime, group, job_id), groups))
     return sum(folded for folded, _ in answers), [room_id for _, left in answers for room_id in left]
 
 
