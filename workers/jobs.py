@@ -161,14 +161,15 @@ def _fold_rooms(runtime: Runtime, room_ids: list[int], job_id: str | None) -> tu
     failed_events = [event for outcome in outcomes for event in outcome.failed]
     metrics.count_folded(runtime.redis, folded_events, failed_events)
     milliseconds = (time.perf_counter() - started) * 1000
+    shared = f" (one of {len(room_ids)} rooms in one transaction)" if len(room_ids) > 1 else ""
     for room_id, outcome in zip(room_ids, outcomes, strict=True):
         log.info(
-            "room %s: folded %s, failed %s in %.0f ms (one of %s rooms in one transaction)",
+            "room %s: folded %s, failed %s in %.0f ms%s",
             room_id,
             len(outcome.folded),
             len(outcome.failed),
             milliseconds,
-            len(room_ids),
+            shared,
         )
     return len(folded_events), [room_id for room_id in room_ids if seen[room_id] >= batch_size]
 
