@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
@@ -11,10 +12,10 @@ import pytest
 from redis import Redis
 from rq import SimpleWorker
 from rq.job import Job
-from sqlalchemy import select
+from sqlalchemy import event, select
 
 from tests.test_inbox import arrival, make_room
-from tests.test_jobs import fates, fold_counts, join_body, wait_for
+from tests.test_jobs import POISON, fates, fold_counts, join_body, poisoned, store_with_poison, wait_for
 from workers import inbox, jobs, queueing
 from workers.locks import room_lock
 from workers.models import Delivery
@@ -79,6 +80,69 @@ def test_many_rooms_signalled_are_folded_by_one_job(worker_runtime: Runtime, red
     assert queueing.signal_room(runtime.redis, runtime.queue(), rooms[0])
 
 
+@contextmanager
+def commits(runtime: Runtime) -> Iterator[list[str]]:
+    """Yield a list that gets, for each transaction committed meanwhile, the name of the committing thread."""
+    names: list[str] = []
+
+    def committed(*_: object) -> None:
+        names.append(threading.current_thread().name)
+
+    event.listen(runtime.engine, "commit", committed)
+    try:
+        yield names
+    finally:
+        event.remove(runtime.engine, "commit", committed)
+
+
+def test_a_turn_folds_its_rooms_in_one_transaction_on_postgresql(
+    worker_runtime: Runtime, database_url: str
+) -> None:
+    runtime = worker_runtime
+    rooms = [make_room(runtime, f"room-{n}", f"r-{n}")[0] for n in range(jobs.ROOMS_PER_TRANSACTION)]
+    for room_id in rooms:
+        joins(runtime, room_id, 3)
+    queueing.signal_rooms(runtime.redis, runtime.queue(), rooms)  # every room ready at once
+    with commits(runtime) as committed:
+        assert burst(runtime).succeeded == 1
+    # SQLite: a transaction a room, so the receiver (a writer too) waits for one room's fold, not a turn's.
+    assert len(committed) == (len(rooms) if database_url.startswith("sqlite") else 1)
+    assert fates(runtime) == {"processed": 3 * len(rooms)}
+    assert fold_counts(runtime) == {1}
+
+
+def test_a_worker_behind_folds_side_by_side_on_postgresql(worker_runtime: Runtime, database_url: str) -> None:
+    runtime = worker_runtime
+    count = 3 * jobs.ROOMS_PER_TRANSACTION
+    rooms = [make_room(runtime, f"room-{n}", f"r-{n}")[0] for n in range(count)]
+    for room_id in rooms:
+        joins(runtime, room_id, 2)
+    queueing.signal_rooms(runtime.redis, runtime.queue(), rooms)
+    with commits(runtime) as committed:
+        burst(runtime)
+    assert fates(runtime) == {"processed": 2 * count}
+    assert fold_counts(runtime) == {1}
+    if database_url.startswith("sqlite"):
+        assert len(committed) == count  # one writer at a time: nothing to overlap
+    else:  # three transactions, each in a thread of its own
+        assert len(committed) == 3
+        assert len(set(committed)) == 3
+
+
+def test_a_room_that_fails_in_a_shared_turn_fails_alone(worker_runtime: Runtime) -> None:
+    runtime = worker_runtime
+    (bad, _), (good, _), (other, _) = (make_room(runtime, f"room-{n}", f"r-{n}") for n in range(3))
+    joins(runtime, good, 3, first=100)
+    store_with_poison(runtime, bad)  # ten joins and, among them, one the database refuses
+    joins(runtime, other, 3, first=200)
+    queueing.signal_rooms(runtime.redis, runtime.queue(), [good, bad, other])
+    with poisoned(runtime, POISON):
+        assert burst(runtime).failed == 0
+    assert fates(runtime) == {"processed": 16, "failed": 1}
+    assert fold_counts(runtime) == {0, 1}  # the poisoned one never folded, every other one once
+    assert not any(queueing.is_pending(runtime.redis, room_id) for room_id in (bad, good, other))
+
+
 def test_a_room_locked_by_another_worker_is_left_to_it_and_not_stranded(
     worker_runtime: Runtime, redis_client: Redis
 ) -> None:
@@ -140,7 +204,8 @@ def test_a_drain_hands_over_to_a_fresh_job_when_its_slice_is_spent(
     worker_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     runtime = worker_runtime
-    monkeypatch.setattr(queueing, "DRAIN_SLICE_SECONDS", 0.0)  # one room's turn per job
+    monkeypatch.setattr(queueing, "DRAIN_SLICE_SECONDS", 0.0)  # one turn per job
+    monkeypatch.setattr(jobs, "ROOMS_PER_TURN", 1)  # and one room per turn
     rooms = [make_room(runtime, f"room-{n}", f"r-{n}")[0] for n in range(3)]
     for room_id in rooms:
         joins(runtime, room_id, 2)

@@ -15,6 +15,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
@@ -38,8 +39,13 @@ from workers.runtime.settings import Settings
 log = logging.getLogger(__name__)
 
 SPLIT_SIZE = 1_000  # the pieces a failed batch is first cut into (see _split)
-# A drain's turn in a room: then the room goes to the back of the line, so a busy room starves no other.
-ROOM_BATCHES_PER_TURN = 1
+# A drain's turn: a batch of each room ready, up to this many rooms; then a room with more left goes to the
+# back of the line, so a busy room starves no other.
+ROOMS_PER_TURN = 50
+# On PostgreSQL, a turn of more rooms than this is folded in several transactions side by side, at most
+# FOLD_CONNECTIONS of them (see _fold_turn).
+ROOMS_PER_TRANSACTION = 8
+FOLD_CONNECTIONS = 4
 RELAY_MIN_AGE_SECONDS = 5.0
 # Failures that say nothing about the deliveries being folded: the job fails, and RQ's retry (or the relay)
 # folds them once the database or Redis is back, the other drain has finished, or the job is rerun.
@@ -51,7 +57,7 @@ STATEMENT_REFUSED = "42"
 
 
 def drain_rooms() -> int:
-    """Fold a batch of each pending room in turn until none is left; return how many were folded.
+    """Fold a batch of every pending room, a turn at a time, until none is left; return how many were folded.
 
     The rooms' order, the gathering, and why no delivery is left behind: see workers.queueing.
     """
@@ -60,33 +66,128 @@ def drain_rooms() -> int:
     handover_at = time.monotonic() + queueing.DRAIN_SLICE_SECONDS
     folded = 0
     while True:
-        room_id = queueing.take_room(redis, runtime.settings.drain_gather_seconds)
-        if room_id is None:
+        room_ids = queueing.take_rooms(redis, runtime.settings.drain_gather_seconds, ROOMS_PER_TURN)
+        if not room_ids:
             if queueing.finish(redis):
                 return folded
             continue  # a room was signalled between the last take and the flag's deletion
-        folded += _drain_turn(runtime, room_id)
+        folded += _drain_turn(runtime, room_ids)
         if time.monotonic() >= handover_at:
             queueing.hand_over(redis, runtime.queue())
             return folded
 
 
-def _drain_turn(runtime: Runtime, room_id: int) -> int:
-    """Fold one batch of a taken room, or leave it to the worker holding its lock; put it back if need be."""
+def _drain_turn(runtime: Runtime, room_ids: list[int]) -> int:
+    """Fold a batch of each taken room, leaving a room whose lock is held to its holder.
+
+    A room locked elsewhere (another worker folds, finalizes or rebuilds it) goes back in the set, to be
+    taken again after them; so does a room with more than a batch left, behind every room signalled before.
+    """
+    redis = runtime.redis
     try:
-        with room_lock(runtime.redis, room_id, wait=False):
-            folded, done = fold_pending(runtime, room_id, batches=ROOM_BATCHES_PER_TURN)
-    except RoomBusy:
-        # Another worker folds, finalizes or rebuilds it: back in the set, it is taken again after them.
-        queueing.put_back(runtime.redis, room_id)
-        return 0
+        with contextlib.ExitStack() as held:
+            locked = []
+            for room_id in room_ids:
+                try:
+                    held.enter_context(room_lock(redis, room_id, wait=False))
+                except RoomBusy:
+                    queueing.put_back(redis, room_id)
+                else:
+                    locked.append(room_id)
+            folded, unfinished = _fold_turn(runtime, locked)
     except BaseException:
-        with contextlib.suppress(RedisError):  # Redis away too: the relay puts it back
-            queueing.put_back(runtime.redis, room_id)
+        with contextlib.suppress(RedisError):  # Redis away too: the relay puts them back
+            queueing.put_back(redis, *room_ids)
         raise
-    if not done:  # to the back of the line: one busy room must not keep the others waiting
-        queueing.put_back(runtime.redis, room_id)
+    queueing.put_back(redis, *unfinished)
     return folded
+
+
+def _fold_turn(runtime: Runtime, room_ids: list[int]) -> tuple[int, list[int]]:
+    """Fold a batch of each room; return how many were folded and the rooms with more left.
+
+    On PostgreSQL the rooms share a transaction, and once they are more than ROOMS_PER_TRANSACTION a
+    worker that has fallen behind folds them in up to FOLD_CONNECTIONS transactions side by side: a fold
+    mostly waits on the database (a dozen round-trips a room), and side by side those waits overlap.
+    SQLite has one writer at a time, the receiver being one: a transaction a room, so that a delivery
+    waits for one room's fold to commit, never a whole turn's.
+    """
+    if not room_ids:
+        return 0, []
+    job_id = _job_id()
+    if runtime.engine.dialect.name != "postgresql":
+        answers = [_fold_rooms(runtime, [room_id], job_id) for room_id in room_ids]
+    else:
+        connections = min(FOLD_CONNECTIONS, -(-len(room_ids) // ROOMS_PER_TRANSACTION))
+        groups = [room_ids[n::connections] for n in range(connections)]
+        if len(groups) == 1:
+            answers = [_fold_rooms(runtime, room_ids, job_id)]
+        else:
+            with ThreadPoolExecutor(len(groups), thread_name_prefix="fold") as pool:
+                answers = list(pool.map(lambda group: _fold_rooms(runtime, group, job_id), groups))
+    return sum(folded for folded, _ in answers), [room_id for _, left in answers for room_id in left]
+
+
+def _fold_rooms(runtime: Runtime, room_ids: list[int], job_id: str | None) -> tuple[int, list[int]]:
+    """Fold a batch of each room (locks held) in one transaction; return how many folded, and rooms with more.
+
+    One commit for many rooms, not one each. A batch that fails because of what is in it undoes them all;
+    its room is then folded alone, where _split finds the deliveries at fault, and the others together.
+    """
+    if not room_ids:
+        return 0, []
+    started = time.perf_counter()
+    batch_size = runtime.settings.fold_batch_size
+    rules = fold_rules(runtime.settings)
+    seen: dict[int, int] = {}
+    outcomes: list[folding.FoldOutcome] = []
+    folding_room: int | None = None  # the room being folded, if the transaction fails: None at its commit
+    try:
+        with runtime.Db.begin() as db:
+            for folding_room in room_ids:
+                rows = inbox.unprocessed(db, folding_room, batch_size)
+                seen[folding_room] = len(rows)
+                outcomes.append(folding.fold_batch(db, folding_room, rows, rules, job_id=job_id))
+            folding_room = None
+    except NOT_THE_DELIVERIES:
+        raise  # the batches stay unprocessed for RQ's retry and the relay
+    except Exception as error:
+        if _statement_refused(error):
+            raise
+        return _fold_apart(runtime, room_ids, folding_room, job_id)
+    for outcome in outcomes:
+        _after_commit(runtime, outcome)
+    folded_events = [event for outcome in outcomes for event in outcome.folded]
+    failed_events = [event for outcome in outcomes for event in outcome.failed]
+    metrics.count_folded(runtime.redis, folded_events, failed_events)
+    milliseconds = (time.perf_counter() - started) * 1000
+    shared = f" (one of {len(room_ids)} rooms in one transaction)" if len(room_ids) > 1 else ""
+    for room_id, outcome in zip(room_ids, outcomes, strict=True):
+        log.info(
+            "room %s: folded %s, failed %s in %.0f ms%s",
+            room_id,
+            len(outcome.folded),
+            len(outcome.failed),
+            milliseconds,
+            shared,
+        )
+    return len(folded_events), [room_id for room_id in room_ids if seen[room_id] >= batch_size]
+
+
+def _fold_apart(
+    runtime: Runtime, room_ids: list[int], culprit: int | None, job_id: str | None
+) -> tuple[int, list[int]]:
+    """Fold `culprit` alone (each room alone if None), splitting its batch if need be; the rest together."""
+    alone = room_ids if culprit is None else [culprit]
+    folded, unfinished = 0, []
+    for room_id in alone:
+        count, done = fold_pending(runtime, room_id, batches=1)
+        folded += count
+        if not done:
+            unfinished.append(room_id)
+    rest = [room_id for room_id in room_ids if room_id not in alone]
+    more, still_unfinished = _fold_rooms(runtime, rest, job_id)
+    return folded + more, unfinished + still_unfinished
 
 
 def drain_room(room_id: int) -> int:

@@ -1,17 +1,19 @@
 """Telling the workers that rooms have deliveries to fold: one Redis round-trip per delivery.
 
-One drain job serves every room: it takes the pending rooms one at a time, oldest signal first, folds a
-batch of each under the room's lock, and goes on until no room is left, so traffic over many rooms costs a
-few jobs a minute, not one per room and burst. A room is taken once its first signal is
-DRAIN_GATHER_SECONDS old, so one turn folds what gathered meanwhile, not one delivery; a room with more
-than a batch left goes to the back, behind every room signalled before. Two Redis keys carry the signals:
+One drain job serves every room: turn after turn, it takes every room ready (oldest signal first, up to
+jobs.ROOMS_PER_TURN), folds a batch of each under the rooms' locks, in one transaction or a few side by
+side, and goes on until no room is left, so traffic over many rooms costs a few jobs a minute, not one
+per room and burst. A room is ready once its first signal is DRAIN_GATHER_SECONDS old, so a turn folds
+what gathered meanwhile, not one delivery; a room with more than a batch left goes to the back, behind
+every room signalled before. Two Redis keys carry the signals:
 - PENDING_ROOMS, a sorted set: each room with deliveries no drain has yet begun to read, scored by the
   time of its first signal since a drain last took it (ZADD NX keeps the oldest);
 - DRAIN_FLAG: a drain is queued or running, and will look at PENDING_ROOMS again before it ends.
 The receiver COMMITS its row, then in one pipeline ADDS its room (ZADD NX) and SETS the flag (SET NX),
-and enqueues the drain only if the flag was absent. A drain TAKES a room (ZREM, which one caller wins),
-THEN reads its rows; it ends only after it DELETES the flag and THEN finds the set empty; a drain that
-stops early (its time slice spent) first enqueues its successor, leaving the flag set.
+and enqueues the drain only if the flag was absent. A drain TAKES its rooms (ZREM, in one script: one
+caller wins each room), THEN reads their rows; it ends only after it DELETES the flag and THEN finds the
+set empty; a drain that stops early (its time slice spent) first enqueues its successor, leaving the flag
+set.
 
 Why no delivery is left behind. Take any committed row R of room r; its pipeline ran after the commit.
 - A drain that takes r after R's ZADD reads r's rows after R's commit, so it reads R. So R could only be
@@ -22,16 +24,15 @@ Why no delivery is left behind. Take any committed row R of room r; its pipeline
     in the set.
 - A drain that takes r and finds its lock held (another drain, a finalize, a rebuild) puts r back before
   going on, so r stays in the set under the same argument: the holder's own fold or a later turn reads R.
-- A drain that fails in a room puts the room back before raising, and RQ's retry looks again.
+- A drain that fails in a turn puts the turn's rooms back before raising, and RQ's retry looks again.
 What the argument does not cover: a process dying between two of its steps (a receiver between SET and
-enqueue, a drain killed mid-room) and a drain out of retries. There the flag expires after
+enqueue, a drain killed mid-turn) and a drain out of retries. There the flag expires after
 PENDING_SECONDS, and the relay, at the worker's start and every 30 s, puts back every room with
 unprocessed deliveries older than a few seconds and enqueues a drain whatever the flag says.
 """
 
 from __future__ import annotations
 
-import math
 import time
 
 from redis import Redis
@@ -90,38 +91,41 @@ def enqueue_drain(queue: Queue, retry: Retry = DRAIN_RETRY) -> None:
     )
 
 
-def take_room(redis: Redis, gather_seconds: float) -> int | None:
-    """Take the room whose first signal is oldest, once it is `gather_seconds` old; None if none is pending.
+def take_rooms(redis: Redis, gather_seconds: float, limit: int) -> list[int]:
+    """Take up to `limit` rooms, oldest signal first, each once `gather_seconds` old; [] if none is pending.
 
-    Taken means removed from the pending set by this call: another drain cannot take it too.
+    Taken means removed from the pending set by this call: another drain cannot take them too.
     """
-    take = redis.register_script(_TAKE_OLDEST)
+    take = redis.register_script(_TAKE_READY)
     now = time.time()
-    answer = take(keys=[PENDING_ROOMS], args=[now - gather_seconds])
-    if answer is None:
-        return None
-    member, signalled_at, taken = answer
-    if taken == b"1":
-        return int(member)
-    # A clock far off between hosts must not stall the worker: wait at most one gathering, then take it.
-    time.sleep(min(max(float(signalled_at) + gather_seconds - now, 0), gather_seconds))
-    answer = take(keys=[PENDING_ROOMS], args=[math.inf])
-    return None if answer is None else int(answer[0])
+    ready, oldest = take(keys=[PENDING_ROOMS], args=[now - gather_seconds, limit])
+    if ready or oldest is None:
+        return [int(member) for member in ready]
+    # None ready yet: wait for the oldest, then take it with every room ready by then. A clock far off
+    # between hosts must not stall the worker: wait at most one gathering, then take the oldest anyway.
+    wait = min(max(float(oldest) + gather_seconds - now, 0), gather_seconds)
+    time.sleep(wait)
+    ready, _ = take(keys=[PENDING_ROOMS], args=[max(float(oldest), now + wait - gather_seconds), limit])
+    return [int(member) for member in ready]
 
 
-# One round-trip per take: the oldest room, removed if signalled at or before ARGV[1], and its score.
-_TAKE_OLDEST = """
+# One round-trip per take: the rooms signalled at or before ARGV[1] (at most ARGV[2], oldest first), removed,
+# and the oldest score left, for a caller that found none ready.
+_TAKE_READY = """
+local ready = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[2]))
+if #ready > 0 then
+  redis.call('ZREM', KEYS[1], unpack(ready))
+  return {ready, false}
+end
 local oldest = redis.call('ZRANGE', KEYS[1], 0, 0, 'WITHSCORES')
-if #oldest == 0 then return nil end
-if tonumber(oldest[2]) > tonumber(ARGV[1]) then return {oldest[1], oldest[2], '0'} end
-redis.call('ZREM', KEYS[1], oldest[1])
-return {oldest[1], oldest[2], '1'}
+return {ready, oldest[2] or false}
 """
 
 
-def put_back(redis: Redis, room_id: int) -> None:
-    """Return a taken room to the end of the pending set (its lock was held, or a batch is left)."""
-    redis.zadd(PENDING_ROOMS, {str(room_id): time.time()}, nx=True)
+def put_back(redis: Redis, *room_ids: int) -> None:
+    """Return taken rooms to the end of the pending set (their lock was held, or a batch is left)."""
+    if room_ids:
+        redis.zadd(PENDING_ROOMS, dict.fromkeys(map(str, room_ids), time.time()), nx=True)
 
 
 def finish(redis: Redis) -> bool:
