@@ -63,6 +63,9 @@ def test_a_read_only_token_reads_reports_and_pages(served: Any) -> None:
             "/api/sessions/m-weekly/history",
             "/api/people/ext:ann/attendance",
             "/api/events",
+            f"/api/rooms/{room_name}/roster",
+            f"/api/rooms/{room_name}/series?from=2026-01-01&to=2027-01-01",
+            f"/api/rooms/{room_name}/billing?from=2026-01-01&to=2027-01-01&format=csv",
         ):
             assert client.get(path, **bearer).status_code == 200, path
         for path in ("/sessions/m-weekly", f"/rooms/{room_name}"):

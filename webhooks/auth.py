@@ -21,7 +21,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 # The blueprints whose GET views are reports: a read-only token may see them.
-READABLE_BLUEPRINTS = frozenset({"reports", "audit", "pages", "roster"})
+READABLE_BLUEPRINTS = frozenset({"reports", "audit", "pages", "roster", "series"})
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
