@@ -19,6 +19,7 @@ from click.testing import Result
 from flask import Flask
 from flask.testing import FlaskClient
 from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.conftest import API_TOKEN, run_worker
@@ -478,3 +479,16 @@ def test_a_redis_outage_does_not_undo_a_change_dated_back(
             history = http.get("/api/sessions/week-1/history").json()["items"]
     assert [entry["cause"] for entry in history] == ["roster"]
     assert "session.amended not queued for 1 session(s)" in caplog.text
+
+
+def test_the_database_keeps_one_row_in_force_per_person(Db: sessionmaker[Session]) -> None:
+    """Two writers that both found the person absent cannot both open a row: the second commit fails."""
+    with Db.begin() as db:
+        room = Room(room_name="one-open-row", webhook_token_hash=token_hash(new_token()))
+        db.add(room)
+        db.flush()
+        room_id = room.id
+        closed = RosterMember(room_id=room_id, participant_key="ext:u-1", valid_to=datetime.now(UTC))
+        db.add_all([closed, RosterMember(room_id=room_id, participant_key="ext:u-1")])  # closed + open: fine
+    with pytest.raises(IntegrityError), Db.begin() as db:
+        db.add(RosterMember(room_id=room_id, participant_key="ext:u-1"))

@@ -29,6 +29,7 @@ from pydantic import (
 from pydantic_core import InitErrorDetails, PydanticCustomError
 from redis.exceptions import RedisError
 from sqlalchemy import func, or_, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from workers import audit
@@ -187,13 +188,16 @@ def add(
     actor: str,
 ) -> RosterMember:
     """Put a person on the room's roster from `effective` (default now); MemberExists if they are on it."""
-    with runtime.Db.begin() as db:
-        changes = _begin(db, room_name, effective, actor)
-        if _open_row(db, changes.room.id, member.key) is not None:
-            raise MemberExists(member.key)
-        _check_after_last_change(db, changes, member.key)
-        row = _open(db, changes, member, None)
-        amended = _amend(db, changes)
+    try:
+        with runtime.Db.begin() as db:
+            changes = _begin(db, room_name, effective, actor)
+            if _open_row(db, changes.room.id, member.key) is not None:
+                raise MemberExists(member.key)
+            _check_after_last_change(db, changes, member.key)
+            row = _open(db, changes, member, None)
+            amended = _amend(db, changes)
+    except IntegrityError as error:  # a concurrent add committed first: uq_roster_members_open
+        raise MemberExists(member.key) from error
     _announce(runtime, amended)
     return row
 

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from workers.deliveries.parsing import EMAIL_LENGTH, ID_LENGTH, NAME_LENGTH, PARTICIPANT_KEY_LENGTH
@@ -32,7 +32,19 @@ class RosterMember(Base):
     """
 
     __tablename__ = "roster_members"
-    __table_args__ = (Index("ix_roster_members_room_id_participant_key", "room_id", "participant_key"),)
+    __table_args__ = (
+        Index("ix_roster_members_room_id_participant_key", "room_id", "participant_key"),
+        # At most one row in force per person: the room's row lock serialises writers on PostgreSQL, and
+        # this makes the rule the database's own, on SQLite too.
+        Index(
+            "uq_roster_members_open",
+            "room_id",
+            "participant_key",
+            unique=True,
+            sqlite_where=text("valid_to IS NULL"),
+            postgresql_where=text("valid_to IS NULL"),
+        ),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     room_id: Mapped[int] = mapped_column(ForeignKey("rooms.id"))
