@@ -25,6 +25,8 @@ from workers.runtime.process import Runtime
 ADA = {"externalUserId": "u-ada-7731", "email": "Ada.Lovelace@example.org", "name": "Ada Lovelace"}
 ADA_KEY = "ext:u-ada-7731"
 TRACES = ("u-ada-7731", "ada.lovelace@example.org", "Ada Lovelace", "Lovelace")
+DATE = "2026-11-02"
+BOB = "bob@example.org"
 FIGURES = ("attendedSeconds", "attendancePercent", "joinCount", "firstJoinAt", "lastLeftAt", "segments")
 
 
@@ -36,11 +38,20 @@ def hook(api: httpx.Client, token: str, event: str, **body: Any) -> None:
 def play_meeting(api: httpx.Client, token: str) -> None:
     """Ada joins twice (a reconnect and a second device), Bob once by form data; the meeting ends."""
     hook(api, token, "meeting-started", startTime="2026-11-02T09:00:00Z")
-    hook(api, token, "participant-joined", participantSessionId="ps-1", joinTime="2026-11-02T09:00:00Z", **ADA)
+    hook(
+        api, token, "participant-joined", participantSessionId="ps-1", joinTime="2026-11-02T09:00:00Z", **ADA
+    )
     hook(api, token, "participant-left", participantSessionId="ps-1", leftTime="2026-11-02T09:20:00Z")
-    hook(api, token, "participant-joined", participantSessionId="ps-2", joinTime="2026-11-02T09:25:00Z", **ADA)
+    hook(
+        api, token, "participant-joined", participantSessionId="ps-2", joinTime="2026-11-02T09:25:00Z", **ADA
+    )
     hook(api, token, "participant-left", participantSessionId="ps-2", leftTime="2026-11-02T09:50:00Z", **ADA)
-    form = {"meetingSessionId": "ms-1", "participantSessionId": "ps-3", "name": "Bob", "email": "bob@example.org"}
+    form = {
+        "meetingSessionId": "ms-1",
+        "participantSessionId": "ps-3",
+        "name": "Bob",
+        "email": "bob@example.org",
+    }
     assert api.post(f"/hooks/metered/{token}/participant-joined", data=form).status_code == 202
     hook(api, token, "meeting-ended", endTime="2026-11-02T10:00:00Z")
 
@@ -88,7 +99,9 @@ def arrange(api: httpx.Client) -> Runtime:
     return runtime
 
 
-def test_an_erased_person_leaves_no_trace_and_keeps_every_figure(api: httpx.Client, database_url: str) -> None:
+def test_an_erased_person_leaves_no_trace_and_keeps_every_figure(
+    api: httpx.Client, database_url: str
+) -> None:
     runtime = arrange(api)
     (before,) = attendance(api, ADA_KEY)
     assert before["name"] == "Ada Lovelace" and before["joinCount"] == 2

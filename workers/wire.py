@@ -7,12 +7,13 @@ webhooks.openapi generates the OpenAPI document's schemas from the same classes.
 from __future__ import annotations
 
 from datetime import date
-from typing import Any, Generic, Literal, TypeVar
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     PrivateAttr,
     SerializerFunctionWrapHandler,
     model_serializer,
@@ -601,10 +602,14 @@ class PersonErased(WireModel):
     rows: dict[str, int]
 
 
+# A UTC day as ISO-8601 (YYYY-MM-DD): Flask's JSON would write a date as an HTTP date.
+UtcDay = Annotated[date, PlainSerializer(date.isoformat, return_type=str)]
+
+
 class SealOut(WireModel):
     """One sealed UTC day, as an auditor keeps a copy of it elsewhere."""
 
-    day: date
+    day: UtcDay
     record_count: int = Field(description="Deliveries received and audit records made that day.")
     merkle_root: str = Field(description="SHA-256 Merkle root over the records' leaf hashes, hex.")
     previous_hash: str | None = Field(description="The day before's sealHash; null on the first seal.")
@@ -619,7 +624,7 @@ class SealPage(Listing[SealOut]):
 class VerifyFinding(WireModel):
     """One thing verify found: a record changed, added, removed or redacted, or a seal that does not hold."""
 
-    day: date
+    day: UtcDay
     problem: Literal["changed", "added", "removed", "redacted", "root-mismatch", "chain-broken"]
     kind: Literal["delivery", "audit"] | None = Field(description="The record's kind; null for a seal.")
     id: int | None = Field(description="The delivery's or audit record's id; null for a seal.")
