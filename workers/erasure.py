@@ -20,10 +20,12 @@ from sqlalchemy.orm import Session
 
 from workers import audit
 from workers.deliveries.parsing import JSON_TYPES, PARTICIPANT_EVENTS, media_type, read_fields
+from workers.locks import lock_room_row
 from workers.models import (
     AttendanceRow,
     AuditRecord,
     Delivery,
+    MeetingSession,
     Notification,
     ParticipantSession,
     RosterMember,
@@ -109,6 +111,10 @@ def _folded(value: str) -> str:
 
 def erase_person(db: Session, participant_key: str, actor: str, now: datetime) -> Erased:
     """Replace one person's personal data with a pseudonym in every table, and audit it without the data."""
+    # Every writer of a room's rows locks its row first: with the person's rooms locked, no fold can write
+    # their old name back from what it read before. Then read them again, as the lock holders left them.
+    for room_id in sorted(_rooms_of(db, find_person(db, participant_key))):
+        lock_room_row(db, room_id)
     person = find_person(db, participant_key)
     pseudonym = PSEUDONYM_PREFIX + secrets.token_hex(8)
     scrub = Scrubber(person, pseudonym)
@@ -137,6 +143,13 @@ def find_person(db: Session, participant_key: str) -> Person:
     if not (person.values or person.segments):
         raise UnknownPerson(participant_key)
     return person
+
+
+def _rooms_of(db: Session, person: Person) -> set[int]:
+    meetings = select(MeetingSession.room_id).where(MeetingSession.id.in_(_sessions_of(person)))
+    roster = select(RosterMember.room_id).where(RosterMember.participant_key == person.participant_key)
+    deliveries = _person_deliveries(person).with_only_columns(Delivery.room_id)
+    return {room_id for query in (meetings, roster, deliveries) for room_id in db.scalars(query)}
 
 
 def _rows_keyed(db: Session, model: type[PeopleRow], participant_key: str) -> list[PeopleRow]:

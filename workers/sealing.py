@@ -38,6 +38,9 @@ REDACTABLE: dict[Kind, tuple[str, ...]] = {
     "audit": ("subject", "before", "after"),
 }  # fmt: skip
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
+# A record is stamped before its transaction commits: a day is sealed only this long after it ends, so that
+# one stamped 23:59:59.999 and committed a moment later is in its day's seal.
+COMMIT_MARGIN = timedelta(minutes=5)
 
 
 @dataclass(frozen=True)
@@ -101,13 +104,13 @@ def seal_hash(day: date, record_count: int, root: str, previous_hash: str | None
 
 
 def seal_closed_days(db: Session, now: datetime) -> list[Seal]:
-    """Seal every whole UTC day before `now`'s not sealed yet, from the day after the last seal."""
+    """Seal every UTC day over by `now` (and COMMIT_MARGIN) not sealed yet, from the day after the last."""
     last = db.scalar(select(Seal).order_by(Seal.day.desc()).limit(1))
     first_day = last.day + timedelta(days=1) if last else _first_record_day(db)
     previous_hash = last.seal_hash if last else None
     sealed = []
     day = first_day
-    while day is not None and day < now.date():
+    while day is not None and _day_start(day) + timedelta(days=1) + COMMIT_MARGIN <= now:
         seal = _seal_day(db, day, previous_hash)
         sealed.append(seal)
         previous_hash, day = seal.seal_hash, day + timedelta(days=1)
@@ -150,9 +153,13 @@ def _leaf(item: SealedRecord) -> str:
     return leaf_hash(item.kind, item.record_id, item.facts_hash, item.personal_hash)
 
 
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
 def _records_of(db: Session, day: date) -> Iterator[tuple[Kind, Delivery | AuditRecord]]:
     """Yield the day's records, in the order their leaves are sealed: deliveries, then audit, by id."""
-    start = datetime.combine(day, time(), UTC)
+    start = _day_start(day)
     end = start + timedelta(days=1)
     deliveries = select(Delivery).where(Delivery.received_at >= start, Delivery.received_at < end)
     for delivery in db.scalars(deliveries.order_by(Delivery.id)):
