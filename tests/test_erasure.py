@@ -5,8 +5,10 @@ with a real RQ worker; the database is scanned through a full dump (pg_dump, or 
 
 from __future__ import annotations
 
+import base64
 import sqlite3
 import subprocess
+from collections.abc import Callable
 from typing import Any
 from urllib.parse import quote
 
@@ -14,11 +16,12 @@ import httpx
 from flask import Flask
 from sqlalchemy import make_url, select, update
 
-from tests.conftest import run_worker
+from tests.conftest import API_TOKEN, run_worker
 from tests.test_inbox import make_room
 from webhooks import cli as commands
 from webhooks import runtime_of
-from workers.models import AuditRecord, Delivery
+from workers import jobs
+from workers.models import AuditRecord, Delivery, Notification, Room
 from workers.runtime import process
 from workers.runtime.process import Runtime
 
@@ -154,3 +157,31 @@ def test_the_cli_erases_and_records_the_os_user(app: Flask, runtime: Runtime, ap
     assert record.actor.startswith("cli:")
     again = app.test_cli_runner().invoke(args=["people", "erase", ADA_KEY])
     assert again.exit_code != 0 and "no attendance" in again.output
+
+
+def test_an_erasure_reaches_the_notifications(live_app: Callable[..., Any], database_url: str) -> None:
+    secret = "whsec_" + base64.b64encode(b"the outbound webhook secret key!").decode()
+    settings = {"finalize_after_seconds": 0, "notify_webhook_url": "http://127.0.0.1:9/events"}
+    with (
+        live_app(**settings, notify_webhook_secret=secret) as (app, base_url),
+        httpx.Client(base_url=base_url, headers={"Authorization": f"Bearer {API_TOKEN}"}) as api,
+    ):
+        runtime = runtime_of(app)
+        process.install(runtime)
+        room_id, token = make_room(runtime)
+        with runtime.Db.begin() as db:
+            db.execute(update(Room).where(Room.id == room_id).values(notify_participants=True))
+        play_meeting(api, token)
+        run_worker(runtime)
+        runtime.queue().enqueue(jobs.finalize_overdue)  # as the worker's cron does: final, then notified
+        run_worker(runtime)
+        with runtime.Db() as db:
+            recipients = set(db.scalars(select(Notification.recipient)))
+            payloads = " ".join(filter(None, db.scalars(select(Notification.payload))))
+        assert ADA["email"].lower() in recipients and "Ada Lovelace" in payloads  # a thank-you, and the event
+
+        assert api.post(f"/api/people/{quote(ADA_KEY, safe='')}/erase").status_code == 200
+
+        assert traces_in(dump(database_url)) == []
+        with runtime.Db() as db:
+            assert BOB in set(db.scalars(select(Notification.recipient)))

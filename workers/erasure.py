@@ -19,7 +19,13 @@ from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session
 
 from workers import audit
-from workers.deliveries.parsing import JSON_TYPES, PARTICIPANT_EVENTS, media_type, read_fields
+from workers.deliveries.parsing import (
+    JSON_TYPES,
+    PARTICIPANT_EVENTS,
+    BodyError,
+    media_type,
+    read_fields,
+)
 from workers.locks import lock_room_row
 from workers.models import (
     AttendanceRow,
@@ -189,7 +195,10 @@ def _erase_deliveries(db: Session, person: Person, scrub: Scrubber, now: datetim
 
 def _erased_body(delivery: Delivery, scrub: Scrubber) -> tuple[str, str]:
     """Return the body rewritten as JSON, naming the person by the pseudonym alone, and its content type."""
-    fields = scrub.json(read_fields(delivery.raw_body.encode(), delivery.content_type))
+    try:
+        fields = scrub.json(read_fields(delivery.raw_body.encode(), delivery.content_type))
+    except BodyError:  # stored before the receiver refused such bodies: scrub it as text
+        return scrub.text(delivery.raw_body), delivery.content_type
     fields.pop("email", None)
     fields.update(externalUserId=scrub.pseudonym, name=scrub.pseudonym)
     # A form body comes back as JSON: one writer, and the receiver reads both the same.
@@ -237,11 +246,13 @@ def _erase_notifications(db: Session, person: Person, scrub: Scrubber) -> int:
     )
     erased = 0
     for notification in db.scalars(query):
-        recipient, payload = scrub.text(notification.recipient), notification.payload
-        if payload is not None:
-            payload = json.dumps(scrub.json(json.loads(payload)), ensure_ascii=False)
-        if (recipient, payload) != (notification.recipient, notification.payload):
-            notification.recipient, notification.payload = recipient, payload
+        recipient = scrub.text(notification.recipient)
+        reason = scrub.text(notification.reason) if notification.reason else notification.reason
+        sent = None if notification.payload is None else json.loads(notification.payload)
+        scrubbed = scrub.json(sent)
+        if (recipient, reason, scrubbed) != (notification.recipient, notification.reason, sent):
+            notification.recipient, notification.reason = recipient, reason
+            notification.payload = None if scrubbed is None else json.dumps(scrubbed, ensure_ascii=False)
             erased += 1
     return erased
 
