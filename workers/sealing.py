@@ -41,6 +41,7 @@ EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 # A record is stamped before its transaction commits: a day is sealed only this long after it ends, so that
 # one stamped 23:59:59.999 and committed a moment later is in its day's seal.
 COMMIT_MARGIN = timedelta(minutes=5)
+BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -161,11 +162,12 @@ def _records_of(db: Session, day: date) -> Iterator[tuple[Kind, Delivery | Audit
     """Yield the day's records, in the order their leaves are sealed: deliveries, then audit, by id."""
     start = _day_start(day)
     end = start + timedelta(days=1)
+    # In batches: a busy day's raw bodies need not all be in memory at once.
     deliveries = select(Delivery).where(Delivery.received_at >= start, Delivery.received_at < end)
-    for delivery in db.scalars(deliveries.order_by(Delivery.id)):
+    for delivery in db.scalars(deliveries.order_by(Delivery.id).execution_options(yield_per=BATCH)):
         yield "delivery", delivery
     audits = select(AuditRecord).where(AuditRecord.at >= start, AuditRecord.at < end)
-    for record in db.scalars(audits.order_by(AuditRecord.id)):
+    for record in db.scalars(audits.order_by(AuditRecord.id).execution_options(yield_per=BATCH)):
         yield "audit", record
 
 
