@@ -90,6 +90,9 @@ def test_rows_changed_added_or_removed_after_sealing_are_named(api: httpx.Client
         db.execute(update(Delivery).where(Delivery.id == changed).values(raw_body='{"name": "Mallory"}'))
         db.execute(delete(Delivery).where(Delivery.id == removed))
         db.execute(update(AuditRecord).where(AuditRecord.id == record_id).values(actor="someone-else"))
+        # A mark of another name excuses nothing.
+        marked = update(Delivery).where(Delivery.id == deliveries[3])
+        db.execute(marked.values(raw_body="{}", redacted_at=utcnow(), redaction="tidy-up"))
     added = store_old(runtime, room_id, 9, 3)
     # Workflow state is not sealed: a replay after sealing is no tampering.
     with runtime.Db.begin() as db:
@@ -103,6 +106,7 @@ def test_rows_changed_added_or_removed_after_sealing_are_named(api: httpx.Client
         ("removed", "delivery", removed, None),
         ("added", "delivery", added, None),
         ("changed", "audit", record_id, None),
+        ("changed", "delivery", deliveries[3], None),
     }
 
 

@@ -19,7 +19,9 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from workers.erasure import ERASURE
 from workers.models import AuditRecord, Delivery, Seal, SealedRecord
+from workers.retention import RETENTION
 
 Kind = Literal["delivery", "audit"]
 Problem = Literal["changed", "added", "removed", "redacted", "root-mismatch", "chain-broken"]
@@ -37,6 +39,7 @@ REDACTABLE: dict[Kind, tuple[str, ...]] = {
     ),
     "audit": ("subject", "before", "after"),
 }  # fmt: skip
+REDACTIONS = (RETENTION, ERASURE)  # the marks that excuse a record's redactable parts, and no others
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 # A record is stamped before its transaction commits: a day is sealed only this long after it ends, so that
 # one stamped 23:59:59.999 and committed a moment later is in its day's seal.
@@ -200,7 +203,8 @@ def _record_findings(db: Session, day: date, items: list[SealedRecord]) -> Itera
         elif content_hash(record, FACTS[kind]) != item.facts_hash:
             yield Finding(day, "changed", kind, record.id)
         elif content_hash(record, REDACTABLE[kind]) != item.personal_hash:
-            redaction = record.redaction if record.redacted_at is not None else None
+            marked = record.redacted_at is not None and record.redaction in REDACTIONS
+            redaction = record.redaction if marked else None
             yield Finding(day, "redacted" if redaction else "changed", kind, record.id, redaction)
     for sealed_kind, record_id in sorted(sealed):
         yield Finding(day, "removed", sealed_kind, record_id)
