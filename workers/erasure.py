@@ -9,11 +9,8 @@ person: a hash of an email address can be matched against a list of addresses, a
 from __future__ import annotations
 
 import json
-import re
-import secrets
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
 
 from sqlalchemy import Select, and_, false, func, or_, select
 from sqlalchemy.orm import Session
@@ -38,11 +35,10 @@ from workers.models import (
     SessionChange,
     StatusOverride,
 )
+from workers.pseudonyms import Scrubber, new_pseudonym
 from workers.retention import PURGED_BODY
 
 ERASURE = "erasure"
-PSEUDONYM_PREFIX = "erased:"
-MIN_INSIDE = 4
 
 
 PeopleRow = ParticipantSession | AttendanceRow | RosterMember
@@ -75,46 +71,6 @@ class Person:
         self.values.update(value for value in values if value)
 
 
-class Scrubber:
-    """Replace a person's identifying values in text and JSON: their key by the new one, the rest by the
-    pseudonym."""
-
-    def __init__(self, person: Person, pseudonym: str) -> None:
-        self.old_key, self.new_key, self.pseudonym = person.participant_key, f"ext:{pseudonym}", pseudonym
-        self.whole = {_folded(value) for value in person.values}
-        # Inside longer text (a reason, a payload) values are replaced as whole words, and only from
-        # MIN_INSIDE characters: "Ann" or "42" would rewrite other people's text too.
-        inside = {self.old_key, *(value for value in person.values if len(value) >= MIN_INSIDE)}
-        distinctive = sorted(inside, key=len, reverse=True)
-        alternatives = "|".join(re.escape(value) for value in distinctive)
-        self.inside = re.compile(rf"(?<![\w.+-])(?:{alternatives})(?![\w-])", re.IGNORECASE)
-
-    def text(self, value: str) -> str:
-        """Return `value` with the person's key, email addresses and whole-string identifiers replaced."""
-        if _folded(value) == _folded(self.old_key):
-            return self.new_key
-        if _folded(value) in self.whole:
-            return self.pseudonym
-        return self.inside.sub(self._replacement, value)
-
-    def _replacement(self, match: re.Match[str]) -> str:
-        return self.new_key if match.group().lower() == self.old_key.lower() else self.pseudonym
-
-    def json(self, value: Any) -> Any:
-        """Return a copy of a JSON value with every string in it (keys too) scrubbed."""
-        if isinstance(value, str):
-            return self.text(value)
-        if isinstance(value, list):
-            return [self.json(item) for item in value]
-        if isinstance(value, dict):
-            return {self.text(key): self.json(item) for key, item in value.items()}
-        return value
-
-
-def _folded(value: str) -> str:
-    return " ".join(value.split()).lower()
-
-
 def erase_person(db: Session, participant_key: str, actor: str, now: datetime) -> Erased:
     """Replace one person's personal data with a pseudonym in every table, and audit it without the data."""
     # Every writer of a room's rows locks its row first: with the person's rooms locked, no fold can write
@@ -122,8 +78,8 @@ def erase_person(db: Session, participant_key: str, actor: str, now: datetime) -
     for room_id in sorted(_rooms_of(db, find_person(db, participant_key))):
         lock_room_row(db, room_id)
     person = find_person(db, participant_key)
-    pseudonym = PSEUDONYM_PREFIX + secrets.token_hex(8)
-    scrub = Scrubber(person, pseudonym)
+    pseudonym = new_pseudonym()
+    scrub = Scrubber(person.participant_key, person.values, pseudonym)
     rows = {
         "deliveries": _erase_deliveries(db, person, scrub, now),
         "participant_sessions": _erase_people_rows(db, ParticipantSession, person, scrub),
