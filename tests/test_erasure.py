@@ -127,6 +127,10 @@ def test_an_erased_person_leaves_no_trace_and_keeps_every_figure(
     with runtime.Db() as db:
         record = db.scalars(select(AuditRecord).where(AuditRecord.action == "person.erased")).one()
     assert (record.actor, record.subject, record.before) == ("api", new_key, None)
+    events = api.get("/api/events").json()["items"]
+    hers = [event for event in events if event["redaction"] == "erasure"]
+    assert len(hers) == 4 and all(event["redactedAt"] for event in hers)
+    assert {event["rawBody"].get("externalUserId") for event in hers} == {pseudonym}
 
     # A rebuild that reads every raw body again (as after a parser change) finds the same figures.
     with runtime.Db.begin() as db:

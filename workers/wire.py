@@ -454,6 +454,10 @@ class StoredEvent(WireModel):
     raw_body: Any = Field(description="The body as received: parsed when it was JSON, else the text.")
     headers: dict[str, str]
     source_address: str | None
+    redaction: str | None = Field(
+        description="retention: body, headers and address purged; erasure: a person in them pseudonymized."
+    )
+    redacted_at: UtcTime | None
 
 
 class EventPage(Listing[StoredEvent]):
