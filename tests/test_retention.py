@@ -23,15 +23,16 @@ def stored(runtime: Runtime, index: int, days_ago: float) -> int:
     return inbox.store(runtime.engine, arrival(room_id, JOIN % (index, index), age_seconds=days_ago * DAY)).id
 
 
-def purge(runtime: Runtime) -> None:
-    runtime.queue().enqueue(jobs.purge_expired_bodies)
+def purge(runtime: Runtime, batch_size: int = jobs.PURGE_BATCH) -> None:
+    runtime.queue().enqueue(jobs.purge_expired_bodies, batch_size)
     run_worker(runtime)
 
 
 def test_bodies_past_retention_are_purged_and_their_facts_kept(start_runtime: Callable[..., Runtime]) -> None:
     runtime = start_runtime(retention_days=30)
     old, young = stored(runtime, 1, 31), stored(runtime, 2, 29)
-    purge(runtime)
+    older = stored(runtime, 3, 400)
+    purge(runtime, batch_size=1)  # one a transaction: the job goes on until none is left
     with runtime.Db() as db:
         first_purged_at = db.get_one(Delivery, old).redacted_at
     purge(runtime)  # again: nothing more to purge, and the purged row keeps its first mark
@@ -40,6 +41,7 @@ def test_bodies_past_retention_are_purged_and_their_facts_kept(start_runtime: Ca
     assert (rows[old].raw_body, rows[old].headers, rows[old].source_address) == ("", {}, None)
     assert rows[old].redaction == "retention" and rows[old].redacted_at == first_purged_at is not None
     assert (rows[old].email, rows[old].participant_session_id) == ("p1@example.org", "ps-1")  # facts stay
+    assert rows[older].redaction == "retention"
     assert rows[young].raw_body == JOIN % (2, 2) and rows[young].headers == {"User-Agent": "t"}
     assert (rows[young].redacted_at, rows[young].redaction) == (None, None)
 

@@ -483,15 +483,23 @@ def rebuild_session(session_id: int) -> None:
 
 # The audit log's upkeep (issue 15): retention and the daily seals, run by the worker's cron.
 
+PURGE_BATCH = 5_000  # deliveries purged per transaction
 
-def purge_expired_bodies() -> int:
-    """Purge raw bodies and headers older than RETENTION_DAYS (none when unset); return how many."""
+
+def purge_expired_bodies(batch_size: int = PURGE_BATCH) -> int:
+    """Purge raw bodies and headers older than RETENTION_DAYS (none when unset), `batch_size` deliveries
+    a transaction; return how many."""
     runtime = process.current()
     days = runtime.settings.retention_days
     if days is None:
         return 0
-    with runtime.Db.begin() as db:
-        purged = retention.purge_expired_bodies(db, utcnow(), days)
+    purged, now = 0, utcnow()
+    while True:
+        with runtime.Db.begin() as db:
+            batch = retention.purge_expired_bodies(db, now, days, batch_size)
+        purged += batch
+        if batch < batch_size:
+            break
     if purged:
         log.info("purged the raw bodies of %d deliveries older than %d days", purged, days)
     return purged

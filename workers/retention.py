@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from datetime import datetime, timedelta
 
-from sqlalchemy import update
+from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from workers.models import Delivery
@@ -17,22 +17,25 @@ RETENTION = "retention"
 PURGED_BODY = ""  # raw_body is NOT NULL: an empty body says it was purged, with redacted_at saying when
 
 
-def purge_expired_bodies(db: Session, now: datetime, retention_days: int) -> int:
-    """Purge the raw body and headers of deliveries received over `retention_days` ago; return how many."""
-    purged = db.execute(
-        update(Delivery)
+def purge_expired_bodies(db: Session, now: datetime, retention_days: int, limit: int) -> int:
+    """Purge the raw body and headers of up to `limit` deliveries received over `retention_days` ago.
+
+    Return how many; the caller commits each batch, so a first purge of years of bodies never holds a
+    long transaction over rows the folds update.
+    """
+    expired = (
+        select(Delivery.id)
         .where(
             Delivery.received_at < now - timedelta(days=retention_days),
             Delivery.redaction.is_distinct_from(RETENTION),  # an erased body is purged in its turn
         )
-        .values(
-            raw_body=PURGED_BODY,
-            headers={},
-            source_address=None,
-            redacted_at=now,
-            redaction=RETENTION,
-        )
+        .limit(limit)
+    )
+    ids = list(db.scalars(expired))
+    db.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(ids))
+        .values(raw_body=PURGED_BODY, headers={}, source_address=None, redacted_at=now, redaction=RETENTION)
         .execution_options(synchronize_session=False)
     )
-    count: int = purged.rowcount  # type: ignore[attr-defined]
-    return count
+    return len(ids)
