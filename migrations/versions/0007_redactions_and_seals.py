@@ -3,8 +3,8 @@
 Deliveries and audit records say when retention or erasure redacted them; each UTC day's deliveries and
 audit records are sealed (per-record hashes, a Merkle root, a hash chained to the day before).
 
-Revision ID: 0006
-Revises: 0005
+Revision ID: 0007
+Revises: 0006
 Create Date: 2026-12-03 18:40:00.000000
 """
 
@@ -15,8 +15,8 @@ from alembic import op
 
 import workers.models.base
 
-revision: str = "0006"
-down_revision: str | None = "0005"
+revision: str = "0007"
+down_revision: str | None = "0006"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
