@@ -113,6 +113,11 @@ def test_every_answer_matches_its_schema(served: tuple[Flask, str]) -> None:  # 
     )  # 422
     call("roster.remove_member", member, "DELETE", BEARER, **ann)
     call("roster.remove_member", member, "DELETE", BEARER, **ann)  # 404
+    call("seals.list_seals", "/api/audit/seals", "GET", BEARER, query={"limit": 5})
+    call("seals.list_seals", "/api/audit/seals", "GET", BEARER, query={"cursor": "nope"})  # 422
+    call("seals.verify", "/api/audit/verify", "GET", BEARER)
+    call("erasure.erase", "/api/people/{participantKey}/erase", "POST", BEARER, path_parameters=person)
+    call("erasure.erase", "/api/people/{participantKey}/erase", "POST", BEARER, path_parameters=person)  # 404
     call("rooms.rotate_token", "/api/rooms/{roomName}/rotate-token", "POST", BEARER, **room)
     call("rooms.archive_room", "/api/rooms/{roomName}", "DELETE", BEARER, **room)
 

@@ -109,6 +109,8 @@ def stored_event(row: Row) -> StoredEvent:
         raw_body=_raw_body(delivery),
         headers=delivery.headers,
         source_address=delivery.source_address,
+        redaction=delivery.redaction,
+        redacted_at=delivery.redacted_at,
     )
 
 

@@ -1,4 +1,4 @@
-"""Flask commands: `flask --app wsgi db|worker|rooms|roster|events|sessions|emulator|demo`.
+"""Flask commands: `flask --app wsgi db|worker|rooms|roster|events|sessions|people|audit|emulator|demo`.
 
 Each group is a thin shell over workers/ (and over devtools/ for the emulator and the demo, imported only
 when their command runs): parse the options, call one function, print the outcome.
@@ -23,14 +23,14 @@ from sqlalchemy import Select, select
 from werkzeug.serving import run_simple
 
 from webhooks import runtime_of
-from workers import jobs, overrides, rooms, roster, wire
+from workers import erasure, jobs, overrides, rooms, roster, sealing, wire
 from workers.audit import cli_actor
 from workers.deliveries.parsing import field_errors, metered_time
 from workers.folding import rebuild as rebuild_session
 from workers.jobs import notify_amended
 from workers.locks import room_lock
 from workers.metered import MeteredClient, MeteredError, MeteredTimeout
-from workers.models import MeetingSession, Room, SessionStatus
+from workers.models import MeetingSession, Room, Seal, SessionStatus
 from workers.models.base import utcnow
 from workers.overrides import OverrideRequest
 from workers.rooms import ROLLCALL_FIELDS, CreateRoomRequest
@@ -440,6 +440,49 @@ def _override_wanted(status: str | None, reason: str | None, clear: bool) -> Ove
         raise click.BadParameter(error.errors()[0]["msg"], param_hint="--reason") from None
 
 
+# Retention, erasure and seals (issue 15): `people erase`, `audit verify`, `audit seals`.
+
+people_group = AppGroup("people", help="The people who attended: erase one.")
+audit_group = AppGroup("audit", help="The audit log's seals: verify them, export them.")
+
+
+@people_group.command("erase")
+@click.argument("participant_key")
+def erase_person(participant_key: str) -> None:
+    """Replace a person's name, email and externalUserId with a pseudonym everywhere; figures stay."""
+    try:
+        with runtime_of(current_app).Db.begin() as db:
+            erased = erasure.erase_person(db, participant_key, cli_actor(), utcnow())
+    except erasure.UnknownPerson:
+        message = f"no attendance, participant session or roster row has {participant_key}"
+        raise click.ClickException(message) from None
+    _echo_json(wire.person_erased_out(erased).answer())
+
+
+@audit_group.command("verify")
+def verify_seals() -> None:
+    """Recompute every seal and name each record changed, added, removed or redacted; exit 1 if tampered."""
+    with runtime_of(current_app).Db() as db:
+        verification = sealing.verify(db)
+    for finding in wire.verification_out(verification).findings:
+        what = "seal" if finding.id is None else f"{finding.kind} {finding.id}"
+        redaction = f" by {finding.redaction}" if finding.redaction else ""
+        click.echo(f"{finding.day} {what}: {finding.problem}{redaction}")
+    click.echo(
+        f"{verification.seals_checked} seal(s) checked: {'intact' if verification.intact else 'TAMPERED'}"
+    )
+    if not verification.intact:
+        raise SystemExit(1)
+
+
+@audit_group.command("seals")
+def export_seals() -> None:
+    """Print every seal as one JSON object a line, oldest day first, for an auditor to keep elsewhere."""
+    with runtime_of(current_app).Db() as db:
+        for seal in db.scalars(select(Seal).order_by(Seal.day)):
+            click.echo(wire.seal_out(seal).model_dump_json())
+
+
 @click.command("emulator")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=5001, show_default=True, type=int)
@@ -473,6 +516,6 @@ def demo_command(people: int, port: int, keep_running: bool) -> None:
 
 def register(app: Flask) -> None:
     """Attach every command group to the app."""
-    groups = (db_group, rooms_group, roster_group, events_group, sessions_group)
+    groups = (db_group, rooms_group, roster_group, events_group, sessions_group, people_group, audit_group)
     for command in (*groups, worker, emulator_command, demo_command):
         app.cli.add_command(command)

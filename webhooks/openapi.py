@@ -127,6 +127,9 @@ ENDPOINTS: dict[str, Endpoint] = {
     ),
     "audit.list_events": Endpoint({200: wire.EventPage}, (422,), query={**PAGE, **EVENT_FILTERS}),
     "audit.replay": Endpoint({202: wire.ReplayQueued}, (404,)),
+    "erasure.erase": Endpoint({200: wire.PersonErased}, (404,)),
+    "seals.list_seals": Endpoint({200: wire.SealPage}, (422,), query=PAGE),
+    "seals.verify": Endpoint({200: wire.AuditVerification}),
     "reports.room_sessions": Endpoint({200: wire.SessionPage}, (404, 422), query=PAGE),
     "reports.show_session": Endpoint({200: wire.SessionReport}, (404,)),
     "reports.session_attendance": Endpoint(

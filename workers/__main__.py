@@ -76,6 +76,8 @@ PERIODIC: list[tuple[Callable[..., Any], int]] = [
     (jobs.relay, 30),
     (jobs.sweep_stale_sessions, 300),  # STALE_SESSION_SECONDS is hours: every 5 minutes is plenty
     (jobs.finalize_overdue, 60),  # a finalize whose schedule was lost, or that failed for good
+    (jobs.purge_expired_bodies, 3600),  # RETENTION_DAYS is days: hourly keeps a body at most an hour over
+    (jobs.seal_closed_days, 3600),  # a day is sealed within the hour after it closes
 ]
 
 

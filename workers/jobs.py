@@ -24,7 +24,7 @@ from rq import Queue, Retry, get_current_job
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from workers import folding, inbox, lifecycle, notify_jobs, queueing
+from workers import folding, inbox, lifecycle, notify_jobs, queueing, retention, sealing
 from workers.folding import rebuild
 from workers.locks import RoomBusy, room_lock
 from workers.meetings import FoldRules
@@ -479,3 +479,38 @@ def rebuild_session(session_id: int) -> None:
     # A final session's results moved (a parser fix, say): tell other systems, as for a late delivery.
     if amended:
         notify_amended(runtime.queue(), {session_id})
+
+
+# The audit log's upkeep (issue 15): retention and the daily seals, run by the worker's cron.
+
+PURGE_BATCH = 5_000  # deliveries purged per transaction
+
+
+def purge_expired_bodies(batch_size: int = PURGE_BATCH) -> int:
+    """Purge raw bodies and headers older than RETENTION_DAYS (none when unset), `batch_size` deliveries
+    a transaction; return how many."""
+    runtime = process.current()
+    days = runtime.settings.retention_days
+    if days is None:
+        return 0
+    purged, now = 0, utcnow()
+    while True:
+        with runtime.Db.begin() as db:
+            batch = retention.purge_expired_bodies(db, now, days, batch_size)
+        purged += batch
+        if batch < batch_size:
+            break
+    if purged:
+        log.info("purged the raw bodies of %d deliveries older than %d days", purged, days)
+    return purged
+
+
+def seal_closed_days() -> int:
+    """Seal every whole UTC day not sealed yet; return how many days were sealed."""
+    runtime = process.current()
+    # Two workers' crons racing here is harmless: the unique day makes the second's transaction fail.
+    with runtime.Db.begin() as db:
+        sealed = len(sealing.seal_closed_days(db, utcnow()))
+    if sealed:
+        log.info("sealed %d day(s) of deliveries and audit records", sealed)
+    return sealed

@@ -6,12 +6,14 @@ webhooks.openapi generates the OpenAPI document's schemas from the same classes.
 
 from __future__ import annotations
 
-from typing import Any, Generic, Literal, TypeVar
+from datetime import date
+from typing import Annotated, Any, Generic, Literal, TypeVar
 
 from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     PrivateAttr,
     SerializerFunctionWrapHandler,
     model_serializer,
@@ -20,10 +22,13 @@ from pydantic.alias_generators import to_camel
 from pydantic.json_schema import SkipJsonSchema
 
 from workers.deliveries.parsing import EVENTS
+from workers.erasure import Erased
 from workers.models import AttendanceRow, DeliveryStatus, MeetingSession, Room, SessionStatus
 from workers.models.notifications import NotificationState
 from workers.models.roster import RosterMember, RosterRole
+from workers.models.seals import Seal
 from workers.rooms import time_zone_of, trusts_participant_emails
+from workers.sealing import Verification
 from workers.statuses import Judged, Override, Status
 from workers.timefmt import UtcTime
 
@@ -449,6 +454,10 @@ class StoredEvent(WireModel):
     raw_body: Any = Field(description="The body as received: parsed when it was JSON, else the text.")
     headers: dict[str, str]
     source_address: str | None
+    redaction: str | None = Field(
+        description="retention: body, headers and address purged; erasure: a person in them pseudonymized."
+    )
+    redacted_at: UtcTime | None
 
 
 class EventPage(Listing[StoredEvent]):
@@ -584,3 +593,87 @@ class RosterImported(WireModel):
     updated: int
     removed: int
     unchanged: int
+
+
+# Retention, erasure and seals (issue 15): an erasure's outcome, the seals, and what verify found.
+
+
+class PersonErased(WireModel):
+    """What an erasure did: the pseudonym, the person's key from now on, and the rows rewritten per table."""
+
+    pseudonym: str
+    participant_key: str
+    rows: dict[str, int]
+
+
+# A UTC day as ISO-8601 (YYYY-MM-DD): Flask's JSON would write a date as an HTTP date.
+UtcDay = Annotated[date, PlainSerializer(date.isoformat, return_type=str)]
+
+
+class SealOut(WireModel):
+    """One sealed UTC day, as an auditor keeps a copy of it elsewhere."""
+
+    day: UtcDay
+    record_count: int = Field(description="Deliveries received and audit records made that day.")
+    merkle_root: str = Field(description="SHA-256 Merkle root over the records' leaf hashes, hex.")
+    previous_hash: str | None = Field(description="The day before's sealHash; null on the first seal.")
+    seal_hash: str = Field(description="SHA-256 of 'day:recordCount:merkleRoot:previousHash'.")
+    sealed_at: UtcTime
+
+
+class SealPage(Listing[SealOut]):
+    """A page of seals, oldest day first (seals.list_seals)."""
+
+
+class VerifyFinding(WireModel):
+    """One thing verify found: a record changed, added, removed or redacted, or a seal that does not hold."""
+
+    day: UtcDay
+    problem: Literal["changed", "added", "removed", "redacted", "root-mismatch", "chain-broken"]
+    kind: Literal["delivery", "audit"] | None = Field(description="The record's kind; null for a seal.")
+    id: int | None = Field(description="The delivery's or audit record's id; null for a seal.")
+    redaction: Literal["retention", "erasure"] | None = Field(description="What redacted the record.")
+
+
+class AuditVerification(WireModel):
+    """The answer of verify: intact unless something other than a redaction was found."""
+
+    intact: bool
+    seals_checked: int
+    findings: list[VerifyFinding]
+
+
+def person_erased_out(erased: Erased) -> PersonErased:
+    """Map an erasure's outcome to its wire shape."""
+    return PersonErased(pseudonym=erased.pseudonym, participant_key=erased.participant_key, rows=erased.rows)
+
+
+def seal_out(seal: Seal) -> SealOut:
+    """Map one stored seal to its wire shape."""
+    return SealOut(
+        day=seal.day,
+        record_count=seal.record_count,
+        merkle_root=seal.merkle_root,
+        previous_hash=seal.previous_hash,
+        seal_hash=seal.seal_hash,
+        sealed_at=seal.sealed_at,
+    )
+
+
+def verification_out(verification: Verification) -> AuditVerification:
+    """Map what verify found to its wire shape."""
+    findings = [
+        VerifyFinding.model_validate(
+            {
+                "day": finding.day,
+                "problem": finding.problem,
+                "kind": finding.kind,
+                "id": finding.record_id,
+                "redaction": finding.redaction,
+            }
+        )
+        for finding in verification.findings
+    ]
+    return AuditVerification(
+        intact=verification.intact, seals_checked=verification.seals_checked, findings=findings
+    )

@@ -6,6 +6,7 @@ from workers.models.inbox import Delivery, DeliveryStatus
 from workers.models.notifications import Notification, NotificationState
 from workers.models.rooms import Room
 from workers.models.roster import AuditRecord, RosterMember, RosterRole, StatusOverride
+from workers.models.seals import Seal, SealedRecord
 from workers.models.sessions import AttendanceRow, MeetingSession, ParticipantSession, SessionStatus
 
 __all__ = [
@@ -21,6 +22,8 @@ __all__ = [
     "Room",
     "RosterMember",
     "RosterRole",
+    "Seal",
+    "SealedRecord",
     "SessionChange",
     "SessionStatus",
     "StatusOverride",

@@ -108,6 +108,9 @@ class Delivery(Base):
     # How many folds of this delivery committed: 1 after a normal run, +1 per replay, never 2 from a crash.
     fold_count: Mapped[int] = mapped_column(default=0)
     session_id: Mapped[int | None] = mapped_column(ForeignKey("meeting_sessions.id"), index=True)
+    # When retention purged the raw body and headers, or erasure rewrote the person in them; and which.
+    redacted_at: Mapped[datetime | None]
+    redaction: Mapped[str | None] = mapped_column(String(16))
 
 
 def _in_literally(column: Mapped[str], values: tuple[str, ...]) -> ColumnElement[bool]:

@@ -90,3 +90,6 @@ class AuditRecord(Base):
     before: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     after: Mapped[dict[str, Any] | None] = mapped_column(JSON)
     request_id: Mapped[str | None] = mapped_column(String(64))
+    # When an erasure rewrote a person in subject, before or after (see workers.sealing).
+    redacted_at: Mapped[datetime | None]
+    redaction: Mapped[str | None] = mapped_column(String(16))

@@ -45,6 +45,8 @@ class Settings(BaseSettings):
     # Long enough for a meeting under way when its room is archived to finish, and for late retries.
     archive_grace_seconds: int = Field(default=14400, ge=0, le=366 * 86400)
     token_overlap_seconds: int = Field(default=86400, ge=0, le=366 * 86400)
+    # Raw bodies and headers older than this many days are purged (workers.retention); unset: kept for ever.
+    retention_days: int | None = Field(default=None, ge=1)
     metrics_token: SecretStr | None = None  # unset (or empty): GET /metrics is open
     demo: bool = False
 

@@ -1,0 +1,167 @@
+"""Daily seals and verify: rows changed, added or removed in the database after sealing are named; retention
+and erasure show as redacted, not as tampering. On SQLite and PostgreSQL; the jobs run in a real RQ worker,
+the API over real HTTP.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+from urllib.parse import quote
+
+import httpx
+from flask import Flask
+from sqlalchemy import delete, select, update
+
+from tests.conftest import run_worker
+from tests.test_erasure import ADA_KEY, play_meeting
+from tests.test_inbox import arrival, make_room
+from webhooks import cli as commands
+from webhooks import runtime_of
+from workers import audit, inbox, jobs
+from workers.models import AuditRecord, Delivery, Seal
+from workers.models.base import utcnow
+from workers.runtime import process
+from workers.runtime.process import Runtime
+
+DAY = 86400
+JOIN = '{"participantSessionId": "ps-%d", "meetingSessionId": "ms-1", "name": "Person %d"}'
+
+
+def store_old(runtime: Runtime, room_id: int, index: int, days_ago: float) -> int:
+    """Store one join received `days_ago` days ago; return its id."""
+    return inbox.store(runtime.engine, arrival(room_id, JOIN % (index, index), age_seconds=days_ago * DAY)).id
+
+
+def audit_old(runtime: Runtime, room_id: int, days_ago: float) -> int:
+    """Record one management action made `days_ago` days ago; return its id."""
+    with runtime.Db.begin() as db:
+        record = audit.record(db, "api", "room.updated", room_id=room_id, after={"maxParticipants": 5})
+        record.at = utcnow() - timedelta(days=days_ago)
+        db.flush()
+        return record.id
+
+
+def seal(runtime: Runtime) -> None:
+    """Seal every closed day, as the worker's hourly job does."""
+    runtime.queue().enqueue(jobs.seal_closed_days)
+    run_worker(runtime)
+
+
+def findings(api: httpx.Client) -> tuple[bool, set[tuple[str, str | None, int | None, str | None]]]:
+    response = api.get("/api/audit/verify")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    found = {(item["problem"], item["kind"], item["id"], item["redaction"]) for item in body["findings"]}
+    return body["intact"], found
+
+
+def arranged(api: httpx.Client) -> tuple[Runtime, int, list[int], int]:
+    """Three deliveries and an audit record three days ago, one delivery two days ago; all sealed.
+
+    Not yesterday: a day is sealed a few minutes after it ends, and the tests may run just after midnight.
+    """
+    runtime = runtime_of(api.app)  # type: ignore[attr-defined]
+    process.install(runtime)
+    room_id, _ = make_room(runtime)
+    deliveries = [store_old(runtime, room_id, index, 3) for index in range(3)]
+    deliveries.append(store_old(runtime, room_id, 3, 2))
+    record_id = audit_old(runtime, room_id, 3)
+    seal(runtime)
+    return runtime, room_id, deliveries, record_id
+
+
+def test_each_closed_day_is_sealed_once_and_chained(api: httpx.Client) -> None:
+    runtime, _, _, _ = arranged(api)
+    seal(runtime)  # again: nothing new to seal
+    seals = api.get("/api/audit/seals").json()["items"][:2]  # then yesterday's (empty), unless at midnight
+    assert [item["recordCount"] for item in seals] == [4, 1]
+    assert seals[0]["previousHash"] is None and seals[1]["previousHash"] == seals[0]["sealHash"]
+    assert seals[1]["day"] == (utcnow() - timedelta(days=2)).date().isoformat()
+    assert findings(api) == (True, set())
+
+
+def test_rows_changed_added_or_removed_after_sealing_are_named(api: httpx.Client) -> None:
+    runtime, room_id, deliveries, record_id = arranged(api)
+    changed, removed = deliveries[0], deliveries[1]
+    with runtime.Db.begin() as db:
+        db.execute(update(Delivery).where(Delivery.id == changed).values(raw_body='{"name": "Mallory"}'))
+        db.execute(delete(Delivery).where(Delivery.id == removed))
+        db.execute(update(AuditRecord).where(AuditRecord.id == record_id).values(actor="someone-else"))
+        # A mark of another name excuses nothing.
+        marked = update(Delivery).where(Delivery.id == deliveries[3])
+        db.execute(marked.values(raw_body="{}", redacted_at=utcnow(), redaction="tidy-up"))
+    added = store_old(runtime, room_id, 9, 3)
+    # Workflow state is not sealed: a replay after sealing is no tampering.
+    with runtime.Db.begin() as db:
+        db.execute(update(Delivery).where(Delivery.id == deliveries[2]).values(status="failed", fold_count=3))
+
+    intact, found = findings(api)
+
+    assert not intact
+    assert found == {
+        ("changed", "delivery", changed, None),
+        ("removed", "delivery", removed, None),
+        ("added", "delivery", added, None),
+        ("changed", "audit", record_id, None),
+        ("changed", "delivery", deliveries[3], None),
+    }
+
+
+def test_a_rewritten_seal_breaks_the_chain(api: httpx.Client) -> None:
+    runtime, _, _, _ = arranged(api)
+    with runtime.Db.begin() as db:
+        first = db.scalars(select(Seal).order_by(Seal.day)).first()
+        assert first is not None
+        first.merkle_root = "0" * 64
+    intact, found = findings(api)
+    assert not intact
+    assert found == {("root-mismatch", None, None, None), ("chain-broken", None, None, None)}
+
+
+def test_retention_and_erasure_show_as_redacted(
+    api: httpx.Client, start_runtime: Callable[..., Runtime]
+) -> None:
+    runtime = runtime_of(api.app)  # type: ignore[attr-defined]
+    process.install(runtime)
+    _, token = make_room(runtime)
+    play_meeting(api, token)
+    run_worker(runtime)
+    with runtime.Db.begin() as db:  # as if the meeting had been three days ago
+        db.execute(update(Delivery).values(received_at=utcnow() - timedelta(days=3)))
+    seal(runtime)
+    with runtime.Db() as db:
+        ada = set(db.scalars(select(Delivery.id).where(Delivery.external_user_id == "u-ada-7731")))
+        bob = db.scalars(select(Delivery.id).where(Delivery.name == "Bob")).one()
+    assert len(ada) == 3  # her first leave named nobody
+
+    assert api.post(f"/api/people/{quote(ADA_KEY, safe='')}/erase").status_code == 200
+    intact, found = findings(api)
+    erased = {item_id for problem, _, item_id, how in found if (problem, how) == ("redacted", "erasure")}
+    assert intact and len(found) == 4 and ada < erased  # her joins and leaves, the first leave too
+
+    purging = start_runtime(retention_days=2)
+    purging.queue().enqueue(jobs.purge_expired_bodies)
+    run_worker(purging)
+    intact, found = findings(api)
+    assert intact and ("redacted", "delivery", bob, "retention") in found
+    assert not any(problem != "redacted" for problem, *_ in found)
+
+
+def test_the_cli_verifies_and_exports_the_seals(app: Flask, api: httpx.Client) -> None:
+    runtime, _, deliveries, _ = arranged(api)
+    commands.register(app)
+    cli = app.test_cli_runner()
+    exported = cli.invoke(args=["audit", "seals"])
+    assert exported.exit_code == 0, exported.output
+    lines: list[dict[str, Any]] = [json.loads(line) for line in exported.output.splitlines()]
+    assert lines == api.get("/api/audit/seals").json()["items"]
+    verified = cli.invoke(args=["audit", "verify"])
+    assert verified.exit_code == 0 and "seal(s) checked: intact" in verified.output
+    with runtime.Db.begin() as db:
+        db.execute(delete(Delivery).where(Delivery.id == deliveries[3]))
+    tampered = cli.invoke(args=["audit", "verify"])
+    assert tampered.exit_code == 1
+    assert f"delivery {deliveries[3]}: removed" in tampered.output and "TAMPERED" in tampered.output

@@ -1,0 +1,210 @@
+"""Sealed digests: each UTC day's deliveries and audit records hashed, rooted and chained; and verify.
+
+A record's canonical content is two lists of column values, hashed apart (see FACTS and REDACTABLE):
+its facts, which nothing may change once sealed, and its redactable parts, which retention purges and
+erasure rewrites. A record whose facts still match and whose redactable parts differ is reported as
+redacted when it carries a redaction mark, and as changed when it does not. Workflow state (a delivery's
+status, fold count, session) changes after sealing by design and is not sealed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from workers.erasure import ERASURE
+from workers.models import AuditRecord, Delivery, Seal, SealedRecord
+from workers.retention import RETENTION
+
+Kind = Literal["delivery", "audit"]
+Problem = Literal["changed", "added", "removed", "redacted", "root-mismatch", "chain-broken"]
+MODELS: dict[Kind, type[Delivery] | type[AuditRecord]] = {"delivery": Delivery, "audit": AuditRecord}
+FACTS: dict[Kind, tuple[str, ...]] = {
+    "delivery": (
+        "id", "room_id", "event", "dedupe_key", "meeting_session_ref", "participant_session_id",
+        "event_time", "time_reported", "join_time", "is_admin", "received_at",
+    ),
+    "audit": ("id", "at", "actor", "action", "room_id", "session_id", "request_id"),
+}  # fmt: skip
+REDACTABLE: dict[Kind, tuple[str, ...]] = {
+    "delivery": (
+        "external_user_id", "email", "name", "raw_body", "content_type", "headers", "source_address",
+    ),
+    "audit": ("subject", "before", "after"),
+}  # fmt: skip
+REDACTIONS = (RETENTION, ERASURE)  # the marks that excuse a record's redactable parts, and no others
+EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
+# A record is stamped before its transaction commits: a day is sealed only this long after it ends, so that
+# one stamped 23:59:59.999 and committed a moment later is in its day's seal.
+COMMIT_MARGIN = timedelta(minutes=5)
+BATCH = 1000
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing verify found: a record (kind and id) or a whole seal (kind and id None) and what is wrong."""
+
+    day: date
+    problem: Problem
+    kind: str | None = None
+    record_id: int | None = None
+    redaction: str | None = None
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What verify found over every seal; intact when nothing but redactions was found."""
+
+    seals_checked: int
+    findings: list[Finding]
+
+    @property
+    def intact(self) -> bool:
+        """Return whether the log is as sealed, redactions apart."""
+        return all(finding.problem == "redacted" for finding in self.findings)
+
+
+def content_hash(record: Delivery | AuditRecord, columns: Sequence[str]) -> str:
+    """Return the SHA-256 of `columns`' values of `record` as canonical JSON (sorted keys, ISO times)."""
+    values = [getattr(record, column) for column in columns]
+    text = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_iso)
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+
+
+def _iso(value: Any) -> str:
+    if isinstance(value, datetime):
+        return value.isoformat()
+    raise TypeError(f"cannot seal a {type(value).__name__}")
+
+
+def leaf_hash(kind: str, record_id: int, facts_hash: str, redactable_hash: str) -> str:
+    """Return a record's Merkle leaf: its kind and id bound to its two content hashes."""
+    return hashlib.sha256(f"{kind}:{record_id}:{facts_hash}:{redactable_hash}".encode()).hexdigest()
+
+
+def merkle_root(leaves: Sequence[str]) -> str:
+    """Return the Merkle root of hex `leaves` in order (an odd node is carried up; no leaves: sha256(''))."""
+    level = list(leaves)
+    if not level:
+        return EMPTY_ROOT
+    while len(level) > 1:
+        pairs = [level[i : i + 2] for i in range(0, len(level), 2)]
+        level = [hashlib.sha256(("\x01" + "".join(pair)).encode()).hexdigest() if len(pair) == 2 else pair[0]
+                 for pair in pairs]  # fmt: skip
+    return level[0]
+
+
+def seal_hash(day: date, record_count: int, root: str, previous_hash: str | None) -> str:
+    """Return the hash that chains a day's seal to the one before it."""
+    chained = f"{day.isoformat()}:{record_count}:{root}:{previous_hash or ''}"
+    return hashlib.sha256(chained.encode()).hexdigest()
+
+
+def seal_closed_days(db: Session, now: datetime) -> list[Seal]:
+    """Seal every UTC day over by `now` (and COMMIT_MARGIN) not sealed yet, from the day after the last."""
+    last = db.scalar(select(Seal).order_by(Seal.day.desc()).limit(1))
+    first_day = last.day + timedelta(days=1) if last else _first_record_day(db)
+    previous_hash = last.seal_hash if last else None
+    sealed = []
+    day = first_day
+    while day is not None and _day_start(day) + timedelta(days=1) + COMMIT_MARGIN <= now:
+        seal = _seal_day(db, day, previous_hash)
+        sealed.append(seal)
+        previous_hash, day = seal.seal_hash, day + timedelta(days=1)
+    return sealed
+
+
+def _first_record_day(db: Session) -> date | None:
+    firsts = [db.scalar(select(func.min(Delivery.received_at))), db.scalar(select(func.min(AuditRecord.at)))]
+    known = [moment for moment in firsts if moment is not None]
+    return min(known).date() if known else None
+
+
+def _seal_day(db: Session, day: date, previous_hash: str | None) -> Seal:
+    items = [
+        SealedRecord(
+            kind=kind,
+            record_id=record.id,
+            facts_hash=content_hash(record, FACTS[kind]),
+            personal_hash=content_hash(record, REDACTABLE[kind]),
+        )
+        for kind, record in _records_of(db, day)
+    ]
+    root = merkle_root([_leaf(item) for item in items])
+    seal = Seal(
+        day=day,
+        record_count=len(items),
+        merkle_root=root,
+        previous_hash=previous_hash,
+        seal_hash=seal_hash(day, len(items), root, previous_hash),
+    )
+    db.add(seal)
+    db.flush()
+    for item in items:
+        item.seal_id = seal.id
+    db.add_all(items)
+    return seal
+
+
+def _leaf(item: SealedRecord) -> str:
+    return leaf_hash(item.kind, item.record_id, item.facts_hash, item.personal_hash)
+
+
+def _day_start(day: date) -> datetime:
+    return datetime.combine(day, time(), UTC)
+
+
+def _records_of(db: Session, day: date) -> Iterator[tuple[Kind, Delivery | AuditRecord]]:
+    """Yield the day's records, in the order their leaves are sealed: deliveries, then audit, by id."""
+    start = _day_start(day)
+    end = start + timedelta(days=1)
+    # In batches: a busy day's raw bodies need not all be in memory at once.
+    deliveries = select(Delivery).where(Delivery.received_at >= start, Delivery.received_at < end)
+    for delivery in db.scalars(deliveries.order_by(Delivery.id).execution_options(yield_per=BATCH)):
+        yield "delivery", delivery
+    audits = select(AuditRecord).where(AuditRecord.at >= start, AuditRecord.at < end)
+    for record in db.scalars(audits.order_by(AuditRecord.id).execution_options(yield_per=BATCH)):
+        yield "audit", record
+
+
+def verify(db: Session) -> Verification:
+    """Recompute every seal and name each record changed, added, removed or redacted since."""
+    findings: list[Finding] = []
+    previous_hash = None
+    seals = list(db.scalars(select(Seal).order_by(Seal.day)))
+    for seal in seals:
+        items = list(db.scalars(select(SealedRecord).where(SealedRecord.seal_id == seal.id)))
+        items.sort(key=lambda item: (item.kind != "delivery", item.record_id))
+        root = merkle_root([_leaf(item) for item in items])
+        if root != seal.merkle_root or len(items) != seal.record_count:
+            findings.append(Finding(seal.day, "root-mismatch"))
+        expected = seal_hash(seal.day, seal.record_count, seal.merkle_root, previous_hash)
+        if seal.previous_hash != previous_hash or seal.seal_hash != expected:
+            findings.append(Finding(seal.day, "chain-broken"))
+        previous_hash = seal.seal_hash
+        findings.extend(_record_findings(db, seal.day, items))
+        db.expunge_all()  # one day's records at a time in memory
+    return Verification(len(seals), findings)
+
+
+def _record_findings(db: Session, day: date, items: list[SealedRecord]) -> Iterator[Finding]:
+    sealed = {(item.kind, item.record_id): item for item in items}
+    for kind, record in _records_of(db, day):
+        item = sealed.pop((kind, record.id), None)
+        if item is None:
+            yield Finding(day, "added", kind, record.id)
+        elif content_hash(record, FACTS[kind]) != item.facts_hash:
+            yield Finding(day, "changed", kind, record.id)
+        elif content_hash(record, REDACTABLE[kind]) != item.personal_hash:
+            marked = record.redacted_at is not None and record.redaction in REDACTIONS
+            redaction = record.redaction if marked else None
+            yield Finding(day, "redacted" if redaction else "changed", kind, record.id, redaction)
+    for sealed_kind, record_id in sorted(sealed):
+        yield Finding(day, "removed", sealed_kind, record_id)
