@@ -23,7 +23,8 @@ from sqlalchemy import Select, select
 from werkzeug.serving import run_simple
 
 from webhooks import runtime_of
-from workers import jobs, overrides, rooms, roster, wire
+from webhooks.audit_export import KINDS, ExportRange, export_lines
+from workers import audit, jobs, overrides, rooms, roster, wire
 from workers.audit import cli_actor
 from workers.deliveries.parsing import field_errors, metered_time
 from workers.folding import rebuild as rebuild_session
@@ -140,7 +141,7 @@ def create_room(json_file: IO[str] | None, **flags: Any) -> None:
     with _explained_failures():
         request = CreateRoomRequest.model_validate(options)
         with MeteredClient.from_settings(runtime.settings) as metered:
-            room, urls = rooms.create_room(runtime.Db, metered, runtime.settings, request)
+            room, urls = rooms.create_room(runtime.Db, metered, runtime.settings, request, cli_actor())
     _echo_json(wire.room_out(room, urls).answer())
 
 
@@ -184,7 +185,7 @@ def show_room(name: str) -> None:
 @click.argument("name")
 def delete_room(name: str) -> None:
     """Archive a room at Metered; its attendance history stays."""
-    _with_metered(lambda metered: rooms.archive_room(runtime_of(current_app).Db, metered, name))
+    _with_metered(lambda metered: rooms.archive_room(runtime_of(current_app).Db, metered, name, cli_actor()))
     click.echo(f"archived room {name}")
 
 
@@ -200,7 +201,7 @@ def rotate_token(name: str, revoke_old: bool) -> None:
     runtime = runtime_of(current_app)
     rotation: rooms.Rotation = _with_metered(
         lambda metered: rooms.rotate_token(
-            runtime.Db, metered, runtime.settings, name, 0 if revoke_old else None
+            runtime.Db, metered, runtime.settings, name, cli_actor(), 0 if revoke_old else None
         )
     )
     _echo_json(rotation.webhook_urls)
@@ -339,7 +340,7 @@ def replay(delivery_ids: tuple[int, ...]) -> None:
     runtime = runtime_of(current_app)
     missing = []
     for delivery_id in delivery_ids:
-        status = jobs.replay(runtime, delivery_id)
+        status = jobs.replay(runtime, delivery_id, cli_actor())
         if status is None:
             missing.append(delivery_id)
         else:
@@ -378,6 +379,7 @@ def rebuild(meeting_session_id: str | None, room_name: str | None, everything: b
             with room_lock(runtime.redis, room_id), runtime.Db.begin() as db:
                 meeting = db.get_one(MeetingSession, session_id)
                 change = rebuild_session(db, meeting)
+                audit.record_rebuild(db, cli_actor(), meeting, change)
                 amended = meeting.status == SessionStatus.FINAL and change.changed
             if amended:
                 notify_amended(runtime.queue(), {session_id})
@@ -471,8 +473,23 @@ def demo_command(people: int, port: int, keep_running: bool) -> None:
     run_demo(runtime_of(current_app).settings, people, port, keep_running)
 
 
+audit_group = AppGroup("audit", help="The audit log: deliveries and management records.")
+
+
+@audit_group.command("export")
+@click.option("--kind", type=click.Choice(KINDS), required=True, help="Deliveries or management records.")
+@click.option("--since", callback=_moment, help="Received or made at or after: ISO-8601, UTC by default.")
+@click.option("--until", callback=_moment, help="Received or made before: ISO-8601, UTC by default.")
+@click.option("--cursor", type=click.IntRange(min=0), help="Resume after the line with this id.")
+def export_audit(kind: str, since: datetime | None, until: datetime | None, cursor: int | None) -> None:
+    """Write the audit log to stdout as NDJSON, oldest first, as GET /api/audit/export does."""
+    wanted = ExportRange(kind, since, until, cursor)
+    for line in export_lines(runtime_of(current_app).Db, wanted):
+        click.echo(line, nl=False)
+
+
 def register(app: Flask) -> None:
     """Attach every command group to the app."""
-    groups = (db_group, rooms_group, roster_group, events_group, sessions_group)
+    groups = (db_group, rooms_group, roster_group, events_group, sessions_group, audit_group)
     for command in (*groups, worker, emulator_command, demo_command):
         app.cli.add_command(command)

@@ -81,6 +81,20 @@ ROSTER_IMPORT: dict[str, Schema] = {
     "replace": {"type": "boolean", "description": "Remove the members the file does not list."},
     "effectiveFrom": {**MOMENT, "description": EFFECTIVE},
 }
+AUDIT_FILTERS: dict[str, Schema] = {
+    "room": EVENT_FILTERS["room"],
+    "session": EVENT_FILTERS["session"],
+    "action": {"type": "string", "description": "e.g. room.created, roster.added, delivery.replayed."},
+    "actor": {"type": "string", "description": "`api`, `api:<token name>` or `cli:<os user>`."},
+    "since": {**MOMENT, "description": "At or after: ISO-8601 (no offset means UTC)."},
+    "until": {**MOMENT, "description": "Before: ISO-8601 (no offset means UTC)."},
+}
+EXPORT_RANGE: dict[str, Schema] = {
+    "kind": {"type": "string", "enum": ["deliveries", "management"], "description": "Required."},
+    "since": AUDIT_FILTERS["since"],
+    "until": AUDIT_FILTERS["until"],
+    "cursor": {"type": "integer", "minimum": 0, "description": "Resume after the line with this id."},
+}
 METERED_PROBLEMS = (502, 503, 504)  # Metered refused, is not configured, or did not answer
 BODY_PROBLEMS = (400, 413, 415, 422)
 
@@ -145,6 +159,9 @@ ENDPOINTS: dict[str, Endpoint] = {
         {200: wire.PersonStatus}, (400, 404, 415, 422), OverrideRequest
     ),
     "session_admin.clear_override": Endpoint({204: ()}, (404,)),  # 204: no content
+    # The management audit and the export (issue 15).
+    "audit_records.list_records": Endpoint({200: wire.AuditPage}, (422,), query={**PAGE, **AUDIT_FILTERS}),
+    "audit_export.export": Endpoint({200: "application/x-ndjson"}, (422,), query=EXPORT_RANGE),
     "pages.session_page": Endpoint({200: "text/html"}, (404,)),
     "pages.room_page": Endpoint({200: "text/html"}, (404, 422), query=PAGE),
 }

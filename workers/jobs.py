@@ -23,11 +23,11 @@ from rq import Queue, Retry, get_current_job
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from workers import folding, inbox, lifecycle, notify_jobs, queueing
+from workers import audit, folding, inbox, lifecycle, notify_jobs, queueing
 from workers.folding import rebuild
 from workers.locks import RoomBusy, room_lock
 from workers.meetings import FoldRules
-from workers.models import DeliveryStatus, MeetingSession, SessionStatus
+from workers.models import Delivery, DeliveryStatus, MeetingSession, SessionStatus
 from workers.models.base import utcnow
 from workers.runtime import metrics, process
 from workers.runtime.connections import TRANSIENT
@@ -245,13 +245,25 @@ def relay_rooms(runtime: Runtime, min_age_seconds: float | None) -> int:
     return len(rooms)
 
 
-def replay(runtime: Runtime, delivery_id: int) -> str | None:
+def replay(runtime: Runtime, delivery_id: int, actor: str) -> str | None:
     """Set a delivery back to unprocessed and signal its room; return its status, None if there is none."""
     with runtime.Db.begin() as db:
-        delivery = inbox.reset_for_replay(db, delivery_id)
+        delivery = db.get(Delivery, delivery_id)
         if delivery is None:
             return None
+        before = {"status": delivery.status, "statusReason": delivery.status_reason}
+        inbox.reset_for_replay(db, delivery_id)  # the same object, from the session's identity map
+        after = {"status": delivery.status, "statusReason": delivery.status_reason}
         room_id = delivery.room_id
+        audit.record(
+            db,
+            actor,
+            "delivery.replayed",
+            room_id=room_id,
+            subject=str(delivery_id),
+            before=before,
+            after=after,
+        )
     try:
         queueing.signal_rooms(runtime.redis, runtime.queue(), [room_id])
     except RedisError as error:
@@ -364,8 +376,8 @@ def sweep_stale_sessions() -> int:
     return closed
 
 
-def rebuild_session(session_id: int) -> None:
-    """Recompute one session from its stored raw deliveries, holding its room's lock."""
+def rebuild_session(session_id: int, actor: str, request_id: str | None = None) -> None:
+    """Recompute one session from its stored raw deliveries, holding its room's lock; audit who asked."""
     runtime = process.current()
     job = get_current_job()
     with runtime.Db() as db:
@@ -374,6 +386,7 @@ def rebuild_session(session_id: int) -> None:
     with room_lock(runtime.redis, room_id), runtime.Db.begin() as db:
         meeting = db.get_one(MeetingSession, session_id)
         change = rebuild(db, meeting, job_id=job.id if job else None)
+        audit.record_rebuild(db, actor, meeting, change, request_id)
         amended = meeting.status == SessionStatus.FINAL and change.changed
     # A final session's results moved (a parser fix, say): tell other systems, as for a late delivery.
     if amended:

@@ -462,6 +462,28 @@ class ReplayQueued(WireModel):
     status: Literal["queued", "received"]
 
 
+# The management audit (issue 15): who changed what, and the export of the whole audit log.
+
+
+class AuditEntry(WireModel):
+    """One change made through the API or the CLI: who, when, in which request, before and after."""
+
+    id: int
+    at: UtcTime
+    actor: str = Field(description="`api` or `api:<token name>` for the API, `cli:<os user>` for the CLI.")
+    action: str = Field(description="What was done, e.g. room.created, roster.added, delivery.replayed.")
+    room: str | None
+    meeting_session_id: str | None
+    subject: str | None = Field(description="Whom or what it was done to: a participant key, a delivery id.")
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    request_id: str | None
+
+
+class AuditPage(Listing[AuditEntry]):
+    """A page of the management audit, newest first (audit_records.list_records)."""
+
+
 # Across a room's sessions (issue 13): the series report, billable time, and the absence alert's data.
 
 
