@@ -40,5 +40,7 @@ def _echo(response: Response) -> Response:
 
 
 def _end(_error: BaseException | None) -> None:
-    if "request_id_token" in g:
-        current_request_id.reset(g.request_id_token)
+    # Popped: a streamed answer (stream_with_context) tears its request down once more when it ends.
+    token = g.pop("request_id_token", None)
+    if token is not None:
+        current_request_id.reset(token)
