@@ -48,6 +48,7 @@ def _register_optional_blueprints(app: Flask) -> None:
         audit,
         audit_export,
         audit_records,
+        bulk_replay,
         hooks,
         metrics,
         openapi,
@@ -59,7 +60,18 @@ def _register_optional_blueprints(app: Flask) -> None:
         session_admin,
     )
 
-    api = (rooms, roster, hooks, audit, audit_records, audit_export, reports, series, session_admin)
+    api = (
+        rooms,
+        roster,
+        hooks,
+        audit,
+        audit_records,
+        audit_export,
+        bulk_replay,
+        reports,
+        series,
+        session_admin,
+    )
     for module in (*api, pages, metrics, openapi):
         app.register_blueprint(module.blueprint)
 

@@ -26,12 +26,13 @@ from webhooks import runtime_of
 from webhooks.audit_export import KINDS, ExportRange, export_lines
 from workers import audit, jobs, overrides, rooms, roster, wire
 from workers.audit import cli_actor
+from workers.bulk_replay import ReplayFilter, replay_all
 from workers.deliveries.parsing import field_errors, metered_time
 from workers.folding import rebuild as rebuild_session
 from workers.jobs import notify_amended
 from workers.locks import room_lock
 from workers.metered import MeteredClient, MeteredError, MeteredTimeout
-from workers.models import MeetingSession, Room, SessionStatus
+from workers.models import DeliveryStatus, MeetingSession, Room, SessionStatus
 from workers.models.base import utcnow
 from workers.overrides import OverrideRequest
 from workers.rooms import ROLLCALL_FIELDS, CreateRoomRequest
@@ -334,10 +335,29 @@ events_group = AppGroup("events", help="Stored webhook deliveries.")
 
 
 @events_group.command("replay")
-@click.argument("delivery_ids", nargs=-1, type=int, required=True)
-def replay(delivery_ids: tuple[int, ...]) -> None:
-    """Fold the given deliveries again (by id, as GET /api/events lists them)."""
+@click.argument("delivery_ids", nargs=-1, type=int)
+@click.option("--room", help="Replay every delivery of this room (with --status, --since: those matching).")
+@click.option("--status", type=click.Choice([str(status) for status in DeliveryStatus]))
+@click.option("--since", callback=_moment, help="Received at or after: ISO-8601, UTC by default.")
+def replay(
+    delivery_ids: tuple[int, ...], room: str | None, status: str | None, since: datetime | None
+) -> None:
+    """Fold deliveries again: those given by id, or every one the filters match (`--status failed`)."""
     runtime = runtime_of(current_app)
+    filtering = any(value is not None for value in (room, status, since))
+    if bool(delivery_ids) == filtering:
+        raise click.UsageError("give delivery ids, or filters (--room, --status, --since), not both")
+    if filtering:
+        wanted = ReplayFilter.model_validate({"room": room, "status": status, "since": since})
+        with click.progressbar(length=1, label="replaying", show_pos=True) as bar:
+
+            def progress(replayed: int, matched: int) -> None:
+                bar.length = max(matched, 1)
+                bar.update(replayed - bar.pos)
+
+            count = replay_all(runtime, wanted, cli_actor(), progress=progress)
+        click.echo(f"replayed {count} deliver{'y' if count == 1 else 'ies'}")
+        return
     missing = []
     for delivery_id in delivery_ids:
         status = jobs.replay(runtime, delivery_id, cli_actor())

@@ -26,6 +26,7 @@ from webhooks.auth import require_basic, require_token
 from webhooks.pagination import MAX_LIMIT
 from webhooks.roster import CSV_TYPES
 from workers import wire
+from workers.bulk_replay import ReplayFilter
 from workers.deliveries.parsing import EVENTS, EndBody, JoinBody, LeaveBody, StartBody
 from workers.overrides import OverrideRequest
 from workers.rooms import CreateRoomRequest, RoomSettings, UpdateRoomRequest
@@ -162,6 +163,10 @@ ENDPOINTS: dict[str, Endpoint] = {
     # The management audit and the export (issue 15).
     "audit_records.list_records": Endpoint({200: wire.AuditPage}, (422,), query={**PAGE, **AUDIT_FILTERS}),
     "audit_export.export": Endpoint({200: "application/x-ndjson"}, (422,), query=EXPORT_RANGE),
+    "bulk_replay.replay_matching_deliveries": Endpoint(
+        {202: wire.BulkReplayQueued}, (400, 415, 422), ReplayFilter
+    ),
+    "bulk_replay.show_job": Endpoint({200: wire.JobProgress}, (404,)),
     "pages.session_page": Endpoint({200: "text/html"}, (404,)),
     "pages.room_page": Endpoint({200: "text/html"}, (404, 422), query=PAGE),
 }

@@ -484,6 +484,20 @@ class AuditPage(Listing[AuditEntry]):
     """A page of the management audit, newest first (audit_records.list_records)."""
 
 
+class BulkReplayQueued(WireModel):
+    """The answer to a bulk replay: the job replaying the matching deliveries."""
+
+    job_id: str
+
+
+class JobProgress(WireModel):
+    """A queued job's state as RQ tells it, and its progress so far (bulk_replay.show_job)."""
+
+    id: str
+    status: str = Field(description="RQ's: queued, started, finished, failed, scheduled, ...")
+    progress: dict[str, int] = Field(description="A bulk replay's `matched` and `replayed` counts.")
+
+
 # Across a room's sessions (issue 13): the series report, billable time, and the absence alert's data.
 
 
