@@ -23,7 +23,7 @@ from rq import Queue, Retry, get_current_job
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from workers import audit, folding, inbox, lifecycle, notify_jobs, queueing
+from workers import alerts, audit, folding, inbox, lifecycle, notify_jobs, queueing
 from workers.folding import rebuild
 from workers.locks import RoomBusy, room_lock
 from workers.meetings import FoldRules
@@ -156,6 +156,8 @@ def _fold_or_split(runtime: Runtime, room_id: int, ids: list[int] | None) -> Tal
             read = [row.id for row in rows]
             rules = fold_rules(runtime.settings)
             outcome = folding.fold_batch(db, room_id, rows, rules, job_id=_job_id())
+            for delivery_id in outcome.failed_ids:
+                alerts.delivery_failed(db, runtime.settings, delivery_id, utcnow())
     except NOT_THE_DELIVERIES:
         raise  # the batch stays unprocessed for RQ's retry and the relay
     except Exception as error:
@@ -168,6 +170,8 @@ def _fold_or_split(runtime: Runtime, room_id: int, ids: list[int] | None) -> Tal
         return _split(runtime, room_id, culprits, error)
     _after_commit(runtime, outcome)
     metrics.count_folded(runtime.redis, outcome.folded, outcome.failed)
+    if outcome.failed_ids:
+        _raise_alerts(runtime, alerts.DELIVERY_FAILED, len(outcome.failed_ids))
     return Tally(folded=len(outcome.folded), failed=len(outcome.failed))
 
 
@@ -191,14 +195,27 @@ def _split(runtime: Runtime, room_id: int, ids: list[int], error: Exception) -> 
     if len(ids) == 1:
         with runtime.Db.begin() as db:
             event = inbox.mark_failed(db, ids[0], describe_error(runtime, error))
+            if event is not None:
+                alerts.delivery_failed(db, runtime.settings, ids[0], utcnow())
         if event is not None:
             metrics.count_failed(runtime.redis, event)
+            _raise_alerts(runtime, alerts.DELIVERY_FAILED)
         return Tally(failed=1)
     tally = Tally()
     size = SPLIT_SIZE if len(ids) > SPLIT_SIZE else (len(ids) + 1) // 2
     for start in range(0, len(ids), size):
         tally += _fold_or_split(runtime, room_id, ids[start : start + size])
     return tally
+
+
+def _raise_alerts(runtime: Runtime, alert: str, count: int = 1) -> None:
+    metrics.count_alert(runtime.redis, alert, count)
+    try:
+        notify_jobs.enqueue_pending(runtime)
+    except RedisError as error:
+        # The alert is in the ledger: finalize_overdue's periodic enqueue_pending sends it once Redis is
+        # back. Failing here would leave the rest of the room's deliveries unfolded for nothing.
+        log.warning("%s recorded; its send not queued: %r", alert, error)
 
 
 def _job_id() -> str | None:
@@ -368,9 +385,12 @@ def sweep_stale_sessions() -> int:
         with room_lock(runtime.redis, room_id), runtime.Db.begin() as db:
             meeting = lifecycle.close_stale(db, session_id, utcnow(), settings.stale_session_seconds)
             due = meeting.finalize_due(settings.finalize_after_seconds) if meeting is not None else None
+            if meeting is not None:  # closed now, so alerted once: a session is live only until then
+                alerts.session_stale(db, settings, session_id, utcnow())
         if due is not None:
             closed += 1
             schedule_finalize(runtime.queue(), session_id, due)
+            _raise_alerts(runtime, alerts.SESSION_STALE)
     if closed:
         log.info("swept %d stale sessions", closed)
     return closed

@@ -498,6 +498,18 @@ class JobProgress(WireModel):
     progress: dict[str, int] = Field(description="A bulk replay's `matched` and `replayed` counts.")
 
 
+class DeliveryFailedAlert(WireModel):
+    """The data of a signed `delivery.failed` event: a delivery no fold could get past, and why."""
+
+    id: int
+    room: str
+    event: str
+    status_reason: str | None
+    received_at: UtcTime
+    meeting_session_id: str | None
+    participant_session_id: str | None
+
+
 # Across a room's sessions (issue 13): the series report, billable time, and the absence alert's data.
 
 
