@@ -35,7 +35,7 @@ def show_job(job_id: str) -> dict[str, object]:
     """Show a queued job's state and progress (a bulk replay's, a rebuild's)."""
     try:
         job = Job.fetch(job_id, connection=runtime_of(current_app).redis)
-    except NoSuchJobError:
+    except (NoSuchJobError, ValueError):  # ValueError: not even a job id (RQ allows letters, digits, - and _)
         raise Problem(404, "Job not found", f"No job {job_id}, or it finished too long ago.") from None
     progress = {key: value for key, value in job.get_meta().items() if isinstance(value, int)}
     return JobProgress(id=job.id, status=job.get_status().value, progress=progress).answer()
