@@ -16,7 +16,7 @@ from typing import Any
 
 from flask import Blueprint, Response, current_app, request, stream_with_context
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from webhooks import runtime_of
 from webhooks.audit import stored_event
@@ -29,7 +29,8 @@ from workers.models import AuditRecord, Delivery, MeetingSession, Room
 blueprint = Blueprint("audit_export", __name__)
 
 KINDS = ("deliveries", "management")
-AnySelect = Select[*tuple[Any, ...]]
+# What one kind exports: its rows oldest first, the id they are ordered by, and each row's wire shape.
+Source = tuple[Select[*tuple[Any, ...]], InstrumentedAttribute[int], Callable[[Any], dict[str, Any]]]
 BATCH_SIZE = 500
 NDJSON = "application/x-ndjson"
 
@@ -55,20 +56,20 @@ def export() -> Response:
 
 def export_lines(Db: sessionmaker[Session], wanted: ExportRange) -> Iterator[str]:
     """Yield the range's records as JSON lines, oldest first, reading a batch at a time."""
-    query, show = _deliveries(wanted) if wanted.kind == "deliveries" else _management(wanted)
+    query, id_column, show = _deliveries(wanted) if wanted.kind == "deliveries" else _management(wanted)
     after = wanted.after_id
     while True:
-        batch_query = query if after is None else query.where(_id_column(wanted.kind) > after)
+        batch_query = query if after is None else query.where(id_column > after)
         with Db() as db:
             rows = list(db.execute(batch_query.limit(BATCH_SIZE)))
         for row in rows:
-            yield json.dumps(show(tuple(row)), ensure_ascii=False) + "\n"
+            yield json.dumps(show(row), ensure_ascii=False) + "\n"
         if len(rows) < BATCH_SIZE:
             return
         after = rows[-1][0].id
 
 
-def _deliveries(wanted: ExportRange) -> tuple[AnySelect, Callable[[Any], dict[str, Any]]]:
+def _deliveries(wanted: ExportRange) -> Source:
     query = (
         select(Delivery, Room.room_name, MeetingSession.meeting_session_id)
         .join(Room, Room.id == Delivery.room_id)
@@ -79,20 +80,16 @@ def _deliveries(wanted: ExportRange) -> tuple[AnySelect, Callable[[Any], dict[st
         query = query.where(Delivery.received_at >= wanted.since)
     if wanted.until is not None:
         query = query.where(Delivery.received_at < wanted.until)
-    return query, lambda row: stored_event(row).answer()
+    return query, Delivery.id, lambda row: stored_event(row).answer()
 
 
-def _management(wanted: ExportRange) -> tuple[AnySelect, Callable[[Any], dict[str, Any]]]:
+def _management(wanted: ExportRange) -> Source:
     query = records_query().order_by(AuditRecord.id)
     if wanted.since is not None:
         query = query.where(AuditRecord.at >= wanted.since)
     if wanted.until is not None:
         query = query.where(AuditRecord.at < wanted.until)
-    return query, lambda row: audit_entry(row).answer()
-
-
-def _id_column(kind: str) -> Any:
-    return Delivery.id if kind == "deliveries" else AuditRecord.id
+    return query, AuditRecord.id, lambda row: audit_entry(row).answer()
 
 
 def _requested_range() -> ExportRange:
