@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0007"
-# Written beside 0006 (issue 15's seals, on another branch): whichever merges second chains to the other.
+# Written on a branch from 0005, beside other branches' 0006: at merge, chain it to the head it follows.
 down_revision: str | None = "0005"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
