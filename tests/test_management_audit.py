@@ -212,3 +212,14 @@ def test_bad_export_requests_are_422_naming_each_field(api: httpx.Client) -> Non
     response = api.get("/api/audit/export", params={"kind": "all", "since": "soon", "cursor": "-1"})
     assert response.status_code == 422
     assert [error["field"] for error in response.json()["errors"]] == ["kind", "since", "cursor"]
+
+
+def test_the_openapi_document_describes_the_audit_endpoints_and_the_request_id(audited_app: Flask) -> None:
+    document = audited_app.test_client().get("/openapi.json").json
+    assert document is not None
+    paths = document["paths"]
+    assert {"/api/audit", "/api/audit/export", "/api/events/replay", "/api/jobs/{jobId}"} <= set(paths)
+    listed = paths["/api/audit"]["get"]["responses"]["200"]
+    assert listed["content"]["application/json"]["schema"] == {"$ref": "#/components/schemas/AuditPage"}
+    assert "X-Request-Id" in listed["headers"]
+    assert "application/x-ndjson" in paths["/api/audit/export"]["get"]["responses"]["200"]["content"]

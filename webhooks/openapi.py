@@ -263,15 +263,38 @@ def _operation(endpoint: str, view: Callable[..., Any], variables: list[tuple[st
     return operation
 
 
+# On every answer (webhooks.request_ids), and recorded on every audit record the request adds.
+REQUEST_ID = {
+    "X-Request-Id": {
+        "description": "The request's X-Request-Id if it sent a usable one (1-64 printable ASCII characters, "
+        "no spaces), else one made for it.",
+        "schema": {"type": "string"},
+    }
+}
+
+
 def _responses(described: Endpoint, secured: bool) -> Iterator[tuple[str, Schema]]:
     schemas = _schemas()[0]
     for status, answer in described.answers.items():
         content = dict(_content(item, schemas) for item in _items(answer))
-        yield str(status), {"description": HTTPStatus(status).phrase, "content": content}
+        yield (
+            str(status),
+            {"description": HTTPStatus(status).phrase, "content": content, "headers": REQUEST_ID},
+        )
     problem = {PROBLEM: {"schema": schemas[wire.ProblemDetails, "serialization"]}}
     for status in sorted({*described.problems, *((401,) if secured else ())}):
-        yield str(status), {"description": HTTPStatus(status).phrase, "content": problem}
-    yield "default", {"description": "Any other error: every error is problem+json", "content": problem}
+        yield (
+            str(status),
+            {"description": HTTPStatus(status).phrase, "content": problem, "headers": REQUEST_ID},
+        )
+    yield (
+        "default",
+        {
+            "description": "Any other error: every error is problem+json",
+            "content": problem,
+            "headers": REQUEST_ID,
+        },
+    )
 
 
 def _items(answer: Any) -> tuple[Any, ...]:
