@@ -102,6 +102,7 @@ def test_the_exposition_parses_and_declares_every_family(live_app: Callable[...,
         "rollcall_up": "gauge",
         "rollcall_deliveries_folded": "counter",
         "rollcall_notifications": "counter",
+        "rollcall_alerts": "counter",
         "rollcall_queue_jobs": "gauge",
         "rollcall_processing_lag_seconds": "gauge",
     }

@@ -118,6 +118,16 @@ def test_every_answer_matches_its_schema(served: tuple[Flask, str]) -> None:  # 
     call("seals.verify", "/api/audit/verify", "GET", BEARER)
     call("erasure.erase", "/api/people/{participantKey}/erase", "POST", BEARER, path_parameters=person)
     call("erasure.erase", "/api/people/{participantKey}/erase", "POST", BEARER, path_parameters=person)  # 404
+    call("audit_records.list_records", "/api/audit", "GET", BEARER, query={"limit": 2})
+    call("audit_records.list_records", "/api/audit", "GET", BEARER, query={"since": "soon"})  # 422
+    call("audit_export.export", "/api/audit/export", "GET", BEARER, query={"kind": "management"})
+    call("audit_export.export", "/api/audit/export", "GET", BEARER, query={"kind": "all"})  # 422
+    replay = "/api/events/replay"
+    call("bulk_replay.replay_matching_deliveries", replay, "POST", BEARER, body={"status": "failed"})
+    call("bulk_replay.replay_matching_deliveries", replay, "POST", BEARER, body={"status": "lost"})  # 422
+    job_id = httpx.post(f"{base_url}{replay}", json={}, headers=BEARER).json()["jobId"]
+    call("bulk_replay.show_job", "/api/jobs/{jobId}", "GET", BEARER, path_parameters={"jobId": job_id})
+    call("bulk_replay.show_job", "/api/jobs/{jobId}", "GET", BEARER, path_parameters={"jobId": "nope"})  # 404
     call("rooms.rotate_token", "/api/rooms/{roomName}/rotate-token", "POST", BEARER, **room)
     call("rooms.archive_room", "/api/rooms/{roomName}", "DELETE", BEARER, **room)
 

@@ -29,12 +29,13 @@ def create_app(settings: Settings | None = None) -> Flask:
     # A schema behind the migrations is reported by the serving process (gunicorn.conf.py), not here:
     # `flask db upgrade` builds this same app.
 
-    from webhooks import cli, headers, ops, routing
+    from webhooks import cli, headers, ops, request_ids, routing
     from webhooks.errors import register_error_handlers
 
     app.url_map.converters.update(routing.CONVERTERS)  # before any rule that names one
     register_error_handlers(app)
     headers.register(app)
+    request_ids.register(app)
     app.register_blueprint(ops.blueprint)
     _register_optional_blueprints(app)
     cli.register(app)
@@ -45,6 +46,9 @@ def _register_optional_blueprints(app: Flask) -> None:
     # Each feature module exposes `blueprint`; listed here so the app's surface is readable in one place.
     from webhooks import (
         audit,
+        audit_export,
+        audit_records,
+        bulk_replay,
         erasure,
         hooks,
         metrics,
@@ -58,8 +62,21 @@ def _register_optional_blueprints(app: Flask) -> None:
         session_admin,
     )
 
-    modules = (rooms, roster, hooks, audit, erasure, seals, reports, series, session_admin, pages, metrics)
-    for module in (*modules, openapi):
+    api = (
+        rooms,
+        roster,
+        hooks,
+        audit,
+        audit_records,
+        audit_export,
+        bulk_replay,
+        erasure,
+        seals,
+        reports,
+        series,
+        session_admin,
+    )
+    for module in (*api, pages, metrics, openapi):
         app.register_blueprint(module.blueprint)
 
 

@@ -10,7 +10,7 @@ from pydantic_core import PydanticCustomError
 from sqlalchemy import Select, or_, select
 
 from webhooks import runtime_of
-from webhooks.auth import require_token
+from webhooks.auth import api_actor, require_token
 from webhooks.errors import Problem, invalid_fields
 from webhooks.pagination import Page, page_of, requested_page
 from workers import jobs
@@ -39,7 +39,7 @@ def list_events() -> Response:
 @require_token
 def replay(delivery_id: int) -> tuple[Response, int]:
     """Fold one stored delivery again: back to unprocessed, and its room signalled."""
-    status = jobs.replay(runtime_of(current_app), delivery_id)
+    status = jobs.replay(runtime_of(current_app), delivery_id, api_actor())
     if status is None:
         raise Problem(404, "Not Found", f"No delivery {delivery_id}.")
     return jsonify(ReplayQueued(id=delivery_id, status=status).answer()), 202

@@ -3,6 +3,7 @@
 The API takes `Authorization: Bearer <token>`; the HTML pages take the token as the password of HTTP Basic.
 A read-only token is refused (403) by every change and by room management, so the people who only read
 attendance never hold the credential that creates rooms, replays deliveries or rebuilds sessions.
+A token configured as `name:secret` is named: the management audit records its changes as `api:<name>`.
 """
 
 from __future__ import annotations
@@ -13,15 +14,19 @@ from collections.abc import Callable
 from functools import wraps
 from typing import ParamSpec, TypeVar
 
-from flask import current_app, request
+from flask import current_app, g, request
 
 from webhooks.errors import Problem
+from workers.audit import API_ACTOR
+from workers.runtime.settings import UNNAMED_TOKEN
 
 P = ParamSpec("P")
 R = TypeVar("R")
 
 # The blueprints whose GET views are reports: a read-only token may see them.
-READABLE_BLUEPRINTS = frozenset({"reports", "audit", "pages", "roster", "series"})
+READABLE_BLUEPRINTS = frozenset(
+    {"reports", "audit", "audit_records", "audit_export", "pages", "roster", "series"}
+)
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 
@@ -33,12 +38,21 @@ class Access(enum.Enum):
     FULL = 2
 
 
-def _access_of(candidate: str) -> Access:
+def _access_of(candidate: str) -> tuple[Access, str]:
+    """Return what `candidate` may do, and the name of the token it matched."""
     settings = current_app.extensions["rollcall"].settings
     # Compare with every token so the time taken does not tell which one nearly matched, or which kind.
-    full = [same_token(candidate, token) for token in settings.api_tokens()]
-    read = [same_token(candidate, token) for token in settings.read_tokens()]
-    return Access.FULL if any(full) else Access.READ if any(read) else Access.NONE
+    full = [name for name, token in settings.named_api_tokens() if same_token(candidate, token)]
+    read = [name for name, token in settings.named_read_tokens() if same_token(candidate, token)]
+    if full:
+        return Access.FULL, full[0]
+    return (Access.READ, read[0]) if read else (Access.NONE, UNNAMED_TOKEN)
+
+
+def api_actor() -> str:
+    """Return the audit actor of this request: `api:<token name>`, or `api` for an unnamed token."""
+    name: str = g.get("token_name", UNNAMED_TOKEN)
+    return f"{API_ACTOR}:{name}" if name else API_ACTOR
 
 
 def same_token(candidate: str, token: str) -> bool:
@@ -58,7 +72,7 @@ def _demo_open() -> bool:
 
 
 def _check(candidate: str | None, unauthorized: Problem) -> None:
-    access = _access_of(candidate) if candidate else Access.NONE
+    access, g.token_name = _access_of(candidate) if candidate else (Access.NONE, UNNAMED_TOKEN)
     if access is Access.NONE:
         raise unauthorized
     if access is Access.READ and not (

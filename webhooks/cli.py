@@ -23,14 +23,16 @@ from sqlalchemy import Select, select
 from werkzeug.serving import run_simple
 
 from webhooks import runtime_of
-from workers import erasure, jobs, overrides, rooms, roster, sealing, wire
+from webhooks.audit_export import KINDS, ExportRange, export_lines
+from workers import audit, erasure, jobs, overrides, rooms, roster, sealing, wire
 from workers.audit import cli_actor
+from workers.bulk_replay import ReplayFilter, replay_all
 from workers.deliveries.parsing import field_errors, metered_time
 from workers.folding import rebuild as rebuild_session
 from workers.jobs import notify_amended
 from workers.locks import room_lock
 from workers.metered import MeteredClient, MeteredError, MeteredTimeout
-from workers.models import MeetingSession, Room, Seal, SessionStatus
+from workers.models import DeliveryStatus, MeetingSession, Room, Seal, SessionStatus
 from workers.models.base import utcnow
 from workers.overrides import OverrideRequest
 from workers.rooms import ROLLCALL_FIELDS, CreateRoomRequest
@@ -140,7 +142,7 @@ def create_room(json_file: IO[str] | None, **flags: Any) -> None:
     with _explained_failures():
         request = CreateRoomRequest.model_validate(options)
         with MeteredClient.from_settings(runtime.settings) as metered:
-            room, urls = rooms.create_room(runtime.Db, metered, runtime.settings, request)
+            room, urls = rooms.create_room(runtime.Db, metered, runtime.settings, request, cli_actor())
     _echo_json(wire.room_out(room, urls).answer())
 
 
@@ -184,7 +186,7 @@ def show_room(name: str) -> None:
 @click.argument("name")
 def delete_room(name: str) -> None:
     """Archive a room at Metered; its attendance history stays."""
-    _with_metered(lambda metered: rooms.archive_room(runtime_of(current_app).Db, metered, name))
+    _with_metered(lambda metered: rooms.archive_room(runtime_of(current_app).Db, metered, name, cli_actor()))
     click.echo(f"archived room {name}")
 
 
@@ -200,7 +202,7 @@ def rotate_token(name: str, revoke_old: bool) -> None:
     runtime = runtime_of(current_app)
     rotation: rooms.Rotation = _with_metered(
         lambda metered: rooms.rotate_token(
-            runtime.Db, metered, runtime.settings, name, 0 if revoke_old else None
+            runtime.Db, metered, runtime.settings, name, cli_actor(), 0 if revoke_old else None
         )
     )
     _echo_json(rotation.webhook_urls)
@@ -333,13 +335,32 @@ events_group = AppGroup("events", help="Stored webhook deliveries.")
 
 
 @events_group.command("replay")
-@click.argument("delivery_ids", nargs=-1, type=int, required=True)
-def replay(delivery_ids: tuple[int, ...]) -> None:
-    """Fold the given deliveries again (by id, as GET /api/events lists them)."""
+@click.argument("delivery_ids", nargs=-1, type=int)
+@click.option("--room", help="Replay every delivery of this room (with --status, --since: those matching).")
+@click.option("--status", type=click.Choice([str(status) for status in DeliveryStatus]))
+@click.option("--since", callback=_moment, help="Received at or after: ISO-8601, UTC by default.")
+def replay(
+    delivery_ids: tuple[int, ...], room: str | None, status: str | None, since: datetime | None
+) -> None:
+    """Fold deliveries again: those given by id, or every one the filters match (`--status failed`)."""
     runtime = runtime_of(current_app)
+    filtering = any(value is not None for value in (room, status, since))
+    if bool(delivery_ids) == filtering:
+        raise click.UsageError("give delivery ids, or filters (--room, --status, --since), not both")
+    if filtering:
+        wanted = ReplayFilter.model_validate({"room": room, "status": status, "since": since})
+        with click.progressbar(length=1, label="replaying", show_pos=True) as bar:
+
+            def progress(replayed: int, matched: int) -> None:
+                bar.length = max(matched, 1)
+                bar.update(replayed - bar.pos)
+
+            count = replay_all(runtime, wanted, cli_actor(), progress=progress)
+        click.echo(f"replayed {count} deliver{'y' if count == 1 else 'ies'}")
+        return
     missing = []
     for delivery_id in delivery_ids:
-        status = jobs.replay(runtime, delivery_id)
+        status = jobs.replay(runtime, delivery_id, cli_actor())
         if status is None:
             missing.append(delivery_id)
         else:
@@ -378,6 +399,7 @@ def rebuild(meeting_session_id: str | None, room_name: str | None, everything: b
             with room_lock(runtime.redis, room_id), runtime.Db.begin() as db:
                 meeting = db.get_one(MeetingSession, session_id)
                 change = rebuild_session(db, meeting)
+                audit.record_rebuild(db, cli_actor(), meeting, change)
                 amended = meeting.status == SessionStatus.FINAL and change.changed
             if amended:
                 notify_amended(runtime.queue(), {session_id})
@@ -443,7 +465,7 @@ def _override_wanted(status: str | None, reason: str | None, clear: bool) -> Ove
 # Retention, erasure and seals (issue 15): `people erase`, `audit verify`, `audit seals`.
 
 people_group = AppGroup("people", help="The people who attended: erase one.")
-audit_group = AppGroup("audit", help="The audit log's seals: verify them, export them.")
+audit_group = AppGroup("audit", help="The audit log: export it, verify its seals, export the seals.")
 
 
 @people_group.command("erase")
@@ -512,6 +534,18 @@ def demo_command(people: int, port: int, keep_running: bool) -> None:
     from devtools.demo import run_demo  # devtools only when asked: the app never needs it
 
     run_demo(runtime_of(current_app).settings, people, port, keep_running)
+
+
+@audit_group.command("export")
+@click.option("--kind", type=click.Choice(KINDS), required=True, help="Deliveries or management records.")
+@click.option("--since", callback=_moment, help="Received or made at or after: ISO-8601, UTC by default.")
+@click.option("--until", callback=_moment, help="Received or made before: ISO-8601, UTC by default.")
+@click.option("--cursor", type=click.IntRange(min=0), help="Resume after the line with this id.")
+def export_audit(kind: str, since: datetime | None, until: datetime | None, cursor: int | None) -> None:
+    """Write the audit log to stdout as NDJSON, oldest first, as GET /api/audit/export does."""
+    wanted = ExportRange(kind, since, until, cursor)
+    for line in export_lines(runtime_of(current_app).Db, wanted):
+        click.echo(line, nl=False)
 
 
 def register(app: Flask) -> None:

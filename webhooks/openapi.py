@@ -26,6 +26,7 @@ from webhooks.auth import require_basic, require_token
 from webhooks.pagination import MAX_LIMIT
 from webhooks.roster import CSV_TYPES
 from workers import wire
+from workers.bulk_replay import ReplayFilter
 from workers.deliveries.parsing import EVENTS, EndBody, JoinBody, LeaveBody, StartBody
 from workers.overrides import OverrideRequest
 from workers.rooms import CreateRoomRequest, RoomSettings, UpdateRoomRequest
@@ -80,6 +81,20 @@ MOMENT: Schema = {"type": "string", "format": "date-time", "description": "ISO-8
 ROSTER_IMPORT: dict[str, Schema] = {
     "replace": {"type": "boolean", "description": "Remove the members the file does not list."},
     "effectiveFrom": {**MOMENT, "description": EFFECTIVE},
+}
+AUDIT_FILTERS: dict[str, Schema] = {
+    "room": EVENT_FILTERS["room"],
+    "session": EVENT_FILTERS["session"],
+    "action": {"type": "string", "description": "e.g. room.created, roster.added, delivery.replayed."},
+    "actor": {"type": "string", "description": "`api`, `api:<token name>` or `cli:<os user>`."},
+    "since": {**MOMENT, "description": "At or after: ISO-8601 (no offset means UTC)."},
+    "until": {**MOMENT, "description": "Before: ISO-8601 (no offset means UTC)."},
+}
+EXPORT_RANGE: dict[str, Schema] = {
+    "kind": {"type": "string", "enum": ["deliveries", "management"], "description": "Required."},
+    "since": AUDIT_FILTERS["since"],
+    "until": AUDIT_FILTERS["until"],
+    "cursor": {"type": "integer", "minimum": 0, "description": "Resume after the line with this id."},
 }
 METERED_PROBLEMS = (502, 503, 504)  # Metered refused, is not configured, or did not answer
 BODY_PROBLEMS = (400, 413, 415, 422)
@@ -148,6 +163,13 @@ ENDPOINTS: dict[str, Endpoint] = {
         {200: wire.PersonStatus}, (400, 404, 415, 422), OverrideRequest
     ),
     "session_admin.clear_override": Endpoint({204: ()}, (404,)),  # 204: no content
+    # The management audit and the export (issue 15).
+    "audit_records.list_records": Endpoint({200: wire.AuditPage}, (422,), query={**PAGE, **AUDIT_FILTERS}),
+    "audit_export.export": Endpoint({200: "application/x-ndjson"}, (422,), query=EXPORT_RANGE),
+    "bulk_replay.replay_matching_deliveries": Endpoint(
+        {202: wire.BulkReplayQueued}, (400, 415, 422), ReplayFilter
+    ),
+    "bulk_replay.show_job": Endpoint({200: wire.JobProgress}, (404,)),
     "pages.session_page": Endpoint({200: "text/html"}, (404,)),
     "pages.room_page": Endpoint(
         {200: "text/html"},
@@ -249,15 +271,38 @@ def _operation(endpoint: str, view: Callable[..., Any], variables: list[tuple[st
     return operation
 
 
+# On every answer (webhooks.request_ids), and recorded on every audit record the request adds.
+REQUEST_ID = {
+    "X-Request-Id": {
+        "description": "The request's X-Request-Id if it sent a usable one (1-64 printable ASCII characters, "
+        "no spaces), else one made for it.",
+        "schema": {"type": "string"},
+    }
+}
+
+
 def _responses(described: Endpoint, secured: bool) -> Iterator[tuple[str, Schema]]:
     schemas = _schemas()[0]
     for status, answer in described.answers.items():
         content = dict(_content(item, schemas) for item in _items(answer))
-        yield str(status), {"description": HTTPStatus(status).phrase, "content": content}
+        yield (
+            str(status),
+            {"description": HTTPStatus(status).phrase, "content": content, "headers": REQUEST_ID},
+        )
     problem = {PROBLEM: {"schema": schemas[wire.ProblemDetails, "serialization"]}}
     for status in sorted({*described.problems, *((401,) if secured else ())}):
-        yield str(status), {"description": HTTPStatus(status).phrase, "content": problem}
-    yield "default", {"description": "Any other error: every error is problem+json", "content": problem}
+        yield (
+            str(status),
+            {"description": HTTPStatus(status).phrase, "content": problem, "headers": REQUEST_ID},
+        )
+    yield (
+        "default",
+        {
+            "description": "Any other error: every error is problem+json",
+            "content": problem,
+            "headers": REQUEST_ID,
+        },
+    )
 
 
 def _items(answer: Any) -> tuple[Any, ...]:

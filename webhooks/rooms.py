@@ -7,7 +7,7 @@ from typing import Any
 from flask import Blueprint, Response, current_app, jsonify, request
 
 from webhooks import runtime_of
-from webhooks.auth import require_token
+from webhooks.auth import api_actor, require_token
 from webhooks.errors import Problem, invalid_fields
 from webhooks.pagination import page_of, requested_page, whole_number
 from workers import rooms
@@ -25,7 +25,7 @@ def create_room() -> tuple[Response, int, dict[str, str]]:
     options = CreateRoomRequest.model_validate(json_object())
     runtime = runtime_of(current_app)
     with MeteredClient.from_settings(runtime.settings) as metered:
-        room, urls = rooms.create_room(runtime.Db, metered, runtime.settings, options)
+        room, urls = rooms.create_room(runtime.Db, metered, runtime.settings, options, api_actor())
     return jsonify(room_out(room, urls).answer()), 201, {"Location": f"/api/rooms/{room.room_name}"}
 
 
@@ -57,7 +57,7 @@ def update_room(room_name: str) -> Response:
     changes = UpdateRoomRequest.model_validate(json_object())
     runtime = runtime_of(current_app)
     with MeteredClient.from_settings(runtime.settings) as metered:
-        room = rooms.update_room(runtime.Db, metered, room_name, changes)
+        room = rooms.update_room(runtime.Db, metered, room_name, changes, api_actor())
     return jsonify(room_out(room).answer())
 
 
@@ -67,7 +67,7 @@ def archive_room(room_name: str) -> Response:
     """Archive a room at Metered; its attendance history stays."""
     runtime = runtime_of(current_app)
     with MeteredClient.from_settings(runtime.settings) as metered:
-        room = rooms.archive_room(runtime.Db, metered, room_name)
+        room = rooms.archive_room(runtime.Db, metered, room_name, api_actor())
     return jsonify(room_out(room).answer())
 
 
@@ -78,7 +78,7 @@ def rotate_token(room_name: str) -> Response:
     runtime = runtime_of(current_app)
     overlap = _overlap_seconds(runtime.settings.token_overlap_seconds)
     with MeteredClient.from_settings(runtime.settings) as metered:
-        rotation = rooms.rotate_token(runtime.Db, metered, runtime.settings, room_name, overlap)
+        rotation = rooms.rotate_token(runtime.Db, metered, runtime.settings, room_name, api_actor(), overlap)
     shown = rotation_out(rotation.room, rotation.webhook_urls, rotation.metered_updated)
     return jsonify(shown.answer())
 

@@ -9,12 +9,11 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic_core import PydanticCustomError
 
 from webhooks import runtime_of
-from webhooks.auth import require_token
+from webhooks.auth import api_actor, require_token
 from webhooks.errors import Problem, invalid_fields
 from webhooks.pagination import page_of, requested_page
 from webhooks.rooms import flag, json_object
 from workers import roster
-from workers.audit import API_ACTOR
 from workers.deliveries.parsing import metered_time
 from workers.models.base import utcnow
 from workers.rooms import RoomNotFound
@@ -43,7 +42,7 @@ def list_members(room_name: str) -> Response:
 def add_member(room_name: str) -> tuple[Response, int, dict[str, str]]:
     """Put a person on the room's roster; answer 201 with them (409 if they are on it already)."""
     body = AddMemberRequest.model_validate(json_object())
-    row = roster.add(runtime_of(current_app), room_name, member_of(body), body.effectiveFrom, API_ACTOR)
+    row = roster.add(runtime_of(current_app), room_name, member_of(body), body.effectiveFrom, api_actor())
     location = f"/api/rooms/{room_name}/roster/{quote(row.participant_key, safe='')}"
     return jsonify(roster_member_out(row).answer()), 201, {"Location": location}
 
@@ -53,7 +52,7 @@ def add_member(room_name: str) -> tuple[Response, int, dict[str, str]]:
 def update_member(room_name: str, participant_key: str) -> Response:
     """Change a roster member's name, email, role or group from `effectiveFrom` (default now)."""
     changes = UpdateMemberRequest.model_validate(json_object())
-    row = roster.update(runtime_of(current_app), room_name, participant_key, changes, API_ACTOR)
+    row = roster.update(runtime_of(current_app), room_name, participant_key, changes, api_actor())
     return jsonify(roster_member_out(row).answer())
 
 
@@ -62,7 +61,7 @@ def update_member(room_name: str, participant_key: str) -> Response:
 def remove_member(room_name: str, participant_key: str) -> Response:
     """Take a person off the room's roster from `?effectiveFrom=` (default now); answer their closed entry."""
     effective = _moment("effectiveFrom")
-    row = roster.remove(runtime_of(current_app), room_name, participant_key, effective, API_ACTOR)
+    row = roster.remove(runtime_of(current_app), room_name, participant_key, effective, api_actor())
     return jsonify(roster_member_out(row).answer())
 
 
@@ -84,7 +83,7 @@ def import_members(room_name: str) -> Response:
         text,
         replace_all=replace_all,
         effective=effective,
-        actor=API_ACTOR,
+        actor=api_actor(),
     )
     answer = RosterImported(
         added=counts.added, updated=counts.updated, removed=counts.removed, unchanged=counts.unchanged

@@ -7,11 +7,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 
 from webhooks import runtime_of
-from webhooks.auth import require_token
+from webhooks.auth import api_actor, require_token
 from webhooks.errors import Problem
 from webhooks.reports import session_or_404
 from workers import overrides
-from workers.audit import API_ACTOR
+from workers.audit import current_request_id
 from workers.jobs import notify_amended, rebuild_session
 from workers.models import SessionStatus
 from workers.overrides import OverrideRequest
@@ -29,7 +29,7 @@ def rebuild(meeting_session_id: str) -> tuple[dict[str, Any], int]:
     runtime = runtime_of(current_app)
     with runtime.Db() as db:
         meeting, _ = session_or_404(db, meeting_session_id)
-    job = runtime.queue().enqueue(rebuild_session, meeting.id)
+    job = runtime.queue().enqueue(rebuild_session, meeting.id, api_actor(), current_request_id.get())
     return RebuildQueued(queued=True, job_id=job.id, meeting_session_id=meeting_session_id).answer(), 202
 
 
@@ -41,7 +41,7 @@ def override_status(meeting_session_id: str, participant_key: str) -> dict[str, 
     runtime = runtime_of(current_app)
     with runtime.Db.begin() as db:
         meeting, _ = session_or_404(db, meeting_session_id)
-        judged = overrides.set_override(db, meeting, participant_key, wanted, API_ACTOR)
+        judged = overrides.set_override(db, meeting, participant_key, wanted, api_actor())
         session_id, final = meeting.id, meeting.status == SessionStatus.FINAL
     if final:  # other systems heard the session's report: they hear it changed, as for a late delivery
         notify_amended(runtime.queue(), {session_id})
@@ -55,7 +55,7 @@ def clear_override(meeting_session_id: str, participant_key: str) -> tuple[str, 
     runtime = runtime_of(current_app)
     with runtime.Db.begin() as db:
         meeting, _ = session_or_404(db, meeting_session_id)
-        overrides.clear_override(db, meeting, participant_key, API_ACTOR)
+        overrides.clear_override(db, meeting, participant_key, api_actor())
         session_id, final = meeting.id, meeting.status == SessionStatus.FINAL
     if final:
         notify_amended(runtime.queue(), {session_id})

@@ -3,13 +3,20 @@
 from __future__ import annotations
 
 import getpass
+from contextvars import ContextVar
 from typing import Any
 
 from sqlalchemy.orm import Session
 
-from workers.models import AuditRecord
+from workers.models import AuditRecord, MeetingSession, Room
+from workers.results import ResultChange
+from workers.timefmt import iso_ms
 
-API_ACTOR = "api"  # API tokens carry no names yet: every API change is recorded as the API's
+API_ACTOR = "api"  # an unnamed API token's actor; a named one's is `api:<name>` (webhooks.auth)
+
+# The id of the request (or None outside one) a change is made in: the web app sets it for each request,
+# so every record a change adds carries it without each core function passing it along.
+current_request_id: ContextVar[str | None] = ContextVar("current_request_id", default=None)
 
 
 def cli_actor() -> str:
@@ -38,7 +45,41 @@ def record(
         subject=subject,
         before=before,
         after=after,
-        request_id=request_id,
+        request_id=request_id or current_request_id.get(),
     )
     db.add(entry)
     return entry
+
+
+def room_state(room: Room) -> dict[str, Any]:
+    """Return what a room's audit records show of it: its settings and token times, never a token."""
+    times = {
+        "archivedAt": room.archived_at,
+        "tokenRotatedAt": room.token_rotated_at,
+        "previousTokenExpiresAt": room.previous_token_expires_at,
+    }
+    return {
+        "roomName": room.room_name,
+        "options": room.options,
+        "organizerEmail": room.organizer_email,
+        "notifyParticipants": room.notify_participants,
+        "minAttendancePercent": room.min_attendance_percent,
+        **{name: iso_ms(moment) if moment else None for name, moment in times.items()},
+    }
+
+
+def record_rebuild(
+    db: Session, actor: str, meeting: MeetingSession, change: ResultChange, request_id: str | None = None
+) -> None:
+    """Record that `actor` rebuilt a session, with its figures before and after."""
+    record(
+        db,
+        actor,
+        "session.rebuilt",
+        room_id=meeting.room_id,
+        session_id=meeting.id,
+        subject=meeting.meeting_session_id,
+        before=change.figures_before,
+        after=change.figures_after,
+        request_id=request_id,
+    )

@@ -89,6 +89,7 @@ class FoldOutcome:
     amended_session_ids: set[int] = field(default_factory=set)
     folded: list[str] = field(default_factory=list)  # the event of each delivery folded
     failed: list[str] = field(default_factory=list)  # the event of each delivery that cannot be folded
+    failed_ids: list[int] = field(default_factory=list)  # and its id, for its delivery.failed alert
 
 
 @dataclass
@@ -126,6 +127,7 @@ def fold_batch(
             event = inbox.mark_failed(db, delivery_id, f"cannot be folded: {error}")
             if event is not None:
                 outcome.failed.append(event)
+                outcome.failed_ids.append(delivery_id)
             continue
         outcome.folded.append(facts.event)
         if previous_session_id is not None and previous_session_id != meeting.id:

@@ -287,3 +287,13 @@ def reset_for_replay(db: Session, delivery_id: int) -> Delivery | None:
         delivery.status_reason = None
         delivery.processed_at = None
     return delivery
+
+
+def reset_all_for_replay(db: Session, delivery_ids: Sequence[int]) -> None:
+    """Set many deliveries back to unprocessed at once, as reset_for_replay does one."""
+    db.execute(
+        update(Delivery)
+        .where(Delivery.id.in_(delivery_ids))
+        .values(status=DeliveryStatus.QUEUED.value, status_reason=None, processed_at=None)
+        .execution_options(synchronize_session=False)
+    )

@@ -24,11 +24,11 @@ from rq import Queue, Retry, get_current_job
 from rq.timeouts import JobTimeoutException
 from sqlalchemy.exc import DBAPIError, ProgrammingError
 
-from workers import folding, inbox, lifecycle, notify_jobs, queueing, retention, sealing
+from workers import alerts, audit, folding, inbox, lifecycle, notify_jobs, queueing, retention, sealing
 from workers.folding import rebuild
 from workers.locks import RoomBusy, room_lock
 from workers.meetings import FoldRules
-from workers.models import DeliveryStatus, MeetingSession, SessionStatus
+from workers.models import Delivery, DeliveryStatus, MeetingSession, SessionStatus
 from workers.models.base import utcnow
 from workers.runtime import metrics, process
 from workers.runtime.connections import TRANSIENT
@@ -292,14 +292,27 @@ def _split(runtime: Runtime, room_id: int, ids: list[int], error: Exception) -> 
     if len(ids) == 1:
         with runtime.Db.begin() as db:
             event = inbox.mark_failed(db, ids[0], describe_error(runtime, error))
+            if event is not None:
+                alerts.delivery_failed(db, runtime.settings, ids[0], utcnow())
         if event is not None:
             metrics.count_failed(runtime.redis, event)
+            _raise_alerts(runtime, alerts.DELIVERY_FAILED)
         return Tally(failed=1)
     tally = Tally()
     size = SPLIT_SIZE if len(ids) > SPLIT_SIZE else (len(ids) + 1) // 2
     for start in range(0, len(ids), size):
         tally += _fold_or_split(runtime, room_id, ids[start : start + size])
     return tally
+
+
+def _raise_alerts(runtime: Runtime, alert: str, count: int = 1) -> None:
+    metrics.count_alert(runtime.redis, alert, count)
+    try:
+        notify_jobs.enqueue_pending(runtime)
+    except RedisError as error:
+        # The alert is in the ledger: finalize_overdue's periodic enqueue_pending sends it once Redis is
+        # back. Failing here would leave the rest of the room's deliveries unfolded for nothing.
+        log.warning("%s recorded; its send not queued: %r", alert, error)
 
 
 def _job_id() -> str | None:
@@ -314,6 +327,13 @@ def _after_commit(runtime: Runtime, outcome: folding.FoldOutcome) -> None:
         schedule_finalize(queue, session_id, due)
     if outcome.amended_session_ids:
         notify_amended(queue, outcome.amended_session_ids)
+    if outcome.failed_ids:
+        # Here, with every follow-up of a fold, so each way of folding alerts alike; a crash just before
+        # loses the alert, not the failure, which GET /api/events and the folded metric still show.
+        with runtime.Db.begin() as db:
+            for delivery_id in outcome.failed_ids:
+                alerts.delivery_failed(db, runtime.settings, delivery_id, utcnow())
+        _raise_alerts(runtime, alerts.DELIVERY_FAILED, len(outcome.failed_ids))
 
 
 def describe_error(runtime: Runtime, error: BaseException) -> str:
@@ -346,13 +366,25 @@ def relay_rooms(runtime: Runtime, min_age_seconds: float | None) -> int:
     return len(rooms)
 
 
-def replay(runtime: Runtime, delivery_id: int) -> str | None:
+def replay(runtime: Runtime, delivery_id: int, actor: str) -> str | None:
     """Set a delivery back to unprocessed and signal its room; return its status, None if there is none."""
     with runtime.Db.begin() as db:
-        delivery = inbox.reset_for_replay(db, delivery_id)
+        delivery = db.get(Delivery, delivery_id)
         if delivery is None:
             return None
+        before = {"status": delivery.status, "statusReason": delivery.status_reason}
+        inbox.reset_for_replay(db, delivery_id)  # the same object, from the session's identity map
+        after = {"status": delivery.status, "statusReason": delivery.status_reason}
         room_id = delivery.room_id
+        audit.record(
+            db,
+            actor,
+            "delivery.replayed",
+            room_id=room_id,
+            subject=str(delivery_id),
+            before=before,
+            after=after,
+        )
     try:
         queueing.signal_rooms(runtime.redis, runtime.queue(), [room_id])
     except RedisError as error:
@@ -457,16 +489,19 @@ def sweep_stale_sessions() -> int:
         with room_lock(runtime.redis, room_id), runtime.Db.begin() as db:
             meeting = lifecycle.close_stale(db, session_id, utcnow(), settings.stale_session_seconds)
             due = meeting.finalize_due(settings.finalize_after_seconds) if meeting is not None else None
+            if meeting is not None:  # closed now, so alerted once: a session is live only until then
+                alerts.session_stale(db, settings, session_id, utcnow())
         if due is not None:
             closed += 1
             schedule_finalize(runtime.queue(), session_id, due)
+            _raise_alerts(runtime, alerts.SESSION_STALE)
     if closed:
         log.info("swept %d stale sessions", closed)
     return closed
 
 
-def rebuild_session(session_id: int) -> None:
-    """Recompute one session from its stored raw deliveries, holding its room's lock."""
+def rebuild_session(session_id: int, actor: str, request_id: str | None = None) -> None:
+    """Recompute one session from its stored raw deliveries, holding its room's lock; audit who asked."""
     runtime = process.current()
     job = get_current_job()
     with runtime.Db() as db:
@@ -475,6 +510,7 @@ def rebuild_session(session_id: int) -> None:
     with room_lock(runtime.redis, room_id), runtime.Db.begin() as db:
         meeting = db.get_one(MeetingSession, session_id)
         change = rebuild(db, meeting, job_id=job.id if job else None)
+        audit.record_rebuild(db, actor, meeting, change, request_id)
         amended = meeting.status == SessionStatus.FINAL and change.changed
     # A final session's results moved (a parser fix, say): tell other systems, as for a late delivery.
     if amended:

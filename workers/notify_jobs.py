@@ -214,6 +214,7 @@ def _prepare_email(settings: Settings, db: Session, note: Notification) -> Deliv
         streak = AbsenceStreak.model_validate(event_data(note))
         message = absence_email(streak, sender, note.recipient, note.message_id, settings.public_base_url)
         return lambda: senders.send_mail(server, message, settings.notify_timeout_seconds)
+    assert note.session_id is not None  # every email but an absence alert is about a session
     loaded = load_report(db, note.session_id)
     assert loaded is not None
     room, report = loaded

@@ -26,6 +26,7 @@ from sqlalchemy import Connection, exists, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session, sessionmaker
 
+from workers import audit
 from workers.deliveries.parsing import END, LEAVE, DeliveryFacts
 from workers.metered import MeteredClient, MeteredError, MeteredNotFound, MeteredTimeout, MeteredUnavailable
 from workers.models import Delivery, MeetingSession, Room
@@ -305,7 +306,11 @@ def webhook_urls(public_base_url: str, token: str) -> dict[str, str]:
 
 
 def create_room(
-    Db: sessionmaker[Session], metered: MeteredClient, settings: Settings, request: CreateRoomRequest
+    Db: sessionmaker[Session],
+    metered: MeteredClient,
+    settings: Settings,
+    request: CreateRoomRequest,
+    actor: str,
 ) -> tuple[Room, dict[str, str]]:
     """Create the room at Metered with webhooks pointing here, store it, and return it with its URLs."""
     sent, rollcall = split_request(request)
@@ -330,6 +335,8 @@ def create_room(
     try:
         with Db.begin() as db:
             db.add(room)
+            db.flush()
+            audit.record(db, actor, "room.created", room_id=room.id, after=audit.room_state(room))
     except IntegrityError:
         raise RoomNameTaken(room.room_name) from None
     return room, urls
@@ -357,7 +364,7 @@ def get_room(Db: sessionmaker[Session], room_name: str) -> Room:
 
 
 def update_room(
-    Db: sessionmaker[Session], metered: MeteredClient, room_name: str, request: UpdateRoomRequest
+    Db: sessionmaker[Session], metered: MeteredClient, room_name: str, request: UpdateRoomRequest, actor: str
 ) -> Room:
     """Apply a PATCH: Metered's fields through Metered's update API, then the local row."""
     room = _active(Db, room_name)
@@ -367,15 +374,17 @@ def update_room(
     answer = metered.update_room(room_name, changes) if changes else None
     with Db.begin() as db:
         room = _load(db, room_name)
+        before = audit.room_state(room)
         room.options = {**room.options, **changes}
         # Metered's update answer is not documented: keep it if it is a room, else apply the changes.
         fresh = answer if answer and "_id" in answer else {**room.metered_room, **changes}
         room.metered_room = _stored(fresh)
         _set_rollcall_fields(room, rollcall)
+        _record(db, actor, "room.updated", room, before)
     return room
 
 
-def archive_room(Db: sessionmaker[Session], metered: MeteredClient, room_name: str) -> Room:
+def archive_room(Db: sessionmaker[Session], metered: MeteredClient, room_name: str, actor: str) -> Room:
     """Archive the room at Metered and mark it archived here; its attendance history stays."""
     room = get_room(Db, room_name)
     if room.archived_at is not None:
@@ -385,8 +394,10 @@ def archive_room(Db: sessionmaker[Session], metered: MeteredClient, room_name: s
         metered.delete_room(room_name)
     with Db.begin() as db:
         room = _load(db, room_name)
+        before = audit.room_state(room)
         room.archived_at = utcnow()
         room.metered_room = {**room.metered_room, "archived": True}
+        _record(db, actor, "room.archived", room, before)
     return room
 
 
@@ -404,6 +415,7 @@ def rotate_token(
     metered: MeteredClient,
     settings: Settings,
     room_name: str,
+    actor: str,
     overlap_seconds: int | None = None,
 ) -> Rotation:
     """Give the room a new webhook token, register its URLs at Metered, and keep the old one a while.
@@ -417,8 +429,15 @@ def rotate_token(
     overlap = settings.token_overlap_seconds if overlap_seconds is None else overlap_seconds
     with Db.begin() as db:
         room = _load(db, room_name)
+        before = audit.room_state(room)
         replace_token(room, token, overlap, utcnow())
+        _record(db, actor, "room.token_rotated", room, before)
     return Rotation(room, urls, metered_updated)
+
+
+def _record(db: Session, actor: str, action: str, room: Room, before: dict[str, Any]) -> None:
+    db.flush()  # the new values, as the database will hold them, for the record's `after`
+    audit.record(db, actor, action, room_id=room.id, before=before, after=audit.room_state(room))
 
 
 def _register_urls(metered: MeteredClient, room: Room, urls: dict[str, str]) -> bool:

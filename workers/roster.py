@@ -453,7 +453,6 @@ def _audit(
     before: dict[str, Any] | None,
     after: dict[str, Any] | None,
 ) -> None:
-    # No request_id: the web app gives its requests no id to record.
     audit.record(
         db,
         changes.actor,

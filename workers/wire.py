@@ -471,6 +471,54 @@ class ReplayQueued(WireModel):
     status: Literal["queued", "received"]
 
 
+# The management audit (issue 15): who changed what, and the export of the whole audit log.
+
+
+class AuditEntry(WireModel):
+    """One change made through the API or the CLI: who, when, in which request, before and after."""
+
+    id: int
+    at: UtcTime
+    actor: str = Field(description="`api` or `api:<token name>` for the API, `cli:<os user>` for the CLI.")
+    action: str = Field(description="What was done, e.g. room.created, roster.added, delivery.replayed.")
+    room: str | None
+    meeting_session_id: str | None
+    subject: str | None = Field(description="Whom or what it was done to: a participant key, a delivery id.")
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+    request_id: str | None
+
+
+class AuditPage(Listing[AuditEntry]):
+    """A page of the management audit, newest first (audit_records.list_records)."""
+
+
+class BulkReplayQueued(WireModel):
+    """The answer to a bulk replay: the job replaying the matching deliveries."""
+
+    job_id: str
+
+
+class JobProgress(WireModel):
+    """A queued job's state as RQ tells it, and its progress so far (bulk_replay.show_job)."""
+
+    id: str
+    status: str = Field(description="RQ's: queued, started, finished, failed, scheduled, ...")
+    progress: dict[str, int] = Field(description="A bulk replay's `matched` and `replayed` counts.")
+
+
+class DeliveryFailedAlert(WireModel):
+    """The data of a signed `delivery.failed` event: a delivery no fold could get past, and why."""
+
+    id: int
+    room: str
+    event: str
+    status_reason: str | None
+    received_at: UtcTime
+    meeting_session_id: str | None
+    participant_session_id: str | None
+
+
 # Across a room's sessions (issue 13): the series report, billable time, and the absence alert's data.
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import enum
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy import BigInteger, ForeignKey, Integer, String, Text, UniqueConstraint
 from sqlalchemy.orm import Mapped, mapped_column
 
 from workers.models.base import Base, utcnow
@@ -21,13 +21,20 @@ class NotificationState(enum.StrEnum):
 
 
 class Notification(Base):
-    """One message about one session to one recipient; its unique key is what makes sending happen once."""
+    """One message about a session or a delivery to one recipient; its unique key makes it sent once."""
 
     __tablename__ = "notifications"
-    __table_args__ = (UniqueConstraint("session_id", "recipient", "kind"),)
+    __table_args__ = (
+        UniqueConstraint("session_id", "recipient", "kind"),
+        UniqueConstraint("delivery_id", "recipient", "kind"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    session_id: Mapped[int] = mapped_column(ForeignKey("meeting_sessions.id"))
+    # A session's message, or (delivery_id) an alert about a delivery that may never have reached one.
+    session_id: Mapped[int | None] = mapped_column(ForeignKey("meeting_sessions.id"))
+    delivery_id: Mapped[int | None] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), ForeignKey("deliveries.id")
+    )
     # An email address, or the outbound webhook's URL without credentials or query.
     recipient: Mapped[str] = mapped_column(String(1000))
     # summary, thank-you, webhook-finalized, webhook-amended-<n>

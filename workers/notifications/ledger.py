@@ -93,7 +93,7 @@ def normalized_address(address: str | None) -> str | None:
 
 
 def webhook_row(
-    settings: Settings, session_id: int, kind: str, event: str, report: WireModel, at: datetime
+    settings: Settings, session_id: int | None, kind: str, event: str, report: WireModel, at: datetime
 ) -> dict[str, Any]:
     """Return the ledger row of one signed webhook event carrying `report` (the session's, or an alert)."""
     assert settings.notify_webhook_url
@@ -103,7 +103,7 @@ def webhook_row(
 
 
 def _row(
-    session_id: int, recipient: str, kind: str, reason: str | None, payload: str | None
+    session_id: int | None, recipient: str, kind: str, reason: str | None, payload: str | None
 ) -> dict[str, Any]:
     state = State.FAILED if reason else State.PENDING
     return {
@@ -117,11 +117,11 @@ def _row(
     }
 
 
-def insert_once(db: Session, rows: list[dict[str, Any]]) -> None:
-    """Insert ledger rows, skipping any (session, recipient, kind) already decided."""
+def insert_once(db: Session, rows: list[dict[str, Any]], about: str = "session_id") -> None:
+    """Insert ledger rows, skipping any (session or `about` delivery_id, recipient, kind) already decided."""
     if rows:
         insert = postgresql.insert if db.get_bind().dialect.name == "postgresql" else sqlite.insert
-        key = ["session_id", "recipient", "kind"]
+        key = [about, "recipient", "kind"]
         db.execute(insert(Notification).values(rows).on_conflict_do_nothing(index_elements=key))
 
 

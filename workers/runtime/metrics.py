@@ -60,6 +60,7 @@ UNSIGNALLED = Counter(
 # The worker process's counters: Redis hashes, field -> count.
 FOLDED_KEY = "rollcall:metrics:folded"  # "<event> <status>", status processed or failed
 NOTIFICATIONS_KEY = "rollcall:metrics:notifications"  # "<state>" a send job moved a notification to
+ALERTS_KEY = "rollcall:metrics:alerts"  # "<alert>": delivery.failed, session.stale
 
 
 def count_stored(event: str, new: bool) -> None:
@@ -81,6 +82,11 @@ def count_folded(redis: Redis, folded: Iterable[str], failed: Iterable[str]) -> 
 def count_failed(redis: Redis, event: str) -> None:
     """Count one delivery marked failed on its own, after its batch failed."""
     _count(lambda: redis.hincrby(FOLDED_KEY, f"{event} {DeliveryStatus.FAILED}", 1))
+
+
+def count_alert(redis: Redis, alert: str, count: int = 1) -> None:
+    """Count alerts raised: deliveries failed for good, or a live session gone silent."""
+    _count(lambda: redis.hincrby(ALERTS_KEY, alert, count))
 
 
 def count_notification(redis: Redis, state: str) -> None:
@@ -108,7 +114,7 @@ class RedisFigures:
             "rollcall_up", "Whether a component answered this scrape.", labels=["component"]
         )
         try:
-            families = [self._folded(), self._notifications(), self._jobs(), self._lag()]
+            families = [self._folded(), self._notifications(), self._alerts(), self._jobs(), self._lag()]
         except (RedisError, OSError):
             families = []
         up.add_metric(["redis"], 1 if families else 0)
@@ -132,6 +138,16 @@ class RedisFigures:
         )
         for state, count in sorted(self.queue.connection.hgetall(NOTIFICATIONS_KEY).items()):
             family.add_metric([_text(state)], int(count))
+        return family
+
+    def _alerts(self) -> Metric:
+        family = CounterMetricFamily(
+            "rollcall_alerts",
+            "Alerts raised: deliveries failed for good, live sessions silent for STALE_SESSION_SECONDS.",
+            labels=["alert"],
+        )
+        for alert, count in sorted(self.queue.connection.hgetall(ALERTS_KEY).items()):
+            family.add_metric([_text(alert)], int(count))
         return family
 
     def _jobs(self) -> Metric:

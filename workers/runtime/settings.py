@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,17 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 class ConfigError(SystemExit):
     """A bad setting: exits the process with one line naming the variable."""
+
+
+# `name:secret` names a token for the audit; a secret that merely holds a colon has no such prefix.
+_TOKEN_NAME = re.compile(r"([A-Za-z0-9][A-Za-z0-9_.-]{0,31}):(.+)", re.DOTALL)
+UNNAMED_TOKEN = ""  # the name of a token given without `name:`; the audit records its actor as plain `api`
+
+
+def named_token(entry: str) -> tuple[str, str]:
+    """Split a token entry into its name and its secret: `ops:s3cret` -> ("ops", "s3cret")."""
+    named = _TOKEN_NAME.fullmatch(entry)
+    return (named[1], named[2]) if named else (UNNAMED_TOKEN, entry)
 
 
 class Settings(BaseSettings):
@@ -135,13 +147,21 @@ class Settings(BaseSettings):
             return f"https://{self.metered_app_name}.metered.live/api/v1"
         raise ConfigError("METERED_APP_NAME: not set (or set METERED_API_URL)")
 
+    def named_api_tokens(self) -> tuple[tuple[str, str], ...]:
+        """Return the accepted API bearer tokens, each as (name, secret)."""
+        return tuple(named_token(token.get_secret_value()) for token in self.api_token)
+
+    def named_read_tokens(self) -> tuple[tuple[str, str], ...]:
+        """Return the read-only tokens (reports and pages, never a change), each as (name, secret)."""
+        return tuple(named_token(token.get_secret_value()) for token in self.read_token)
+
     def api_tokens(self) -> tuple[str, ...]:
-        """Return the accepted API bearer tokens."""
-        return tuple(token.get_secret_value() for token in self.api_token)
+        """Return the accepted API bearer tokens' secrets."""
+        return tuple(secret for _, secret in self.named_api_tokens())
 
     def read_tokens(self) -> tuple[str, ...]:
-        """Return the read-only tokens: reports and pages, never a change."""
-        return tuple(token.get_secret_value() for token in self.read_token)
+        """Return the read-only tokens' secrets."""
+        return tuple(secret for _, secret in self.named_read_tokens())
 
 
 def load_settings(**overrides: object) -> Settings:
