@@ -1,13 +1,19 @@
-"""The receiver's group commit with real threads, on SQLite and PostgreSQL, real Redis and a real RQ queue."""
+"""The receiver's group commit: real threads, a real gunicorn killed under load, both databases, Redis."""
 
 from __future__ import annotations
 
+import itertools
+import os
+import signal
+import subprocess
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
+from pathlib import Path
 
+import httpx
 import pytest
 from redis import Redis
 from rq import Queue
@@ -15,10 +21,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.exc import DBAPIError
 
 from tests.test_inbox import arrival, make_room
+from tests.test_web_process import add_room, start_web  # noqa: F401  (start_web: a fixture)
 from workers import inbox
 from workers.models import Delivery
 from workers.queueing import is_pending
 from workers.receiving import Received, Receiver
+from workers.runtime.connections import make_engine
 from workers.runtime.process import QUEUE_NAME, Runtime
 
 
@@ -168,3 +176,55 @@ def test_with_redis_away_the_group_is_stored_and_left_for_the_relay(runtime: Run
         statuses = db.scalars(select(Delivery.status)).all()
         assert db.scalar(select(func.count()).select_from(Delivery)) == 5
     assert set(statuses) == {"received"}
+
+
+def test_every_delivery_answered_before_the_web_process_is_killed_is_stored(
+    start_web: Callable[..., tuple[str, Path, subprocess.Popen[bytes]]],  # noqa: F811
+    database_url: str,
+) -> None:
+    token = add_room(database_url)
+    base_url, log, server = start_web()
+    answered: list[tuple[int, int, str]] = []  # status, delivery id, participant session
+    stop = threading.Event()
+
+    def post_until_refused(thread: int) -> None:
+        with httpx.Client(base_url=base_url, timeout=10) as client:
+            for number in itertools.count():
+                # Every fifth post repeats the previous one: answered 200, and it must be stored too.
+                participant = f"ps-{thread}-{number - 1 if number % 5 == 4 else number}"
+                try:
+                    response = client.post(
+                        f"/hooks/metered/{token}/participant-joined",
+                        json={"participantSessionId": participant, "meetingSessionId": "ms-1"},
+                    )
+                except httpx.HTTPError:
+                    return  # the server is gone
+                if response.status_code in (200, 202):
+                    answered.append((response.status_code, response.json()["id"], participant))
+                if stop.is_set():
+                    return
+
+    threads = [threading.Thread(target=post_until_refused, args=(n,)) for n in range(16)]
+    for thread in threads:
+        thread.start()
+    deadline = time.monotonic() + 30
+    while len(answered) < 300 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    for pid in [server.pid, *_children(server.pid)]:
+        os.kill(pid, signal.SIGKILL)  # no worker finishes what it was doing
+    stop.set()
+    for thread in threads:
+        thread.join()
+    assert {status for status, _, _ in answered} == {200, 202}, log.read_text()
+    engine = make_engine(database_url)
+    with engine.connect() as connection:
+        rows = connection.execute(select(Delivery.id, Delivery.participant_session_id))
+        stored = {row_id: participant for row_id, participant in rows}
+    engine.dispose()
+    assert [
+        (row_id, participant) for _, row_id, participant in answered if stored.get(row_id) != participant
+    ] == []
+
+
+def _children(pid: int) -> list[int]:
+    return [int(child) for child in Path(f"/proc/{pid}/task/{pid}/children").read_text().split()]
