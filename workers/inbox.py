@@ -166,23 +166,17 @@ def store_many(engine: Engine, arrivals: Sequence[Arrival]) -> list[Stored]:
     with _driver_connection(engine, upsert.sql) as driver:
         returned = _run(driver, engine.dialect.name, upsert.sql, upsert.parameters(rows))
     # A row came back new if its count is only this call's repeats: a stored row's count grew past them.
-    new = {
-        (room_id, key): count == rows[first_of[room_id, key]]["duplicate_count"]
-        for _, room_id, key, count in returned
+    landed = {
+        (room_id, key): (row_id, count == rows[first_of[room_id, key]]["duplicate_count"])
+        for row_id, room_id, key, count in returned
     }
-    row_ids = {(room_id, key): row_id for row_id, room_id, key, _ in returned}
-    return [
-        Stored(id=row_ids[arrival.key], new=new[arrival.key] and first_of_arrival)
-        for arrival, first_of_arrival in _first_marks(arrivals)
-    ]
-
-
-def _first_marks(arrivals: Sequence[Arrival]) -> Iterator[tuple[Arrival, bool]]:
-    # Each arrival, and whether it is the first of its fact here: only that one can be answered as new.
-    seen: set[tuple[int, str]] = set()
+    answered: set[tuple[int, str]] = set()  # a fact's first arrival here may be new; its repeats are not
+    stored = []
     for arrival in arrivals:
-        yield arrival, arrival.key not in seen
-        seen.add(arrival.key)
+        row_id, new = landed[arrival.key]
+        stored.append(Stored(id=row_id, new=new and arrival.key not in answered))
+        answered.add(arrival.key)
+    return stored
 
 
 @contextmanager
