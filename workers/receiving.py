@@ -37,13 +37,14 @@ class Received:
 
 
 class _Ticket:
-    """One request's arrival, and its outcome once a leader has written it."""
+    """One request's arrival, its outcome once a leader has written it, and the event that wakes it."""
 
-    __slots__ = ("arrival", "outcome")
+    __slots__ = ("arrival", "outcome", "turn")
 
     def __init__(self, arrival: inbox.Arrival) -> None:
         self.arrival = arrival
         self.outcome: Received | Exception | None = None
+        self.turn = threading.Event()  # set when its outcome is in, or when it is to lead the next write
 
 
 class Receiver:
@@ -51,25 +52,27 @@ class Receiver:
 
     def __init__(self, engine: Engine, redis: Redis, queue: Queue) -> None:
         self._engine, self._redis, self._queue = engine, redis, queue
-        self._changed = threading.Condition()  # a gevent-aware one in a gevent worker (monkey-patched)
-        self._waiting: list[_Ticket] = []
-        self._writing = False
+        # gevent's own lock and events in a gevent worker: gevent patches threading before the app loads.
+        self._lock = threading.Lock()
+        self._waiting: list[_Ticket] = []  # arrivals not yet taken by a leader, oldest first
+        self._writing = False  # a leader is writing, or has been chosen to
 
     def store(self, arrival: inbox.Arrival) -> Received:
         """Store `arrival` once and signal its room; return when its own row is committed."""
         ticket = _Ticket(arrival)
-        with self._changed:
+        with self._lock:
             self._waiting.append(ticket)
-        while True:
-            with self._changed:
-                while self._writing and ticket.outcome is None:
-                    self._changed.wait()
-                if ticket.outcome is not None:
-                    break
-                self._writing = True
-                group = self._waiting[: inbox.GROUP_LIMIT]
-                del self._waiting[: inbox.GROUP_LIMIT]
-            self._lead(group)
+            leads, self._writing = not self._writing, True
+        while ticket.outcome is None:
+            if not leads:
+                ticket.turn.wait()
+                ticket.turn.clear()
+            if ticket.outcome is None:
+                with self._lock:
+                    group = self._waiting[: inbox.GROUP_LIMIT]
+                    del self._waiting[: inbox.GROUP_LIMIT]
+                self._lead(group)
+            leads = False  # a leader whose own arrival did not fit in its group waits for its turn
         if isinstance(ticket.outcome, Exception):
             raise ticket.outcome
         return ticket.outcome
@@ -82,11 +85,16 @@ class Receiver:
         except Exception as error:
             outcomes = [error] * len(group)
         finally:
-            with self._changed:
+            with self._lock:
                 for ticket, outcome in zip(group, outcomes, strict=True):
                     ticket.outcome = outcome
-                self._writing = False
-                self._changed.notify_all()
+                # Wake only those answered and the oldest waiting, who leads next: not every request.
+                successor = self._waiting[0] if self._waiting else None
+                self._writing = successor is not None
+            for ticket in group:
+                ticket.turn.set()
+            if successor is not None:
+                successor.turn.set()
 
     def _write(self, arrivals: list[inbox.Arrival]) -> list[Received | Exception]:
         stored: list[inbox.Stored | Exception]
