@@ -108,7 +108,8 @@ def test_store_many_stores_each_fact_once_and_answers_every_arrival_in_order(run
     room_id, _ = make_room(runtime)
     other_room, _ = make_room(runtime, "other", "r-2")
     earlier = inbox.store(runtime.engine, arrival(room_id, '{"_id": "p1"}'))
-    bodies = ['{"_id": "p2"}', '{"_id": "p1"}', '{"_id": "p2", "name": "B"}', '{"_id": "p3"}', '{"_id": "p2"}']
+    bodies = ['{"_id": "p2"}', '{"_id": "p1"}', '{"_id": "p2", "name": "B"}', '{"_id": "p3"}']
+    bodies.append('{"_id": "p2"}')
     answers = inbox.store_many(runtime.engine, [arrival(room_id, body) for body in bodies])
     p2, p1, p2_again, p3, p2_third = answers
     assert [answer.new for answer in answers] == [True, False, False, True, False]
@@ -116,7 +117,8 @@ def test_store_many_stores_each_fact_once_and_answers_every_arrival_in_order(run
     in_other_room = inbox.store_many(runtime.engine, [arrival(other_room, '{"_id": "p1"}')])
     assert in_other_room[0].new
     with runtime.Db() as db:
-        counts = {row_id: count for row_id, count in db.execute(select(Delivery.id, Delivery.duplicate_count))}
+        rows = db.execute(select(Delivery.id, Delivery.duplicate_count))
+        counts = {row_id: count for row_id, count in rows}
         first_body = db.get_one(Delivery, p2.id).raw_body
     assert counts == {p1.id: 1, p2.id: 2, p3.id: 0, in_other_room[0].id: 0}
     assert first_body == '{"_id": "p2"}'  # the first arrival's body is the one kept
