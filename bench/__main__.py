@@ -29,7 +29,7 @@ def main() -> None:
     """Run every comparison and print the figures."""
     print(
         f"Rollcall benchmark: {os.cpu_count()} CPUs, Python {platform.python_version()}, gunicorn "
-        f"{baseline.worker_class} x2 (gunicorn.conf.py), {load.PROCESSES * load.THREADS_PER_PROCESS} "
+        f"{baseline.worker_class} x2 (gunicorn.conf.py), {' and '.join(map(str, receiver.CONNECTIONS))} "
         f"connections from {'wrk' if load.WRK else 'the Python generator (no wrk)'}"
     )
     with services.redis_server() as redis_url:

@@ -1,6 +1,6 @@
-"""A small, bounded HTTP load generator: 16 connections posting ~600-byte JSON webhooks for a while.
+"""A small, bounded HTTP load generator: connections posting ~600-byte JSON webhooks for a while.
 
-wrk drives the load when it is installed (`apt install wrk`): 16 keep-alive connections from two threads,
+wrk drives the load when it is installed (`apt install wrk`): keep-alive connections (16, 64) from 2 threads,
 each request's body made by a Lua script (a distinct participant session each), at a fraction of the CPU
 a Python client needs on the shared machine. Without wrk, a Python generator stands in: two processes of
 eight threads, so its own GIL does not cap the figures, each request on a fresh connection it asks the
@@ -122,10 +122,15 @@ def _process(args: tuple[Target, str, float, float]) -> list[tuple[float, int]]:
     return [item for result in results for item in result]
 
 
-def run(target: Target, seconds: float, warmup: float = 1.0, label: str = "run") -> Stats:
-    """Post from 16 connections for `seconds` after a warm-up; every participant session id is distinct."""
+def run(
+    target: Target, seconds: float, warmup: float = 1.0, label: str = "run", connections: int = 16
+) -> Stats:
+    """Post from `connections` for `seconds` after a warm-up; every participant session id is distinct.
+
+    The Python generator always uses its 16 threads: `connections` is wrk's.
+    """
     if WRK is not None:
-        return run_wrk(target, seconds, warmup, label)
+        return run_wrk(target, seconds, warmup, label, connections)
     return run_python(target, seconds, warmup, label)
 
 
@@ -149,19 +154,20 @@ _WRK_SCRIPT = Path(__file__).with_name("wrk_post.lua")
 _SESSION = "@@session@@"  # where the script puts each request's participant session id
 
 
-def run_wrk(target: Target, seconds: float, warmup: float = 1.0, label: str = "run") -> Stats:
-    """Post with wrk: 16 keep-alive connections, a warm-up run first, then the measured one."""
+def run_wrk(
+    target: Target, seconds: float, warmup: float = 1.0, label: str = "run", connections: int = 16
+) -> Stats:
+    """Post with wrk: `connections` keep-alive connections, a warm-up run first, then the measured one."""
     with tempfile.TemporaryDirectory(prefix="rollcall-wrk-") as folder:
         template = Path(folder, "body.json")
         template.write_bytes(body(target.room_name, target.room_id, _SESSION))
         if warmup > 0:
-            _wrk(target, warmup, f"{label}-warm-{time.time_ns()}", template)
-        return _wrk(target, seconds, f"{label}-{time.time_ns()}", template)
+            _wrk(target, warmup, f"{label}-warm-{time.time_ns()}", template, connections)
+        return _wrk(target, seconds, f"{label}-{time.time_ns()}", template, connections)
 
 
-def _wrk(target: Target, seconds: float, prefix: str, template: Path) -> Stats:
+def _wrk(target: Target, seconds: float, prefix: str, template: Path, connections: int) -> Stats:
     url = f"http://127.0.0.1:{target.port}{target.path}"
-    connections = PROCESSES * THREADS_PER_PROCESS
     command = [WRK or "wrk", f"-t{PROCESSES}", f"-c{connections}", f"-d{seconds:g}s", "--timeout", "10s"]
     command += ["-s", str(_WRK_SCRIPT), url, "--", str(template), _SESSION, prefix]
     done = subprocess.run(command, capture_output=True, text=True, check=True, timeout=seconds + 30)  # noqa: S603

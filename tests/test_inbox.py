@@ -102,3 +102,30 @@ def test_fates_and_what_the_relay_finds(runtime: Runtime) -> None:
     with runtime.Db() as db:
         replayed = db.get_one(Delivery, failed.id)
     assert (replayed.status, replayed.status_reason) == ("queued", None)
+
+
+def test_store_many_stores_each_fact_once_and_answers_every_arrival_in_order(runtime: Runtime) -> None:
+    room_id, _ = make_room(runtime)
+    other_room, _ = make_room(runtime, "other", "r-2")
+    earlier = inbox.store(runtime.engine, arrival(room_id, '{"_id": "p1"}'))
+    bodies = ['{"_id": "p2"}', '{"_id": "p1"}', '{"_id": "p2", "name": "B"}', '{"_id": "p3"}']
+    bodies.append('{"_id": "p2"}')
+    answers = inbox.store_many(runtime.engine, [arrival(room_id, body) for body in bodies])
+    p2, p1, p2_again, p3, p2_third = answers
+    assert [answer.new for answer in answers] == [True, False, False, True, False]
+    assert p1.id == earlier.id and p2.id == p2_again.id == p2_third.id and len({p1.id, p2.id, p3.id}) == 3
+    in_other_room = inbox.store_many(runtime.engine, [arrival(other_room, '{"_id": "p1"}')])
+    assert in_other_room[0].new
+    with runtime.Db() as db:
+        rows = db.execute(select(Delivery.id, Delivery.duplicate_count))
+        counts = {row_id: count for row_id, count in rows}
+        first_body = db.get_one(Delivery, p2.id).raw_body
+    assert counts == {p1.id: 1, p2.id: 2, p3.id: 0, in_other_room[0].id: 0}
+    assert first_body == '{"_id": "p2"}'  # the first arrival's body is the one kept
+
+
+def test_store_many_refuses_more_than_a_statement_takes(runtime: Runtime) -> None:
+    room_id, _ = make_room(runtime)
+    arrivals = [arrival(room_id, f'{{"_id": "p{n}"}}') for n in range(inbox.GROUP_LIMIT + 1)]
+    with pytest.raises(ValueError, match="at most"):
+        inbox.store_many(runtime.engine, arrivals)

@@ -1,7 +1,8 @@
 """The webhook receiver: token -> parse -> store once -> signal a worker -> 202.
 
-Per request: a cached token lookup, one pydantic parse, one INSERT ... ON CONFLICT and its commit, and one
-Redis round-trip. The URL carries the room's secret token, so nothing here logs the path or the URL.
+Per request: a cached token lookup and one pydantic parse; the INSERT ... ON CONFLICT, its commit and the
+Redis round-trip are shared with the other requests in flight (workers/receiving.py). The URL carries the
+room's secret token, so nothing here logs the path or the URL.
 """
 
 from __future__ import annotations
@@ -15,16 +16,15 @@ from datetime import UTC, datetime
 
 from flask import Blueprint, Response, current_app, request
 from flask.sansio.blueprints import BlueprintSetupState
-from redis.exceptions import RedisError
-from rq import Queue
 from sqlalchemy import Engine, or_, select
 
 from webhooks import runtime_of
 from webhooks.errors import Problem
-from workers import inbox, queueing
+from workers import inbox
 from workers.deliveries.parsing import EVENTS, BodyError, DeliveryFacts, check_room, parse_delivery
 from workers.models import Room
 from workers.models.base import utcnow
+from workers.receiving import Receiver
 from workers.rooms import closed_since, takes_delivery, token_hash
 from workers.runtime import metrics
 from workers.runtime.process import Runtime
@@ -134,11 +134,13 @@ def receive(token: str, event: str) -> Response:
         raise _rejected(runtime, event, problem) from None
     except Problem as problem:
         raise _rejected(runtime, event, problem) from None
-    stored = inbox.store(runtime.engine, _arrival(room, facts, body, received_at))
+    received = _receiver(runtime).store(_arrival(room, facts, body, received_at))
+    stored = received.stored
     metrics.count_stored(event, stored.new)
     if not stored.new:
         return _json(200, DeliveryDuplicate(duplicate=True, id=stored.id))
-    _signal(runtime, room.id, stored.id, event)
+    if not received.signalled:
+        metrics.UNSIGNALLED.labels(event).inc()
     return _json(202, DeliveryAccepted(accepted=True, id=stored.id))
 
 
@@ -197,24 +199,13 @@ def kept_headers() -> dict[str, str]:
     return kept
 
 
-def _signal(runtime: Runtime, room_id: int, delivery_id: int, event: str) -> None:
-    try:
-        queueing.signal_room(runtime.redis, _queue(runtime), room_id)
-    except RedisError as error:
-        # The row is committed: answer 202 anyway; the relay signals it once Redis is back.
-        log.warning(
-            "delivery %s stored but not signalled: Redis unavailable (%s)", delivery_id, type(error).__name__
-        )
-        inbox.mark_unsignalled(runtime.engine, delivery_id)
-        metrics.UNSIGNALLED.labels(event).inc()
-
-
-def _queue(runtime: Runtime) -> Queue:
-    # One Queue object per app: building it is a measurable share of a request.
-    queue: Queue | None = current_app.extensions.get("rollcall.queue")
-    if queue is None:
-        queue = current_app.extensions["rollcall.queue"] = runtime.queue()
-    return queue
+def _receiver(runtime: Runtime) -> Receiver:
+    # One per app, so one group commit per web process. Built on first use: the queue needs the runtime.
+    receiver: Receiver | None = current_app.extensions.get("rollcall.receiver")
+    if receiver is None:
+        receiver = Receiver(runtime.engine, runtime.redis, runtime.queue())
+        receiver = current_app.extensions.setdefault("rollcall.receiver", receiver)  # one, if two raced
+    return receiver
 
 
 def _rejected(runtime: Runtime, event: str, problem: Problem) -> Problem:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
@@ -28,7 +28,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
-from workers.bulk_write import BindPlan, bind_plan, bound_values
+from workers.bulk_write import bind_plan
 from workers.deliveries.parsing import DeliveryFacts
 from workers.deliveries.stored import COLUMN_OF_FIELD, FACT_COLUMNS, fact_values
 from workers.models import Delivery, DeliveryStatus
@@ -39,7 +39,8 @@ _table = cast(Table, Delivery.__table__)
 IN_CHUNK = 500  # ids per IN (...) list: well inside every database's parameter limit
 # Why a delivery folded into a session that was final already: the session's results were amended.
 AMENDMENT = "amendment: folded into a session that was already final"
-_statements: dict[str, _CompiledUpsert] = {}
+GROUP_LIMIT = 100  # arrivals per store_many: 2,000 parameters at most, inside every database's limit
+_statements: dict[tuple[str, int], _CompiledUpsert] = {}
 
 
 @dataclass(frozen=True, slots=True)
@@ -53,6 +54,11 @@ class Arrival:
     headers: dict[str, str]
     source_address: str | None
     received_at: datetime
+
+    @property
+    def key(self) -> tuple[int, str]:
+        """Return what makes two deliveries the same fact: the room and the dedupe key."""
+        return self.room_id, self.facts.dedupe_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -76,46 +82,101 @@ _COLUMNS = (
 
 @dataclass(frozen=True, slots=True)
 class _CompiledUpsert:
-    """The insert-once statement compiled for one dialect, with its parameters' order and converters."""
+    """The insert-once statement for some rows, compiled for one dialect, with its parameters' plan."""
 
     sql: str
-    plan: BindPlan
+    plan: Sequence[_Bind]
     positional: bool
 
-    def parameters(self, values: dict[str, Any]) -> Sequence[Any] | dict[str, Any]:
-        converted = bound_values(self.plan, values)
+    def parameters(self, rows: Sequence[dict[str, Any]]) -> Sequence[Any] | dict[str, Any]:
+        values = [
+            rows[bind.row][bind.column] if bind.convert is None else bind.convert(rows[bind.row][bind.column])
+            for bind in self.plan
+        ]
         return (
-            converted
-            if self.positional
-            else dict(zip((name for name, _ in self.plan), converted, strict=True))
+            values if self.positional else dict(zip((bind.name for bind in self.plan), values, strict=True))
         )
 
 
-def _upsert(dialect: Dialect) -> _CompiledUpsert:
-    # Compiled once per dialect and run on the driver's own connection: on the hot path SQLAlchemy's
-    # per-execution work costs more than SQLite's insert itself.
-    if dialect.name not in _statements:
+@dataclass(frozen=True, slots=True)
+class _Bind:
+    """One parameter of the statement: its name, which row and column it takes, and how to convert it."""
+
+    name: str
+    row: int
+    column: str
+    convert: Callable[[Any], Any] | None
+
+
+def _upsert(dialect: Dialect, rows: int) -> _CompiledUpsert:
+    # Compiled once per dialect and row count, and run on the driver's own connection: on the hot path
+    # SQLAlchemy's per-execution work costs more than the database's insert itself.
+    if (dialect.name, rows) not in _statements:
         insert = postgresql.insert if dialect.name == "postgresql" else sqlite.insert
-        statement = insert(_table).on_conflict_do_update(
+        values = [
+            {name: bindparam(f"{name}__{row}", type_=_table.c[name].type) for name in _COLUMNS}
+            for row in range(rows)
+        ]
+        statement = insert(_table).values(values)
+        statement = statement.on_conflict_do_update(
             index_elements=["room_id", "dedupe_key"],
-            set_={"duplicate_count": _table.c.duplicate_count + literal_column("1")},
+            # A row's duplicate_count arrives as its repeats within the group; a stored row adds them all.
+            set_={
+                "duplicate_count": _table.c.duplicate_count
+                + statement.excluded.duplicate_count
+                + literal_column("1")
+            },
         )
-        compiled = statement.returning(_table.c.id, _table.c.duplicate_count).compile(
-            dialect=dialect, column_keys=list(_COLUMNS)
-        )
+        # The order of RETURNING rows is not defined: each says which delivery it is.
+        returning = (_table.c.id, _table.c.room_id, _table.c.dedupe_key, _table.c.duplicate_count)
+        compiled = statement.returning(*returning).compile(dialect=dialect)
         names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.params)
-        plan = bind_plan(_table, dialect, names)
-        _statements[dialect.name] = _CompiledUpsert(compiled.string, plan, compiled.positional)
-    return _statements[dialect.name]
+        converters = dict(bind_plan(_table, dialect, _COLUMNS))
+        plan = [
+            _Bind(name, int(row), column, converters[column])
+            for name in names
+            for column, _, row in [name.rpartition("__")]
+        ]
+        _statements[dialect.name, rows] = _CompiledUpsert(compiled.string, plan, compiled.positional)
+    return _statements[dialect.name, rows]
 
 
 def store(engine: Engine, arrival: Arrival) -> Stored:
     """Insert the delivery, or count a duplicate of it, in one statement and one transaction."""
-    upsert = _upsert(engine.dialect)
-    parameters = upsert.parameters(_values(arrival))
+    return store_many(engine, [arrival])[0]
+
+
+def store_many(engine: Engine, arrivals: Sequence[Arrival]) -> list[Stored]:
+    """Store each delivery once, in one statement and one commit; return where each landed, in order.
+
+    Of the arrivals of one fact, in `arrivals` or stored before, only the first ever stored is new. Up to
+    GROUP_LIMIT arrivals.
+    """
+    if len(arrivals) > GROUP_LIMIT:
+        raise ValueError(f"{len(arrivals)} arrivals: at most {GROUP_LIMIT} share a statement")
+    first_of: dict[tuple[int, str], int] = {}  # each fact's first arrival, by its position in `rows`
+    rows: list[dict[str, Any]] = []
+    for arrival in arrivals:
+        position = first_of.setdefault(arrival.key, len(rows))
+        if position == len(rows):
+            rows.append(_values(arrival))
+        else:
+            rows[position]["duplicate_count"] += 1  # one row per fact: PostgreSQL refuses to update one twice
+    upsert = _upsert(engine.dialect, len(rows))
     with _driver_connection(engine, upsert.sql) as driver:
-        row_id, duplicates = _run(driver, engine.dialect.name, upsert.sql, parameters)
-    return Stored(id=row_id, new=duplicates == 0)
+        returned = _run(driver, engine.dialect.name, upsert.sql, upsert.parameters(rows))
+    # A row came back new if its count is only this call's repeats: a stored row's count grew past them.
+    landed = {
+        (room_id, key): (row_id, count == rows[first_of[room_id, key]]["duplicate_count"])
+        for row_id, room_id, key, count in returned
+    }
+    answered: set[tuple[int, str]] = set()  # a fact's first arrival here may be new; its repeats are not
+    stored = []
+    for arrival in arrivals:
+        row_id, new = landed[arrival.key]
+        stored.append(Stored(id=row_id, new=new and arrival.key not in answered))
+        answered.add(arrival.key)
+    return stored
 
 
 @contextmanager
@@ -135,17 +196,17 @@ def _driver_connection(engine: Engine, sql: str) -> Iterator[Any]:
             pooled.close()  # back to the pool
 
 
-def _run(driver: Any, dialect: str, sql: str, parameters: Any) -> tuple[int, int]:
+def _run(driver: Any, dialect: str, sql: str, parameters: Any) -> list[tuple[Any, ...]]:
     if dialect == "postgresql":
         # A single statement is its own transaction: autocommit spares the BEGIN and COMMIT round-trips.
         driver.autocommit = True
         try:
-            return tuple(driver.execute(sql, parameters).fetchone())
+            return [tuple(row) for row in driver.execute(sql, parameters).fetchall()]
         finally:
             driver.autocommit = False
-    row = driver.execute(sql, parameters).fetchone()
+    rows = [tuple(row) for row in driver.execute(sql, parameters).fetchall()]
     driver.commit()
-    return tuple(row)
+    return rows
 
 
 def _values(arrival: Arrival) -> dict[str, Any]:
@@ -165,12 +226,12 @@ def _values(arrival: Arrival) -> dict[str, Any]:
     }
 
 
-def mark_unsignalled(engine: Engine, delivery_id: int) -> None:
-    """Record that no worker was told about a delivery (Redis was down): the relay will."""
+def mark_unsignalled(engine: Engine, *delivery_ids: int) -> None:
+    """Record that no worker was told about these deliveries (Redis was down): the relay will."""
     with engine.begin() as connection:
         connection.execute(
             update(_table)
-            .where(_table.c.id == delivery_id, _table.c.status == DeliveryStatus.QUEUED.value)
+            .where(_table.c.id.in_(delivery_ids), _table.c.status == DeliveryStatus.QUEUED.value)
             .values(status=DeliveryStatus.RECEIVED.value)
         )
 

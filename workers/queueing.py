@@ -1,4 +1,4 @@
-"""Telling the workers that rooms have deliveries to fold: one Redis round-trip per delivery.
+"""Telling the workers that rooms have deliveries to fold: one Redis round-trip per commit of deliveries.
 
 One drain job serves every room: turn after turn, it takes every room ready (oldest signal first, up to
 jobs.ROOMS_PER_TURN), folds a batch of each under the rooms' locks, in one transaction or a few side by
@@ -9,13 +9,14 @@ every room signalled before. Two Redis keys carry the signals:
 - PENDING_ROOMS, a sorted set: each room with deliveries no drain has yet begun to read, scored by the
   time of its first signal since a drain last took it (ZADD NX keeps the oldest);
 - DRAIN_FLAG: a drain is queued or running, and will look at PENDING_ROOMS again before it ends.
-The receiver COMMITS its row, then in one pipeline ADDS its room (ZADD NX) and SETS the flag (SET NX),
-and enqueues the drain only if the flag was absent. A drain TAKES its rooms (ZREM, in one script: one
-caller wins each room), THEN reads their rows; it ends only after it DELETES the flag and THEN finds the
-set empty; a drain that stops early (its time slice spent) first enqueues its successor, leaving the flag
-set.
+The receiver COMMITS its rows (a group of requests in flight, one commit: workers/receiving.py), then
+in one pipeline ADDS their rooms (ZADD NX) and SETS the flag (SET NX), and enqueues the drain only if the
+flag was absent. A drain TAKES its rooms (ZREM, in one script: one caller wins each room), THEN reads
+their rows; it ends only after it DELETES the flag and THEN finds the set empty; a drain that stops early
+(its time slice spent) first enqueues its successor, leaving the flag set.
 
-Why no delivery is left behind. Take any committed row R of room r; its pipeline ran after the commit.
+Why no delivery is left behind. Take any committed row R of room r; the pipeline that adds r for R runs
+after the commit that holds R (the group's leader runs it once that commit returns).
 - A drain that takes r after R's ZADD reads r's rows after R's commit, so it reads R. So R could only be
   missed if r stayed in the set with no drain ever to look again. But after R's SET NX a drain will look:
   - if the flag was absent, R's receiver enqueued a drain, which looks at the set when it runs;
@@ -52,10 +53,11 @@ DRAIN_FUNCTION = "workers.jobs.drain_rooms"
 DRAIN_JOB_ID = "rollcall-drain"
 
 
-def signal_room(redis: Redis, queue: Queue, room_id: int) -> bool:
-    """Mark `room_id` pending and make sure a drain will run; return True if this call enqueued it."""
+def signal_room(redis: Redis, queue: Queue, *room_ids: int) -> bool:
+    """Mark each of `room_ids` pending and make sure a drain will run; True if this call enqueued it."""
     pipeline = redis.pipeline(transaction=False)
-    pipeline.zadd(PENDING_ROOMS, {str(room_id): time.time()}, nx=True)
+    now = time.time()
+    pipeline.zadd(PENDING_ROOMS, {str(room_id): now for room_id in room_ids}, nx=True)
     pipeline.set(DRAIN_FLAG, "1", nx=True, ex=PENDING_SECONDS)
     _, flag_was_absent = pipeline.execute()
     if flag_was_absent:
