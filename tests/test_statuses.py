@@ -259,6 +259,8 @@ def test_an_override_is_audited_kept_in_history_amends_and_survives_rebuilds(
             "setAt": override["setAt"],
         },
     }
+    again = api.put(path, json={"status": "excused", "reason": "at the dentist"})
+    assert (again.status_code, again.json()) == (200, answer.json())  # the same word again changes nothing
     assert played.statuses()["ext:di"] == ("excused", False)
     counts = played.session()["statusCounts"]
     assert (counts["absent"], counts["excused"]) == (1, 1)
@@ -337,6 +339,19 @@ def test_a_bad_override_is_refused_naming_each_field(
     assert answer.headers["Content-Type"] == "application/problem+json"
     assert sorted(error["field"] for error in answer.json()["errors"]) == sorted(fields)
     assert played.statuses()["ext:di"] == ("absent", False)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"), [("{", "application/json", 400), ("{}", "text/plain", 415)]
+)
+def test_an_override_body_that_is_not_json_is_refused_as_every_view_refuses_one(
+    played: Played, body: str, content_type: str, status: int
+) -> None:
+    headers = {"Content-Type": content_type}
+    answer = played.api.put("/api/sessions/ms-class/people/ext:di/status", content=body, headers=headers)
+    room = played.api.post("/api/rooms", content=body, headers=headers)
+    assert (answer.status_code, answer.headers["Content-Type"]) == (status, "application/problem+json")
+    assert (answer.json()["title"], answer.json()["detail"]) == (room.json()["title"], room.json()["detail"])
 
 
 def test_overrides_of_what_does_not_exist_and_by_read_only_tokens_are_refused(played: Played) -> None:
