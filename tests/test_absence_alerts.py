@@ -32,6 +32,7 @@ from workers.models import AttendanceRow, MeetingSession, Room, RosterMember, St
 from workers.models.notifications import Notification
 from workers.notifications.ledger import event_data
 from workers.runtime.process import NOTIFY_QUEUE_NAME, QUEUE_NAME, Runtime
+from workers.statuses import rules_of
 
 WEEK_1 = datetime(2026, 1, 5, 9, 0, tzinfo=UTC)
 ORGANIZER = "teacher@school.example"
@@ -73,6 +74,8 @@ def final_week(
         meeting = MeetingSession(
             room_id=room_id,
             meeting_session_id=f"week-{week}",
+            # As a fold stamps it when the session is created.
+            include_hosts_in_attendance=rules_of(db.get_one(Room, room_id).options).include_hosts,
             status="final",
             started_at=began,
             ended_at=began + timedelta(hours=1),
@@ -143,11 +146,11 @@ def test_a_run_reaching_the_option_alerts_once_and_not_again_as_it_grows(
         for session_id in weeks:
             finalized(runtime, session_id)
         finalized(runtime, weeks[1])  # planned again (a retry, finalize_overdue): nothing new
-    assert alerts(runtime) == [
-        ("week-1", "ext:bo", "mail", "sent"),
-        ("week-1", "ext:bo", "hook", "sent"),
-        ("week-3", "ext:dee", "mail", "sent"),
-        ("week-3", "ext:dee", "hook", "sent"),
+    assert alerts(runtime) == [  # each on its run's first absent session
+        ("week-0", "ext:bo", "mail", "sent"),
+        ("week-0", "ext:bo", "hook", "sent"),
+        ("week-1", "ext:dee", "mail", "sent"),
+        ("week-1", "ext:dee", "hook", "sent"),
     ]
     assert absence_mails(mailbox) == ["Absent 2 times running: Bo", "Absent 2 times running: Dee"]
     [bo_mail, _] = [m for m in mailbox.received if m["Subject"].startswith("Absent")]
@@ -157,15 +160,18 @@ def test_a_run_reaching_the_option_alerts_once_and_not_again_as_it_grows(
     assert bo_event["data"] == {
         "roomName": "algebra",
         "meetingSessionId": "week-1",
+        "runBeganWith": "week-0",
         "participantKey": "ext:bo",
         "name": "Bo",
         "email": "bo@school.example",
         "group": "4B",
         "absences": 2,
     }
-    assert (dee_event["data"]["participantKey"], dee_event["data"]["meetingSessionId"]) == (
+    dee = dee_event["data"]
+    assert (dee["participantKey"], dee["meetingSessionId"], dee["runBeganWith"]) == (
         "ext:dee",
         "week-3",
+        "week-1",
     )
 
 
@@ -180,10 +186,25 @@ def test_a_new_run_alerts_again_and_hosts_only_when_the_room_counts_them(
     ):
         finalized(runtime, final_week(runtime, room_id, week, came))
     assert alerts(runtime) == [
-        ("week-1", "ext:bo", "mail", "failed"),
-        ("week-1", "ext:cy", "mail", "failed"),
-        ("week-4", "ext:bo", "mail", "failed"),  # back in week 2, then absent twice again
+        ("week-0", "ext:bo", "mail", "failed"),
+        ("week-0", "ext:cy", "mail", "failed"),
+        ("week-3", "ext:bo", "mail", "failed"),  # back in week 2, then absent twice again
     ]
+
+
+def test_a_run_alerts_once_even_when_an_excuse_lets_it_reach_the_option_again(
+    start_runtime: Callable[..., Runtime],
+) -> None:
+    runtime = start_runtime()
+    room_id = alert_room(runtime)
+    for week in (0, 1):  # bo absent twice: an alert
+        finalized(runtime, final_week(runtime, room_id, week, {"ann", "cy", "dee"}))
+    with runtime.Db.begin() as db:  # then excused for week 1, after the fact
+        week_1 = db.scalar(select(MeetingSession.id).where(MeetingSession.meeting_session_id == "week-1"))
+        db.add(StatusOverride(session_id=week_1, participant_key="ext:bo", status="excused", set_by="api"))
+    # Absent again: week 0 and week 2 make two running once more, but it is the run already alerted.
+    finalized(runtime, final_week(runtime, room_id, 2, {"ann", "cy", "dee"}))
+    assert alerts(runtime) == [("week-0", "ext:bo", "mail", "failed")]
 
 
 def test_without_the_option_nobody_is_alerted(start_runtime: Callable[..., Runtime]) -> None:
@@ -254,7 +275,7 @@ def test_an_alert_is_sent_once_when_the_worker_is_killed_while_sending_it(
         )
         jobs.plan_notifications(runtime.queue(), week_1)  # as finalize_session does
         wait_for(server.holding.is_set, f"the worker to be sending the alert's {held}", seconds=60)
-        assert ("week-1", "ext:bo", held, "sending") in alerts(runtime)
+        assert ("week-0", "ext:bo", held, "sending") in alerts(runtime)
         worker.kill()
         server.release.set()
         # What a restarted worker's RQ does once the dead worker's leases lapse (its job's in the started
@@ -266,7 +287,7 @@ def test_an_alert_is_sent_once_when_the_worker_is_killed_while_sending_it(
         finalized(runtime, final_week(runtime, room_id, 2, {"ann", "cy", "dee"}))  # bo's third: no alert
     # The mail may have gone when the worker died, so it is never resent; the webhook is, under its id.
     mail_state = "failed" if held == "mail" else "sent"
-    assert alerts(runtime) == [("week-1", "ext:bo", "mail", mail_state), ("week-1", "ext:bo", "hook", "sent")]
+    assert alerts(runtime) == [("week-0", "ext:bo", "mail", mail_state), ("week-0", "ext:bo", "hook", "sent")]
     assert absence_mails(mailbox) == ["Absent 2 times running: Bo"]
     assert len({message_id for message_id, _ in streak_events(receiver)}) == 1
 
@@ -283,6 +304,6 @@ def test_a_run_is_counted_back_across_pages_of_earlier_sessions(
     finalized(runtime, weeks[12])  # bo: 2, eleven excused weeks passed over; dee: 13, long past 2
     finalized(runtime, weeks[1])  # dee: 2
     assert alerts(runtime) == [
-        ("week-12", "ext:bo", "mail", "failed"),
-        ("week-1", "ext:dee", "mail", "failed"),
+        ("week-0", "ext:bo", "mail", "failed"),
+        ("week-0", "ext:dee", "mail", "failed"),
     ]

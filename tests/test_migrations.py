@@ -96,3 +96,35 @@ def _row_of(table: Table) -> dict[str, Any]:
         else:
             row[column.name] = f"{table.name}-{column.name}"[: getattr(column.type, "length", None) or 64]
     return row
+
+
+def test_0009_stamps_existing_sessions_with_their_room_s_status_rules(empty_database: str) -> None:
+    upgrade(empty_database, "0008")
+    engine = make_engine(empty_database)
+    rooms = {
+        1: {"lateAfterSeconds": 300, "earlyLeaveSeconds": 600, "includeHostsInAttendance": True},
+        2: {"lateAfterSeconds": True, "includeHostsInAttendance": "yes"},  # never stored; read safely
+        3: {},
+    }
+    metadata = MetaData()
+    metadata.reflect(engine)
+    room_table, session_table = metadata.tables["rooms"], metadata.tables["meeting_sessions"]
+    with engine.begin() as connection:
+        for room_id, options in rooms.items():
+            room = {"id": room_id, "room_name": f"r-{room_id}", "webhook_token_hash": f"h-{room_id}"}
+            connection.execute(
+                room_table.insert().values({**_row_of(room_table), **room, "options": options})
+            )
+            session = {"id": room_id, "room_id": room_id, "meeting_session_id": f"ms-{room_id}"}
+            connection.execute(session_table.insert().values({**_row_of(session_table), **session}))
+    engine.dispose()
+    upgrade(empty_database)
+    engine = make_engine(empty_database)
+    query = text(
+        "SELECT room_id, late_after_seconds, early_leave_seconds, include_hosts_in_attendance"
+        " FROM meeting_sessions ORDER BY room_id"
+    )
+    with engine.connect() as connection:
+        stamped = [tuple(row) for row in connection.execute(query)]
+    engine.dispose()
+    assert stamped == [(1, 300, 600, True), (2, None, None, False), (3, None, None, False)]

@@ -107,7 +107,7 @@ def test_the_matrix_with_each_persons_rate_and_run(api: httpx.Client, Db: sessio
     assert (people["ext:bo"]["name"], people["ext:bo"]["email"], people["ext:bo"]["group"]) == (
         "Bo (roster)", "bo@school.example", "4B")  # fmt: skip
     assert (people["ext:gus"]["name"], people["ext:gus"]["group"]) == ("Gus", None)  # as they joined
-    assert [cell and cell["isHost"] for cell in people["ext:cy"]["cells"]] == [True, True, True]
+    assert [cell and cell["host"] for cell in people["ext:cy"]["cells"]] == [True, True, True]
 
 
 def test_a_room_that_includes_hosts_gives_them_a_rate_and_a_run(

@@ -65,17 +65,20 @@ def meeting(msid: str, stays: list[list[dict[str, Any]]], day: int = 0) -> list[
     return [{**step, "meetingSessionId": msid} for step in [*steps, {"event": "end", "time": at(60, day)}]]
 
 
-CLASS = meeting(
-    "ms-class",
-    [
-        stay("ann-1", 0, 60, externalUserId="ann", name="Ann"),
-        stay("bob-1", 12, 60, externalUserId="bob", name="Bob"),  # 12 minutes late
-        stay("fay-1", 0, 30, externalUserId="fay", name="Fay"),  # gone half an hour early
-        stay("tess-1", 0, 60, externalUserId="teacher", name="Tess"),
-        stay("al-1", 0, 60, externalUserId="assistant", name="Al", isAdmin=True),
-        stay("eve-1", 2, 58, email="Eve@Example.com", name="Eve"),  # not on the roster
-    ],
-)
+def the_class(msid: str, day: int = 0) -> list[dict[str, Any]]:
+    """The class's meeting on day `day`: who came, and when."""
+    stays = [
+        stay(f"{msid}-ann", 0, 60, day, externalUserId="ann", name="Ann"),
+        stay(f"{msid}-bob", 12, 60, day, externalUserId="bob", name="Bob"),  # 12 minutes late
+        stay(f"{msid}-fay", 0, 30, day, externalUserId="fay", name="Fay"),  # gone half an hour early
+        stay(f"{msid}-tess", 0, 60, day, externalUserId="teacher", name="Tess"),
+        stay(f"{msid}-al", 0, 60, day, externalUserId="assistant", name="Al", isAdmin=True),
+        stay(f"{msid}-eve", 2, 58, day, email="Eve@Example.com", name="Eve"),  # not on the roster
+    ]
+    return meeting(msid, stays, day)
+
+
+CLASS = the_class("ms-class")
 
 
 def add_roster(
@@ -192,10 +195,22 @@ def test_each_person_gets_a_status_and_hosts_stay_out_of_the_rate(
         "guest": 1,
     }
 
-    set_options(Db, "class-room", includeHostsInAttendance=True)
-    with_hosts = played.session()
-    assert (with_hosts["expectedCount"], with_hosts["attendanceRate"]) == (7, 0.5714)
-    assert (with_hosts["statusCounts"]["present"], with_hosts["statusCounts"]["guest"]) == (3, 1)
+
+def test_a_session_is_judged_by_the_rules_stamped_on_it_not_the_room_s_later_options(
+    played: Played, emulator: RunningEmulator
+) -> None:
+    before = played.session()
+    rules = {"lateAfterSeconds": 1200, "earlyLeaveSeconds": None, "includeHostsInAttendance": True}
+    assert played.api.patch("/api/rooms/class-room", json=rules).status_code == 200
+    assert played.session() == before  # the past is not re-judged
+    assert {d.status for d in play_meeting(emulator.room("class-room"), the_class("ms-again", 7))} == {202}
+    played.work()
+    answer = played.api.get("/api/sessions/ms-again").json()
+    # The next session takes the new rules: Bob's 12 minutes are not late, Fay's early leave is no rule,
+    # and the two hosts count: Ann, Bob, Fay, Tess and Al came of the seven expected.
+    statuses = {p["participantKey"]: p["status"] for p in answer["attendance"]}
+    assert (statuses["ext:bob"], statuses["ext:fay"]) == ("present", "present")
+    assert (answer["expectedCount"], answer["attendanceRate"]) == (7, round(5 / 7, 4))
 
 
 def test_the_csv_appends_status_and_host_and_lists_absentees(played: Played) -> None:
@@ -226,6 +241,28 @@ def test_the_csv_appends_status_and_host_and_lists_absentees(played: Played) -> 
         "host": "false",
         "timeZone": "UTC",  # named on every row, also one without times
     }
+
+
+def test_the_attendance_list_pages_each_person_s_status_host_and_override(played: Played) -> None:
+    api = played.api
+    path = "/api/sessions/ms-class/people/ext:fay/status"
+    assert api.put(path, json={"status": "present", "reason": "a call"}).status_code == 200
+
+    def judged(people: list[dict[str, Any]]) -> dict[str, tuple[str, bool, str | None]]:
+        return {
+            p["participantKey"]: (p["status"], p["host"], p["override"] and p["override"]["reason"])
+            for p in people
+        }
+
+    first = api.get("/api/sessions/ms-class/attendance", params={"limit": 3}).json()
+    rest = api.get("/api/sessions/ms-class/attendance", params={"cursor": first["nextCursor"]}).json()
+    listed = judged(first["items"] + rest["items"])
+    assert listed == judged(played.session()["attendance"])  # as the session answer judges them
+    assert (listed["ext:fay"], listed["ext:assistant"], listed["ext:bob"]) == (
+        ("present", False, "a call"),
+        ("present", True, None),
+        ("late", False, None),
+    )
 
 
 def test_the_summary_email_lists_absentees_and_late_arrivals_first(played: Played) -> None:
@@ -259,6 +296,8 @@ def test_an_override_is_audited_kept_in_history_amends_and_survives_rebuilds(
             "setAt": override["setAt"],
         },
     }
+    again = api.put(path, json={"status": "excused", "reason": "at the dentist"})
+    assert (again.status_code, again.json()) == (200, answer.json())  # the same word again changes nothing
     assert played.statuses()["ext:di"] == ("excused", False)
     counts = played.session()["statusCounts"]
     assert (counts["absent"], counts["excused"]) == (1, 1)
@@ -337,6 +376,19 @@ def test_a_bad_override_is_refused_naming_each_field(
     assert answer.headers["Content-Type"] == "application/problem+json"
     assert sorted(error["field"] for error in answer.json()["errors"]) == sorted(fields)
     assert played.statuses()["ext:di"] == ("absent", False)
+
+
+@pytest.mark.parametrize(
+    ("body", "content_type", "status"), [("{", "application/json", 400), ("{}", "text/plain", 415)]
+)
+def test_an_override_body_that_is_not_json_is_refused_as_every_view_refuses_one(
+    played: Played, body: str, content_type: str, status: int
+) -> None:
+    headers = {"Content-Type": content_type}
+    answer = played.api.put("/api/sessions/ms-class/people/ext:di/status", content=body, headers=headers)
+    room = played.api.post("/api/rooms", content=body, headers=headers)
+    assert (answer.status_code, answer.headers["Content-Type"]) == (status, "application/problem+json")
+    assert (answer.json()["title"], answer.json()["detail"]) == (room.json()["title"], room.json()["detail"])
 
 
 def test_overrides_of_what_does_not_exist_and_by_read_only_tokens_are_refused(played: Played) -> None:

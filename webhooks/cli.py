@@ -435,16 +435,14 @@ def override(
             raise click.ClickException(f"no meeting session {meeting_session_id!r}")
         try:
             if wanted is None:
-                overrides.clear_override(db, meeting, participant_key, cli_actor())
+                amendment = overrides.clear_override(db, meeting, participant_key, cli_actor())
             else:
-                judged = overrides.set_override(db, meeting, participant_key, wanted, cli_actor())
+                judged, amendment = overrides.set_override(db, meeting, participant_key, wanted, cli_actor())
         except overrides.UnknownPerson:
             raise click.ClickException(f"{participant_key} neither attended nor was on the roster") from None
         except overrides.NoOverride:
             raise click.ClickException(f"{participant_key} has no override in this session") from None
-        session_id, final = meeting.id, meeting.status == SessionStatus.FINAL
-    if final:  # as the API does: other systems heard the report, and hear that it changed
-        notify_amended(runtime.queue(), {session_id})
+    overrides.announce(runtime.queue(), amendment)
     if judged is None:
         click.echo(f"override of {participant_key} removed")
     else:

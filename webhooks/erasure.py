@@ -5,9 +5,8 @@ from __future__ import annotations
 from flask import Blueprint, Response, current_app, jsonify
 
 from webhooks import runtime_of
-from webhooks.auth import require_token
+from webhooks.auth import api_actor, require_token
 from webhooks.errors import Problem
-from workers.audit import API_ACTOR
 from workers.erasure import UnknownPerson, erase_person
 from workers.models.base import utcnow
 from workers.wire import person_erased_out
@@ -21,7 +20,7 @@ def erase(participant_key: str) -> Response:
     """Erase one person: their name, email and externalUserId become a pseudonym; figures stay."""
     try:
         with runtime_of(current_app).Db.begin() as db:
-            erased = erase_person(db, participant_key, API_ACTOR, utcnow())
+            erased = erase_person(db, participant_key, api_actor(), utcnow())
     except UnknownPerson:
         raise Problem(
             404, "Not Found", "No attendance, participant session or roster row has this key."

@@ -93,11 +93,11 @@ def session_attendance(meeting_session_id: str) -> Response | dict[str, Any]:
     page = None if wants_csv() else requested_page("key")
     with runtime_of(current_app).Db() as db:
         meeting, _ = session_or_404(db, meeting_session_id)
+        room = db.get_one(Room, meeting.room_id)
         if page is not None:
-            rows = attendance_of(db, meeting, page.after_key, page.limit + 1)
+            rows = attendance_of(db, meeting, room, page.after_key, page.limit + 1)
             listing = page_of(AttendanceList, rows, page, lambda row: row, lambda row: row.participant_key)
             return listing.answer()
-        room = db.get_one(Room, meeting.room_id)
         report = session_report(db, meeting, room)
     return Response(
         attendance_csv(report, zone_of(room.options)),

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request
+from flask import Blueprint, Response, current_app
 
 from webhooks import runtime_of
 from webhooks.auth import api_actor, require_token
 from webhooks.errors import Problem
 from webhooks.reports import session_or_404
+from webhooks.rooms import json_object
 from workers import overrides
 from workers.audit import current_request_id
-from workers.jobs import notify_amended, rebuild_session
-from workers.models import SessionStatus
+from workers.jobs import rebuild_session
 from workers.overrides import OverrideRequest
 from workers.wire import RebuildQueued
 
@@ -37,14 +37,12 @@ def rebuild(meeting_session_id: str) -> tuple[dict[str, Any], int]:
 @require_token
 def override_status(meeting_session_id: str, participant_key: str) -> dict[str, Any]:
     """Set a person's status in the session by hand, with an optional reason; answer their status now."""
-    wanted = OverrideRequest.model_validate(request.get_json())
+    wanted = OverrideRequest.model_validate(json_object())
     runtime = runtime_of(current_app)
     with runtime.Db.begin() as db:
         meeting, _ = session_or_404(db, meeting_session_id)
-        judged = overrides.set_override(db, meeting, participant_key, wanted, api_actor())
-        session_id, final = meeting.id, meeting.status == SessionStatus.FINAL
-    if final:  # other systems heard the session's report: they hear it changed, as for a late delivery
-        notify_amended(runtime.queue(), {session_id})
+        judged, amendment = overrides.set_override(db, meeting, participant_key, wanted, api_actor())
+    overrides.announce(runtime.queue(), amendment)
     return judged.answer()
 
 
@@ -55,10 +53,8 @@ def clear_override(meeting_session_id: str, participant_key: str) -> tuple[str, 
     runtime = runtime_of(current_app)
     with runtime.Db.begin() as db:
         meeting, _ = session_or_404(db, meeting_session_id)
-        overrides.clear_override(db, meeting, participant_key, api_actor())
-        session_id, final = meeting.id, meeting.status == SessionStatus.FINAL
-    if final:
-        notify_amended(runtime.queue(), {session_id})
+        amendment = overrides.clear_override(db, meeting, participant_key, api_actor())
+    overrides.announce(runtime.queue(), amendment)
     return "", 204
 
 

@@ -473,7 +473,7 @@ def finalize_overdue() -> int:
 
 
 def notify_amended(queue: Queue, session_ids: set[int]) -> None:
-    """Tell other systems that late deliveries changed these final sessions."""
+    """Tell other systems that these final sessions' reports changed (late deliveries, rosters, overrides)."""
     for session_id in sorted(session_ids):
         queue.enqueue(notify_jobs.session_amended, session_id)
 

@@ -38,6 +38,7 @@ from workers.models import (
     SessionStatus,
 )
 from workers.models.inbox import IS_MARK
+from workers.statuses import rules_of
 
 # The room's timeline: pure, from the set of marks.
 
@@ -283,12 +284,16 @@ class MeetingResolver:
         meeting = self.find(meeting_session_id)
         if meeting is None:
             # The rules are stamped now, so a later change to the room does not rewrite this session.
+            judging = rules_of(self.room.options)
             meeting = MeetingSession(
                 room_id=self.room.id,
                 meeting_session_id=meeting_session_id,
                 status=SessionStatus.LIVE,
                 min_attendance_percent=self.room.min_attendance_percent,
                 reconnect_grace_seconds=self.rules.reconnect_grace_seconds,
+                late_after_seconds=judging.late_after_seconds,
+                early_leave_seconds=judging.early_leave_seconds,
+                include_hosts_in_attendance=judging.include_hosts,
             )
             self.db.add(meeting)
             self.db.flush()

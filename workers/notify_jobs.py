@@ -41,7 +41,7 @@ from workers.rooms import trusts_participant_emails
 from workers.runtime import metrics, process
 from workers.runtime.process import Runtime
 from workers.runtime.settings import Settings
-from workers.series import absence_streaks
+from workers.series import Streak, absence_streaks
 from workers.statuses import absence_alert_after
 from workers.timefmt import zone_of
 from workers.wire import AbsenceStreak
@@ -74,11 +74,14 @@ def session_finalized(session_id: int) -> None:
         finalized_at = meeting.finalized_at or utcnow()
         insert_once(db, planned_rows(runtime.settings, session_id, *loaded, finalized_at))
         room = loaded[0]
+        streaks: list[Streak] = []
         if (alert_after := absence_alert_after(room.options)) is not None:
             streaks = absence_streaks(db, room, meeting, alert_after)
-            insert_once(db, absence_rows(runtime.settings, session_id, room, streaks, finalized_at))
+            insert_once(db, absence_rows(runtime.settings, room, streaks, finalized_at))
         meeting.notifications_planned_at = meeting.notifications_planned_at or utcnow()
-    enqueue_pending(runtime, session_id)
+    # An alert is its run's first session's: queue those too.
+    for ledger_session_id in sorted({session_id, *(streak.first_session_id for streak in streaks)}):
+        enqueue_pending(runtime, ledger_session_id)
 
 
 def session_amended(session_id: int) -> None:

@@ -8,19 +8,22 @@ transaction, so none of the three is ever committed without the others.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, StringConstraints
+from rq import Queue
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workers import audit
+from workers.jobs import notify_amended
 from workers.locks import lock_session_room
-from workers.models import MeetingSession, Room, SessionChange, StatusOverride
+from workers.models import MeetingSession, Room, SessionStatus, StatusOverride
 from workers.models.base import utcnow
 from workers.models.roster import REASON_LENGTH
 from workers.reports import person_status
-from workers.results import figures
+from workers.results import ResultChange, figures, record
 from workers.statuses import OverridableStatus
 from workers.timefmt import iso_ms
 from workers.wire import PersonStatus
@@ -46,27 +49,41 @@ class NoOverride(LookupError):
     """The person has no override in the session to remove."""
 
 
+@dataclass(frozen=True)
+class Amendment:
+    """What an override's change did to a session, for announce() once it is committed."""
+
+    session_id: int
+    changed: bool  # False: the same status and reason again, nothing written
+    final: bool  # other systems heard the session's report
+
+
 def set_override(
     db: Session, meeting: MeetingSession, participant_key: str, wanted: OverrideRequest, actor: str
-) -> PersonStatus:
-    """Set (or replace) a person's status in a session; return their status as the session now judges it."""
+) -> tuple[PersonStatus, Amendment]:
+    """Set (or replace) a person's status in a session; return their status as the session now judges it.
+
+    The same status and reason again change nothing: no audit record, no history entry, no event.
+    """
     room = _locked_room(db, meeting)
     if person_status(db, meeting, room, participant_key) is None:
         raise UnknownPerson(participant_key)
     row = _override_of(db, meeting, participant_key)
     before = _shown(row)
+    changed = row is None or (row.status, row.reason) != (wanted.status, wanted.reason)
     if row is None:
         row = StatusOverride(session_id=meeting.id, participant_key=participant_key)
         db.add(row)
-    row.status, row.reason, row.set_by, row.set_at = wanted.status, wanted.reason, actor, utcnow()
-    _record(db, meeting, participant_key, actor, "status.overridden", before, _shown(row))
-    db.flush()
+    if changed:
+        row.status, row.reason, row.set_by, row.set_at = wanted.status, wanted.reason, actor, utcnow()
+        _record(db, meeting, participant_key, actor, "status.overridden", before, _shown(row))
+        db.flush()
     judged = person_status(db, meeting, room, participant_key)
     assert judged is not None  # they have an override now
-    return judged
+    return judged, _amendment(meeting, changed)
 
 
-def clear_override(db: Session, meeting: MeetingSession, participant_key: str, actor: str) -> None:
+def clear_override(db: Session, meeting: MeetingSession, participant_key: str, actor: str) -> Amendment:
     """Remove a person's override in a session, so the computed status stands again."""
     _locked_room(db, meeting)
     row = _override_of(db, meeting, participant_key)
@@ -75,6 +92,17 @@ def clear_override(db: Session, meeting: MeetingSession, participant_key: str, a
     before = _shown(row)
     db.delete(row)
     _record(db, meeting, participant_key, actor, "status.override_removed", before, None)
+    return _amendment(meeting, changed=True)
+
+
+def announce(queue: Queue, amendment: Amendment) -> None:
+    """Tell other systems a final session's report changed, as for a late delivery; call after the commit."""
+    if amendment.changed and amendment.final:
+        notify_amended(queue, {amendment.session_id})
+
+
+def _amendment(meeting: MeetingSession, changed: bool) -> Amendment:
+    return Amendment(meeting.id, changed, meeting.status == SessionStatus.FINAL)
 
 
 def _locked_room(db: Session, meeting: MeetingSession) -> Room:
@@ -118,6 +146,8 @@ def _record(
         before=before,
         after=after,
     )
-    # Who, when (the entry's changedAt), why (the reason) and whom, in the trail a session's readers see.
+    # Who, when (the entry's changedAt), why (the reason) and whom, in the trail a session's readers see;
+    # the session's own figures stay as they are.
     person = {"participantKey": participant_key, "by": actor, "override": after, "before": before}
-    db.add(SessionChange(session_id=meeting.id, cause=CAUSE, figures=figures(meeting), people=[person]))
+    now = figures(meeting)
+    record(db, meeting, CAUSE, ResultChange(now, now, [person]))

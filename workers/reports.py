@@ -23,11 +23,22 @@ from workers.models import (
     SessionChange,
     StatusOverride,
 )
-from workers.statuses import Attended, Expected, Judged, Override, Status, StatusTally, judge, rules_of, tally
+from workers.statuses import (
+    Attended,
+    Expected,
+    Judged,
+    Override,
+    Status,
+    StatusRules,
+    StatusTally,
+    judge,
+    tally,
+)
 from workers.timefmt import iso_ms, local_text
 from workers.wire import (
     AttendanceOut,
     HistoryEntry,
+    JudgedAttendanceOut,
     PersonStatus,
     SessionWithAttendance,
     attendance_out,
@@ -109,14 +120,22 @@ def attendance_of_person(
 
 
 def attendance_of(
-    db: Session, meeting: MeetingSession, after_key: str | None = None, limit: int | None = None
-) -> list[AttendanceOut]:
-    """Return a session's attendance in the report's order (by participant key), all or one page of it."""
+    db: Session, meeting: MeetingSession, room: Room, after_key: str | None, limit: int
+) -> list[JudgedAttendanceOut]:
+    """Return one page of a session's attendance, with each person's status, by participant key."""
+    people, _ = judge_sessions(db, room, [meeting])[meeting.id]
+    judged = {person.participant_key: person for person in people}
     query = select(AttendanceRow).where(AttendanceRow.session_id == meeting.id)
     if after_key is not None:
         query = query.where(AttendanceRow.participant_key > after_key)
-    query = query.order_by(AttendanceRow.participant_key).limit(limit)
-    return [attendance_out(row) for row in db.scalars(query)]
+    rows = db.scalars(query.order_by(AttendanceRow.participant_key).limit(limit))
+    # A row the loader did not see came with a fold committed between the two reads: as in session_report,
+    # it waits for the next read rather than being shown without its status.
+    return [
+        judged_attendance_out(row, judged[row.participant_key])
+        for row in rows
+        if row.participant_key in judged
+    ]
 
 
 def attendance_in_join_order(
@@ -281,7 +300,6 @@ def judge_sessions(
     db: Session, room: Room, meetings: Sequence[MeetingSession]
 ) -> dict[int, tuple[list[Judged], StatusTally]]:
     """Return each session's statuses and tally, judged against the roster in force when it began."""
-    rules = rules_of(room.options)
     ids = [meeting.id for meeting in meetings]
     attended: dict[int, list[Attended]] = {meeting_id: [] for meeting_id in ids}
     overrides: dict[int, dict[str, Override]] = {meeting_id: {} for meeting_id in ids}
@@ -293,10 +311,14 @@ def judge_sessions(
                 AttendanceRow.first_join_at,
                 AttendanceRow.last_left_at,
                 AttendanceRow.is_host,
+                AttendanceRow.name,
+                AttendanceRow.email,
+                AttendanceRow.attended_ms,
             ).where(AttendanceRow.session_id.in_(chunk))
         )
-        for session_id, key, first_join_at, last_left_at, is_host in rows:
-            attended[session_id].append(Attended(key, first_join_at, last_left_at, is_host))
+        for session_id, key, first_join_at, last_left_at, is_host, name, email, attended_ms in rows:
+            person = Attended(key, first_join_at, last_left_at, is_host, name, email, attended_ms)
+            attended[session_id].append(person)
         for row in db.scalars(select(StatusOverride).where(StatusOverride.session_id.in_(chunk))):
             overrides[row.session_id][row.participant_key] = Override(
                 Status(row.status), row.reason, row.set_by, row.set_at
@@ -317,6 +339,16 @@ def judge_sessions(
             for member in roster
             if member.valid_from <= began and (member.valid_to is None or member.valid_to > began)
         ]
+        rules = stamped_rules(meeting)
         people = judge(began, meeting.ended_at, attended[meeting.id], expected, overrides[meeting.id], rules)
-        judged[meeting.id] = (people, tally(people, rules))
+        judged[meeting.id] = (people, tally(people))
     return judged
+
+
+def stamped_rules(meeting: MeetingSession) -> StatusRules:
+    """Return the judging rules stamped on a session when it was created."""
+    return StatusRules(
+        late_after_seconds=meeting.late_after_seconds,
+        early_leave_seconds=meeting.early_leave_seconds,
+        include_hosts=meeting.include_hosts_in_attendance,
+    )

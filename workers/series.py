@@ -16,17 +16,15 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from workers.models import AttendanceRow, MeetingSession, Room, RosterMember
-from workers.reports import FORMULA_PREFIXES, chunked, judge_sessions, roster_in_force, sessions_of_room
+from workers.reports import FORMULA_PREFIXES, chunked, judge_sessions, session_position, sessions_of_room
 from workers.statuses import (
     Judged,
     Status,
-    StatusRules,
     absence_run,
+    attendance_rate,
     billable_ms,
     billing_increment,
-    counts_in_series,
-    rules_of,
-    series_rate,
+    counts_in_rates,
 )
 from workers.wire import (
     AbsenceStreak,
@@ -67,16 +65,14 @@ def sessions_between(
 def series_report(db: Session, room: Room, began_from: datetime, began_to: datetime) -> SeriesReport:
     """Return the person-by-session matrix of a room's sessions in the range, with rates and runs."""
     meetings = sessions_between(db, room, began_from, began_to)
-    rules = rules_of(room.options)
     judged = judge_sessions(db, room, meetings)
-    seen = _attendance(db, meetings)
     roster = _latest_roster(db, room, began_to)
     cells: dict[str, list[Judged | None]] = {}
     for column, meeting in enumerate(meetings):
         for person in judged[meeting.id][0]:
             cells.setdefault(person.participant_key, [None] * len(meetings))[column] = person
     people = [
-        _series_person(key, row, meetings, seen, roster.get(key), rules)
+        _series_person(key, row, roster.get(key))
         for key, row in sorted(cells.items(), key=lambda item: (item[0] not in roster, item[0]))
     ]
     return SeriesReport(
@@ -88,16 +84,9 @@ def series_report(db: Session, room: Room, began_from: datetime, began_to: datet
     )
 
 
-def _series_person(
-    key: str,
-    row: list[Judged | None],
-    meetings: Sequence[MeetingSession],
-    seen: dict[int, dict[str, Seen]],
-    member: RosterMember | None,
-    rules: StatusRules,
-) -> SeriesPerson:
-    facts = [seen[meeting.id].get(key) for meeting in meetings]
-    said = next((fact for fact in reversed(facts) if fact is not None), None)  # the latest words win
+def _series_person(key: str, row: list[Judged | None], member: RosterMember | None) -> SeriesPerson:
+    facts = [cell.attended for cell in row if cell is not None and cell.attended is not None]
+    said = facts[-1] if facts else None  # the latest words win
     return SeriesPerson(
         participant_key=key,
         name=member.name if member and member.name else said and said.name,
@@ -108,18 +97,18 @@ def _series_person(
             if cell is None
             else SeriesCell(
                 status=cell.status,
-                attended_minutes=round((fact.attended_ms if fact else 0) / 60_000, 1),
-                is_host=cell.is_host,
+                attended_minutes=round((cell.attended.attended_ms if cell.attended else 0) / 60_000, 1),
+                host=cell.is_host,
             )
-            for cell, fact in zip(row, facts, strict=True)
+            for cell in row
         ],
-        attendance_rate=series_rate(row, rules),
-        absence_run=absence_run(reversed(row), rules)[0],
+        attendance_rate=attendance_rate(row),
+        absence_run=absence_run(reversed(row)).length,
     )
 
 
 def _attendance(db: Session, meetings: Sequence[MeetingSession]) -> dict[int, dict[str, Seen]]:
-    """Return what each session's attendance rows say, by session id and person."""
+    """Return what each session's attendance rows say, by session id and person (billing judges no one)."""
     found: dict[int, dict[str, Seen]] = {meeting.id: {} for meeting in meetings}
     for ids in chunked(list(found)):
         query = select(
@@ -225,48 +214,63 @@ def _cell(value: object) -> object:
     return "" if value is None else value
 
 
-def absence_streaks(db: Session, room: Room, meeting: MeetingSession, reach: int) -> list[AbsenceStreak]:
+@dataclass(frozen=True)
+class Streak:
+    """A run of absences that reached the alert, with the id of its first absent session: its identity."""
+
+    first_session_id: int
+    alert: AbsenceStreak
+
+
+def absence_streaks(db: Session, room: Room, meeting: MeetingSession, reach: int) -> list[Streak]:
     """Return each roster member whose run of absences reaches exactly `reach` with `meeting`.
 
     Earlier sessions are judged a page at a time, newest first, only until every run has ended or passed
     `reach`: a room that has met for years costs what its latest runs need, not its whole history.
     """
-    rules = rules_of(room.options)
     judged, _ = judge_sessions(db, room, [meeting])[meeting.id]
-    runs: dict[str, list[Judged | None]] = {
-        person.participant_key: [person]
+    absent = {
+        person.participant_key: person
         for person in judged
-        if person.status == Status.ABSENT and counts_in_series(person, rules)
+        if person.status == Status.ABSENT and counts_in_rates(person)
     }
-    reached: list[str] = []
+    runs: dict[str, list[Judged | None]] = {key: [person] for key, person in absent.items()}
+    columns = [meeting]  # the session of each cell, newest first
+    reached: dict[str, MeetingSession] = {}
     page_size = max(2 * reach, MIN_RUN_PAGE)
-    position = (meeting.began_at, meeting.id)
     while runs:
-        _, older = sessions_of_room(db, room.room_name, position, page_size) or (room, [])
+        _, older = sessions_of_room(db, room.room_name, session_position(columns[-1]), page_size) or (
+            room,
+            [],
+        )
         page = judge_sessions(db, room, older)
+        columns += older
         for earlier in older:
             found = {person.participant_key: person for person in page[earlier.id][0]}
             for key, cells in runs.items():
                 cells.append(found.get(key))
         for key, cells in list(runs.items()):
-            run, ended = absence_run(cells, rules)
-            if ended or run > reach or len(older) < page_size:  # settled, or no older session is left
+            run = absence_run(cells)
+            if run.ended or run.length > reach or len(older) < page_size:  # settled, or no older session
                 del runs[key]
-                if run == reach:
-                    reached.append(key)
+                if run.length == reach and run.first is not None:
+                    reached[key] = columns[run.first]
         if len(older) < page_size:
             break
-        position = (older[-1].began_at, older[-1].id)
-    roster = {member.participant_key: member for member in roster_in_force(db, room.id, meeting.began_at)}
-    return [
-        AbsenceStreak(
-            room_name=room.room_name,
-            meeting_session_id=meeting.meeting_session_id,
-            participant_key=key,
-            name=roster[key].name,
-            email=roster[key].email,
-            group=roster[key].group,
-            absences=reach,
-        )
-        for key in sorted(reached)
-    ]
+    return [_streak(room, meeting, absent[key], reached[key], reach) for key in sorted(reached)]
+
+
+def _streak(room: Room, meeting: MeetingSession, person: Judged, first: MeetingSession, reach: int) -> Streak:
+    member = person.member
+    assert member is not None  # counted in a run: on the roster in force
+    alert = AbsenceStreak(
+        room_name=room.room_name,
+        meeting_session_id=meeting.meeting_session_id,
+        run_began_with=first.meeting_session_id,
+        participant_key=person.participant_key,
+        name=member.name,
+        email=member.email,
+        group=member.group,
+        absences=reach,
+    )
+    return Streak(first.id, alert)

@@ -1,8 +1,9 @@
 """Judging attendance against a roster: each person's status in a session, and a series of sessions.
 
 Pure, like the attendance core it reads from: no clock, no I/O. Statuses are derived when read from the
-stored attendance, the roster in force when the session began, the organizer's overrides and the room's
-options, so a rebuild, a late delivery or a roster amendment changes them without any status being stored.
+stored attendance, the roster in force when the session began, the organizer's overrides and the rules
+stamped on the session when it was created, so a rebuild, a late delivery or a roster amendment changes them
+without any status being stored, and a later change to the room's options changes none.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ ATTENDED = frozenset({Status.PRESENT, Status.LATE})
 
 @dataclass(frozen=True)
 class StatusRules:
-    """A room's options for judging: None leaves a rule out."""
+    """The rules a session is judged by, stamped on it from its room's options: None leaves a rule out."""
 
     late_after_seconds: int | None = None
     early_leave_seconds: int | None = None
@@ -62,6 +63,9 @@ class Attended:
     first_join_at: datetime
     last_left_at: datetime | None  # None: still there
     is_host: bool = False  # Metered's isAdmin
+    name: str | None = None
+    email: str | None = None
+    attended_ms: int = 0
 
 
 @dataclass(frozen=True)
@@ -83,6 +87,8 @@ class Judged:
     computed: Status
     is_host: bool
     member: Expected | None  # their roster entry in force, None for a guest
+    attended: Attended | None  # what their attendance row says, None if they did not come
+    counted: bool  # in the session's counts and rates: not a host, or the session's rules include hosts
     override: Override | None = None
 
     @property
@@ -139,13 +145,16 @@ def judge(
         person, member = came.get(key), expected.get(key)
         computed = computed_status(person, member is not None, started_at, ended_at, rules)
         override = overrides.get(key)
+        is_host = bool((person and person.is_host) or (member and member.is_host))
         judged.append(
             Judged(
                 participant_key=key,
                 status=override.status if override else computed,
                 computed=computed,
-                is_host=bool((person and person.is_host) or (member and member.is_host)),
+                is_host=is_host,
                 member=member,
+                attended=person,
+                counted=rules.include_hosts or not is_host,
                 override=override,
             )
         )
@@ -159,16 +168,26 @@ class StatusTally:
     counts: dict[Status, int]
     expected: int  # roster members who count (hosts left out unless the rules include them)
     attended: int  # of those, present or late
-    rate: float | None  # attended ÷ expected, None without a roster
+    rate: float | None  # attendance_rate of the session's people
 
 
-def tally(judged: Sequence[Judged], rules: StatusRules) -> StatusTally:
-    """Count a session's statuses; hosts are left out of the counts unless the rules include them."""
-    counted = [j for j in judged if rules.include_hosts or not j.is_host]
+def tally(judged: Sequence[Judged]) -> StatusTally:
+    """Count a session's statuses; hosts are left out unless the session's rules include them."""
+    counted = [j for j in judged if j.counted]
     counts = {status: sum(1 for j in counted if j.status == status) for status in Status}
     expected = [j for j in counted if j.on_roster]
     came = sum(1 for j in expected if j.status in ATTENDED)
-    return StatusTally(counts, len(expected), came, round(came / len(expected), 4) if expected else None)
+    return StatusTally(counts, len(expected), came, attendance_rate(judged))
+
+
+def attendance_rate(judged: Iterable[Judged | None]) -> float | None:
+    """Return present-or-late ÷ expected, excused ones counted in neither part: one session's, or a series'.
+
+    None where nothing counts: no roster, a guest, a host left out, a person excused every time.
+    """
+    held = [j for j in judged if j is not None and counts_in_rates(j) and j.status != Status.EXCUSED]
+    came = sum(1 for j in held if j.status in ATTENDED)
+    return round(came / len(held), 4) if held else None
 
 
 def rules_of(options: Mapping[str, object]) -> StatusRules:
@@ -189,39 +208,34 @@ def rules_of(options: Mapping[str, object]) -> StatusRules:
 # oldest session first; None where the person was neither expected nor there.
 
 
-def counts_in_series(cell: Judged, rules: StatusRules) -> bool:
-    """Return whether a cell counts in its person's rate and run: expected, and not a host left out."""
-    return cell.on_roster and (rules.include_hosts or not cell.is_host)
+def counts_in_rates(cell: Judged) -> bool:
+    """Return whether a cell counts in rates and runs: expected, and not a host its session left out."""
+    return cell.on_roster and cell.counted
 
 
-def series_rate(cells: Sequence[Judged | None], rules: StatusRules) -> float | None:
-    """Return present-or-late sessions ÷ sessions the person was expected at, excused ones left out.
+@dataclass(frozen=True)
+class AbsenceRun:
+    """A person's absences running back from the newest session."""
 
-    None where no session counts: a guest, a host left out, a person excused every time.
-    """
-    held = [
-        cell
-        for cell in cells
-        if cell is not None and counts_in_series(cell, rules) and cell.status != Status.EXCUSED
-    ]
-    came = sum(1 for cell in held if cell.status in ATTENDED)
-    return round(came / len(held), 4) if held else None
+    length: int
+    ended: bool  # False: the cells ran out first, so older sessions may lengthen it
+    first: int | None  # the index (newest first) of the run's oldest absence, its identity; None: no run
 
 
-def absence_run(cells_newest_first: Iterable[Judged | None], rules: StatusRules) -> tuple[int, bool]:
-    """Count the absences back from the newest session; return the count and whether the run has ended.
+def absence_run(cells_newest_first: Iterable[Judged | None]) -> AbsenceRun:
+    """Count the absences back from the newest session, and find the oldest of them.
 
     Sessions the person was not expected at, and excused ones, are passed over; any other status ends
-    the run. Not ended: the cells ran out first, so older sessions may lengthen it.
+    the run.
     """
-    run = 0
-    for cell in cells_newest_first:
-        if cell is None or not counts_in_series(cell, rules) or cell.status == Status.EXCUSED:
+    length, first = 0, None
+    for index, cell in enumerate(cells_newest_first):
+        if cell is None or not counts_in_rates(cell) or cell.status == Status.EXCUSED:
             continue
         if cell.status != Status.ABSENT:
-            return run, True
-        run += 1
-    return run, False
+            return AbsenceRun(length, True, first)
+        length, first = length + 1, index
+    return AbsenceRun(length, False, first)
 
 
 def billable_ms(attended_ms: int, increment_minutes: int) -> int:

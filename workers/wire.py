@@ -388,8 +388,8 @@ class SessionPage(Listing[SessionOut]):
     """A page of a room's meeting sessions, newest first (reports.room_sessions)."""
 
 
-class AttendanceList(Listing[AttendanceOut]):
-    """A page of a session's attendance, one entry per person, by key (reports.session_attendance)."""
+class AttendanceList(Listing[JudgedAttendanceOut]):
+    """A page of a session's attendance, a judged entry per person, by key (reports.session_attendance)."""
 
 
 class PersonAttendancePage(Listing[PersonAttendance]):
@@ -527,7 +527,7 @@ class SeriesCell(WireModel):
 
     status: Status
     attended_minutes: float = Field(description="Attended time in minutes, one decimal.")
-    is_host: bool
+    host: bool
 
 
 class SeriesPerson(WireModel):
@@ -596,6 +596,7 @@ class AbsenceStreak(WireModel):
 
     room_name: str
     meeting_session_id: str = Field(description="The session whose absence made the run reach the option.")
+    run_began_with: str = Field(description="The session of the run's first absence: one alert per run.")
     participant_key: str
     name: str | None
     email: str | None

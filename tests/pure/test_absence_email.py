@@ -11,6 +11,7 @@ from workers.wire import AbsenceStreak
 STREAK = AbsenceStreak(
     room_name="algebra",
     meeting_session_id="week-3",
+    run_began_with="week-1",
     participant_key="ext:bo",
     name="Bo Diddley",
     email="bo@school.example",

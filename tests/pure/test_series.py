@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
@@ -10,21 +12,24 @@ from workers.statuses import (
     Expected,
     Judged,
     Status,
-    StatusRules,
     absence_alert_after,
     absence_run,
+    attendance_rate,
     billable_ms,
     billing_increment,
-    series_rate,
 )
 
-RULES = StatusRules()
-WITH_HOSTS = StatusRules(include_hosts=True)
 MINUTE = 60_000
 
 
-def cell(status: Status, *, on_roster: bool = True, is_host: bool = False) -> Judged:
-    return Judged("ext:u-1", status, status, is_host, Expected("ext:u-1") if on_roster else None)
+def cell(status: Status, *, on_roster: bool = True, is_host: bool = False, counted: bool = True) -> Judged:
+    member = Expected("ext:u-1") if on_roster else None
+    return Judged("ext:u-1", status, status, is_host, member, attended=None, counted=counted)
+
+
+def run_of(cells_newest_first: Iterable[Judged | None]) -> tuple[int, bool]:
+    found = absence_run(cells_newest_first)
+    return found.length, found.ended
 
 
 P, L, E, A, X, G = (
@@ -38,57 +43,68 @@ P, L, E, A, X, G = (
 
 
 def test_the_rate_is_present_or_late_over_sessions_expected() -> None:
-    assert series_rate([P, L, E, A], RULES) == 0.5
+    assert attendance_rate([P, L, E, A]) == 0.5
 
 
 def test_excused_sessions_count_in_neither_part_of_the_rate() -> None:
-    assert series_rate([P, X, A, X], RULES) == 0.5
+    assert attendance_rate([P, X, A, X]) == 0.5
 
 
 def test_sessions_off_the_roster_are_not_in_the_rate() -> None:
-    assert series_rate([None, P, G, A, None], RULES) == 0.5
+    assert attendance_rate([None, P, G, A, None]) == 0.5
 
 
 def test_a_guest_has_no_rate_nor_one_excused_every_time() -> None:
-    assert series_rate([G, None, G], RULES) is None
-    assert series_rate([X, X], RULES) is None
+    assert attendance_rate([G, None, G]) is None
+    assert attendance_rate([X, X]) is None
 
 
-def test_a_host_is_left_out_of_the_rate_unless_the_room_includes_hosts() -> None:
-    hosted = [cell(Status.PRESENT, is_host=True), cell(Status.ABSENT, is_host=True), P]
-    assert series_rate(hosted, RULES) == 1.0  # only the session attended as an attendee counts
-    assert series_rate(hosted, WITH_HOSTS) == round(2 / 3, 4)
+def test_a_host_is_left_out_of_the_rate_where_the_session_leaves_hosts_out() -> None:
+    left_out = [
+        cell(Status.PRESENT, is_host=True, counted=False),
+        cell(Status.ABSENT, is_host=True, counted=False),
+    ]
+    assert attendance_rate([*left_out, P]) == 1.0  # only the session attended as an attendee counts
+    included = [cell(Status.PRESENT, is_host=True), cell(Status.ABSENT, is_host=True)]
+    assert attendance_rate([*included, P]) == round(2 / 3, 4)
+    # Each session by its own stamp: a room that began including hosts changes only its later sessions.
+    assert attendance_rate([left_out[1], included[0]]) == 1.0
 
 
 def test_the_run_counts_absences_back_from_the_newest_session() -> None:
-    assert absence_run(reversed([P, A, P, A, A]), RULES) == (2, True)
-    assert absence_run(reversed([A, A, A]), RULES) == (3, False)  # no older session: it may be longer
-    assert absence_run(reversed([A, A, P]), RULES) == (0, True)
+    assert run_of(reversed([P, A, P, A, A])) == (2, True)
+    assert run_of(reversed([A, A, A])) == (3, False)  # no older session: it may be longer
+    assert run_of(reversed([A, A, P])) == (0, True)
 
 
 def test_excused_sessions_and_sessions_off_the_roster_are_passed_over() -> None:
-    assert absence_run(reversed([P, A, X, None, A]), RULES) == (2, True)
+    assert run_of(reversed([P, A, X, None, A])) == (2, True)
 
 
 @pytest.mark.parametrize("stopper", [P, L, E, G], ids=lambda c: c.status.value)
 def test_any_other_status_ends_the_run(stopper: Judged) -> None:
     ends = stopper.on_roster  # a guest is not expected: passed over like a session off the roster
-    assert absence_run(reversed([A, stopper, A]), RULES) == ((1, True) if ends else (2, False))
+    assert run_of(reversed([A, stopper, A])) == ((1, True) if ends else (2, False))
 
 
-def test_a_host_runs_no_absences_unless_the_room_includes_hosts() -> None:
-    hosted = [cell(Status.ABSENT, is_host=True)] * 2
-    assert absence_run(hosted, RULES) == (0, False)
-    assert absence_run(hosted, WITH_HOSTS) == (2, False)
+def test_a_host_runs_no_absences_where_the_sessions_leave_hosts_out() -> None:
+    assert run_of([cell(Status.ABSENT, is_host=True, counted=False)] * 2) == (0, False)
+    assert run_of([cell(Status.ABSENT, is_host=True)] * 2) == (2, False)
+
+
+def test_a_run_is_known_by_its_oldest_absence() -> None:
+    assert absence_run(reversed([P, A, X, None, A])).first == 3  # newest first: the A just after the P
+    assert absence_run(reversed([A, A, A])).first == 2
+    assert absence_run(reversed([A, P])).first is None
 
 
 @given(st.lists(st.sampled_from([P, L, E, A, X, G, None]), max_size=30))
 def test_each_new_session_lengthens_ends_or_leaves_the_run(cells: list[Judged | None]) -> None:
-    run, ended = absence_run(reversed(cells), RULES)
-    assert absence_run(reversed([*cells, A]), RULES) == (run + 1, ended)
-    assert absence_run(reversed([*cells, P]), RULES) == (0, True)
+    run, ended = run_of(reversed(cells))
+    assert run_of(reversed([*cells, A])) == (run + 1, ended)
+    assert run_of(reversed([*cells, P])) == (0, True)
     for passed_over in (X, G, None):
-        assert absence_run(reversed([*cells, passed_over]), RULES) == (run, ended)
+        assert run_of(reversed([*cells, passed_over])) == (run, ended)
 
 
 @pytest.mark.parametrize(

@@ -105,7 +105,7 @@ def test_tally_leaves_hosts_out_unless_the_rules_include_them() -> None:
     roster = [Expected("ext:teacher", is_host=True), Expected("ext:ann"), Expected("ext:bob")]
     attended = [came("ext:teacher", 0, 60), came("ext:admin", 0, 60, is_host=True), came("ext:ann", 0, 60)]
     judged = judge(T0, END, attended, roster, {}, RULES)
-    without = tally(judged, RULES)
+    without = tally(judged)
     assert (without.expected, without.attended, without.rate) == (2, 1, 0.5)
     assert (without.counts[Status.PRESENT], without.counts[Status.GUEST], without.counts[Status.ABSENT]) == (
         1,
@@ -113,13 +113,21 @@ def test_tally_leaves_hosts_out_unless_the_rules_include_them() -> None:
         1,
     )
     hosts_in = StatusRules(300, 600, include_hosts=True)
-    within = tally(judge(T0, END, attended, roster, {}, hosts_in), hosts_in)
+    within = tally(judge(T0, END, attended, roster, {}, hosts_in))
     assert (within.expected, within.attended, within.rate) == (3, 2, 0.6667)
     assert (within.counts[Status.PRESENT], within.counts[Status.GUEST]) == (2, 1)
 
 
+def test_an_excused_member_counts_in_neither_part_of_the_session_rate() -> None:
+    roster = [Expected("ext:ann"), Expected("ext:bob"), Expected("ext:cy")]
+    excused = {"ext:bob": Override(Status.EXCUSED, "ill", "api", at(90))}
+    result = tally(judge(T0, END, [came("ext:ann", 0, 60)], roster, excused, RULES))
+    # ann came, bob is excused, cy is absent: 1 ÷ (3 - 1), as a series counts it; all three expected.
+    assert (result.expected, result.attended, result.rate) == (3, 1, 0.5)
+
+
 def test_tally_without_a_roster_has_no_rate() -> None:
-    result = tally(judge(T0, END, [came("ext:ann", 0, 60)], [], {}, RULES), RULES)
+    result = tally(judge(T0, END, [came("ext:ann", 0, 60)], [], {}, RULES))
     assert (result.expected, result.attended, result.rate) == (0, 0, None)
     assert result.counts[Status.GUEST] == 1
 
@@ -209,9 +217,11 @@ def test_everyone_is_judged_once_and_counted_once(
         assert (person.computed == Status.GUEST) == (
             person.participant_key in came_keys and not person.on_roster
         )
-    result = tally(judged, rule)
+    result = tally(judged)
     counted = [j for j in judged if rule.include_hosts or not j.is_host]
     assert sum(result.counts.values()) == len(counted)
     assert result.expected == sum(j.on_roster for j in counted)
     assert 0 <= result.attended <= result.expected
-    assert (result.rate is None) == (result.expected == 0)
+    held = sum(j.on_roster and j.status != Status.EXCUSED for j in counted)  # excused: in neither part
+    assert (result.rate is None) == (held == 0)
+    assert result.rate is None or result.rate == round(result.attended / held, 4)

@@ -55,6 +55,9 @@ class MeetingSession(Base):
     # Rules stamped when the session starts, so a later room change does not rewrite history.
     min_attendance_percent: Mapped[float | None]
     reconnect_grace_seconds: Mapped[int] = mapped_column(BigInteger, default=30)
+    late_after_seconds: Mapped[int | None] = mapped_column(BigInteger)
+    early_leave_seconds: Mapped[int | None] = mapped_column(BigInteger)
+    include_hosts_in_attendance: Mapped[bool] = mapped_column(default=False, server_default=false())
     # Derived figures.
     started_at: Mapped[datetime | None]
     ended_at: Mapped[datetime | None]

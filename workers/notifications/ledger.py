@@ -24,7 +24,8 @@ from workers.notifications import senders
 from workers.reports import session_report
 from workers.rooms import trusts_participant_emails
 from workers.runtime.settings import Settings
-from workers.wire import AbsenceStreak, NotificationOut, SessionWithAttendance, WireModel
+from workers.series import Streak
+from workers.wire import NotificationOut, SessionWithAttendance, WireModel
 
 # A participant's address is whatever they typed when joining: mailing it would let anyone use Rollcall
 # to send mail to anyone. Until rosters vouch for addresses, only the room's organizer can allow it.
@@ -130,8 +131,9 @@ def event_data(note: Notification) -> Any:
     return json.loads(note.payload)["data"] if note.payload else None
 
 
-# Absence alerts (issue 13): a roster member's run of absences reaching the room's absenceAlertAfter. The
-# run reaches it with exactly one session, so (session, recipient, kind) makes one alert per run; the kind
+# Absence alerts (issue 13): a roster member's run of absences reaching the room's absenceAlertAfter. A run
+# is known by its first absent session, and its rows are that session's: (session, recipient, kind) makes one
+# alert per run, even when an excused session lets it reach the option again with a later one. The kind
 # names the person by a hash, as a key may be far longer than the kind's 64 characters.
 ABSENCE_MAIL = "absence-mail-"
 ABSENCE_HOOK = "absence-hook-"
@@ -143,18 +145,17 @@ def is_email(kind: str) -> bool:
     return kind in ("summary", "thank-you") or kind.startswith(ABSENCE_MAIL)
 
 
-def absence_rows(
-    settings: Settings, session_id: int, room: Room, streaks: list[AbsenceStreak], at: datetime
-) -> list[dict[str, Any]]:
-    """Return the ledger rows of absence alerts: an organizer email and a signed event for each streak."""
+def absence_rows(settings: Settings, room: Room, streaks: list[Streak], at: datetime) -> list[dict[str, Any]]:
+    """Return the ledger rows of absence alerts, each run's: an organizer email and a signed event."""
     rows = []
     for streak in streaks:
-        person = hashlib.sha256(streak.participant_key.encode()).hexdigest()[:32]
+        alert, run = streak.alert, streak.first_session_id
+        person = hashlib.sha256(alert.participant_key.encode()).hexdigest()[:32]
         # Both carry the alert as it stood when planned: a retry or a later roster edit changes nothing.
-        body = senders.event_body(ABSENCE_EVENT, streak.model_dump(), at).decode()
+        body = senders.event_body(ABSENCE_EVENT, alert.model_dump(), at).decode()
         if room.organizer_email:
-            email = _email_row(settings, session_id, room.organizer_email, ABSENCE_MAIL + person, None)
+            email = _email_row(settings, run, room.organizer_email, ABSENCE_MAIL + person, None)
             rows.append({**email, "payload": body})
         if settings.notify_webhook_url:
-            rows.append(webhook_row(settings, session_id, ABSENCE_HOOK + person, ABSENCE_EVENT, streak, at))
+            rows.append(webhook_row(settings, run, ABSENCE_HOOK + person, ABSENCE_EVENT, alert, at))
     return rows
