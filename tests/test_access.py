@@ -14,7 +14,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from tests.conftest import API_TOKEN
 from tests.test_pages import hold_meeting
 from webhooks import runtime_of
-from webhooks.auth import require_basic, require_token
+from webhooks.auth import READABLE_BLUEPRINTS, require_basic, require_token
 
 READ_TOKEN = "read-only-token"
 
@@ -66,6 +66,8 @@ def test_a_read_only_token_reads_reports_and_pages(served: Any) -> None:
             f"/api/rooms/{room_name}/roster",
             f"/api/rooms/{room_name}/series?from=2026-01-01&to=2027-01-01",
             f"/api/rooms/{room_name}/billing?from=2026-01-01&to=2027-01-01&format=csv",
+            "/api/audit",
+            "/api/audit/seals",
         ):
             assert client.get(path, **bearer).status_code == 200, path
         for path in ("/sessions/m-weekly", f"/rooms/{room_name}"):
@@ -74,9 +76,10 @@ def test_a_read_only_token_reads_reports_and_pages(served: Any) -> None:
 
 def test_a_read_only_token_is_refused_every_change_and_room_management(served: Any) -> None:
     app, base_url, _ = served
-    refused = [call for call in guarded_calls(app) if call[0] != "GET" or call[3] == "rooms"]
+    refused = [call for call in guarded_calls(app) if call[0] != "GET" or call[3] not in READABLE_BLUEPRINTS]
     methods = {method for method, *_ in refused}
     assert {"POST", "PATCH", "DELETE"} <= methods and ("GET", "/api/rooms", False, "rooms") in refused
+    assert ("GET", "/api/audit/export", False, "audit_export") in refused  # raw bodies in bulk
     with httpx.Client(base_url=base_url, timeout=10) as client:
         for method, path, is_page, _ in refused:
             answer = client.request(method, path, json={}, **credentials(READ_TOKEN, is_page))

@@ -23,10 +23,9 @@ from workers.runtime.settings import UNNAMED_TOKEN
 P = ParamSpec("P")
 R = TypeVar("R")
 
-# The blueprints whose GET views are reports: a read-only token may see them.
-READABLE_BLUEPRINTS = frozenset(
-    {"reports", "audit", "audit_records", "audit_export", "pages", "roster", "series"}
-)
+# The blueprints whose GET views are reports: a read-only token may see them. Not the export: it hands
+# out every raw body, header and source address in bulk, which is the full token's to give.
+READABLE_BLUEPRINTS = frozenset({"reports", "audit", "audit_records", "pages", "roster", "series", "seals"})
 _SAFE_METHODS = frozenset({"GET", "HEAD"})
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import getpass
+import hashlib
 from contextvars import ContextVar
 from typing import Any
 
@@ -60,12 +61,23 @@ def room_state(room: Room) -> dict[str, Any]:
     }
     return {
         "roomName": room.room_name,
-        "options": room.options,
+        "options": {name: _masked(name, value) for name, value in room.options.items()},
         "organizerEmail": room.organizer_email,
         "notifyParticipants": room.notify_participants,
         "minAttendancePercent": room.min_attendance_percent,
         **{name: iso_ms(moment) if moment else None for name, moment in times.items()},
     }
+
+
+# Room options that carry a credential: a stream URL holds the stream's key. Read tokens read the audit,
+# so it shows that such an option changed (a digest), never its value.
+SECRET_OPTIONS = frozenset({"rtmpOutURL"})
+
+
+def _masked(name: str, value: Any) -> Any:
+    if name in SECRET_OPTIONS and isinstance(value, str):
+        return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16]
+    return value
 
 
 def record_rebuild(
