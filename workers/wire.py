@@ -23,9 +23,9 @@ from workers.deliveries.parsing import EVENTS
 from workers.models import AttendanceRow, DeliveryStatus, MeetingSession, Room, SessionStatus
 from workers.models.notifications import NotificationState
 from workers.models.roster import RosterMember, RosterRole
-from workers.rooms import time_zone_of, trusts_participant_emails
+from workers.rooms import trusts_participant_emails
 from workers.statuses import Judged, Override, Status
-from workers.timefmt import UtcTime
+from workers.timefmt import UtcTime, zone_of
 
 Item = TypeVar("Item")
 
@@ -183,7 +183,7 @@ def _room_fields(room: Room) -> dict[str, Any]:
         "includeHostsInAttendance": room.options.get("includeHostsInAttendance") is True,
         "absenceAlertAfter": room.options.get("absenceAlertAfter"),
         "billingIncrementMinutes": room.options.get("billingIncrementMinutes"),
-        "timeZone": time_zone_of(room.options),
+        "timeZone": zone_of(room.options).key,
         "archivedAt": room.archived_at,
     }
 
