@@ -34,7 +34,7 @@ from workers.models import MeetingSession, Room, SessionStatus
 from workers.models.base import utcnow
 from workers.overrides import OverrideRequest
 from workers.rooms import ROLLCALL_FIELDS, CreateRoomRequest
-from workers.roster import MemberRequest, member_of
+from workers.roster import MemberRequest, UpdateMemberRequest, member_of
 from workers.runtime import migrate
 from workers.statuses import OVERRIDABLE
 from workers.timefmt import iso_ms
@@ -292,6 +292,34 @@ def add_to_roster(
         member = member_of(MemberRequest.model_validate({k: v for k, v in given.items() if v is not None}))
         row = roster.add(runtime_of(current_app), room_name, member, effective_from, cli_actor())
     click.echo(f"added {row.participant_key} to {room_name}")
+
+
+@roster_group.command("update")
+@click.argument("room_name")
+@click.argument("participant_key")
+@click.option("--email", help="A new email address; an empty one clears it.")
+@click.option("--name", help="A new name; an empty one clears it.")
+@click.option("--role", type=click.Choice(["attendee", "host"]))
+@click.option("--group", help="A new group; an empty one clears it.")
+@_effective_from
+def update_roster_member(
+    room_name: str,
+    participant_key: str,
+    email: str | None,
+    name: str | None,
+    role: str | None,
+    group: str | None,
+    effective_from: datetime | None,
+) -> None:
+    """Change a roster member's email, name, role or group (the options given), as PATCH does."""
+    given = {"email": email, "name": name, "role": role, "group": group}
+    # An empty value clears the field, as a null does in the API's PATCH.
+    changes = {field: value or None for field, value in given.items() if value is not None}
+    with _roster_refusals():
+        request = UpdateMemberRequest.model_validate(changes)
+        request = request.model_copy(update={"effectiveFrom": effective_from})
+        row = roster.update(runtime_of(current_app), room_name, participant_key, request, cli_actor())
+    click.echo(f"updated {row.participant_key} in {room_name}")
 
 
 @roster_group.command("remove")

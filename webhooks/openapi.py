@@ -67,9 +67,10 @@ EVENT_FILTERS: dict[str, Schema] = {
 CSV: dict[str, Schema] = {
     "format": {"type": "string", "enum": ["csv"], "description": "CSV whatever Accept says"}
 }
+ON_ROOM_CLOCK = "ISO-8601; a date, or a time without an offset, is on the room's timeZone."
 RANGE: dict[str, Schema] = {
-    "from": {"type": "string", "description": "Required. Sessions that began at or after: ISO-8601, UTC."},
-    "to": {"type": "string", "description": "Required. Sessions that began before: ISO-8601, UTC."},
+    "from": {"type": "string", "description": f"Required. Sessions that began at or after: {ON_ROOM_CLOCK}"},
+    "to": {"type": "string", "description": f"Required. Sessions that began before: {ON_ROOM_CLOCK}"},
 }
 OVERLAP: Schema = {
     "type": "integer",
@@ -110,6 +111,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         (404, 422),
         query={**PAGE, "at": {**MOMENT, "description": "The roster in force then (default now)."}},
     ),
+    "roster.roster_history": Endpoint({200: wire.RosterHistory}, (404, 422), query=PAGE),
     "roster.add_member": Endpoint({201: wire.RosterMemberOut}, (*BODY_PROBLEMS, 404, 409), AddMemberRequest),
     "roster.update_member": Endpoint({200: wire.RosterMemberOut}, (*BODY_PROBLEMS, 404), UpdateMemberRequest),
     "roster.remove_member": Endpoint(

@@ -37,7 +37,7 @@ from workers.attendance import Identity, person_key
 from workers.deliveries.parsing import ID_LENGTH, NAME_LENGTH, field_errors, metered_time, summary
 from workers.jobs import notify_amended
 from workers.locks import lock_room_row
-from workers.models import MeetingSession, Room, RosterMember, RosterRole, SessionStatus
+from workers.models import AuditRecord, MeetingSession, Room, RosterMember, RosterRole, SessionStatus
 from workers.models.base import utcnow
 from workers.models.roster import GROUP_LENGTH
 from workers.results import ResultChange, figures, record
@@ -178,6 +178,18 @@ def list_members(
         if db.scalar(select(Room.id).where(Room.room_name == room_name)) is None:
             raise RoomNotFound(room_name)
         return list(db.scalars(query.order_by(RosterMember.participant_key).limit(limit)))
+
+
+def history(runtime: Runtime, room_name: str, before_id: int | None, limit: int) -> list[AuditRecord]:
+    """Return the audit records of the room's roster changes, newest first: up to `limit` before an id."""
+    query = select(AuditRecord).join(Room, Room.id == AuditRecord.room_id)
+    query = query.where(Room.room_name == room_name, AuditRecord.action.startswith("roster."))
+    if before_id is not None:
+        query = query.where(AuditRecord.id < before_id)
+    with runtime.Db() as db:
+        if db.scalar(select(Room.id).where(Room.room_name == room_name)) is None:
+            raise RoomNotFound(room_name)
+        return list(db.scalars(query.order_by(AuditRecord.id.desc()).limit(limit)))
 
 
 def add(
