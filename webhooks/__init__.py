@@ -43,9 +43,34 @@ def create_app(settings: Settings | None = None) -> Flask:
 
 def _register_optional_blueprints(app: Flask) -> None:
     # Each feature module exposes `blueprint`; listed here so the app's surface is readable in one place.
-    from webhooks import audit, hooks, metrics, openapi, pages, reports, rooms, roster, series, session_admin
+    from webhooks import (
+        audit,
+        hooks,
+        metrics,
+        openapi,
+        pages,
+        reports,
+        rooms,
+        roster,
+        roster_forms,
+        series,
+        session_admin,
+    )
 
-    for module in (rooms, roster, hooks, audit, reports, series, session_admin, pages, metrics, openapi):
+    modules = (
+        rooms,
+        roster,
+        hooks,
+        audit,
+        reports,
+        series,
+        session_admin,
+        pages,
+        roster_forms,
+        metrics,
+        openapi,
+    )
+    for module in modules:
         app.register_blueprint(module.blueprint)
 
 

@@ -29,7 +29,7 @@ from workers import wire
 from workers.deliveries.parsing import EVENTS, EndBody, JoinBody, LeaveBody, StartBody
 from workers.overrides import OverrideRequest
 from workers.rooms import CreateRoomRequest, RoomSettings, UpdateRoomRequest
-from workers.roster import EFFECTIVE, AddMemberRequest, UpdateMemberRequest
+from workers.roster import EFFECTIVE, AddMemberRequest, MemberRequest, UpdateMemberRequest
 
 blueprint = Blueprint("openapi", __name__)
 
@@ -151,9 +151,20 @@ ENDPOINTS: dict[str, Endpoint] = {
     "pages.room_page": Endpoint(
         {200: "text/html"},
         (404, 422),
-        query={**PAGE, "matrixPage": {"type": "integer", "minimum": 1, "description": "200 people a page."}},
+        query={
+            **PAGE,
+            "matrixPage": {"type": "integer", "minimum": 1, "description": "200 people a page."},
+            "from": {"type": "string", "description": f"The matrix's sessions began from: {ON_ROOM_CLOCK}"},
+            "to": {"type": "string", "description": f"and before: {ON_ROOM_CLOCK} With from, or neither."},
+        },
     ),
     "pages.home_page": Endpoint({200: "text/html"}, (422,), query=PAGE),
+    # The room page's forms: 303 back to the page once done; a refusal is the page again, naming each problem.
+    "roster_forms.add_member": Endpoint(
+        {303: (), 409: "text/html", 422: "text/html"}, (403, 404), MemberRequest, (FORM,)
+    ),
+    "roster_forms.remove_member": Endpoint({303: (), 404: "text/html", 422: "text/html"}, (403,)),
+    "roster_forms.import_members": Endpoint({303: (), 422: "text/html"}, (403, 404)),
 }
 
 
