@@ -35,6 +35,7 @@ from workers.models.base import utcnow
 from workers.overrides import OverrideRequest
 from workers.rooms import ROLLCALL_FIELDS, CreateRoomRequest
 from workers.roster import MemberRequest, UpdateMemberRequest, member_of
+from workers.roster_csv import parse_csv
 from workers.runtime import migrate
 from workers.statuses import OVERRIDABLE
 from workers.timefmt import iso_ms
@@ -345,10 +346,10 @@ def import_roster(room_name: str, csv_file: IO[str], replace: bool, effective_fr
     except UnicodeDecodeError:
         raise click.ClickException("the file is not UTF-8 text") from None
     with _roster_refusals():
-        counts = roster.import_csv(
+        counts = roster.import_members(
             runtime_of(current_app),
             room_name,
-            text,
+            parse_csv(text),
             replace_all=replace,
             effective=effective_from,
             actor=cli_actor(),

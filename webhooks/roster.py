@@ -19,6 +19,7 @@ from workers.deliveries.parsing import metered_time
 from workers.models.base import utcnow
 from workers.rooms import RoomNotFound
 from workers.roster import AddMemberRequest, UpdateMemberRequest, member_of
+from workers.roster_csv import parse_csv
 from workers.wire import RosterHistory, RosterImported, RosterPage, roster_change_out, roster_member_out
 
 blueprint = Blueprint("roster", __name__)
@@ -87,10 +88,10 @@ def import_members(room_name: str) -> Response:
         raise Problem(400, "Bad Request", "The CSV is not UTF-8 text.") from None
     replace_all = flag("replace")
     effective = _moment("effectiveFrom")
-    counts = roster.import_csv(
+    counts = roster.import_members(
         runtime_of(current_app),
         room_name,
-        text,
+        parse_csv(text),
         replace_all=replace_all,
         effective=effective,
         actor=API_ACTOR,

@@ -21,6 +21,7 @@ from workers.audit import API_ACTOR
 from workers.deliveries.parsing import field_errors
 from workers.rooms import RoomNotFound
 from workers.roster import AddMemberRequest, member_of
+from workers.roster_csv import parse_csv
 
 blueprint = Blueprint("roster_forms", __name__)
 
@@ -78,10 +79,10 @@ def import_members(room_name: str) -> Response | Refusal:
     if problems:
         return _refused(room_name, problems, 422)
     try:
-        roster.import_csv(
+        roster.import_members(
             runtime_of(current_app),
             room_name,
-            text,
+            parse_csv(text),
             replace_all=mode == "replace",
             effective=None,
             actor=API_ACTOR,
