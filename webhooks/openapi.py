@@ -25,11 +25,12 @@ from webhooks.audit import STATUSES
 from webhooks.auth import require_basic, require_token
 from webhooks.pagination import MAX_LIMIT
 from webhooks.roster import CSV_TYPES
+from webhooks.roster_forms import ImportForm, MemberForm, RemoveForm
 from workers import wire
 from workers.deliveries.parsing import EVENTS, EndBody, JoinBody, LeaveBody, StartBody
 from workers.overrides import OverrideRequest
 from workers.rooms import CreateRoomRequest, RoomSettings, UpdateRoomRequest
-from workers.roster import EFFECTIVE, AddMemberRequest, MemberRequest, UpdateMemberRequest
+from workers.roster import EFFECTIVE, AddMemberRequest, UpdateMemberRequest
 
 blueprint = Blueprint("openapi", __name__)
 
@@ -161,10 +162,14 @@ ENDPOINTS: dict[str, Endpoint] = {
     "pages.home_page": Endpoint({200: "text/html"}, (422,), query=PAGE),
     # The room page's forms: 303 back to the page once done; a refusal is the page again, naming each problem.
     "roster_forms.add_member": Endpoint(
-        {303: (), 409: "text/html", 422: "text/html"}, (403, 404), MemberRequest, (FORM,)
+        {303: (), 409: "text/html", 422: "text/html"}, (403, 404), MemberForm, (FORM,)
     ),
-    "roster_forms.remove_member": Endpoint({303: (), 404: "text/html", 422: "text/html"}, (403,)),
-    "roster_forms.import_members": Endpoint({303: (), 422: "text/html"}, (403, 404)),
+    "roster_forms.remove_member": Endpoint(
+        {303: (), 404: "text/html", 422: "text/html"}, (403,), RemoveForm, (FORM,)
+    ),
+    "roster_forms.import_members": Endpoint(
+        {303: (), 422: "text/html"}, (403, 404), ImportForm, ("multipart/form-data",)
+    ),
 }
 
 

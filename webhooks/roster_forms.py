@@ -7,8 +7,10 @@ the status the API would have answered, and changes nothing.
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from flask import Blueprint, current_app, redirect, request, url_for
-from pydantic import ValidationError
+from pydantic import BaseModel, ValidationError, WithJsonSchema
 from werkzeug.wrappers import Response
 
 from webhooks import runtime_of
@@ -20,14 +22,35 @@ from workers import roster
 from workers.audit import API_ACTOR
 from workers.deliveries.parsing import field_errors
 from workers.rooms import RoomNotFound
-from workers.roster import AddMemberRequest, member_of
+from workers.roster import MemberRequest, member_of
 from workers.roster_csv import parse_csv
 
 blueprint = Blueprint("roster_forms", __name__)
 
-MEMBER_FIELDS = ("externalUserId", "email", "name", "role", "group")
-IMPORT_MODES = ("merge", "replace")
+MEMBER_FIELDS = ("externalUserId", "email", "name", "role", "group", "csrfToken")
+IMPORT_MODES = ("merge", "replace")  # ImportForm's
 Refusal = tuple[str, int]
+
+
+class MemberForm(MemberRequest):
+    """The add form's fields: a member as the API takes one, and the form's CSRF token."""
+
+    csrfToken: str
+
+
+class RemoveForm(BaseModel):
+    """The remove button's fields: whom to take off, and the form's CSRF token."""
+
+    csrfToken: str
+    participantKey: str
+
+
+class ImportForm(BaseModel):
+    """The upload form's fields (multipart/form-data): the CSV, merge or replace, and the CSRF token."""
+
+    csrfToken: str
+    mode: Literal["merge", "replace"]
+    file: Annotated[bytes, WithJsonSchema({"type": "string", "format": "binary"})]
 
 
 @blueprint.post("/rooms/<room_name>/roster")
@@ -38,7 +61,7 @@ def add_member(room_name: str) -> Response | Refusal:
     # An empty box is a field not given, as an empty CSV cell is.
     given = {name: value for name in MEMBER_FIELDS if (value := request.form.get(name, "").strip())}
     try:
-        member = member_of(AddMemberRequest.model_validate(given))
+        member = member_of(MemberForm.model_validate(given))
         roster.add(runtime_of(current_app), room_name, member, None, API_ACTOR)
     except ValidationError as error:
         return _refused(room_name, field_errors(error), 422)
