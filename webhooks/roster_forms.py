@@ -28,7 +28,7 @@ from workers.roster_csv import parse_csv
 blueprint = Blueprint("roster_forms", __name__)
 
 MEMBER_FIELDS = ("externalUserId", "email", "name", "role", "group", "csrfToken")
-IMPORT_MODES = ("merge", "replace")  # ImportForm's
+IMPORT_MODES = ("merge", "replace")
 Refusal = tuple[str, int]
 
 
