@@ -155,7 +155,9 @@ def test_a_run_reaching_the_option_alerts_once_and_not_again_as_it_grows(
     assert absence_mails(mailbox) == ["Absent 2 times running: Bo", "Absent 2 times running: Dee"]
     [bo_mail, _] = [m for m in mailbox.received if m["Subject"].startswith("Absent")]
     assert bo_mail["To"] == ORGANIZER
-    assert parts(bo_mail)[0].startswith("Bo has been absent from the last 2 meetings in algebra.")
+    assert parts(bo_mail)[0].startswith(
+        "Bo has been absent from the last 2 meetings in algebra, the latest on 2026-01-12."
+    )
     [(_, bo_event), (_, dee_event)] = streak_events(receiver)
     assert bo_event["data"] == {
         "roomName": "algebra",
@@ -290,6 +292,20 @@ def test_an_alert_is_sent_once_when_the_worker_is_killed_while_sending_it(
     assert alerts(runtime) == [("week-0", "ext:bo", "mail", mail_state), ("week-0", "ext:bo", "hook", "sent")]
     assert absence_mails(mailbox) == ["Absent 2 times running: Bo"]
     assert len({message_id for message_id, _ in streak_events(receiver)}) == 1
+
+
+def test_the_alert_dates_the_meeting_on_the_organizers_clock(start_runtime: Callable[..., Runtime]) -> None:
+    mailbox, receiver = Mailbox(), Receiver(SECRET)
+    with mail_and_hooks(mailbox, receiver) as config:
+        runtime = start_runtime(**config)
+        room_id = alert_room(runtime, timeZone="Pacific/Honolulu")  # 09:00 UTC is 23:00 the day before
+        weeks = [final_week(runtime, room_id, week, {"ann", "cy", "dee"}) for week in (0, 1)]
+        for session_id in weeks:
+            finalized(runtime, session_id)
+    [bo_mail] = [m for m in mailbox.received if m["Subject"].startswith("Absent")]
+    text = parts(bo_mail)[0]
+    assert "the latest on 2026-01-11." in text and "2026-01-12" not in text
+    assert "Latest meeting:   2026-01-11 (week-1)" in text.splitlines()
 
 
 def test_a_run_is_counted_back_across_pages_of_earlier_sessions(

@@ -6,6 +6,10 @@ test-artifacts/ for a person to look at.
 
 from __future__ import annotations
 
+import base64
+import json
+import os
+import selectors
 import shutil
 import subprocess
 from collections.abc import Callable
@@ -21,7 +25,7 @@ from tests.conftest import API_TOKEN
 from tests.test_folding import end, fold, join, leave, make_room, start
 from tests.test_pages import HOSTILE, T0, add_member, cell_texts, parse_html, set_options, set_status
 from webhooks import runtime_of
-from workers.models import MeetingSession, Room
+from workers.models import MeetingSession, Room, RosterMember
 
 CHROMIUM = shutil.which("chromium")
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -150,7 +154,7 @@ def test_chromium_renders_statuses_on_the_organizers_clock_and_the_room_with_its
         ["Zed Absent", "-", "absent"],
     ]
     assert (
-        session.by_id("attendance-rate").text() == "1 of 3, 33.3%"
+        session.by_id("attendance-rate").text() == "1 of 2, 50.0%"
     )  # Rae of Rae, Yan, Zed; the host left out
 
     room = doms["room-matrix"]
@@ -166,3 +170,116 @@ def test_chromium_renders_statuses_on_the_organizers_clock_and_the_room_with_its
     ]
     assert len(matrix) == 4 + 10  # and the ten guests
     assert not room.find_all("script") and not session.find_all("script")
+
+
+class DevTools:
+    """Headless Chromium driven over --remote-debugging-pipe: DevTools protocol messages, each JSON ending in
+    a NUL byte, written to the browser's fd 3 and read from its fd 4."""
+
+    def __init__(self, profile: Path) -> None:
+        assert CHROMIUM is not None
+        browser_reads, self._to_browser = os.pipe()
+        self._from_browser, browser_writes = os.pipe()
+
+        def wire_pipes() -> None:
+            os.dup2(browser_reads, 3)
+            os.dup2(browser_writes, 4)
+
+        command = [CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--remote-debugging-pipe", "about:blank"]
+        self.process = subprocess.Popen(  # close_fds would close 3 and 4 after wire_pipes made them
+            command,
+            preexec_fn=wire_pipes,
+            close_fds=False,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        os.close(browser_reads)
+        os.close(browser_writes)
+        self._unread = b""
+        self._events: list[dict[str, Any]] = []
+        self._last_id = 0
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait(timeout=30)
+        os.close(self._to_browser)
+        os.close(self._from_browser)
+
+    def call(self, method: str, session: str | None = None, **params: Any) -> dict[str, Any]:
+        """Send one command (to a page's session, if given) and return its result."""
+        self._last_id += 1
+        message: dict[str, Any] = {"id": self._last_id, "method": method, "params": params}
+        if session is not None:
+            message["sessionId"] = session
+        os.write(self._to_browser, json.dumps(message).encode() + b"\0")
+        while True:
+            reply = self._read()
+            if reply.get("id") == self._last_id:
+                assert "error" not in reply, reply["error"]
+                result: dict[str, Any] = reply["result"]
+                return result
+            self._events.append(reply)
+
+    def wait_for(self, event: str) -> None:
+        """Wait for the next `event` (e.g. Page.loadEventFired), passing over the others."""
+        while True:
+            message = self._events.pop(0) if self._events else self._read()
+            if message.get("method") == event:
+                return
+
+    def _read(self) -> dict[str, Any]:
+        while b"\0" not in self._unread:
+            with selectors.DefaultSelector() as waiting:
+                waiting.register(self._from_browser, selectors.EVENT_READ)
+                assert waiting.select(60), "Chromium said nothing for 60 seconds"
+            chunk = os.read(self._from_browser, 1 << 16)
+            assert chunk, "Chromium closed its DevTools pipe"
+            self._unread += chunk
+        message, _, self._unread = self._unread.partition(b"\0")
+        parsed: dict[str, Any] = json.loads(message)
+        return parsed
+
+
+def test_chromium_adds_a_member_through_the_room_pages_form(
+    live_app: Callable[..., Any], tmp_path: Path
+) -> None:
+    with live_app() as (app, base_url):
+        Db = runtime_of(app).Db
+        with Db() as db:
+            room_name = db.get_one(Room, make_room(Db)).room_name
+        browser = DevTools(tmp_path / "profile")
+        try:
+            target = browser.call("Target.createTarget", url="about:blank")["targetId"]
+            page = browser.call("Target.attachToTarget", targetId=target, flatten=True)["sessionId"]
+            browser.call("Page.enable", page)
+            browser.call("Network.enable", page)
+            basic = base64.b64encode(f"rollcall:{API_TOKEN}".encode()).decode()
+            browser.call("Network.setExtraHTTPHeaders", page, headers={"Authorization": f"Basic {basic}"})
+            browser.call("Page.navigate", page, url=f"{base_url}/rooms/{room_name}")
+            browser.wait_for("Page.loadEventFired")
+            fill_and_submit = """
+                const form = document.getElementById("add-member");
+                form.elements.externalUserId.value = "u-42";
+                form.elements.name.value = "Ada Lovelace";
+                form.elements.role.value = "host";
+                form.requestSubmit();
+            """
+            browser.call("Runtime.evaluate", page, expression=fill_and_submit)
+            browser.wait_for("Page.loadEventFired")  # the POST, its 303, and the room page again
+            shown = browser.call("Runtime.evaluate", page, expression="location.pathname")["result"]["value"]
+            html = "document.documentElement.outerHTML"
+            dom = browser.call("Runtime.evaluate", page, expression=html, returnByValue=True)["result"][
+                "value"
+            ]
+        finally:
+            browser.close()
+        with Db() as db:
+            members = db.scalars(select(RosterMember.participant_key).where(RosterMember.valid_to.is_(None)))
+            assert members.all() == ["ext:u-42"]
+    assert shown == f"/rooms/{room_name}"
+    room = parse_html(dom)
+    [member] = [cell_texts(row) for row in room.by_id("roster").find_all("tr", "member")]
+    assert member[:4] == ["Ada Lovelace", "-", "u-42", "host"]
+    assert [cell_texts(row)[1:3] for row in room.by_id("roster-changes").find_all("tr", "change")] == [
+        ["added", "ext:u-42"]
+    ]

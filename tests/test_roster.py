@@ -276,6 +276,35 @@ def test_every_change_is_audited_with_before_and_after(client: FlaskClient, app:
     assert {record.room_id for record in (added, updated, removed)} == {room_id}
 
 
+def test_the_history_lists_roster_changes_newest_first_a_page_at_a_time(
+    client: FlaskClient, app: Flask
+) -> None:
+    add(client, {"externalUserId": "u-1", "name": "Ann"})
+    client.patch(roster_path("ext:u-1"), json={"name": "Ann Lee"}, headers=AUTH)
+    add(client, {"email": "bo@example.com"})
+    client.delete(roster_path("ext:u-1"), headers=AUTH)
+    with runtime_of(app).Db.begin() as db:  # another kind of audit record, not the roster's
+        db.add(AuditRecord(actor="api", action="status.overridden", room_id=db.scalar(select(Room.id))))
+    first = client.get(roster_path() + "/history", query_string={"limit": 3}, headers=AUTH).get_json()
+    rest = client.get(
+        roster_path() + "/history", query_string={"cursor": first["nextCursor"]}, headers=AUTH
+    ).get_json()
+    changes = first["items"] + rest["items"]
+    assert rest["nextCursor"] is None
+    assert [(c["action"], c["participantKey"], c["actor"]) for c in changes] == [
+        ("roster.removed", "ext:u-1", "api"),
+        ("roster.added", "email:bo@example.com", "api"),
+        ("roster.updated", "ext:u-1", "api"),
+        ("roster.added", "ext:u-1", "api"),
+    ]
+    assert changes[2]["before"]["name"] == "Ann" and changes[2]["after"]["name"] == "Ann Lee"
+    assert changes[0]["after"] is None and changes[0]["at"].endswith("Z")
+    missing = client.get("/api/rooms/nope/roster/history", headers=AUTH)
+    assert missing.status_code == 404 and missing.content_type == "application/problem+json"
+    bad = client.get(roster_path() + "/history", query_string={"limit": 0}, headers=AUTH)
+    assert bad.status_code == 422 and [e["field"] for e in bad.get_json()["errors"]] == ["limit"]
+
+
 def test_a_30_row_csv_with_a_bad_row_imports_nothing_and_names_the_line(
     client: FlaskClient, app: Flask
 ) -> None:
@@ -441,6 +470,20 @@ def test_cli_adds_lists_imports_and_removes_as_the_os_user(
         "ext:s-03",
     ]
     assert {record.actor for record in audit_trail(app)} == {cli_actor()}
+
+
+def test_cli_updates_a_member_as_patch_does(cli: Callable[..., Result], client: FlaskClient) -> None:
+    add(client, {"externalUserId": "u-1", "name": "Ann", "group": "A"})
+    updated = cli("update", ROOM, "ext:u-1", "--name", "Ann Lee", "--role", "host", "--group", "")
+    assert updated.exit_code == 0 and "updated ext:u-1" in updated.output, updated.output
+    [ann] = listed(client)
+    assert (ann["name"], ann["role"], ann["group"], ann["email"]) == ("Ann Lee", "host", None, None)
+    assert "email" in cli("update", ROOM, "ext:u-1", "--email", "not-an-address").output
+    assert "is not on the roster" in cli("update", ROOM, "ext:nobody", "--name", "X").output
+    assert [c["actor"] for c in client.get(roster_path() + "/history", headers=AUTH).get_json()["items"]] == [
+        cli_actor(),
+        "api",
+    ]
 
 
 def test_cli_refusals_say_what_is_wrong_and_change_nothing(

@@ -256,12 +256,13 @@ def check_series(series: dict[str, Any], series_csv: str) -> None:
     assert {(name, week): minutes[name][week] for name, week in MINUTES} == MINUTES
 
     header, *rows = list(csv.reader(io.StringIO(series_csv)))
-    assert header[4:6] == [f"{meeting_id(0)} status", f"{meeting_id(0)} minutes"]
+    assert header[4:7] == ["timeZone", f"2026-04-06 09:00 ({meeting_id(0)}) status",
+                           f"2026-04-06 09:00 ({meeting_id(0)}) minutes"]  # fmt: skip
     # Roster members first, then guests, each by key.
     guests = ["email:parent@home.example", "name:Sam Visitor"]
     assert [row[0] for row in rows] == [*sorted(key_of(name) for name in CLASS), *guests]
     from_csv = {
-        names[row[0]]: ("".join(LETTER[row[4 + 2 * week]] for week in range(3)),
+        names[row[0]]: ("".join(LETTER[row[5 + 2 * week]] for week in range(3)),
                         float(row[-2]) if row[-2] else None, int(row[-1]))
         for row in rows
     }  # fmt: skip
@@ -298,15 +299,20 @@ def check_alerts(alerts: list[EmailMessage]) -> None:
     by_subject = {m["Subject"]: text_of(m) for m in alerts}
     assert sorted(by_subject) == [f"Absent 2 times running: {name}" for name in ("Abe", "Kai", "Sol")]
     kai = by_subject["Absent 2 times running: Kai"]
-    assert kai.startswith(f"Kai has been absent from the last 2 meetings in {ROOM}.")
+    assert kai.startswith(
+        f"Kai has been absent from the last 2 meetings in {ROOM}, the latest on 2026-04-13."
+    )
     assert pairs_of(kai) == {
         "Person": "Kai",
         "Email": "kai@school.example",
         "Group": "4B",
         "Absences running": "2",
-        "Latest meeting": meeting_id(1),
+        "Latest meeting": f"2026-04-13 ({meeting_id(1)})",
     }
-    assert pairs_of(by_subject["Absent 2 times running: Sol"])["Latest meeting"] == meeting_id(2)
+    assert (
+        pairs_of(by_subject["Absent 2 times running: Sol"])["Latest meeting"]
+        == f"2026-04-20 ({meeting_id(2)})"
+    )
     assert pairs_of(by_subject["Absent 2 times running: Abe"])["Email"] == "abe@school.example"
 
 

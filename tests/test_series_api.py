@@ -145,6 +145,34 @@ def test_the_range_takes_sessions_that_began_in_it_to_excluded(
     assert [s["meetingSessionId"] for s in body["sessions"]] == ["w-1"]
 
 
+def test_dates_and_times_without_an_offset_are_on_the_organizers_clock(
+    api: httpx.Client, Db: sessionmaker[Session]
+) -> None:
+    room_id, room_name = roster_room(
+        Db, timeZone="Pacific/Honolulu"
+    )  # w-1, 09:00 UTC, is 23:00 the day before
+    play_weeks(Db, room_id, WEEKS)
+    body = series(api, room_name, "2026-03-08", "2026-03-09")
+    assert (body["from"], body["to"]) == ("2026-03-08T10:00:00.000Z", "2026-03-09T10:00:00.000Z")
+    assert [s["meetingSessionId"] for s in body["sessions"]] == ["w-1"]
+    body = series(api, room_name, "2026-03-08T22:00", "2026-03-09T09:30:00Z")  # an offset stays as given
+    assert [s["meetingSessionId"] for s in body["sessions"]] == ["w-1"]
+    answer = api.get(
+        f"/api/rooms/{room_name}/series", params={"from": "2026-03-08", "to": "2026-03-09", "format": "csv"}
+    )
+    assert answer.headers["content-disposition"] == (
+        f'attachment; filename="series-{room_name}-2026-03-08-2026-03-09.csv"'
+    )
+    header, first, *_ = list(csv.reader(io.StringIO(answer.text)))
+    assert header[4:7] == ["timeZone", "2026-03-08 23:00 (w-1) status", "2026-03-08 23:00 (w-1) minutes"]
+    assert first[4] == "Pacific/Honolulu"
+    billing = api.get(
+        f"/api/rooms/{room_name}/billing", params={"from": "2026-03-08", "to": "2026-03-09", "format": "csv"}
+    )
+    assert next(csv.reader(io.StringIO(billing.text)))[3:5] == [
+        "timeZone", "2026-03-08 23:00 (w-1) billedMinutes"]  # fmt: skip
+
+
 def test_the_series_as_csv_guarded_against_formulas(api: httpx.Client, Db: sessionmaker[Session]) -> None:
     room_id, room_name = roster_room(Db)
     play_weeks(Db, room_id, WEEKS[:2])
@@ -159,12 +187,14 @@ def test_the_series_as_csv_guarded_against_formulas(api: httpx.Client, Db: sessi
     )
     rows = list(csv.reader(io.StringIO(answer.text)))
     assert rows[0] == [
-        "participantKey", "name", "email", "group", "w-0 status", "w-0 minutes", "w-1 status", "w-1 minutes",
+        "participantKey", "name", "email", "group", "timeZone",
+        "2026-03-02 09:00 (w-0) status", "2026-03-02 09:00 (w-0) minutes",
+        "2026-03-09 09:00 (w-1) status", "2026-03-09 09:00 (w-1) minutes",
         "attendanceRate", "absenceRun",
     ]  # fmt: skip
-    assert rows[2] == ["ext:bo", "Bo (roster)", "bo@school.example", "4B", "late", "50.0", "absent", "0.0",
-                       "0.5", "1"]  # fmt: skip
-    assert ["ext:=1+1", "'@SUM(A1)", "", "", "", "", "guest", "1.0", "", "0"] in rows
+    assert rows[2] == ["ext:bo", "Bo (roster)", "bo@school.example", "4B", "UTC", "late", "50.0", "absent",
+                       "0.0", "0.5", "1"]  # fmt: skip
+    assert ["ext:=1+1", "'@SUM(A1)", "", "", "UTC", "", "", "guest", "1.0", "", "0"] in rows
     by_accept = api.get(
         f"/api/rooms/{room_name}/series",
         params={"from": "2026-03-01", "to": "2026-03-15"},
@@ -236,9 +266,10 @@ def test_billable_time_rounded_up_to_the_rooms_increment(
         f"/api/rooms/{room_name}/billing", params={"from": "2026-03-01", "to": "2026-04-01", "format": "csv"}
     ).text
     rows = list(csv.reader(io.StringIO(text)))
-    assert rows[0] == ["participantKey", "name", "email", "w-0 billedMinutes", "w-1 billedMinutes",
-                       "w-2 billedMinutes", "billedMinutes"]  # fmt: skip
-    assert rows[4] == ["ext:gus", "Gus", "", "30", "", "45", "75"]
+    assert rows[0] == ["participantKey", "name", "email", "timeZone", "2026-03-02 09:00 (w-0) billedMinutes",
+                       "2026-03-09 09:00 (w-1) billedMinutes", "2026-03-16 09:00 (w-2) billedMinutes",
+                       "billedMinutes"]  # fmt: skip
+    assert rows[4] == ["ext:gus", "Gus", "", "UTC", "30", "", "45", "75"]
 
 
 def test_without_an_increment_time_is_billed_to_the_next_minute(

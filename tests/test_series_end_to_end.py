@@ -140,7 +140,7 @@ def test_three_played_meetings_give_the_series_the_bill_and_one_alert(
     }
     rows = list(csv.reader(io.StringIO(series_csv)))
     assert [row[0] for row in rows[1:]] == list(matrix)
-    assert rows[5] == ["ext:eli", "Eli", "eli@school.example", "4B", "absent", "0.0", "absent", "0.0",
+    assert rows[5] == ["ext:eli", "Eli", "eli@school.example", "4B", "UTC", "absent", "0.0", "absent", "0.0",
                        "absent", "0.0", "0.0", "3"]  # fmt: skip
 
     billed = {p["participantKey"]: p["billedMinutes"] for p in billing["people"]}

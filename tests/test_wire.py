@@ -6,6 +6,7 @@ over real HTTP with the Metered emulator behind the app, after a meeting has bee
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -13,6 +14,7 @@ import schemathesis
 from flask import Flask
 
 from tests.test_openapi import AUTH_HEADERS, CHECKS, play_a_meeting, served  # noqa: F401  (fixture)
+from tests.test_pages import Node, parse_html
 from webhooks.openapi import ENDPOINTS
 
 BEARER, BASIC = AUTH_HEADERS["bearerAuth"], AUTH_HEADERS["basicAuth"]
@@ -32,10 +34,17 @@ def test_every_answer_matches_its_schema(served: tuple[Flask, str]) -> None:  # 
     answered: set[tuple[str, int]] = set()
 
     def call(
-        endpoint: str, path: str, method: str, headers: dict[str, str] | None = None, **values: Any
+        endpoint: str,
+        path: str,
+        method: str,
+        headers: dict[str, str] | None = None,
+        sending: dict[str, Any] | None = None,
+        **values: Any,
     ) -> None:
         case = document[path][method].Case(**values)
-        response = case.call_and_validate(base_url=base_url, headers=headers or {}, checks=CHECKS)
+        response = case.call_and_validate(
+            base_url=base_url, headers=headers or {}, checks=CHECKS, **(sending or {})
+        )
         answered.add((endpoint, response.status_code))
 
     room = {"path_parameters": {"roomName": known["roomName"]}}
@@ -99,7 +108,7 @@ def test_every_answer_matches_its_schema(served: tuple[Flask, str]) -> None:  # 
     call("roster.list_members", members, "GET", BEARER, query={"at": "2026-03-02T09:00:00Z"}, **room)
     call("roster.list_members", members, "GET", BEARER, query={"at": "soon"}, **room)  # 422
     call("roster.update_member", member, "PATCH", BEARER, body={"role": "host"}, **ann)
-    roster_csv = {"media_type": "text/plain", **room}  # schemathesis sends no text/csv
+    roster_csv: dict[str, Any] = {"media_type": "text/plain", **room}  # schemathesis sends no text/csv
     call(
         "roster.import_members",
         f"{members}/import",
@@ -128,6 +137,8 @@ def test_every_answer_matches_its_schema(served: tuple[Flask, str]) -> None:  # 
     job_id = httpx.post(f"{base_url}{replay}", json={}, headers=BEARER).json()["jobId"]
     call("bulk_replay.show_job", "/api/jobs/{jobId}", "GET", BEARER, path_parameters={"jobId": job_id})
     call("bulk_replay.show_job", "/api/jobs/{jobId}", "GET", BEARER, path_parameters={"jobId": "nope"})  # 404
+    call("roster.roster_history", f"{members}/history", "GET", BEARER, **room)
+    call_forms(call, base_url, known["roomName"])
     call("rooms.rotate_token", "/api/rooms/{roomName}/rotate-token", "POST", BEARER, **room)
     call("rooms.archive_room", "/api/rooms/{roomName}", "DELETE", BEARER, **room)
 
@@ -136,3 +147,49 @@ def test_every_answer_matches_its_schema(served: tuple[Flask, str]) -> None:  # 
     problems = {(name, status) for name, status in answered if status >= 400}
     assert {("rooms.create_room", 401), ("rooms.create_room", 409), ("rooms.create_room", 422)} <= problems
     assert {("rooms.show_room", 404), ("rooms.list_rooms", 422), ("audit.replay", 404)} <= problems
+
+
+def call_forms(call: Callable[..., None], base_url: str, room_name: str) -> None:
+    """Post the room page's roster forms, with their CSRF tokens and this site's Origin, for each answer."""
+    page = parse_html(httpx.get(f"{base_url}/rooms/{room_name}", headers=BASIC).text)
+    tokens = {
+        form.attrs["id"]: node.attrs["value"]
+        for form in page.find_all("form")
+        for node in form.find_all("input")
+        if node.attrs.get("name") == "csrfToken" and "id" in form.attrs
+    }
+    remove_token = form_token_of(page, "remove-member")
+    sent = {"headers": {**BASIC, "Origin": base_url}, "sending": {"allow_redirects": False}}
+    room = {"path_parameters": {"roomName": room_name}}
+    form = {"media_type": "application/x-www-form-urlencoded", **room}
+    add, remove = "/rooms/{roomName}/roster", "/rooms/{roomName}/roster/remove"
+    cy = {"csrfToken": tokens["add-member"], "externalUserId": "cy"}
+    call("roster_forms.add_member", add, "POST", body=cy, **form, **sent)  # 303
+    call("roster_forms.add_member", add, "POST", body=cy, **form, **sent)  # 409
+    call("roster_forms.add_member", add, "POST", body={**cy, "email": "nope"}, **form, **sent)  # 422
+    gone = {"csrfToken": remove_token, "participantKey": "ext:cy"}
+    call("roster_forms.remove_member", remove, "POST", body=gone, **form, **sent)  # 303
+    call("roster_forms.remove_member", remove, "POST", body=gone, **form, **sent)  # 404
+    later = {"externalUserId": "later", "effectiveFrom": "2099-01-01T00:00:00Z"}
+    assert (
+        httpx.post(f"{base_url}/api/rooms/{room_name}/roster", json=later, headers=BEARER).status_code == 201
+    )
+    early = {**gone, "participantKey": "ext:later"}  # removed now, before they were added: 422
+    call("roster_forms.remove_member", remove, "POST", body=early, **form, **sent)
+    upload = {"media_type": "multipart/form-data", **room}
+    csv_form = {"csrfToken": tokens["import-roster"], "mode": "merge"}
+    imports = "/rooms/{roomName}/roster/import"
+    for text in (b"email\ndi@example.com\n", b"email\ndi@\n"):  # 303, 422
+        call(
+            "roster_forms.import_members", imports, "POST", body={**csv_form, "file": text}, **upload, **sent
+        )
+
+
+def form_token_of(page: Node, form_class: str) -> str:
+    [token] = {
+        node.attrs["value"]
+        for form in page.find_all("form", form_class)
+        for node in form.find_all("input")
+        if node.attrs.get("name") == "csrfToken"
+    }
+    return token

@@ -57,6 +57,7 @@ def _register_optional_blueprints(app: Flask) -> None:
         reports,
         rooms,
         roster,
+        roster_forms,
         seals,
         series,
         session_admin,
@@ -76,7 +77,7 @@ def _register_optional_blueprints(app: Flask) -> None:
         series,
         session_admin,
     )
-    for module in (*api, pages, metrics, openapi):
+    for module in (*api, pages, roster_forms, metrics, openapi):
         app.register_blueprint(module.blueprint)
 
 

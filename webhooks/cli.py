@@ -36,7 +36,8 @@ from workers.models import DeliveryStatus, MeetingSession, Room, Seal, SessionSt
 from workers.models.base import utcnow
 from workers.overrides import OverrideRequest
 from workers.rooms import ROLLCALL_FIELDS, CreateRoomRequest
-from workers.roster import MemberRequest, member_of
+from workers.roster import MemberRequest, UpdateMemberRequest, member_of
+from workers.roster_csv import parse_csv
 from workers.runtime import migrate
 from workers.statuses import OVERRIDABLE
 from workers.timefmt import iso_ms
@@ -296,6 +297,34 @@ def add_to_roster(
     click.echo(f"added {row.participant_key} to {room_name}")
 
 
+@roster_group.command("update")
+@click.argument("room_name")
+@click.argument("participant_key")
+@click.option("--email", help="A new email address; an empty one clears it.")
+@click.option("--name", help="A new name; an empty one clears it.")
+@click.option("--role", type=click.Choice(["attendee", "host"]))
+@click.option("--group", help="A new group; an empty one clears it.")
+@_effective_from
+def update_roster_member(
+    room_name: str,
+    participant_key: str,
+    email: str | None,
+    name: str | None,
+    role: str | None,
+    group: str | None,
+    effective_from: datetime | None,
+) -> None:
+    """Change a roster member's email, name, role or group (the options given), as PATCH does."""
+    given = {"email": email, "name": name, "role": role, "group": group}
+    # An empty value clears the field, as a null does in the API's PATCH.
+    changes = {field: value or None for field, value in given.items() if value is not None}
+    with _roster_refusals():
+        request = UpdateMemberRequest.model_validate(changes)
+        request = request.model_copy(update={"effectiveFrom": effective_from})
+        row = roster.update(runtime_of(current_app), room_name, participant_key, request, cli_actor())
+    click.echo(f"updated {row.participant_key} in {room_name}")
+
+
 @roster_group.command("remove")
 @click.argument("room_name")
 @click.argument("participant_key")
@@ -319,10 +348,10 @@ def import_roster(room_name: str, csv_file: IO[str], replace: bool, effective_fr
     except UnicodeDecodeError:
         raise click.ClickException("the file is not UTF-8 text") from None
     with _roster_refusals():
-        counts = roster.import_csv(
+        counts = roster.import_members(
             runtime_of(current_app),
             room_name,
-            text,
+            parse_csv(text),
             replace_all=replace,
             effective=effective_from,
             actor=cli_actor(),

@@ -7,9 +7,10 @@ import secrets
 from flask import Flask, Response, g
 
 # Pages are server-rendered with no script; their one stylesheet is inline and carries the request's nonce.
+# Their forms post only back here.
 PAGE_POLICY = (
     "default-src 'none'; style-src 'nonce-{nonce}'; img-src 'self' data:; "
-    "frame-ancestors 'none'; base-uri 'none'; form-action 'none'"
+    "frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
 )
 
 
@@ -32,5 +33,7 @@ def _add_headers(response: Response) -> Response:
     response.headers.setdefault("X-Content-Type-Options", "nosniff")
     if response.mimetype == "text/html":
         response.headers["Content-Security-Policy"] = PAGE_POLICY.format(nonce=csp_nonce())
-        response.headers.setdefault("Referrer-Policy", "no-referrer")
+        # same-origin, not no-referrer: under no-referrer a browser sends a form's POST with `Origin: null`,
+        # and webhooks.csrf could not tell the room page's forms from another site's.
+        response.headers.setdefault("Referrer-Policy", "same-origin")
     return response

@@ -25,6 +25,7 @@ from webhooks.audit import STATUSES
 from webhooks.auth import require_basic, require_token
 from webhooks.pagination import MAX_LIMIT
 from webhooks.roster import CSV_TYPES
+from webhooks.roster_forms import ImportForm, MemberForm, RemoveForm
 from workers import wire
 from workers.bulk_replay import ReplayFilter
 from workers.deliveries.parsing import EVENTS, EndBody, JoinBody, LeaveBody, StartBody
@@ -68,9 +69,10 @@ EVENT_FILTERS: dict[str, Schema] = {
 CSV: dict[str, Schema] = {
     "format": {"type": "string", "enum": ["csv"], "description": "CSV whatever Accept says"}
 }
+ON_ROOM_CLOCK = "ISO-8601; a date, or a time without an offset, is on the room's timeZone."
 RANGE: dict[str, Schema] = {
-    "from": {"type": "string", "description": "Required. Sessions that began at or after: ISO-8601, UTC."},
-    "to": {"type": "string", "description": "Required. Sessions that began before: ISO-8601, UTC."},
+    "from": {"type": "string", "description": f"Required. Sessions that began at or after: {ON_ROOM_CLOCK}"},
+    "to": {"type": "string", "description": f"Required. Sessions that began before: {ON_ROOM_CLOCK}"},
 }
 OVERLAP: Schema = {
     "type": "integer",
@@ -125,6 +127,7 @@ ENDPOINTS: dict[str, Endpoint] = {
         (404, 422),
         query={**PAGE, "at": {**MOMENT, "description": "The roster in force then (default now)."}},
     ),
+    "roster.roster_history": Endpoint({200: wire.RosterHistory}, (404, 422), query=PAGE),
     "roster.add_member": Endpoint({201: wire.RosterMemberOut}, (*BODY_PROBLEMS, 404, 409), AddMemberRequest),
     "roster.update_member": Endpoint({200: wire.RosterMemberOut}, (*BODY_PROBLEMS, 404), UpdateMemberRequest),
     "roster.remove_member": Endpoint(
@@ -174,9 +177,24 @@ ENDPOINTS: dict[str, Endpoint] = {
     "pages.room_page": Endpoint(
         {200: "text/html"},
         (404, 422),
-        query={**PAGE, "matrixPage": {"type": "integer", "minimum": 1, "description": "200 people a page."}},
+        query={
+            **PAGE,
+            "matrixPage": {"type": "integer", "minimum": 1, "description": "200 people a page."},
+            "from": {"type": "string", "description": f"The matrix's sessions began from: {ON_ROOM_CLOCK}"},
+            "to": {"type": "string", "description": f"and before: {ON_ROOM_CLOCK} With from, or neither."},
+        },
     ),
     "pages.home_page": Endpoint({200: "text/html"}, (422,), query=PAGE),
+    # The room page's forms: 303 back to the page once done; a refusal is the page again, naming each problem.
+    "roster_forms.add_member": Endpoint(
+        {303: (), 409: "text/html", 422: "text/html"}, (403, 404), MemberForm, (FORM,)
+    ),
+    "roster_forms.remove_member": Endpoint(
+        {303: (), 404: "text/html", 422: "text/html"}, (403,), RemoveForm, (FORM,)
+    ),
+    "roster_forms.import_members": Endpoint(
+        {303: (), 422: "text/html"}, (403, 404), ImportForm, ("multipart/form-data",)
+    ),
 }
 
 

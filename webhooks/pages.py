@@ -8,19 +8,24 @@ Times are on the organizer's clock (the room's `timeZone`), each naming its zone
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
 from flask import Blueprint, current_app, render_template, request
+from sqlalchemy.orm import Session
 
 from webhooks import runtime_of
 from webhooks.auth import require_basic
+from webhooks.csrf import form_token
 from webhooks.errors import invalid_fields
 from webhooks.pagination import page_of, requested_page, whole_number
 from webhooks.reports import room_sessions_or_404, session_or_404
+from webhooks.series import requested_range
 from webhooks.timeline import build_timeline
 from workers.humanize import percent_text, span_text, yes_no
-from workers.models import Room, RosterMember
+from workers.models import MeetingSession, Room, RosterMember
 from workers.models.base import utcnow
 from workers.reports import (
     attendance_in_join_order,
@@ -30,10 +35,11 @@ from workers.reports import (
     stays_of,
 )
 from workers.rooms import list_rooms
+from workers.roster import history as roster_history
 from workers.series import series_report
 from workers.statuses import Status
 from workers.timefmt import local_text, zone_of
-from workers.wire import RoomPage, SessionPage, room_out, session_out
+from workers.wire import RoomPage, SeriesReport, SessionPage, room_out, session_out
 
 blueprint = Blueprint("pages", __name__)
 
@@ -41,6 +47,8 @@ blueprint = Blueprint("pages", __name__)
 # too tall to read. The concurrency curve and the figures always cover everyone; the API and CSV list all.
 ROWS_PER_PAGE = 200
 LAST_MOMENT = datetime.max.replace(tzinfo=UTC)
+ROSTER_CHANGES_SHOWN = 10  # the latest; the API lists them all
+ROSTER_FORMS = ("roster-add", "roster-remove", "roster-import")
 
 
 @dataclass(frozen=True)
@@ -135,34 +143,49 @@ def _people_page(asked: str, people: int, field: str) -> PeoplePage:
 @blueprint.get("/rooms/<room_name>")
 @require_basic
 def room_page(room_name: str) -> str:
-    """Show a room: its roster in force, its meeting sessions newest first, and the series matrix of those."""
+    """Show a room: its roster in force with forms to change it, the roster's latest changes, its meeting
+    sessions newest first, and the series matrix of those (or of the sessions begun in ?from=&to=)."""
+    return render_room_page(room_name)
+
+
+def render_room_page(room_name: str, problems: Sequence[Mapping[str, str]] = ()) -> str:
+    """Render a room's page, with the problems of a refused roster form above the roster."""
     page = requested_page("at")
     asked = request.args.get("matrixPage", "1")
-    with runtime_of(current_app).Db() as db:
+    runtime = runtime_of(current_app)
+    with runtime.Db() as db:
         room, rows = room_sessions_or_404(db, room_name, page)
         listing = page_of(SessionPage, rows, page, lambda m: session_out(m, room_name), session_position)
         roster = sorted(roster_in_force(db, room.id, utcnow()), key=_by_name)
-        shown = rows[: page.limit]
-        # The series of the sessions listed: from the oldest one's beginning to the newest one's, inclusive.
-        series = (
-            series_report(db, room, shown[-1].began_at, _just_after(shown[0].began_at)) if shown else None
-        )
+        zone = zone_of(room.options)
+        series = _series(db, room, zone, rows[: page.limit])
         matrix = series.people if series else []
         people = _people_page(asked, len(matrix), "matrixPage")  # a session of thousands: a page of rows
         archived = room.archived_at is not None
-        zone = zone_of(room.options)
+    changes = roster_history(runtime, room_name, None, ROSTER_CHANGES_SHOWN)
     return render_template(
         "room.html",
         room_name=room_name,
         archived=archived,
         zone=zone,
         roster=roster,
+        changes=changes,
+        problems=problems,
+        form_tokens={purpose: form_token(f"{purpose}:{room_name}") for purpose in ROSTER_FORMS},
         sessions=listing.items,
         cursor=listing.next_cursor,
         series=series,
         matrix=matrix[people.offset : people.offset + ROWS_PER_PAGE],
         people=people,
     )
+
+
+def _series(db: Session, room: Room, zone: ZoneInfo, shown: list[MeetingSession]) -> SeriesReport | None:
+    # ?from=&to= as the series API reads them; without them, the sessions listed: from the oldest one's
+    # beginning to the newest one's, inclusive.
+    if "from" in request.args or "to" in request.args:
+        return series_report(db, room, *requested_range(zone))
+    return series_report(db, room, shown[-1].began_at, _just_after(shown[0].began_at)) if shown else None
 
 
 def _just_after(moment: datetime) -> datetime:

@@ -18,7 +18,8 @@ from workers.deliveries.parsing import metered_time
 from workers.models.base import utcnow
 from workers.rooms import RoomNotFound
 from workers.roster import AddMemberRequest, UpdateMemberRequest, member_of
-from workers.wire import RosterImported, RosterPage, roster_member_out
+from workers.roster_csv import parse_csv
+from workers.wire import RosterHistory, RosterImported, RosterPage, roster_change_out, roster_member_out
 
 blueprint = Blueprint("roster", __name__)
 
@@ -35,6 +36,15 @@ def list_members(room_name: str) -> Response:
     rows = roster.list_members(runtime_of(current_app), room_name, at, page.after_key, page.limit + 1)
     listing = page_of(RosterPage, rows, page, roster_member_out, lambda row: row.participant_key)
     return jsonify(listing.answer())
+
+
+@blueprint.get("/api/rooms/<room_name>/roster/history")
+@require_token
+def roster_history(room_name: str) -> Response:
+    """List the changes to the room's roster, newest first: who added, changed or removed whom, and when."""
+    page = requested_page()
+    rows = roster.history(runtime_of(current_app), room_name, page.after, page.limit + 1)
+    return jsonify(page_of(RosterHistory, rows, page, roster_change_out, lambda row: row.id).answer())
 
 
 @blueprint.post("/api/rooms/<room_name>/roster")
@@ -77,10 +87,10 @@ def import_members(room_name: str) -> Response:
         raise Problem(400, "Bad Request", "The CSV is not UTF-8 text.") from None
     replace_all = flag("replace")
     effective = _moment("effectiveFrom")
-    counts = roster.import_csv(
+    counts = roster.import_members(
         runtime_of(current_app),
         room_name,
-        text,
+        parse_csv(text),
         replace_all=replace_all,
         effective=effective,
         actor=api_actor(),

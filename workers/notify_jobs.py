@@ -11,6 +11,7 @@ import logging
 import math
 from collections.abc import Callable
 from contextlib import suppress
+from datetime import date
 from typing import Any
 
 from rq import Retry, get_current_job
@@ -19,7 +20,7 @@ from rq.timeouts import JobTimeoutException
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from workers.models import MeetingSession, SessionStatus
+from workers.models import MeetingSession, Room, SessionStatus
 from workers.models.base import utcnow
 from workers.models.notifications import Notification
 from workers.models.notifications import NotificationState as State
@@ -43,7 +44,7 @@ from workers.runtime.process import Runtime
 from workers.runtime.settings import Settings
 from workers.series import Streak, absence_streaks
 from workers.statuses import absence_alert_after
-from workers.timefmt import zone_of
+from workers.timefmt import on_clock, zone_of
 from workers.wire import AbsenceStreak
 
 log = logging.getLogger(__name__)
@@ -213,11 +214,14 @@ def _prepare_email(settings: Settings, db: Session, note: Notification) -> Deliv
     except ValueError as error:
         raise NotSendable(str(error)) from None  # the message names SMTP_URL, never its content
     sender = settings.mail_from
+    assert note.session_id is not None  # every email is about a session (only delivery.failed is not)
     if note.kind.startswith(ABSENCE_MAIL):  # the alert as planned, whatever the session says since
         streak = AbsenceStreak.model_validate(event_data(note))
-        message = absence_email(streak, sender, note.recipient, note.message_id, settings.public_base_url)
+        held_on = _organizer_date(db, streak.meeting_session_id)
+        message = absence_email(
+            streak, held_on, sender, note.recipient, note.message_id, settings.public_base_url
+        )
         return lambda: senders.send_mail(server, message, settings.notify_timeout_seconds)
-    assert note.session_id is not None  # every email but an absence alert is about a session
     loaded = load_report(db, note.session_id)
     assert loaded is not None
     room, report = loaded
@@ -235,6 +239,16 @@ def _prepare_email(settings: Settings, db: Session, note: Notification) -> Deliv
             report, attendee, sender, note.recipient, note.message_id, zone_of(room.options)
         )
     return lambda: senders.send_mail(server, message, settings.notify_timeout_seconds)
+
+
+def _organizer_date(db: Session, meeting_session_id: str) -> date:
+    # The date the organizer's calendar shows for the meeting: 23:30 UTC is the next day in Paris. The
+    # latest meeting, the one that made the run reach the option, not the run's first (the ledger's).
+    meeting = db.execute(
+        select(MeetingSession).where(MeetingSession.meeting_session_id == meeting_session_id)
+    ).scalar_one()
+    room = db.get_one(Room, meeting.room_id)
+    return on_clock(meeting.began_at, zone_of(room.options)).date()
 
 
 def _uncertain(last_reason: str | None) -> str:

@@ -199,19 +199,10 @@ def trusts_participant_emails(options: dict[str, Any]) -> bool:
     return options.get("trustParticipantEmails") is True
 
 
-DEFAULT_TIME_ZONE = "UTC"
-
-
 @cache
 def time_zone_names() -> frozenset[str]:
     """Return the IANA time zone names zoneinfo can load here (read once: it walks the zone folders)."""
     return frozenset(available_timezones())
-
-
-def time_zone_of(options: dict[str, Any]) -> str:
-    """Return the IANA name of a room's time zone, as its stored options set it (UTC by default)."""
-    zone = options.get("timeZone")
-    return zone if isinstance(zone, str) else DEFAULT_TIME_ZONE
 
 
 def combination_problems(options: dict[str, Any]) -> list[OptionProblem]:
@@ -373,7 +364,7 @@ def update_room(
     check_combinations({**room.options, **changes})
     answer = metered.update_room(room_name, changes) if changes else None
     with Db.begin() as db:
-        room = _load(db, room_name)
+        room = load_room(db, room_name)
         before = audit.room_state(room)
         room.options = {**room.options, **changes}
         # Metered's update answer is not documented: keep it if it is a room, else apply the changes.
@@ -393,7 +384,7 @@ def archive_room(Db: sessionmaker[Session], metered: MeteredClient, room_name: s
     with suppress(MeteredNotFound):
         metered.delete_room(room_name)
     with Db.begin() as db:
-        room = _load(db, room_name)
+        room = load_room(db, room_name)
         before = audit.room_state(room)
         room.archived_at = utcnow()
         room.metered_room = {**room.metered_room, "archived": True}
@@ -428,7 +419,7 @@ def rotate_token(
     metered_updated = _register_urls(metered, room, urls)
     overlap = settings.token_overlap_seconds if overlap_seconds is None else overlap_seconds
     with Db.begin() as db:
-        room = _load(db, room_name)
+        room = load_room(db, room_name)
         before = audit.room_state(room)
         replace_token(room, token, overlap, utcnow())
         _record(db, actor, "room.token_rotated", room, before)
@@ -494,7 +485,8 @@ def _find(Db: sessionmaker[Session], room_name: str) -> Room | None:
         return db.scalars(select(Room).where(Room.room_name == room_name)).first()
 
 
-def _load(db: Session, room_name: str) -> Room:
+def load_room(db: Session, room_name: str) -> Room:
+    """Return the room called `room_name` in the database session `db`, or raise RoomNotFound."""
     room = db.scalars(select(Room).where(Room.room_name == room_name)).first()
     if room is None:
         raise RoomNotFound(room_name)

@@ -8,8 +8,6 @@ dated back amends every session of the room that began since: each gets a histor
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
@@ -34,10 +32,10 @@ from sqlalchemy.orm import Session
 
 from workers import audit
 from workers.attendance import Identity, person_key
-from workers.deliveries.parsing import ID_LENGTH, NAME_LENGTH, field_errors, metered_time, summary
+from workers.deliveries.parsing import ID_LENGTH, NAME_LENGTH, metered_time, summary
 from workers.jobs import notify_amended
 from workers.locks import lock_room_row
-from workers.models import MeetingSession, Room, RosterMember, RosterRole, SessionStatus
+from workers.models import AuditRecord, MeetingSession, Room, RosterMember, RosterRole, SessionStatus
 from workers.models.base import utcnow
 from workers.models.roster import GROUP_LENGTH
 from workers.results import ResultChange, figures, record
@@ -48,7 +46,6 @@ from workers.wire import roster_member_out
 
 log = logging.getLogger(__name__)
 
-CSV_COLUMNS = ("externalUserId", "email", "name", "role", "group")
 IDENTITY_FIELDS = ("externalUserId", "email")
 
 Text = Annotated[str, Field(min_length=1)]
@@ -180,6 +177,18 @@ def list_members(
         return list(db.scalars(query.order_by(RosterMember.participant_key).limit(limit)))
 
 
+def history(runtime: Runtime, room_name: str, before_id: int | None, limit: int) -> list[AuditRecord]:
+    """Return the audit records of the room's roster changes, newest first: up to `limit` before an id."""
+    query = select(AuditRecord).join(Room, Room.id == AuditRecord.room_id)
+    query = query.where(Room.room_name == room_name, AuditRecord.action.startswith("roster."))
+    if before_id is not None:
+        query = query.where(AuditRecord.id < before_id)
+    with runtime.Db() as db:
+        if db.scalar(select(Room.id).where(Room.room_name == room_name)) is None:
+            raise RoomNotFound(room_name)
+        return list(db.scalars(query.order_by(AuditRecord.id.desc()).limit(limit)))
+
+
 def add(
     runtime: Runtime,
     room_name: str,
@@ -259,20 +268,20 @@ def remove(
     return current
 
 
-def import_csv(
+def import_members(
     runtime: Runtime,
     room_name: str,
-    text: str,
+    members: Sequence[Member],
     *,
     replace_all: bool,
     effective: datetime | None,
     actor: str,
 ) -> Counts:
-    """Add or update every member a CSV lists (`replace_all`: and remove those it does not), or nothing.
+    """Add or update every member listed, one transaction (`replace_all`: and remove those not listed).
 
-    Every row is checked first; RosterProblems lists each bad one by line and field.
+    The members are a roster CSV's, read by workers.roster_csv.parse_csv; RosterProblems if a change
+    would reach back before a member's last one, and then nothing is changed.
     """
-    members = parse_csv(text)
     with runtime.Db.begin() as db:
         changes = _begin(db, room_name, effective, actor)
         room_id = changes.room.id
@@ -295,76 +304,6 @@ def import_csv(
     _announce(runtime, amended)
     added = sum(1 for member in touched if member.key not in current)
     return Counts(added, len(touched) - added, len(gone), len(members) - len(touched))
-
-
-def parse_csv(text: str) -> list[Member]:
-    """Read a roster CSV (a header row naming CSV_COLUMNS, in any order); RosterProblems names each bad cell.
-
-    A problem's field is "line N: column", N counted from 1 at the header as a text editor counts lines.
-    """
-    # newline="": the csv module's own line handling, so a quoted cell may hold a line break.
-    reader = csv.reader(io.StringIO(text.removeprefix("\ufeff"), newline=""), strict=True)
-    problems: list[dict[str, str]] = []
-    try:
-        header = next(reader, None)
-        columns = _columns(header, problems)
-        if problems:
-            raise RosterProblems(problems)  # rows read under a wrong header would only add noise
-        members: list[Member] = []
-        first_line: dict[str, int] = {}
-        line = reader.line_num + 1
-        for cells in reader:
-            row_line, line = line, reader.line_num + 1
-            if not any(cell.strip() for cell in cells):
-                continue  # a blank line, as spreadsheets leave at the end
-            member = _row(cells, columns, row_line, problems)
-            if member is None:
-                continue
-            if member.key in first_line:
-                column = "externalUserId" if member.external_user_id else "email"
-                message = f"the same person as line {first_line[member.key]} ({member.key})"
-                problems.append({"field": f"line {row_line}: {column}", "message": message})
-                continue
-            first_line[member.key] = row_line
-            members.append(member)
-    except csv.Error as error:
-        problems.append({"field": f"line {reader.line_num}", "message": f"not readable as CSV: {error}"})
-    if problems:
-        raise RosterProblems(problems)
-    return members
-
-
-def _columns(header: list[str] | None, problems: list[dict[str, str]]) -> list[str]:
-    names = [name.strip() for name in header or []]
-    if not any(names):
-        problems.append({"field": "line 1", "message": f"the header row is missing: {','.join(CSV_COLUMNS)}"})
-        return []
-    for name in names:
-        if name not in CSV_COLUMNS:
-            message = f"not a roster column (the columns are {', '.join(CSV_COLUMNS)})"
-            problems.append({"field": f"line 1: {name}", "message": message})
-    for name in sorted({name for name in names if names.count(name) > 1}):
-        problems.append({"field": f"line 1: {name}", "message": "named twice"})
-    if not set(IDENTITY_FIELDS) & set(names):
-        problems.append({"field": "line 1", "message": "needs an externalUserId or an email column"})
-    return names
-
-
-def _row(cells: list[str], columns: list[str], line: int, problems: list[dict[str, str]]) -> Member | None:
-    if len(cells) != len(columns):
-        message = f"has {len(cells)} cells where the header names {len(columns)}"
-        problems.append({"field": f"line {line}", "message": message})
-        return None
-    # An empty cell is a value not given: the role defaults, the rest stay empty.
-    given = {name: cell for name, cell in zip(columns, cells, strict=True) if cell.strip()}
-    try:
-        return member_of(MemberRequest.model_validate(given))
-    except ValidationError as error:
-        problems.extend(
-            {"field": f"line {line}: {problem['field']}", "message": problem["message"]}
-            for problem in field_errors(error)
-        )
-        return None
 
 
 def _begin(db: Session, room_name: str, effective: datetime | None, actor: str) -> _Changes:

@@ -11,6 +11,7 @@ import io
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -26,6 +27,7 @@ from workers.statuses import (
     billing_increment,
     counts_in_rates,
 )
+from workers.timefmt import local_text
 from workers.wire import (
     AbsenceStreak,
     BilledPerson,
@@ -34,6 +36,7 @@ from workers.wire import (
     SeriesCell,
     SeriesPerson,
     SeriesReport,
+    SessionOut,
     session_out,
 )
 
@@ -133,18 +136,29 @@ def _latest_roster(db: Session, room: Room, before: datetime) -> dict[str, Roste
     return {member.participant_key: member for member in db.scalars(query)}
 
 
-def series_csv(report: SeriesReport) -> str:
-    """Render a series as CSV: a row per person, a status and a minutes cell per session, rate and run."""
-    header: list[object] = ["participantKey", "name", "email", "group"]
+def series_csv(report: SeriesReport, zone: ZoneInfo) -> str:
+    """Render a series as CSV: a row per person, a status and a minutes cell per session, rate and run.
+
+    Each session's columns are headed by its start on the organizer's clock, e.g. `2026-04-01 16:00 (w-1)
+    status`; every row names that clock in its timeZone cell, so a row pasted elsewhere keeps it.
+    """
+    header: list[object] = ["participantKey", "name", "email", "group", "timeZone"]
     for meeting in report.sessions:
-        header += [f"{meeting.meeting_session_id} status", f"{meeting.meeting_session_id} minutes"]
+        heading = session_heading(meeting, zone)
+        header += [f"{heading} status", f"{heading} minutes"]
     rows: list[list[object]] = [[*header, "attendanceRate", "absenceRun"]]
     for person in report.people:
-        row: list[object] = [person.participant_key, person.name, person.email, person.group]
+        row: list[object] = [person.participant_key, person.name, person.email, person.group, zone.key]
         for cell in person.cells:
             row += [None, None] if cell is None else [cell.status.value, cell.attended_minutes]
         rows.append([*row, person.attendance_rate, person.absence_run])
     return _csv(rows)
+
+
+def session_heading(meeting: SessionOut, zone: ZoneInfo) -> str:
+    """Name a session for a column heading: its start on the zone's clock, to the minute, then its id."""
+    started = local_text(meeting.started_at, zone, named=False)[:16]
+    return f"{started} ({meeting.meeting_session_id})"
 
 
 def billing_report(db: Session, room: Room, began_from: datetime, began_to: datetime) -> BillingReport:
@@ -188,15 +202,17 @@ def _billed_person(key: str, visits: list[tuple[MeetingSession, Seen]], incremen
     )
 
 
-def billing_csv(report: BillingReport) -> str:
-    """Render billable time as CSV: a row per person, billed minutes per session, then their total."""
+def billing_csv(report: BillingReport, zone: ZoneInfo) -> str:
+    """Render billable time as CSV: a row per person, billed minutes per session, then their total.
+
+    Session columns are headed as series_csv heads them, and each row names the clock in its timeZone cell.
+    """
     ids = [meeting.meeting_session_id for meeting in report.sessions]
-    rows: list[list[object]] = [
-        ["participantKey", "name", "email", *(f"{i} billedMinutes" for i in ids), "billedMinutes"]
-    ]
+    headings = [f"{session_heading(meeting, zone)} billedMinutes" for meeting in report.sessions]
+    rows: list[list[object]] = [["participantKey", "name", "email", "timeZone", *headings, "billedMinutes"]]
     for person in report.people:
         billed = {session.meeting_session_id: session.billed_minutes for session in person.sessions}
-        row = [person.participant_key, person.name, person.email, *(billed.get(i) for i in ids)]
+        row = [person.participant_key, person.name, person.email, zone.key, *(billed.get(i) for i in ids)]
         rows.append([*row, person.billed_minutes])
     return _csv(rows)
 

@@ -23,14 +23,14 @@ from pydantic.json_schema import SkipJsonSchema
 
 from workers.deliveries.parsing import EVENTS
 from workers.erasure import Erased
-from workers.models import AttendanceRow, DeliveryStatus, MeetingSession, Room, SessionStatus
+from workers.models import AttendanceRow, AuditRecord, DeliveryStatus, MeetingSession, Room, SessionStatus
 from workers.models.notifications import NotificationState
 from workers.models.roster import RosterMember, RosterRole
 from workers.models.seals import Seal
-from workers.rooms import time_zone_of, trusts_participant_emails
+from workers.rooms import trusts_participant_emails
 from workers.sealing import Verification
 from workers.statuses import Judged, Override, Status
-from workers.timefmt import UtcTime
+from workers.timefmt import UtcTime, zone_of
 
 Item = TypeVar("Item")
 
@@ -188,7 +188,7 @@ def _room_fields(room: Room) -> dict[str, Any]:
         "includeHostsInAttendance": room.options.get("includeHostsInAttendance") is True,
         "absenceAlertAfter": room.options.get("absenceAlertAfter"),
         "billingIncrementMinutes": room.options.get("billingIncrementMinutes"),
-        "timeZone": time_zone_of(room.options),
+        "timeZone": zone_of(room.options).key,
         "archivedAt": room.archived_at,
     }
 
@@ -633,6 +633,37 @@ def roster_member_out(row: RosterMember) -> RosterMemberOut:
 
 class RosterPage(Listing[RosterMemberOut]):
     """A page of a room's roster, by participant key (roster.list_members)."""
+
+
+class RosterChange(WireModel):
+    """One change to a room's roster, from the audit: who made it, when, and the member before and after."""
+
+    id: int
+    at: UtcTime
+    actor: str = Field(description='"api", or "cli:<user>" for the command line.')
+    action: Literal["roster.added", "roster.updated", "roster.removed"]
+    participant_key: str
+    before: dict[str, Any] | None = Field(description="The member's version closed (a RosterMemberOut).")
+    after: dict[str, Any] | None = Field(description="The member's version opened (a RosterMemberOut).")
+
+
+def roster_change_out(record: AuditRecord) -> RosterChange:
+    """Map a stored audit record of a roster change to its wire shape."""
+    return RosterChange.model_validate(
+        {
+            "id": record.id,
+            "at": record.at,
+            "actor": record.actor,
+            "action": record.action,
+            "participant_key": record.subject,
+            "before": record.before,
+            "after": record.after,
+        }
+    )
+
+
+class RosterHistory(Listing[RosterChange]):
+    """A page of a room's roster changes, newest first (roster.history)."""
 
 
 class RosterImported(WireModel):

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from workers.roster import Member, RosterProblems, parse_csv
+from workers.roster import Member, RosterProblems
+from workers.roster_csv import parse_csv
 
 HEADER = "externalUserId,email,name,role,group"
 

@@ -14,7 +14,7 @@ import hashlib
 import json
 import math
 import re
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime, timedelta, tzinfo
 from decimal import ROUND_FLOOR, Decimal
 from email import policy
 from email.parser import BytesParser
@@ -199,11 +199,14 @@ _NUMBER = re.compile(r"^[+-]?\d+(?:\.\d+)?$")
 EARLIEST, LATEST = datetime(2000, 1, 1, tzinfo=UTC), datetime(2100, 1, 1, tzinfo=UTC)
 
 
-def metered_time(value: object) -> datetime:
-    """Read an ISO-8601 time (no offset = UTC), Unix seconds or Unix milliseconds; UTC, to the millisecond."""
+def metered_time(value: object, clock: tzinfo = UTC) -> datetime:
+    """Read an ISO-8601 date or time, Unix seconds or Unix milliseconds; UTC, to the millisecond.
+
+    A date or time without an offset is on `clock` (UTC unless given): a date alone is its midnight there.
+    """
     try:
         if isinstance(value, str) and not _NUMBER.match(value.strip()):
-            return truncate_ms(_iso_time(value.strip()))
+            return truncate_ms(_iso_time(value.strip(), clock))
         if isinstance(value, int | float | str) and not isinstance(value, bool):
             return _epoch_time(Decimal(str(value).strip()))
     except (ValueError, OverflowError, ArithmeticError):
@@ -219,9 +222,9 @@ def webhook_time(value: object) -> datetime:
     return moment
 
 
-def _iso_time(text: str) -> datetime:
+def _iso_time(text: str, clock: tzinfo) -> datetime:
     moment = datetime.fromisoformat(text)
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+    return (moment.replace(tzinfo=clock) if moment.tzinfo is None else moment).astimezone(UTC)
 
 
 def _epoch_time(number: Decimal) -> datetime:

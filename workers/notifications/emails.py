@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import unicodedata
 from collections.abc import Sequence
+from datetime import date
 from email.message import EmailMessage
 from email.utils import parseaddr
 from html import escape
@@ -215,18 +216,21 @@ def _day(session: SessionWithAttendance, zone: ZoneInfo) -> str:
 
 
 def absence_email(
-    streak: AbsenceStreak, sender: str, recipient: str, message_id: str, public_base_url: str
+    streak: AbsenceStreak, held_on: date, sender: str, recipient: str, message_id: str, public_base_url: str
 ) -> EmailMessage:
-    """Compose the organizer's alert: a roster member absent from the room's last meetings, running, and a
-    link to the latest one's page."""
+    """Compose the organizer's alert: a roster member absent from the room's last meetings, running, the
+    latest held on `held_on` (the organizer's date), and a link to that meeting's page."""
     who = Typed.clean(streak.name or streak.email or streak.participant_key)
-    opening = f"{who} has been absent from the last {streak.absences} meetings in {streak.room_name}."
+    opening = (
+        f"{who} has been absent from the last {streak.absences} meetings in {streak.room_name},"
+        f" the latest on {held_on.isoformat()}."
+    )
     figures = [
         ("Person", who),
         ("Email", Typed.clean(streak.email or "")),
         ("Group", Typed.clean(streak.group or "")),
         ("Absences running", str(streak.absences)),
-        ("Latest meeting", streak.meeting_session_id),
+        ("Latest meeting", f"{held_on.isoformat()} ({streak.meeting_session_id})"),
     ]
     link = session_page_url(public_base_url, streak.meeting_session_id)
     text = "\n".join([opening, "", *_text_pairs(figures), "", f"The latest meeting's page: {link}"])
