@@ -110,6 +110,51 @@ def test_rows_changed_added_or_removed_after_sealing_are_named(api: httpx.Client
     }
 
 
+def test_a_redaction_mark_excuses_only_the_redaction_it_names(api: httpx.Client) -> None:
+    runtime, _, deliveries, record_id = arranged(api)
+    forged, renamed, unexplained, purged = deliveries
+    later = utcnow()
+    with runtime.Db.begin() as db:
+        # Someone else's identity under an erasure mark that no erasure accounts for.
+        named = update(Delivery).where(Delivery.id == forged)
+        db.execute(named.values(external_user_id="u-ada-7731", redacted_at=later, redaction="erasure"))
+        # A purge that also renamed who attended.
+        purge: dict[str, Any] = {
+            "raw_body": "",
+            "headers": {},
+            "source_address": None,
+            "redacted_at": later,
+            "redaction": "retention",
+        }
+        db.execute(update(Delivery).where(Delivery.id == renamed).values(name="Person 2", **purge))
+        db.execute(update(Delivery).where(Delivery.id == purged).values(**purge))
+        # Retention never touches the audit trail.
+        audited = update(AuditRecord).where(AuditRecord.id == record_id)
+        db.execute(audited.values(after={"maxParticipants": 500}, redacted_at=later, redaction="retention"))
+        # An erasure record slipped into a sealed day to vouch for a rewrite.
+        pseudonym = "erased:0123456789abcdef"
+        erased = update(Delivery).where(Delivery.id == unexplained)
+        as_erased = {"external_user_id": pseudonym, "email": None, "name": pseudonym}
+        db.execute(erased.values(**as_erased, redacted_at=later, redaction="erasure"))
+        listing = {"pseudonym": pseudonym, "deliveries": [unexplained], "auditRecords": []}
+        vouching = audit.record(db, "api", "person.erased", subject=f"ext:{pseudonym}", after=listing)
+        vouching.at = utcnow() - timedelta(days=3)
+        db.flush()
+        vouching_id = vouching.id
+
+    intact, found = findings(api)
+
+    assert not intact
+    assert found == {
+        ("changed", "delivery", forged, None),
+        ("changed", "delivery", renamed, None),
+        ("changed", "delivery", unexplained, None),
+        ("changed", "audit", record_id, None),
+        ("added", "audit", vouching_id, None),
+        ("redacted", "delivery", purged, "retention"),
+    }
+
+
 def test_a_rewritten_seal_breaks_the_chain(api: httpx.Client) -> None:
     runtime, _, _, _ = arranged(api)
     with runtime.Db.begin() as db:

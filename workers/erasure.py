@@ -39,6 +39,7 @@ from workers.pseudonyms import Scrubber, new_pseudonym
 from workers.retention import PURGED_BODY
 
 ERASURE = "erasure"
+ERASED = "person.erased"  # the audit action; its `after` lists the sealed records it rewrote, for verify
 
 
 PeopleRow = ParticipantSession | AttendanceRow | RosterMember
@@ -80,17 +81,21 @@ def erase_person(db: Session, participant_key: str, actor: str, now: datetime) -
     person = find_person(db, participant_key)
     pseudonym = new_pseudonym()
     scrub = Scrubber(person.participant_key, person.values, pseudonym)
+    deliveries = _erase_deliveries(db, person, scrub, now)
+    audit_records = _erase_audit(db, scrub, now)
     rows = {
-        "deliveries": _erase_deliveries(db, person, scrub, now),
+        "deliveries": len(deliveries),
         "participant_sessions": _erase_people_rows(db, ParticipantSession, person, scrub),
         "attendance": _erase_people_rows(db, AttendanceRow, person, scrub),
         "roster_members": _erase_people_rows(db, RosterMember, person, scrub),
         "status_overrides": _erase_overrides(db, person, scrub),
         "session_changes": _erase_history(db, person, scrub),
         "notifications": _erase_notifications(db, person, scrub),
-        "audit_records": _erase_audit(db, scrub, now),
+        "audit_records": len(audit_records),
     }
-    audit.record(db, actor, "person.erased", subject=scrub.new_key, after={"rows": rows})
+    # The pseudonym and record ids name nobody; they let verify tell this rewrite from tampering.
+    listed = {"pseudonym": pseudonym, "deliveries": deliveries, "auditRecords": audit_records}
+    audit.record(db, actor, ERASED, subject=scrub.new_key, after={"rows": rows, **listed})
     return Erased(pseudonym, scrub.new_key, rows)
 
 
@@ -134,8 +139,8 @@ def _person_deliveries(person: Person) -> Select[Delivery]:
     )
 
 
-def _erase_deliveries(db: Session, person: Person, scrub: Scrubber, now: datetime) -> int:
-    erased = 0
+def _erase_deliveries(db: Session, person: Person, scrub: Scrubber, now: datetime) -> list[int]:
+    erased = []
     for delivery in db.scalars(_person_deliveries(person)):
         own_segment = (delivery.session_id, delivery.participant_session_id) in person.segments
         if not (own_segment or delivery.session_id is None):
@@ -145,7 +150,7 @@ def _erase_deliveries(db: Session, person: Person, scrub: Scrubber, now: datetim
         if delivery.raw_body != PURGED_BODY:
             delivery.raw_body, delivery.content_type = _erased_body(delivery, scrub)
         delivery.redacted_at, delivery.redaction = now, ERASURE
-        erased += 1
+        erased.append(delivery.id)
     return erased
 
 
@@ -213,14 +218,14 @@ def _erase_notifications(db: Session, person: Person, scrub: Scrubber) -> int:
     return erased
 
 
-def _erase_audit(db: Session, scrub: Scrubber, now: datetime) -> int:
+def _erase_audit(db: Session, scrub: Scrubber, now: datetime) -> list[int]:
     # Every record is read: a roster or status change may name the person in its before or after.
-    erased = 0
+    erased = []
     for record in db.scalars(select(AuditRecord)).all():
         subject = scrub.text(record.subject) if record.subject else record.subject
         before, after = scrub.json(record.before), scrub.json(record.after)
         if (subject, before, after) != (record.subject, record.before, record.after):
             record.subject, record.before, record.after = subject, before, after
             record.redacted_at, record.redaction = now, ERASURE
-            erased += 1
+            erased.append(record.id)
     return erased

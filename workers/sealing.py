@@ -1,10 +1,10 @@
 """Sealed digests: each UTC day's deliveries and audit records hashed, rooted and chained; and verify.
 
-A record's canonical content is two lists of column values, hashed apart (see FACTS and REDACTABLE):
-its facts, which nothing may change once sealed, and its redactable parts, which retention purges and
-erasure rewrites. A record whose facts still match and whose redactable parts differ is reported as
-redacted when it carries a redaction mark, and as changed when it does not. Workflow state (a delivery's
-status, fold count, session) changes after sealing by design and is not sealed.
+A record's canonical content is three lists of column values, hashed apart: its facts, which nothing may
+change once sealed; its identity (who it names, which folding reads) and its body. A difference in identity
+or body is reported as redacted only when a redaction made after the seal accounts for it exactly (see
+_redaction_holds), and as changed otherwise. Workflow state (a delivery's status, fold count, session)
+changes after sealing by design and is not sealed.
 """
 
 from __future__ import annotations
@@ -19,9 +19,9 @@ from typing import Any, Literal
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from workers.erasure import ERASURE
+from workers.erasure import ERASED, ERASURE
 from workers.models import AuditRecord, Delivery, Seal, SealedRecord
-from workers.retention import RETENTION
+from workers.retention import PURGED_BODY, RETENTION
 
 Kind = Literal["delivery", "audit"]
 Problem = Literal["changed", "added", "removed", "redacted", "root-mismatch", "chain-broken"]
@@ -33,13 +33,14 @@ FACTS: dict[Kind, tuple[str, ...]] = {
     ),
     "audit": ("id", "at", "actor", "action", "room_id", "session_id", "request_id"),
 }  # fmt: skip
-REDACTABLE: dict[Kind, tuple[str, ...]] = {
-    "delivery": (
-        "external_user_id", "email", "name", "raw_body", "content_type", "headers", "source_address",
-    ),
-    "audit": ("subject", "before", "after"),
-}  # fmt: skip
-REDACTIONS = (RETENTION, ERASURE)  # the marks that excuse a record's redactable parts, and no others
+IDENTITY: dict[Kind, tuple[str, ...]] = {
+    "delivery": ("external_user_id", "email", "name"),
+    "audit": ("subject",),
+}
+BODY: dict[Kind, tuple[str, ...]] = {
+    "delivery": ("raw_body", "content_type", "headers", "source_address"),
+    "audit": ("before", "after"),
+}
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 # A record is stamped before its transaction commits: a day is sealed only this long after it ends, so that
 # one stamped 23:59:59.999 and committed a moment later is in its day's seal.
@@ -84,9 +85,9 @@ def _iso(value: Any) -> str:
     raise TypeError(f"cannot seal a {type(value).__name__}")
 
 
-def leaf_hash(kind: str, record_id: int, facts_hash: str, redactable_hash: str) -> str:
-    """Return a record's Merkle leaf: its kind and id bound to its two content hashes."""
-    return hashlib.sha256(f"{kind}:{record_id}:{facts_hash}:{redactable_hash}".encode()).hexdigest()
+def leaf_hash(kind: str, record_id: int, facts_hash: str, identity_hash: str, body_hash: str) -> str:
+    """Return a record's Merkle leaf: its kind and id bound to its three content hashes."""
+    return hashlib.sha256(f"{kind}:{record_id}:{facts_hash}:{identity_hash}:{body_hash}".encode()).hexdigest()
 
 
 def merkle_root(leaves: Sequence[str]) -> str:
@@ -133,7 +134,8 @@ def _seal_day(db: Session, day: date, previous_hash: str | None) -> Seal:
             kind=kind,
             record_id=record.id,
             facts_hash=content_hash(record, FACTS[kind]),
-            personal_hash=content_hash(record, REDACTABLE[kind]),
+            identity_hash=content_hash(record, IDENTITY[kind]),
+            body_hash=content_hash(record, BODY[kind]),
         )
         for kind, record in _records_of(db, day)
     ]
@@ -154,7 +156,7 @@ def _seal_day(db: Session, day: date, previous_hash: str | None) -> Seal:
 
 
 def _leaf(item: SealedRecord) -> str:
-    return leaf_hash(item.kind, item.record_id, item.facts_hash, item.personal_hash)
+    return leaf_hash(item.kind, item.record_id, item.facts_hash, item.identity_hash, item.body_hash)
 
 
 def _day_start(day: date) -> datetime:
@@ -179,6 +181,7 @@ def verify(db: Session) -> Verification:
     findings: list[Finding] = []
     previous_hash = None
     seals = list(db.scalars(select(Seal).order_by(Seal.day)))
+    erasures = _erasures(db, seals[-1].day if seals else None)
     for seal in seals:
         items = list(db.scalars(select(SealedRecord).where(SealedRecord.seal_id == seal.id)))
         items.sort(key=lambda item: (item.kind != "delivery", item.record_id))
@@ -189,12 +192,45 @@ def verify(db: Session) -> Verification:
         if seal.previous_hash != previous_hash or seal.seal_hash != expected:
             findings.append(Finding(seal.day, "chain-broken"))
         previous_hash = seal.seal_hash
-        findings.extend(_record_findings(db, seal.day, items))
+        findings.extend(_record_findings(db, seal, items, erasures))
         db.expunge_all()  # one day's records at a time in memory
     return Verification(len(seals), findings)
 
 
-def _record_findings(db: Session, day: date, items: list[SealedRecord]) -> Iterator[Finding]:
+@dataclass(frozen=True)
+class Erasure:
+    """What a `person.erased` audit record says it did: when, under which pseudonym, to which records."""
+
+    at: datetime
+    pseudonym: str
+    records: frozenset[tuple[str, int]]
+
+
+def _erasures(db: Session, last_sealed_day: date | None) -> list[Erasure]:
+    """Return the erasures verify may trust: those sealed, and those made since the last sealed day.
+
+    One added to a sealed day is found as added; this keeps it from also excusing what it lists.
+    """
+    sealed = select(SealedRecord.record_id).where(SealedRecord.kind == "audit")
+    query = select(AuditRecord).where(AuditRecord.action == ERASED)
+    if last_sealed_day is not None:
+        since = _day_start(last_sealed_day) + timedelta(days=1)
+        query = query.where((AuditRecord.id.in_(sealed)) | (AuditRecord.at >= since))
+    return [_erasure(record) for record in db.scalars(query)]
+
+
+def _erasure(record: AuditRecord) -> Erasure:
+    after = record.after or {}
+    listed = {("delivery", record_id) for record_id in after.get("deliveries", [])}
+    # It lists the audit records it rewrote, all older than itself: it cannot excuse its own rewrite.
+    listed |= {("audit", record_id) for record_id in after.get("auditRecords", []) if record_id < record.id}
+    return Erasure(record.at, str(after.get("pseudonym", "")), frozenset(listed))
+
+
+def _record_findings(
+    db: Session, seal: Seal, items: list[SealedRecord], erasures: list[Erasure]
+) -> Iterator[Finding]:
+    day = seal.day
     sealed = {(item.kind, item.record_id): item for item in items}
     for kind, record in _records_of(db, day):
         item = sealed.pop((kind, record.id), None)
@@ -202,9 +238,47 @@ def _record_findings(db: Session, day: date, items: list[SealedRecord]) -> Itera
             yield Finding(day, "added", kind, record.id)
         elif content_hash(record, FACTS[kind]) != item.facts_hash:
             yield Finding(day, "changed", kind, record.id)
-        elif content_hash(record, REDACTABLE[kind]) != item.personal_hash:
-            marked = record.redacted_at is not None and record.redaction in REDACTIONS
-            redaction = record.redaction if marked else None
-            yield Finding(day, "redacted" if redaction else "changed", kind, record.id, redaction)
+        elif (content_hash(record, IDENTITY[kind]), content_hash(record, BODY[kind])) != (
+            item.identity_hash,
+            item.body_hash,
+        ):
+            pseudonyms = {
+                erasure.pseudonym
+                for erasure in erasures
+                if (kind, record.id) in erasure.records and erasure.at > seal.sealed_at
+            }
+            if _redaction_holds(kind, record, item, seal, pseudonyms):
+                yield Finding(day, "redacted", kind, record.id, record.redaction)
+            else:
+                yield Finding(day, "changed", kind, record.id)
     for sealed_kind, record_id in sorted(sealed):
         yield Finding(day, "removed", sealed_kind, record_id)
+
+
+def _redaction_holds(
+    kind: Kind, record: Delivery | AuditRecord, item: SealedRecord, seal: Seal, pseudonyms: set[str]
+) -> bool:
+    """Return whether the record's mark accounts for how its identity and body differ from the seal.
+
+    Retention purges a delivery's body and touches no identity; erasure rewrites the identity of the records
+    a later `person.erased` record lists, to its pseudonym. Either mark, made before the seal, explains
+    nothing: the seal was taken of the redacted row.
+    """
+    if record.redacted_at is None or record.redacted_at <= seal.sealed_at:
+        return False
+    erased = any(_names(record, pseudonym) for pseudonym in pseudonyms)
+    if record.redaction == ERASURE:
+        return erased
+    if record.redaction == RETENTION and isinstance(record, Delivery):
+        identity_kept = content_hash(record, IDENTITY[kind]) == item.identity_hash
+        purged = (record.raw_body, record.headers, record.source_address) == (PURGED_BODY, {}, None)
+        return purged and (identity_kept or erased)  # an erased delivery is purged in its turn
+    return False
+
+
+def _names(record: Delivery | AuditRecord, pseudonym: str) -> bool:
+    """Return whether the record names the person by `pseudonym` alone, as erasure leaves it."""
+    if isinstance(record, Delivery):
+        return (record.external_user_id, record.email, record.name) == (pseudonym, None, pseudonym)
+    text = json.dumps([record.subject, record.before, record.after], ensure_ascii=False)
+    return pseudonym in text
