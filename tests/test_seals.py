@@ -94,7 +94,7 @@ def test_rows_changed_added_or_removed_after_sealing_are_named(api: httpx.Client
         marked = update(Delivery).where(Delivery.id == deliveries[3])
         db.execute(marked.values(raw_body="{}", redacted_at=utcnow(), redaction="tidy-up"))
     added = store_old(runtime, room_id, 9, 3)
-    # Workflow state is not sealed: a replay after sealing is no tampering.
+    # Only a processed delivery's status is sealed; this one was not processed yet, and fold counts never are.
     with runtime.Db.begin() as db:
         db.execute(update(Delivery).where(Delivery.id == deliveries[2]).values(status="failed", fold_count=3))
 
@@ -153,6 +153,31 @@ def test_a_redaction_mark_excuses_only_the_redaction_it_names(api: httpx.Client)
         ("added", "audit", vouching_id, None),
         ("redacted", "delivery", purged, "retention"),
     }
+
+
+def test_a_processed_delivery_failed_since_is_changed_and_a_replay_is_not(api: httpx.Client) -> None:
+    runtime = runtime_of(api.app)  # type: ignore[attr-defined]
+    process.install(runtime)
+    _, token = make_room(runtime)
+    play_meeting(api, token)
+    run_worker(runtime)
+    with runtime.Db.begin() as db:  # as if the meeting had been three days ago
+        db.execute(update(Delivery).values(received_at=utcnow() - timedelta(days=3)))
+    seal(runtime)
+    with runtime.Db() as db:
+        bob = db.scalars(select(Delivery.id).where(Delivery.name == "Bob")).one()
+        ada = db.scalars(select(Delivery.id).where(Delivery.external_user_id == "u-ada-7731")).first()
+    assert ada is not None
+
+    assert api.post(f"/api/events/{ada}/replay").status_code == 202
+    assert findings(api) == (True, set())  # waiting to be folded again
+    run_worker(runtime)
+    assert findings(api) == (True, set())  # folded again
+    with runtime.Db.begin() as db:  # out of the figures, with a reason that looks routine
+        failed = update(Delivery).where(Delivery.id == bob)
+        db.execute(failed.values(status="failed", status_reason="worker crashed"))
+
+    assert findings(api) == (False, {("changed", "delivery", bob, None)})
 
 
 def test_a_rewritten_seal_breaks_the_chain(api: httpx.Client) -> None:

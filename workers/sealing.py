@@ -3,7 +3,8 @@
 A record's canonical content is three lists of column values, hashed apart: its facts, which nothing may
 change once sealed; its identity (who it names, which folding reads) and its body. A difference in identity
 or body is reported as redacted only when a redaction made after the seal accounts for it exactly (see
-_redaction_holds), and as changed otherwise. Workflow state (a delivery's status, fold count, session)
+_redaction_holds), and as changed otherwise. A processed delivery's status is sealed too: failing it would
+take it out of its session's figures. The rest of the workflow state (other statuses, fold count, session)
 changes after sealing by design and is not sealed.
 """
 
@@ -21,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from workers.erasure import ERASED, ERASURE
 from workers.models import AuditRecord, Delivery, Seal, SealedRecord
+from workers.models.inbox import UNPROCESSED, DeliveryStatus
 from workers.retention import PURGED_BODY, RETENTION
 
 Kind = Literal["delivery", "audit"]
@@ -41,6 +43,8 @@ BODY: dict[Kind, tuple[str, ...]] = {
     "delivery": ("raw_body", "content_type", "headers", "source_address"),
     "audit": ("before", "after"),
 }
+# A replay sets a processed delivery back to unprocessed until it is folded again: no change of figures.
+STILL_PROCESSED = (DeliveryStatus.PROCESSED.value, *UNPROCESSED)
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 # A record is stamped before its transaction commits: a day is sealed only this long after it ends, so that
 # one stamped 23:59:59.999 and committed a moment later is in its day's seal.
@@ -85,9 +89,12 @@ def _iso(value: Any) -> str:
     raise TypeError(f"cannot seal a {type(value).__name__}")
 
 
-def leaf_hash(kind: str, record_id: int, facts_hash: str, identity_hash: str, body_hash: str) -> str:
-    """Return a record's Merkle leaf: its kind and id bound to its three content hashes."""
-    return hashlib.sha256(f"{kind}:{record_id}:{facts_hash}:{identity_hash}:{body_hash}".encode()).hexdigest()
+def leaf_hash(
+    kind: str, record_id: int, facts_hash: str, identity_hash: str, body_hash: str, status: str | None
+) -> str:
+    """Return a record's Merkle leaf: its kind and id bound to its three content hashes and sealed status."""
+    leaf = f"{kind}:{record_id}:{facts_hash}:{identity_hash}:{body_hash}:{status or ''}"
+    return hashlib.sha256(leaf.encode()).hexdigest()
 
 
 def merkle_root(leaves: Sequence[str]) -> str:
@@ -136,6 +143,7 @@ def _seal_day(db: Session, day: date, previous_hash: str | None) -> Seal:
             facts_hash=content_hash(record, FACTS[kind]),
             identity_hash=content_hash(record, IDENTITY[kind]),
             body_hash=content_hash(record, BODY[kind]),
+            status=_sealed_status(record),
         )
         for kind, record in _records_of(db, day)
     ]
@@ -156,7 +164,20 @@ def _seal_day(db: Session, day: date, previous_hash: str | None) -> Seal:
 
 
 def _leaf(item: SealedRecord) -> str:
-    return leaf_hash(item.kind, item.record_id, item.facts_hash, item.identity_hash, item.body_hash)
+    return leaf_hash(
+        item.kind, item.record_id, item.facts_hash, item.identity_hash, item.body_hash, item.status
+    )
+
+
+def _sealed_status(record: Delivery | AuditRecord) -> str | None:
+    """Return the status to seal: a processed delivery's, on which its session's figures rest; else None."""
+    processed = isinstance(record, Delivery) and record.status == DeliveryStatus.PROCESSED
+    return DeliveryStatus.PROCESSED.value if processed else None
+
+
+def _status_holds(record: Delivery | AuditRecord, item: SealedRecord) -> bool:
+    """Return whether a delivery sealed processed still is, or is waiting to be folded again by a replay."""
+    return item.status is None or (isinstance(record, Delivery) and record.status in STILL_PROCESSED)
 
 
 def _day_start(day: date) -> datetime:
@@ -236,7 +257,7 @@ def _record_findings(
         item = sealed.pop((kind, record.id), None)
         if item is None:
             yield Finding(day, "added", kind, record.id)
-        elif content_hash(record, FACTS[kind]) != item.facts_hash:
+        elif content_hash(record, FACTS[kind]) != item.facts_hash or not _status_holds(record, item):
             yield Finding(day, "changed", kind, record.id)
         elif (content_hash(record, IDENTITY[kind]), content_hash(record, BODY[kind])) != (
             item.identity_hash,

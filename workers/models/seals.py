@@ -28,7 +28,7 @@ class Seal(Base):
 
 class SealedRecord(Base):
     """One record's hashes as sealed: its facts, its identity and its body apart, so that a redaction can be
-    told from tampering."""
+    told from tampering; and a processed delivery's status, on which its session's figures rest."""
 
     __tablename__ = "sealed_records"
     __table_args__ = (UniqueConstraint("kind", "record_id"),)
@@ -40,3 +40,4 @@ class SealedRecord(Base):
     facts_hash: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
     identity_hash: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
     body_hash: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
+    status: Mapped[str | None] = mapped_column(String(16))  # "processed", or None: not sealed
