@@ -90,7 +90,7 @@ def erase_person(db: Session, participant_key: str, actor: str, now: datetime) -
         "roster_members": _erase_people_rows(db, RosterMember, person, scrub),
         "status_overrides": _erase_overrides(db, person, scrub),
         "session_changes": _erase_history(db, person, scrub),
-        "notifications": _erase_notifications(db, person, scrub),
+        "notifications": _erase_notifications(db, person, deliveries, scrub),
         "audit_records": len(audit_records),
     }
     # The pseudonym and record ids name nobody; they let verify tell this rewrite from tampering.
@@ -125,14 +125,19 @@ def _rows_keyed(db: Session, model: type[PeopleRow], participant_key: str) -> li
 
 
 def _person_deliveries(person: Person) -> Select[Delivery]:
-    """Select the person's joins and leaves: of their segments, and any not folded yet that name them."""
+    """Select the person's joins and leaves: of their segments, and any naming them by their id or email.
+
+    By name only under a `name:` key: elsewhere a name is too common to say whose a delivery is.
+    """
     prefix, _, value = person.participant_key.partition(":")
+    known = person.values | {value}
+    emails = {known_value.lower() for known_value in known if "@" in known_value}
     unnamed_ext = Delivery.external_user_id.is_(None)
-    names_them = {
-        "ext": Delivery.external_user_id == value,
-        "email": and_(unnamed_ext, func.lower(Delivery.email) == value),
-        "name": and_(unnamed_ext, Delivery.email.is_(None), Delivery.name == value),
-    }.get(prefix, false())
+    names_them = or_(
+        Delivery.external_user_id.in_(known),
+        and_(unnamed_ext, func.lower(Delivery.email).in_(emails)),
+        and_(unnamed_ext, Delivery.email.is_(None), Delivery.name == value) if prefix == "name" else false(),
+    )
     ids = {participant_session_id for _, participant_session_id in person.segments}
     return select(Delivery).where(
         Delivery.event.in_(PARTICIPANT_EVENTS), or_(names_them, Delivery.participant_session_id.in_(ids))
@@ -144,8 +149,12 @@ def _erase_deliveries(db: Session, person: Person, scrub: Scrubber, now: datetim
     for delivery in db.scalars(_person_deliveries(person)):
         own_segment = (delivery.session_id, delivery.participant_session_id) in person.segments
         if not (own_segment or delivery.session_id is None):
-            continue  # the same participant session id in another meeting: someone else
+            # The same participant session id in another meeting: someone else. Or a segment of theirs folded
+            # under another key (their email, no id): that key's attendance, erased by that key.
+            continue
         delivery.external_user_id, delivery.email, delivery.name = scrub.pseudonym, None, scrub.pseudonym
+        if delivery.status_reason:  # an error may quote the body
+            delivery.status_reason = scrub.text(delivery.status_reason)
         delivery.headers = scrub.json(delivery.headers)
         if delivery.raw_body != PURGED_BODY:
             delivery.raw_body, delivery.content_type = _erased_body(delivery, scrub)
@@ -200,10 +209,14 @@ def _erase_history(db: Session, person: Person, scrub: Scrubber) -> int:
     return erased
 
 
-def _erase_notifications(db: Session, person: Person, scrub: Scrubber) -> int:
+def _erase_notifications(db: Session, person: Person, delivery_ids: list[int], scrub: Scrubber) -> int:
     emails = {value.lower() for value in person.values if "@" in value}
     query = select(Notification).where(
-        or_(Notification.session_id.in_(_sessions_of(person)), func.lower(Notification.recipient).in_(emails))
+        or_(
+            Notification.session_id.in_(_sessions_of(person)),
+            Notification.delivery_id.in_(delivery_ids),  # a delivery.failed alert: its reason may quote them
+            func.lower(Notification.recipient).in_(emails),
+        )
     )
     erased = 0
     for notification in db.scalars(query):
