@@ -132,6 +132,11 @@ def test_an_erased_person_leaves_no_trace_and_keeps_every_figure(
     hers = [event for event in events if event["redaction"] == "erasure"]
     assert len(hers) == 4 and all(event["redactedAt"] for event in hers)
     assert {event["rawBody"].get("externalUserId") for event in hers} == {pseudonym}
+    entries = api.get("/api/audit").json()["items"]
+    rewritten = {
+        entry["action"] for entry in entries if entry["redaction"] == "erasure" and entry["redactedAt"]
+    }
+    assert rewritten == {"roster.added", "status.overridden"}
 
     # A rebuild that reads every raw body again (as after a parser change) finds the same figures.
     with runtime.Db.begin() as db:

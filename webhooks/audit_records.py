@@ -98,4 +98,6 @@ def audit_entry(row: Row) -> AuditEntry:
         before=entry.before,
         after=entry.after,
         request_id=entry.request_id,
+        redaction=entry.redaction,
+        redacted_at=entry.redacted_at,
     )

@@ -487,6 +487,8 @@ class AuditEntry(WireModel):
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     request_id: str | None
+    redaction: str | None = Field(description="erasure: a person in subject, before or after pseudonymized.")
+    redacted_at: UtcTime | None
 
 
 class AuditPage(Listing[AuditEntry]):
