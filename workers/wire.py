@@ -28,9 +28,9 @@ from workers.models.notifications import NotificationState
 from workers.models.roster import RosterMember, RosterRole
 from workers.models.seals import Seal
 from workers.rooms import time_zone_of, trusts_participant_emails
-from workers.sealing import Verification
 from workers.statuses import Judged, Override, Status
 from workers.timefmt import UtcTime
+from workers.verification import Verification
 
 Item = TypeVar("Item")
 
