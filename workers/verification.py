@@ -92,15 +92,23 @@ def _erasures(db: Session, last_sealed_day: date | None) -> list[Erasure]:
     if last_sealed_day is not None:
         since = sealing.day_start(last_sealed_day) + timedelta(days=1)
         query = query.where((AuditRecord.id.in_(sealed)) | (AuditRecord.at >= since))
-    return [_erasure(record) for record in db.scalars(query)]
+    return [erasure for record in db.scalars(query) if (erasure := _erasure(record)) is not None]
 
 
-def _erasure(record: AuditRecord) -> Erasure:
-    after = record.after or {}
-    listed = {("delivery", record_id) for record_id in after.get("deliveries", [])}
+def _erasure(record: AuditRecord) -> Erasure | None:
+    """Read what an erasure record lists; None if it lists nothing readable (it is in the log as written)."""
+    after = record.after if isinstance(record.after, dict) else {}
+    pseudonym = after.get("pseudonym")
+    if not isinstance(pseudonym, str) or not pseudonym:
+        return None
+    listed = {("delivery", record_id) for record_id in _ids(after.get("deliveries"))}
     # It lists the audit records it rewrote, all older than itself: it cannot excuse its own rewrite.
-    listed |= {("audit", record_id) for record_id in after.get("auditRecords", []) if record_id < record.id}
-    return Erasure(record.at, str(after.get("pseudonym", "")), frozenset(listed))
+    listed |= {("audit", record_id) for record_id in _ids(after.get("auditRecords")) if record_id < record.id}
+    return Erasure(record.at, pseudonym, frozenset(listed))
+
+
+def _ids(listed: object) -> list[int]:
+    return [item for item in listed if isinstance(item, int)] if isinstance(listed, list) else []
 
 
 def _record_findings(
