@@ -20,8 +20,9 @@ from tests.conftest import API_TOKEN, run_worker
 from tests.test_inbox import make_room
 from webhooks import cli as commands
 from webhooks import runtime_of
-from workers import jobs
+from workers import alerts, inbox, jobs
 from workers.models import AuditRecord, Delivery, Notification, Room
+from workers.models.base import utcnow
 from workers.runtime import process
 from workers.runtime.process import Runtime
 
@@ -131,6 +132,11 @@ def test_an_erased_person_leaves_no_trace_and_keeps_every_figure(
     hers = [event for event in events if event["redaction"] == "erasure"]
     assert len(hers) == 4 and all(event["redactedAt"] for event in hers)
     assert {event["rawBody"].get("externalUserId") for event in hers} == {pseudonym}
+    entries = api.get("/api/audit").json()["items"]
+    rewritten = {
+        entry["action"] for entry in entries if entry["redaction"] == "erasure" and entry["redactedAt"]
+    }
+    assert rewritten == {"roster.added", "status.overridden"}
 
     # A rebuild that reads every raw body again (as after a parser change) finds the same figures.
     with runtime.Db.begin() as db:
@@ -176,6 +182,13 @@ def test_an_erasure_reaches_the_notifications(live_app: Callable[..., Any], data
         with runtime.Db.begin() as db:
             db.execute(update(Room).where(Room.id == room_id).values(notify_participants=True))
         play_meeting(api, token)
+        # She joins by email alone; the fold fails for good with an error quoting her, and an alert says so.
+        late = {"email": ADA["email"], "name": ADA["name"], "joinTime": "2026-11-02T09:55:00Z"}
+        hook(api, token, "participant-joined", participantSessionId="ps-4", **late)
+        with runtime.Db.begin() as db:
+            failed = db.scalars(select(Delivery.id).where(Delivery.participant_session_id == "ps-4")).one()
+            assert inbox.mark_failed(db, failed, f"no such participant: {ADA['email']}") is not None
+            alerts.delivery_failed(db, runtime.settings, failed, utcnow())
         run_worker(runtime)
         runtime.queue().enqueue(jobs.finalize_overdue)  # as the worker's cron does: final, then notified
         run_worker(runtime)
@@ -183,6 +196,9 @@ def test_an_erasure_reaches_the_notifications(live_app: Callable[..., Any], data
             recipients = set(db.scalars(select(Notification.recipient)))
             payloads = " ".join(filter(None, db.scalars(select(Notification.payload))))
         assert ADA["email"].lower() in recipients and "Ada Lovelace" in payloads  # a thank-you, and the event
+        with runtime.Db() as db:
+            alert = db.scalars(select(Notification.payload).where(Notification.delivery_id == failed)).one()
+        assert alert is not None and ADA["email"] in alert
 
         assert api.post(f"/api/people/{quote(ADA_KEY, safe='')}/erase").status_code == 200
 

@@ -94,7 +94,7 @@ def test_rows_changed_added_or_removed_after_sealing_are_named(api: httpx.Client
         marked = update(Delivery).where(Delivery.id == deliveries[3])
         db.execute(marked.values(raw_body="{}", redacted_at=utcnow(), redaction="tidy-up"))
     added = store_old(runtime, room_id, 9, 3)
-    # Workflow state is not sealed: a replay after sealing is no tampering.
+    # Only a processed delivery's status is sealed; this one was not processed yet, and fold counts never are.
     with runtime.Db.begin() as db:
         db.execute(update(Delivery).where(Delivery.id == deliveries[2]).values(status="failed", fold_count=3))
 
@@ -108,6 +108,79 @@ def test_rows_changed_added_or_removed_after_sealing_are_named(api: httpx.Client
         ("changed", "audit", record_id, None),
         ("changed", "delivery", deliveries[3], None),
     }
+
+
+def test_a_redaction_mark_excuses_only_the_redaction_it_names(api: httpx.Client) -> None:
+    runtime, _, deliveries, record_id = arranged(api)
+    forged, renamed, unexplained, purged = deliveries
+    later = utcnow()
+    with runtime.Db.begin() as db:
+        # Someone else's identity under an erasure mark that no erasure accounts for.
+        named = update(Delivery).where(Delivery.id == forged)
+        db.execute(named.values(external_user_id="u-ada-7731", redacted_at=later, redaction="erasure"))
+        # A purge that also renamed who attended.
+        purge: dict[str, Any] = {
+            "raw_body": "",
+            "headers": {},
+            "source_address": None,
+            "redacted_at": later,
+            "redaction": "retention",
+        }
+        db.execute(update(Delivery).where(Delivery.id == renamed).values(name="Person 2", **purge))
+        db.execute(update(Delivery).where(Delivery.id == purged).values(**purge))
+        # Retention never touches the audit trail.
+        audited = update(AuditRecord).where(AuditRecord.id == record_id)
+        db.execute(audited.values(after={"maxParticipants": 500}, redacted_at=later, redaction="retention"))
+        # An erasure record slipped into a sealed day to vouch for a rewrite.
+        pseudonym = "erased:0123456789abcdef"
+        erased = update(Delivery).where(Delivery.id == unexplained)
+        as_erased = {"external_user_id": pseudonym, "email": None, "name": pseudonym}
+        db.execute(erased.values(**as_erased, redacted_at=later, redaction="erasure"))
+        listing = {"pseudonym": pseudonym, "deliveries": [unexplained], "auditRecords": []}
+        vouching = audit.record(db, "api", "person.erased", subject=f"ext:{pseudonym}", after=listing)
+        vouching.at = utcnow() - timedelta(days=3)
+        db.flush()
+        vouching_id = vouching.id
+        # One made today (not sealed yet) with no pseudonym and ids of any shape: it vouches for nothing.
+        garbled = {"deliveries": "all", "auditRecords": ["x", record_id]}
+        audit.record(db, "api", "person.erased", subject="ext:erased:", after=garbled)
+
+    intact, found = findings(api)
+
+    assert not intact
+    assert found == {
+        ("changed", "delivery", forged, None),
+        ("changed", "delivery", renamed, None),
+        ("changed", "delivery", unexplained, None),
+        ("changed", "audit", record_id, None),
+        ("added", "audit", vouching_id, None),
+        ("redacted", "delivery", purged, "retention"),
+    }
+
+
+def test_a_processed_delivery_failed_since_is_changed_and_a_replay_is_not(api: httpx.Client) -> None:
+    runtime = runtime_of(api.app)  # type: ignore[attr-defined]
+    process.install(runtime)
+    _, token = make_room(runtime)
+    play_meeting(api, token)
+    run_worker(runtime)
+    with runtime.Db.begin() as db:  # as if the meeting had been three days ago
+        db.execute(update(Delivery).values(received_at=utcnow() - timedelta(days=3)))
+    seal(runtime)
+    with runtime.Db() as db:
+        bob = db.scalars(select(Delivery.id).where(Delivery.name == "Bob")).one()
+        ada = db.scalars(select(Delivery.id).where(Delivery.external_user_id == "u-ada-7731")).first()
+    assert ada is not None
+
+    assert api.post(f"/api/events/{ada}/replay").status_code == 202
+    assert findings(api) == (True, set())  # waiting to be folded again
+    run_worker(runtime)
+    assert findings(api) == (True, set())  # folded again
+    with runtime.Db.begin() as db:  # out of the figures, with a reason that looks routine
+        failed = update(Delivery).where(Delivery.id == bob)
+        db.execute(failed.values(status="failed", status_reason="worker crashed"))
+
+    assert findings(api) == (False, {("changed", "delivery", bob, None)})
 
 
 def test_a_rewritten_seal_breaks_the_chain(api: httpx.Client) -> None:

@@ -24,7 +24,7 @@ from werkzeug.serving import run_simple
 
 from webhooks import runtime_of
 from webhooks.audit_export import KINDS, ExportRange, export_lines
-from workers import audit, erasure, jobs, overrides, rooms, roster, sealing, wire
+from workers import audit, erasure, jobs, overrides, rooms, roster, verification, wire
 from workers.audit import cli_actor
 from workers.bulk_replay import ReplayFilter, replay_all
 from workers.deliveries.parsing import field_errors, metered_time
@@ -512,15 +512,13 @@ def erase_person(participant_key: str) -> None:
 def verify_seals() -> None:
     """Recompute every seal and name each record changed, added, removed or redacted; exit 1 if tampered."""
     with runtime_of(current_app).Db() as db:
-        verification = sealing.verify(db)
-    for finding in wire.verification_out(verification).findings:
+        checked = verification.verify(db)
+    for finding in wire.verification_out(checked).findings:
         what = "seal" if finding.id is None else f"{finding.kind} {finding.id}"
         redaction = f" by {finding.redaction}" if finding.redaction else ""
         click.echo(f"{finding.day} {what}: {finding.problem}{redaction}")
-    click.echo(
-        f"{verification.seals_checked} seal(s) checked: {'intact' if verification.intact else 'TAMPERED'}"
-    )
-    if not verification.intact:
+    click.echo(f"{checked.seals_checked} seal(s) checked: {'intact' if checked.intact else 'TAMPERED'}")
+    if not checked.intact:
         raise SystemExit(1)
 
 

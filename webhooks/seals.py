@@ -8,7 +8,7 @@ from sqlalchemy import select
 from webhooks import runtime_of
 from webhooks.auth import require_token
 from webhooks.pagination import page_of, requested_page
-from workers import sealing
+from workers import verification
 from workers.models import Seal
 from workers.wire import SealPage, seal_out, verification_out
 
@@ -33,5 +33,5 @@ def list_seals() -> Response:
 def verify() -> Response:
     """Recompute every seal; name each record changed, added, removed or redacted since it was sealed."""
     with runtime_of(current_app).Db() as db:
-        verification = sealing.verify(db)
-    return jsonify(verification_out(verification).answer())
+        found = verification.verify(db)
+    return jsonify(verification_out(found).answer())

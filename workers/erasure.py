@@ -39,6 +39,7 @@ from workers.pseudonyms import Scrubber, new_pseudonym
 from workers.retention import PURGED_BODY
 
 ERASURE = "erasure"
+ERASED = "person.erased"  # the audit action; its `after` lists the sealed records it rewrote, for verify
 
 
 PeopleRow = ParticipantSession | AttendanceRow | RosterMember
@@ -80,17 +81,21 @@ def erase_person(db: Session, participant_key: str, actor: str, now: datetime) -
     person = find_person(db, participant_key)
     pseudonym = new_pseudonym()
     scrub = Scrubber(person.participant_key, person.values, pseudonym)
+    deliveries = _erase_deliveries(db, person, scrub, now)
+    audit_records = _erase_audit(db, scrub, now)
     rows = {
-        "deliveries": _erase_deliveries(db, person, scrub, now),
+        "deliveries": len(deliveries),
         "participant_sessions": _erase_people_rows(db, ParticipantSession, person, scrub),
         "attendance": _erase_people_rows(db, AttendanceRow, person, scrub),
         "roster_members": _erase_people_rows(db, RosterMember, person, scrub),
         "status_overrides": _erase_overrides(db, person, scrub),
         "session_changes": _erase_history(db, person, scrub),
-        "notifications": _erase_notifications(db, person, scrub),
-        "audit_records": _erase_audit(db, scrub, now),
+        "notifications": _erase_notifications(db, person, deliveries, scrub),
+        "audit_records": len(audit_records),
     }
-    audit.record(db, actor, "person.erased", subject=scrub.new_key, after={"rows": rows})
+    # The pseudonym and record ids name nobody; they let verify tell this rewrite from tampering.
+    listed = {"pseudonym": pseudonym, "deliveries": deliveries, "auditRecords": audit_records}
+    audit.record(db, actor, ERASED, subject=scrub.new_key, after={"rows": rows, **listed})
     return Erased(pseudonym, scrub.new_key, rows)
 
 
@@ -120,32 +125,41 @@ def _rows_keyed(db: Session, model: type[PeopleRow], participant_key: str) -> li
 
 
 def _person_deliveries(person: Person) -> Select[Delivery]:
-    """Select the person's joins and leaves: of their segments, and any not folded yet that name them."""
+    """Select the person's joins and leaves: of their segments, and any naming them by their id or email.
+
+    By name only under a `name:` key: elsewhere a name is too common to say whose a delivery is.
+    """
     prefix, _, value = person.participant_key.partition(":")
+    known = person.values | {value}
+    emails = {known_value.lower() for known_value in known if "@" in known_value}
     unnamed_ext = Delivery.external_user_id.is_(None)
-    names_them = {
-        "ext": Delivery.external_user_id == value,
-        "email": and_(unnamed_ext, func.lower(Delivery.email) == value),
-        "name": and_(unnamed_ext, Delivery.email.is_(None), Delivery.name == value),
-    }.get(prefix, false())
+    names_them = or_(
+        Delivery.external_user_id.in_(known),
+        and_(unnamed_ext, func.lower(Delivery.email).in_(emails)),
+        and_(unnamed_ext, Delivery.email.is_(None), Delivery.name == value) if prefix == "name" else false(),
+    )
     ids = {participant_session_id for _, participant_session_id in person.segments}
     return select(Delivery).where(
         Delivery.event.in_(PARTICIPANT_EVENTS), or_(names_them, Delivery.participant_session_id.in_(ids))
     )
 
 
-def _erase_deliveries(db: Session, person: Person, scrub: Scrubber, now: datetime) -> int:
-    erased = 0
+def _erase_deliveries(db: Session, person: Person, scrub: Scrubber, now: datetime) -> list[int]:
+    erased = []
     for delivery in db.scalars(_person_deliveries(person)):
         own_segment = (delivery.session_id, delivery.participant_session_id) in person.segments
         if not (own_segment or delivery.session_id is None):
-            continue  # the same participant session id in another meeting: someone else
+            # The same participant session id in another meeting: someone else. Or a segment of theirs folded
+            # under another key (their email, no id): that key's attendance, erased by that key.
+            continue
         delivery.external_user_id, delivery.email, delivery.name = scrub.pseudonym, None, scrub.pseudonym
+        if delivery.status_reason:  # an error may quote the body
+            delivery.status_reason = scrub.text(delivery.status_reason)
         delivery.headers = scrub.json(delivery.headers)
         if delivery.raw_body != PURGED_BODY:
             delivery.raw_body, delivery.content_type = _erased_body(delivery, scrub)
         delivery.redacted_at, delivery.redaction = now, ERASURE
-        erased += 1
+        erased.append(delivery.id)
     return erased
 
 
@@ -195,10 +209,14 @@ def _erase_history(db: Session, person: Person, scrub: Scrubber) -> int:
     return erased
 
 
-def _erase_notifications(db: Session, person: Person, scrub: Scrubber) -> int:
+def _erase_notifications(db: Session, person: Person, delivery_ids: list[int], scrub: Scrubber) -> int:
     emails = {value.lower() for value in person.values if "@" in value}
     query = select(Notification).where(
-        or_(Notification.session_id.in_(_sessions_of(person)), func.lower(Notification.recipient).in_(emails))
+        or_(
+            Notification.session_id.in_(_sessions_of(person)),
+            Notification.delivery_id.in_(delivery_ids),  # a delivery.failed alert: its reason may quote them
+            func.lower(Notification.recipient).in_(emails),
+        )
     )
     erased = 0
     for notification in db.scalars(query):
@@ -213,14 +231,14 @@ def _erase_notifications(db: Session, person: Person, scrub: Scrubber) -> int:
     return erased
 
 
-def _erase_audit(db: Session, scrub: Scrubber, now: datetime) -> int:
+def _erase_audit(db: Session, scrub: Scrubber, now: datetime) -> list[int]:
     # Every record is read: a roster or status change may name the person in its before or after.
-    erased = 0
+    erased = []
     for record in db.scalars(select(AuditRecord)).all():
         subject = scrub.text(record.subject) if record.subject else record.subject
         before, after = scrub.json(record.before), scrub.json(record.after)
         if (subject, before, after) != (record.subject, record.before, record.after):
             record.subject, record.before, record.after = subject, before, after
             record.redacted_at, record.redaction = now, ERASURE
-            erased += 1
+            erased.append(record.id)
     return erased

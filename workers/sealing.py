@@ -1,10 +1,10 @@
-"""Sealed digests: each UTC day's deliveries and audit records hashed, rooted and chained; and verify.
+"""Sealed digests: each UTC day's deliveries and audit records hashed, rooted and chained.
 
-A record's canonical content is two lists of column values, hashed apart (see FACTS and REDACTABLE):
-its facts, which nothing may change once sealed, and its redactable parts, which retention purges and
-erasure rewrites. A record whose facts still match and whose redactable parts differ is reported as
-redacted when it carries a redaction mark, and as changed when it does not. Workflow state (a delivery's
-status, fold count, session) changes after sealing by design and is not sealed.
+A record's canonical content is three lists of column values, hashed apart: its facts, which nothing may
+change once sealed; its identity (who it names, which folding reads) and its body, which a redaction may
+rewrite (see workers.verification). A processed delivery's status is sealed too: failing it would take it
+out of its session's figures. The rest of the workflow state (other statuses, fold count, session) changes
+after sealing by design and is not sealed.
 """
 
 from __future__ import annotations
@@ -12,20 +12,16 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from workers.erasure import ERASURE
 from workers.models import AuditRecord, Delivery, Seal, SealedRecord
-from workers.retention import RETENTION
+from workers.models.inbox import DeliveryStatus
 
 Kind = Literal["delivery", "audit"]
-Problem = Literal["changed", "added", "removed", "redacted", "root-mismatch", "chain-broken"]
-MODELS: dict[Kind, type[Delivery] | type[AuditRecord]] = {"delivery": Delivery, "audit": AuditRecord}
 FACTS: dict[Kind, tuple[str, ...]] = {
     "delivery": (
         "id", "room_id", "event", "dedupe_key", "meeting_session_ref", "participant_session_id",
@@ -33,42 +29,19 @@ FACTS: dict[Kind, tuple[str, ...]] = {
     ),
     "audit": ("id", "at", "actor", "action", "room_id", "session_id", "request_id"),
 }  # fmt: skip
-REDACTABLE: dict[Kind, tuple[str, ...]] = {
-    "delivery": (
-        "external_user_id", "email", "name", "raw_body", "content_type", "headers", "source_address",
-    ),
-    "audit": ("subject", "before", "after"),
-}  # fmt: skip
-REDACTIONS = (RETENTION, ERASURE)  # the marks that excuse a record's redactable parts, and no others
+IDENTITY: dict[Kind, tuple[str, ...]] = {
+    "delivery": ("external_user_id", "email", "name"),
+    "audit": ("subject",),
+}
+BODY: dict[Kind, tuple[str, ...]] = {
+    "delivery": ("raw_body", "content_type", "headers", "source_address"),
+    "audit": ("before", "after"),
+}
 EMPTY_ROOT = hashlib.sha256(b"").hexdigest()
 # A record is stamped before its transaction commits: a day is sealed only this long after it ends, so that
 # one stamped 23:59:59.999 and committed a moment later is in its day's seal.
 COMMIT_MARGIN = timedelta(minutes=5)
 BATCH = 1000
-
-
-@dataclass(frozen=True)
-class Finding:
-    """One thing verify found: a record (kind and id) or a whole seal (kind and id None) and what is wrong."""
-
-    day: date
-    problem: Problem
-    kind: str | None = None
-    record_id: int | None = None
-    redaction: str | None = None
-
-
-@dataclass(frozen=True)
-class Verification:
-    """What verify found over every seal; intact when nothing but redactions was found."""
-
-    seals_checked: int
-    findings: list[Finding]
-
-    @property
-    def intact(self) -> bool:
-        """Return whether the log is as sealed, redactions apart."""
-        return all(finding.problem == "redacted" for finding in self.findings)
 
 
 def content_hash(record: Delivery | AuditRecord, columns: Sequence[str]) -> str:
@@ -84,9 +57,12 @@ def _iso(value: Any) -> str:
     raise TypeError(f"cannot seal a {type(value).__name__}")
 
 
-def leaf_hash(kind: str, record_id: int, facts_hash: str, redactable_hash: str) -> str:
-    """Return a record's Merkle leaf: its kind and id bound to its two content hashes."""
-    return hashlib.sha256(f"{kind}:{record_id}:{facts_hash}:{redactable_hash}".encode()).hexdigest()
+def leaf_hash(
+    kind: str, record_id: int, facts_hash: str, identity_hash: str, body_hash: str, status: str | None
+) -> str:
+    """Return a record's Merkle leaf: its kind and id bound to its three content hashes and sealed status."""
+    leaf = f"{kind}:{record_id}:{facts_hash}:{identity_hash}:{body_hash}:{status or ''}"
+    return hashlib.sha256(leaf.encode()).hexdigest()
 
 
 def merkle_root(leaves: Sequence[str]) -> str:
@@ -114,7 +90,7 @@ def seal_closed_days(db: Session, now: datetime) -> list[Seal]:
     previous_hash = last.seal_hash if last else None
     sealed = []
     day = first_day
-    while day is not None and _day_start(day) + timedelta(days=1) + COMMIT_MARGIN <= now:
+    while day is not None and day_start(day) + timedelta(days=1) + COMMIT_MARGIN <= now:
         seal = _seal_day(db, day, previous_hash)
         sealed.append(seal)
         previous_hash, day = seal.seal_hash, day + timedelta(days=1)
@@ -133,11 +109,13 @@ def _seal_day(db: Session, day: date, previous_hash: str | None) -> Seal:
             kind=kind,
             record_id=record.id,
             facts_hash=content_hash(record, FACTS[kind]),
-            personal_hash=content_hash(record, REDACTABLE[kind]),
+            identity_hash=content_hash(record, IDENTITY[kind]),
+            body_hash=content_hash(record, BODY[kind]),
+            status=_sealed_status(record),
         )
-        for kind, record in _records_of(db, day)
+        for kind, record in records_of(db, day)
     ]
-    root = merkle_root([_leaf(item) for item in items])
+    root = merkle_root([leaf(item) for item in items])
     seal = Seal(
         day=day,
         record_count=len(items),
@@ -153,17 +131,27 @@ def _seal_day(db: Session, day: date, previous_hash: str | None) -> Seal:
     return seal
 
 
-def _leaf(item: SealedRecord) -> str:
-    return leaf_hash(item.kind, item.record_id, item.facts_hash, item.personal_hash)
+def leaf(item: SealedRecord) -> str:
+    """Return the Merkle leaf of a sealed record."""
+    return leaf_hash(
+        item.kind, item.record_id, item.facts_hash, item.identity_hash, item.body_hash, item.status
+    )
 
 
-def _day_start(day: date) -> datetime:
+def _sealed_status(record: Delivery | AuditRecord) -> str | None:
+    """Return the status to seal: a processed delivery's, on which its session's figures rest; else None."""
+    processed = isinstance(record, Delivery) and record.status == DeliveryStatus.PROCESSED
+    return DeliveryStatus.PROCESSED.value if processed else None
+
+
+def day_start(day: date) -> datetime:
+    """Return the start of a UTC day."""
     return datetime.combine(day, time(), UTC)
 
 
-def _records_of(db: Session, day: date) -> Iterator[tuple[Kind, Delivery | AuditRecord]]:
+def records_of(db: Session, day: date) -> Iterator[tuple[Kind, Delivery | AuditRecord]]:
     """Yield the day's records, in the order their leaves are sealed: deliveries, then audit, by id."""
-    start = _day_start(day)
+    start = day_start(day)
     end = start + timedelta(days=1)
     # In batches: a busy day's raw bodies need not all be in memory at once.
     deliveries = select(Delivery).where(Delivery.received_at >= start, Delivery.received_at < end)
@@ -172,39 +160,3 @@ def _records_of(db: Session, day: date) -> Iterator[tuple[Kind, Delivery | Audit
     audits = select(AuditRecord).where(AuditRecord.at >= start, AuditRecord.at < end)
     for record in db.scalars(audits.order_by(AuditRecord.id).execution_options(yield_per=BATCH)):
         yield "audit", record
-
-
-def verify(db: Session) -> Verification:
-    """Recompute every seal and name each record changed, added, removed or redacted since."""
-    findings: list[Finding] = []
-    previous_hash = None
-    seals = list(db.scalars(select(Seal).order_by(Seal.day)))
-    for seal in seals:
-        items = list(db.scalars(select(SealedRecord).where(SealedRecord.seal_id == seal.id)))
-        items.sort(key=lambda item: (item.kind != "delivery", item.record_id))
-        root = merkle_root([_leaf(item) for item in items])
-        if root != seal.merkle_root or len(items) != seal.record_count:
-            findings.append(Finding(seal.day, "root-mismatch"))
-        expected = seal_hash(seal.day, seal.record_count, seal.merkle_root, previous_hash)
-        if seal.previous_hash != previous_hash or seal.seal_hash != expected:
-            findings.append(Finding(seal.day, "chain-broken"))
-        previous_hash = seal.seal_hash
-        findings.extend(_record_findings(db, seal.day, items))
-        db.expunge_all()  # one day's records at a time in memory
-    return Verification(len(seals), findings)
-
-
-def _record_findings(db: Session, day: date, items: list[SealedRecord]) -> Iterator[Finding]:
-    sealed = {(item.kind, item.record_id): item for item in items}
-    for kind, record in _records_of(db, day):
-        item = sealed.pop((kind, record.id), None)
-        if item is None:
-            yield Finding(day, "added", kind, record.id)
-        elif content_hash(record, FACTS[kind]) != item.facts_hash:
-            yield Finding(day, "changed", kind, record.id)
-        elif content_hash(record, REDACTABLE[kind]) != item.personal_hash:
-            marked = record.redacted_at is not None and record.redaction in REDACTIONS
-            redaction = record.redaction if marked else None
-            yield Finding(day, "redacted" if redaction else "changed", kind, record.id, redaction)
-    for sealed_kind, record_id in sorted(sealed):
-        yield Finding(day, "removed", sealed_kind, record_id)

@@ -28,9 +28,9 @@ from workers.models.notifications import NotificationState
 from workers.models.roster import RosterMember, RosterRole
 from workers.models.seals import Seal
 from workers.rooms import trusts_participant_emails
-from workers.sealing import Verification
 from workers.statuses import Judged, Override, Status
 from workers.timefmt import UtcTime, zone_of
+from workers.verification import Verification
 
 Item = TypeVar("Item")
 
@@ -487,6 +487,8 @@ class AuditEntry(WireModel):
     before: dict[str, Any] | None
     after: dict[str, Any] | None
     request_id: str | None
+    redaction: str | None = Field(description="erasure: a person in subject, before or after pseudonymized.")
+    redacted_at: UtcTime | None
 
 
 class AuditPage(Listing[AuditEntry]):

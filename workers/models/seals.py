@@ -27,8 +27,8 @@ class Seal(Base):
 
 
 class SealedRecord(Base):
-    """One record's hashes as sealed: its facts and its redactable parts apart, so a redaction can be told
-    from tampering."""
+    """One record's hashes as sealed: its facts, its identity and its body apart, so that a redaction can be
+    told from tampering; and a processed delivery's status, on which its session's figures rest."""
 
     __tablename__ = "sealed_records"
     __table_args__ = (UniqueConstraint("kind", "record_id"),)
@@ -38,4 +38,6 @@ class SealedRecord(Base):
     kind: Mapped[str] = mapped_column(String(16))  # delivery or audit
     record_id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"))
     facts_hash: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
-    personal_hash: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
+    identity_hash: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
+    body_hash: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
+    status: Mapped[str | None] = mapped_column(String(16))  # "processed", or None: not sealed

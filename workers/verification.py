@@ -1,0 +1,173 @@
+"""Verify: every seal recomputed, and each day's rows compared with what was sealed.
+
+A record whose facts or sealed status differ is changed. One whose identity or body differ is redacted
+only when a redaction made after the seal accounts for the difference exactly (see _redaction_holds):
+a mark alone excuses nothing.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+from typing import Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from workers import sealing
+from workers.erasure import ERASED, ERASURE
+from workers.models import AuditRecord, Delivery, Seal, SealedRecord
+from workers.models.inbox import UNPROCESSED, DeliveryStatus
+from workers.retention import PURGED_BODY, RETENTION
+from workers.sealing import BODY, FACTS, IDENTITY, Kind, content_hash, merkle_root, seal_hash
+
+Problem = Literal["changed", "added", "removed", "redacted", "root-mismatch", "chain-broken"]
+# A replay sets a processed delivery back to unprocessed until it is folded again: no change of figures.
+STILL_PROCESSED = (DeliveryStatus.PROCESSED.value, *UNPROCESSED)
+
+
+@dataclass(frozen=True)
+class Finding:
+    """One thing verify found: a record (kind and id) or a whole seal (kind and id None) and what is wrong."""
+
+    day: date
+    problem: Problem
+    kind: str | None = None
+    record_id: int | None = None
+    redaction: str | None = None
+
+
+@dataclass(frozen=True)
+class Verification:
+    """What verify found over every seal; intact when nothing but redactions was found."""
+
+    seals_checked: int
+    findings: list[Finding]
+
+    @property
+    def intact(self) -> bool:
+        """Return whether the log is as sealed, redactions apart."""
+        return all(finding.problem == "redacted" for finding in self.findings)
+
+
+def verify(db: Session) -> Verification:
+    """Recompute every seal and name each record changed, added, removed or redacted since."""
+    findings: list[Finding] = []
+    previous_hash = None
+    seals = list(db.scalars(select(Seal).order_by(Seal.day)))
+    erasures = _erasures(db, seals[-1].day if seals else None)
+    for seal in seals:
+        items = list(db.scalars(select(SealedRecord).where(SealedRecord.seal_id == seal.id)))
+        items.sort(key=lambda item: (item.kind != "delivery", item.record_id))
+        root = merkle_root([sealing.leaf(item) for item in items])
+        if root != seal.merkle_root or len(items) != seal.record_count:
+            findings.append(Finding(seal.day, "root-mismatch"))
+        expected = seal_hash(seal.day, seal.record_count, seal.merkle_root, previous_hash)
+        if seal.previous_hash != previous_hash or seal.seal_hash != expected:
+            findings.append(Finding(seal.day, "chain-broken"))
+        previous_hash = seal.seal_hash
+        findings.extend(_record_findings(db, seal, items, erasures))
+        db.expunge_all()  # one day's records at a time in memory
+    return Verification(len(seals), findings)
+
+
+@dataclass(frozen=True)
+class Erasure:
+    """What a `person.erased` audit record says it did: when, under which pseudonym, to which records."""
+
+    at: datetime
+    pseudonym: str
+    records: frozenset[tuple[str, int]]
+
+
+def _erasures(db: Session, last_sealed_day: date | None) -> list[Erasure]:
+    """Return the erasures verify may trust: those sealed, and those made since the last sealed day.
+
+    One added to a sealed day is found as added; this keeps it from also excusing what it lists.
+    """
+    sealed = select(SealedRecord.record_id).where(SealedRecord.kind == "audit")
+    query = select(AuditRecord).where(AuditRecord.action == ERASED)
+    if last_sealed_day is not None:
+        since = sealing.day_start(last_sealed_day) + timedelta(days=1)
+        query = query.where((AuditRecord.id.in_(sealed)) | (AuditRecord.at >= since))
+    return [erasure for record in db.scalars(query) if (erasure := _erasure(record)) is not None]
+
+
+def _erasure(record: AuditRecord) -> Erasure | None:
+    """Read what an erasure record lists; None if it lists nothing readable (it is in the log as written)."""
+    after = record.after if isinstance(record.after, dict) else {}
+    pseudonym = after.get("pseudonym")
+    if not isinstance(pseudonym, str) or not pseudonym:
+        return None
+    listed = {("delivery", record_id) for record_id in _ids(after.get("deliveries"))}
+    # It lists the audit records it rewrote, all older than itself: it cannot excuse its own rewrite.
+    listed |= {("audit", record_id) for record_id in _ids(after.get("auditRecords")) if record_id < record.id}
+    return Erasure(record.at, pseudonym, frozenset(listed))
+
+
+def _ids(listed: object) -> list[int]:
+    return [item for item in listed if isinstance(item, int)] if isinstance(listed, list) else []
+
+
+def _record_findings(
+    db: Session, seal: Seal, items: list[SealedRecord], erasures: list[Erasure]
+) -> Iterator[Finding]:
+    day = seal.day
+    sealed = {(item.kind, item.record_id): item for item in items}
+    for kind, record in sealing.records_of(db, day):
+        item = sealed.pop((kind, record.id), None)
+        if item is None:
+            yield Finding(day, "added", kind, record.id)
+        elif content_hash(record, FACTS[kind]) != item.facts_hash or not _status_holds(record, item):
+            yield Finding(day, "changed", kind, record.id)
+        elif (content_hash(record, IDENTITY[kind]), content_hash(record, BODY[kind])) != (
+            item.identity_hash,
+            item.body_hash,
+        ):
+            pseudonyms = {
+                erasure.pseudonym
+                for erasure in erasures
+                if (kind, record.id) in erasure.records and erasure.at > seal.sealed_at
+            }
+            if _redaction_holds(kind, record, item, seal, pseudonyms):
+                yield Finding(day, "redacted", kind, record.id, record.redaction)
+            else:
+                yield Finding(day, "changed", kind, record.id)
+    for sealed_kind, record_id in sorted(sealed):
+        yield Finding(day, "removed", sealed_kind, record_id)
+
+
+def _redaction_holds(
+    kind: Kind, record: Delivery | AuditRecord, item: SealedRecord, seal: Seal, pseudonyms: set[str]
+) -> bool:
+    """Return whether the record's mark accounts for how its identity and body differ from the seal.
+
+    Retention purges a delivery's body and touches no identity; erasure rewrites the identity of the records
+    a later `person.erased` record lists, to its pseudonym. Either mark, made before the seal, explains
+    nothing: the seal was taken of the redacted row.
+    """
+    if record.redacted_at is None or record.redacted_at <= seal.sealed_at:
+        return False
+    erased = any(_names(record, pseudonym) for pseudonym in pseudonyms)
+    if record.redaction == ERASURE:
+        return erased
+    if record.redaction == RETENTION and isinstance(record, Delivery):
+        identity_kept = content_hash(record, IDENTITY[kind]) == item.identity_hash
+        purged = (record.raw_body, record.headers, record.source_address) == (PURGED_BODY, {}, None)
+        return purged and (identity_kept or erased)  # an erased delivery is purged in its turn
+    return False
+
+
+def _names(record: Delivery | AuditRecord, pseudonym: str) -> bool:
+    """Return whether the record names the person by `pseudonym` alone, as erasure leaves it."""
+    if isinstance(record, Delivery):
+        return (record.external_user_id, record.email, record.name) == (pseudonym, None, pseudonym)
+    text = json.dumps([record.subject, record.before, record.after], ensure_ascii=False)
+    return pseudonym in text
+
+
+def _status_holds(record: Delivery | AuditRecord, item: SealedRecord) -> bool:
+    """Return whether a delivery sealed processed still is, or is waiting to be folded again by a replay."""
+    return item.status is None or (isinstance(record, Delivery) and record.status in STILL_PROCESSED)
