@@ -24,6 +24,8 @@ from werkzeug.serving import run_simple
 
 from webhooks import runtime_of
 from webhooks.audit_export import KINDS, ExportRange, export_lines
+from webhooks.errors import Problem
+from webhooks.seals import kept_seals
 from workers import audit, erasure, jobs, overrides, rooms, roster, verification, wire
 from workers.audit import cli_actor
 from workers.bulk_replay import ReplayFilter, replay_all
@@ -509,10 +511,15 @@ def erase_person(participant_key: str) -> None:
 
 
 @audit_group.command("verify")
-def verify_seals() -> None:
+@click.option("--against", type=click.File(encoding="utf-8"), help="A copy `audit seals` printed, to check.")
+def verify_seals(against: IO[str] | None) -> None:
     """Recompute every seal and name each record changed, added, removed or redacted; exit 1 if tampered."""
+    try:
+        kept = kept_seals(against.read()) if against is not None else []
+    except Problem as problem:
+        raise click.ClickException(problem.detail) from None
     with runtime_of(current_app).Db() as db:
-        checked = verification.verify(db)
+        checked = verification.verify(db, utcnow(), kept)
     for finding in wire.verification_out(checked).findings:
         what = "seal" if finding.id is None else f"{finding.kind} {finding.id}"
         redaction = f" by {finding.redaction}" if finding.redaction else ""
