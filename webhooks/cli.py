@@ -28,7 +28,7 @@ from webhooks.errors import Problem
 from webhooks.seals import kept_seals
 from workers import audit, erasure, jobs, overrides, rooms, roster, verification, wire
 from workers.audit import cli_actor
-from workers.bulk_replay import ReplayFilter, replay_all
+from workers.bulk_replay import Cursor, ReplayFilter, replay_all
 from workers.deliveries.parsing import field_errors, metered_time
 from workers.folding import rebuild as rebuild_session
 from workers.jobs import notify_amended
@@ -382,9 +382,9 @@ def replay(
         wanted = ReplayFilter.model_validate({"room": room, "status": status, "since": since})
         with click.progressbar(length=1, label="replaying", show_pos=True) as bar:
 
-            def progress(replayed: int, matched: int) -> None:
-                bar.length = max(matched, 1)
-                bar.update(replayed - bar.pos)
+            def progress(cursor: Cursor) -> None:
+                bar.length = max(cursor.matched, 1)
+                bar.update(cursor.replayed - bar.pos)
 
             count = replay_all(runtime, wanted, cli_actor(), progress=progress)
         click.echo(f"replayed {count} deliver{'y' if count == 1 else 'ies'}")
