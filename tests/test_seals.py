@@ -291,6 +291,9 @@ def test_verify_against_a_kept_copy_names_seals_taken_again_or_missing(
     assert missing.exit_code == 1
     assert f"{two_days_ago} seal: seal-missing" in missing.output
     assert f"{two_days_ago} seal: unsealed" in missing.output
+    kept.write_text(copy + "{not json\n", encoding="utf-8")
+    refused = cli.invoke(args=["audit", "verify", "--against", str(kept)])
+    assert refused.exit_code == 2 and "line " in refused.output
 
 
 def test_a_bad_kept_copy_is_422_naming_each_line_and_field(api: httpx.Client) -> None:

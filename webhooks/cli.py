@@ -517,7 +517,7 @@ def verify_seals(against: IO[str] | None) -> None:
     try:
         kept = kept_seals(against.read()) if against is not None else []
     except Problem as problem:
-        raise click.ClickException(problem.detail) from None
+        raise click.BadParameter(problem.detail, param_hint="--against") from None
     with runtime_of(current_app).Db() as db:
         checked = verification.verify(db, utcnow(), kept)
     for finding in wire.verification_out(checked).findings:
