@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import httpx
+from rq.job import Job
 from sqlalchemy import select
 
 from tests.conftest import run_worker
@@ -11,6 +12,7 @@ from tests.test_inbox import make_room
 from tests.test_jobs import poisoned
 from webhooks import cli as commands
 from webhooks import runtime_of
+from workers.bulk_replay import REPLAY_RETRY, REPLAY_TIMEOUT_SECONDS
 from workers.models import Delivery
 from workers.runtime import process
 from workers.runtime.process import Runtime
@@ -67,6 +69,42 @@ def test_a_bulk_replay_of_failed_deliveries_after_their_cause_is_fixed_folds_the
     [recorded] = api.get("/api/audit", params={"action": "delivery.bulk_replayed"}).json()["items"]
     assert recorded["actor"] == "api"
     assert recorded["after"] == {"room": "standup", "status": "failed", "since": None, "replayed": 2}
+    [started] = api.get("/api/audit", params={"action": "delivery.bulk_replay_started"}).json()["items"]
+    assert started["id"] < recorded["id"]
+    assert started["after"] == {
+        "room": "standup",
+        "status": "failed",
+        "since": None,
+        "lastId": 5,
+        "matched": 2,
+    }
+
+
+def test_the_replay_job_has_hours_and_retries_and_a_retry_resumes_after_its_cursor(api: httpx.Client) -> None:
+    runtime = fail_some(api)
+    queued = api.post("/api/events/replay", json={"room": "standup"})
+    job = Job.fetch(queued.json()["jobId"], connection=runtime.redis)
+    assert (job.timeout, job.retries_left) == (REPLAY_TIMEOUT_SECONDS, REPLAY_RETRY.max)
+    with runtime.Db() as db:
+        ids = {
+            ps: delivery_id
+            for delivery_id, ps in db.execute(select(Delivery.id, Delivery.participant_session_id))
+        }
+    # As a first attempt leaves it after replaying ps-0 and ps-1 and failing on the next batch's signal.
+    job.meta["cursor"] = {"last_id": ids["ps-3"], "matched": 4, "after": ids["ps-1"], "replayed": 2}
+    job.save_meta()  # type: ignore[no-untyped-call]
+
+    run_worker(runtime)
+
+    assert fates(runtime) == {
+        "ps-0": ("processed", 1),
+        "ps-1": ("failed", 0),  # replayed by the first attempt, as far as the cursor says: not again
+        "ps-2": ("processed", 1),
+        "ps-3": ("processed", 2),
+        "ps-9": ("failed", 0),
+    }
+    assert api.get(f"/api/jobs/{job.id}").json()["progress"] == {"matched": 4, "replayed": 4}
+    assert api.get("/api/audit", params={"action": "delivery.bulk_replay_started"}).json()["items"] == []
 
 
 def test_the_cli_replays_what_its_filters_match(api: httpx.Client) -> None:

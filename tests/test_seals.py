@@ -7,13 +7,15 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import date, timedelta
+from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
 from flask import Flask
 from sqlalchemy import delete, select, update
+from sqlalchemy.orm import Session
 
 from tests.conftest import run_worker
 from tests.test_erasure import ADA_KEY, play_meeting
@@ -21,7 +23,7 @@ from tests.test_inbox import arrival, make_room
 from webhooks import cli as commands
 from webhooks import runtime_of
 from workers import audit, inbox, jobs
-from workers.models import AuditRecord, Delivery, Seal
+from workers.models import AuditRecord, Delivery, Seal, SealedRecord
 from workers.models.base import utcnow
 from workers.runtime import process
 from workers.runtime.process import Runtime
@@ -238,3 +240,66 @@ def test_the_cli_verifies_and_exports_the_seals(app: Flask, api: httpx.Client) -
     tampered = cli.invoke(args=["audit", "verify"])
     assert tampered.exit_code == 1
     assert f"delivery {deliveries[3]}: removed" in tampered.output and "TAMPERED" in tampered.output
+
+
+def drop_seals_from(db: Session, day: date) -> None:
+    """Delete the seals of `day` and after, with their sealed records, as someone able to rewrite rows can."""
+    newest = select(Seal.id).where(Seal.day >= day)
+    db.execute(delete(SealedRecord).where(SealedRecord.seal_id.in_(newest)))
+    db.execute(delete(Seal).where(Seal.day >= day))
+
+
+def test_a_closed_day_with_records_and_no_seal_is_named(api: httpx.Client) -> None:
+    runtime, _, _, _ = arranged(api)
+    two_days_ago = (utcnow() - timedelta(days=2)).date()
+    with runtime.Db.begin() as db:  # the newest seals, deleted before the job seals their days again
+        drop_seals_from(db, two_days_ago)
+
+    intact, found = findings(api)
+
+    assert not intact and found == {("unsealed", None, None, None)}
+    assert api.get("/api/audit/verify").json()["findings"][0]["day"] == two_days_ago.isoformat()
+
+
+def test_verify_against_a_kept_copy_names_seals_taken_again_or_missing(
+    app: Flask, api: httpx.Client, tmp_path: Path
+) -> None:
+    runtime, _, deliveries, _ = arranged(api)
+    commands.register(app)
+    cli = app.test_cli_runner()
+    copy = cli.invoke(args=["audit", "seals"]).output
+    two_days_ago = (utcnow() - timedelta(days=2)).date()
+    with runtime.Db.begin() as db:  # rewrite a row, delete the seals from its day on, let the job seal again
+        db.execute(update(Delivery).where(Delivery.id == deliveries[3]).values(name="Mallory"))
+        drop_seals_from(db, two_days_ago)
+    seal(runtime)
+    assert findings(api) == (True, set())  # the database agrees with itself
+
+    checked = api.post("/api/audit/verify", content=copy, headers={"Content-Type": "application/x-ndjson"})
+
+    assert checked.status_code == 200, checked.text
+    differs = {(item["day"], item["problem"]) for item in checked.json()["findings"]}
+    assert not checked.json()["intact"] and (two_days_ago.isoformat(), "seal-differs") in differs
+    assert {problem for _, problem in differs} == {
+        "seal-differs"
+    }  # the days after chain to it: they differ too
+    with runtime.Db.begin() as db:
+        drop_seals_from(db, two_days_ago)
+    kept = tmp_path / "kept-seals.ndjson"
+    kept.write_text(copy, encoding="utf-8")
+    missing = cli.invoke(args=["audit", "verify", "--against", str(kept)])
+    assert missing.exit_code == 1
+    assert f"{two_days_ago} seal: seal-missing" in missing.output
+    assert f"{two_days_ago} seal: unsealed" in missing.output
+    kept.write_text(copy + "{not json\n", encoding="utf-8")
+    refused = cli.invoke(args=["audit", "verify", "--against", str(kept)])
+    assert refused.exit_code == 2 and "line " in refused.output
+
+
+def test_a_bad_kept_copy_is_422_naming_each_line_and_field(api: httpx.Client) -> None:
+    arranged(api)
+    [first, *_] = api.get("/api/audit/seals").json()["items"]
+    body = "\n".join([json.dumps(first), "{not json", json.dumps({**first, "merkleRoot": 7})])
+    refused = api.post("/api/audit/verify", content=body, headers={"Content-Type": "application/x-ndjson"})
+    assert refused.status_code == 422
+    assert [error["field"] for error in refused.json()["errors"]] == ["line 2", "line 3.merkleRoot"]

@@ -6,6 +6,7 @@ over real HTTP with the Metered emulator behind the app, after a meeting has bee
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from typing import Any
 
@@ -125,6 +126,11 @@ def test_every_answer_matches_its_schema(served: tuple[Flask, str]) -> None:  # 
     call("seals.list_seals", "/api/audit/seals", "GET", BEARER, query={"limit": 5})
     call("seals.list_seals", "/api/audit/seals", "GET", BEARER, query={"cursor": "nope"})  # 422
     call("seals.verify", "/api/audit/verify", "GET", BEARER)
+    kept = httpx.get(f"{base_url}/api/audit/seals", headers=BEARER).json()["items"]
+    copy: dict[str, Any] = {"media_type": "text/plain"}  # schemathesis sends no NDJSON
+    ndjson = "".join(json.dumps(seal) + "\n" for seal in kept)
+    call("seals.verify_against_copy", "/api/audit/verify", "POST", BEARER, body=ndjson, **copy)
+    call("seals.verify_against_copy", "/api/audit/verify", "POST", BEARER, body="{}\n", **copy)  # 422
     call("erasure.erase", "/api/people/{participantKey}/erase", "POST", BEARER, path_parameters=person)
     call("erasure.erase", "/api/people/{participantKey}/erase", "POST", BEARER, path_parameters=person)  # 404
     call("audit_records.list_records", "/api/audit", "GET", BEARER, query={"limit": 2})

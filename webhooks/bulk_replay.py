@@ -11,7 +11,7 @@ from webhooks.auth import api_actor, require_token
 from webhooks.errors import Problem
 from webhooks.rooms import json_object
 from workers.audit import current_request_id
-from workers.bulk_replay import ReplayFilter, replay_matching
+from workers.bulk_replay import ReplayFilter, enqueue_replay
 from workers.wire import BulkReplayQueued, JobProgress
 
 blueprint = Blueprint("bulk_replay", __name__)
@@ -23,9 +23,7 @@ def replay_matching_deliveries() -> tuple[dict[str, object], int]:
     """Queue one job replaying every delivery the body's room, status and since match; answer 202."""
     wanted = ReplayFilter.model_validate(json_object())
     runtime = runtime_of(current_app)
-    job = runtime.queue().enqueue(
-        replay_matching, wanted.model_dump(mode="json"), api_actor(), current_request_id.get()
-    )
+    job = enqueue_replay(runtime.queue(), wanted, api_actor(), current_request_id.get())
     return BulkReplayQueued(job_id=job.id).answer(), 202
 
 

@@ -24,9 +24,11 @@ from werkzeug.serving import run_simple
 
 from webhooks import runtime_of
 from webhooks.audit_export import KINDS, ExportRange, export_lines
+from webhooks.errors import Problem
+from webhooks.seals import kept_seals
 from workers import audit, erasure, jobs, overrides, rooms, roster, verification, wire
 from workers.audit import cli_actor
-from workers.bulk_replay import ReplayFilter, replay_all
+from workers.bulk_replay import Cursor, ReplayFilter, replay_all
 from workers.deliveries.parsing import field_errors, metered_time
 from workers.folding import rebuild as rebuild_session
 from workers.jobs import notify_amended
@@ -380,9 +382,9 @@ def replay(
         wanted = ReplayFilter.model_validate({"room": room, "status": status, "since": since})
         with click.progressbar(length=1, label="replaying", show_pos=True) as bar:
 
-            def progress(replayed: int, matched: int) -> None:
-                bar.length = max(matched, 1)
-                bar.update(replayed - bar.pos)
+            def progress(cursor: Cursor) -> None:
+                bar.length = max(cursor.matched, 1)
+                bar.update(cursor.replayed - bar.pos)
 
             count = replay_all(runtime, wanted, cli_actor(), progress=progress)
         click.echo(f"replayed {count} deliver{'y' if count == 1 else 'ies'}")
@@ -509,10 +511,15 @@ def erase_person(participant_key: str) -> None:
 
 
 @audit_group.command("verify")
-def verify_seals() -> None:
+@click.option("--against", type=click.File(encoding="utf-8"), help="A copy `audit seals` printed, to check.")
+def verify_seals(against: IO[str] | None) -> None:
     """Recompute every seal and name each record changed, added, removed or redacted; exit 1 if tampered."""
+    try:
+        kept = kept_seals(against.read()) if against is not None else []
+    except Problem as problem:
+        raise click.BadParameter(problem.detail, param_hint="--against") from None
     with runtime_of(current_app).Db() as db:
-        checked = verification.verify(db)
+        checked = verification.verify(db, utcnow(), kept)
     for finding in wire.verification_out(checked).findings:
         what = "seal" if finding.id is None else f"{finding.kind} {finding.id}"
         redaction = f" by {finding.redaction}" if finding.redaction else ""

@@ -86,7 +86,7 @@ def seal_hash(day: date, record_count: int, root: str, previous_hash: str | None
 def seal_closed_days(db: Session, now: datetime) -> list[Seal]:
     """Seal every UTC day over by `now` (and COMMIT_MARGIN) not sealed yet, from the day after the last."""
     last = db.scalar(select(Seal).order_by(Seal.day.desc()).limit(1))
-    first_day = last.day + timedelta(days=1) if last else _first_record_day(db)
+    first_day = last.day + timedelta(days=1) if last else first_record_day(db)
     previous_hash = last.seal_hash if last else None
     sealed = []
     day = first_day
@@ -97,7 +97,8 @@ def seal_closed_days(db: Session, now: datetime) -> list[Seal]:
     return sealed
 
 
-def _first_record_day(db: Session) -> date | None:
+def first_record_day(db: Session) -> date | None:
+    """Return the UTC day of the oldest delivery or audit record; None if there is none."""
     firsts = [db.scalar(select(func.min(Delivery.received_at))), db.scalar(select(func.min(AuditRecord.at)))]
     known = [moment for moment in firsts if moment is not None]
     return min(known).date() if known else None

@@ -1,5 +1,9 @@
 """Verify: every seal recomputed, and each day's rows compared with what was sealed.
 
+The database is compared with itself, so a copy of the seals kept elsewhere (`kept`) is what catches
+seals deleted and taken again over rewritten rows: each kept seal must match the database's of its day.
+A closed day that holds records but has no seal is named too: the sealing job would have sealed it.
+
 A record whose facts or sealed status differ is changed. One whose identity or body differ is redacted
 only when a redaction made after the seal accounts for the difference exactly (see _redaction_holds):
 a mark alone excuses nothing.
@@ -8,12 +12,12 @@ a mark alone excuses nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from typing import Literal
+from typing import Literal, Protocol
 
-from sqlalchemy import select
+from sqlalchemy import exists, select
 from sqlalchemy.orm import Session
 
 from workers import sealing
@@ -21,9 +25,14 @@ from workers.erasure import ERASED, ERASURE
 from workers.models import AuditRecord, Delivery, Seal, SealedRecord
 from workers.models.inbox import UNPROCESSED, DeliveryStatus
 from workers.retention import PURGED_BODY, RETENTION
-from workers.sealing import BODY, FACTS, IDENTITY, Kind, content_hash, merkle_root, seal_hash
+from workers.sealing import BODY, COMMIT_MARGIN, FACTS, IDENTITY, Kind, content_hash, merkle_root, seal_hash
 
-Problem = Literal["changed", "added", "removed", "redacted", "root-mismatch", "chain-broken"]
+Problem = Literal[
+    "changed", "added", "removed", "redacted", "root-mismatch", "chain-broken",
+    "unsealed", "seal-missing", "seal-differs",
+]  # fmt: skip
+# The worker runs the sealing job hourly (workers/__main__.py): a day is sealed this long after it ends.
+SEALED_WITHIN = COMMIT_MARGIN + timedelta(hours=1)
 # A replay sets a processed delivery back to unprocessed until it is folded again: no change of figures.
 STILL_PROCESSED = (DeliveryStatus.PROCESSED.value, *UNPROCESSED)
 
@@ -52,8 +61,24 @@ class Verification:
         return all(finding.problem == "redacted" for finding in self.findings)
 
 
-def verify(db: Session) -> Verification:
-    """Recompute every seal and name each record changed, added, removed or redacted since."""
+class KeptSeal(Protocol):
+    """A seal as an auditor kept it (what `flask audit seals` printed)."""
+
+    @property
+    def day(self) -> date: ...
+    @property
+    def record_count(self) -> int: ...
+    @property
+    def merkle_root(self) -> str: ...
+    @property
+    def previous_hash(self) -> str | None: ...
+    @property
+    def seal_hash(self) -> str: ...
+
+
+def verify(db: Session, now: datetime, kept: Sequence[KeptSeal] = ()) -> Verification:
+    """Recompute every seal, name each record changed, added, removed or redacted since, each closed day
+    left unsealed, and each of the `kept` seals missing from the database or unlike its seal there."""
     findings: list[Finding] = []
     previous_hash = None
     seals = list(db.scalars(select(Seal).order_by(Seal.day)))
@@ -70,7 +95,41 @@ def verify(db: Session) -> Verification:
         previous_hash = seal.seal_hash
         findings.extend(_record_findings(db, seal, items, erasures))
         db.expunge_all()  # one day's records at a time in memory
+    findings.extend(_unsealed_days(db, {seal.day for seal in seals}, now))
+    findings.extend(_against_kept(db, kept))
     return Verification(len(seals), findings)
+
+
+def _unsealed_days(db: Session, sealed_days: set[date], now: datetime) -> Iterator[Finding]:
+    """Yield each day the sealing job should have sealed by `now` that holds records and has no seal."""
+    day = sealing.first_record_day(db)
+    while day is not None and sealing.day_start(day) + timedelta(days=1) + SEALED_WITHIN <= now:
+        if day not in sealed_days and _holds_records(db, day):
+            yield Finding(day, "unsealed")
+        day += timedelta(days=1)
+
+
+def _holds_records(db: Session, day: date) -> bool:
+    start = sealing.day_start(day)
+    end = start + timedelta(days=1)
+    deliveries = exists().where(Delivery.received_at >= start, Delivery.received_at < end)
+    audits = exists().where(AuditRecord.at >= start, AuditRecord.at < end)
+    return bool(db.scalar(select(deliveries | audits)))
+
+
+def _against_kept(db: Session, kept: Sequence[KeptSeal]) -> Iterator[Finding]:
+    """Yield each kept seal the database lacks, or holds with another count, root or chain."""
+    held = {seal.day: seal for seal in db.scalars(select(Seal).where(Seal.day.in_([k.day for k in kept])))}
+    for copy in sorted(kept, key=lambda copy: copy.day):
+        seal = held.get(copy.day)
+        if seal is None:
+            yield Finding(copy.day, "seal-missing")
+        elif _sealed(seal) != _sealed(copy):
+            yield Finding(copy.day, "seal-differs")
+
+
+def _sealed(seal: Seal | KeptSeal) -> tuple[int, str, str | None, str]:
+    return seal.record_count, seal.merkle_root, seal.previous_hash, seal.seal_hash
 
 
 @dataclass(frozen=True)

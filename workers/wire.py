@@ -30,7 +30,7 @@ from workers.models.seals import Seal
 from workers.rooms import trusts_participant_emails
 from workers.statuses import Judged, Override, Status
 from workers.timefmt import UtcTime, zone_of
-from workers.verification import Verification
+from workers.verification import Problem, Verification
 
 Item = TypeVar("Item")
 
@@ -708,12 +708,13 @@ class SealPage(Listing[SealOut]):
 
 
 class VerifyFinding(WireModel):
-    """One thing verify found: a record changed, added, removed or redacted, or a seal that does not hold."""
+    """One thing verify found: a record changed, added, removed or redacted, a seal that does not hold, a
+    closed day with records left unsealed, or a kept seal missing from the database or unlike its seal."""
 
     day: UtcDay
-    problem: Literal["changed", "added", "removed", "redacted", "root-mismatch", "chain-broken"]
-    kind: Literal["delivery", "audit"] | None = Field(description="The record's kind; null for a seal.")
-    id: int | None = Field(description="The delivery's or audit record's id; null for a seal.")
+    problem: Problem
+    kind: Literal["delivery", "audit"] | None = Field(description="The record's kind; null for a day's seal.")
+    id: int | None = Field(description="The delivery's or audit record's id; null for a day's seal.")
     redaction: Literal["retention", "erasure"] | None = Field(description="What redacted the record.")
 
 
