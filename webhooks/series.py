@@ -2,51 +2,59 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime, time
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from flask import Blueprint, Response, current_app, request
 from pydantic_core import PydanticCustomError
+from sqlalchemy.orm import Session
 
 from webhooks import runtime_of
 from webhooks.auth import require_token
 from webhooks.errors import Problem, invalid_fields
 from webhooks.reports import wants_csv
 from workers.deliveries.parsing import metered_time
+from workers.models import Room
 from workers.reports import attachment_disposition
 from workers.rooms import RoomNotFound, load_room
 from workers.series import billing_csv, billing_report, series_csv, series_report
 from workers.timefmt import UTC_ZONE, on_clock, zone_of
+from workers.wire import BillingReport, SeriesReport
 
 blueprint = Blueprint("series", __name__)
+Report = TypeVar("Report", SeriesReport, BillingReport)
 
 
 @blueprint.get("/api/rooms/<room_name>/series")
 @require_token
 def room_series(room_name: str) -> Response | dict[str, Any]:
     """Show the person-by-session matrix of a room's sessions in [from, to), with rates and absence runs."""
-    with runtime_of(current_app).Db() as db:
-        room = load_room(db, room_name)
-        zone = zone_of(room.options)
-        began_from, began_to = requested_range(zone)
-        report = series_report(db, room, began_from, began_to)
-    if wants_csv():
-        return _download(series_csv(report, zone), "series", room_name, (began_from, began_to), zone)
-    return report.answer()
+    return _range_report(room_name, "series", series_report, series_csv)
 
 
 @blueprint.get("/api/rooms/<room_name>/billing")
 @require_token
 def room_billing(room_name: str) -> Response | dict[str, Any]:
     """Show each person's attended time in a room's sessions in [from, to), rounded up to the increment."""
+    return _range_report(room_name, "billing", billing_report, billing_csv)
+
+
+def _range_report(
+    room_name: str,
+    kind: str,
+    build: Callable[[Session, Room, datetime, datetime], Report],
+    render_csv: Callable[[Report, ZoneInfo], str],
+) -> Response | dict[str, Any]:
+    # Both reports read a range of the room's sessions on its clock and answer JSON or a CSV download.
     with runtime_of(current_app).Db() as db:
         room = load_room(db, room_name)
         zone = zone_of(room.options)
         began_from, began_to = requested_range(zone)
-        report = billing_report(db, room, began_from, began_to)
+        report = build(db, room, began_from, began_to)
     if wants_csv():
-        return _download(billing_csv(report, zone), "billing", room_name, (began_from, began_to), zone)
+        return _download(render_csv(report, zone), kind, room_name, (began_from, began_to), zone)
     return report.answer()
 
 

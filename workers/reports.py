@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import unicodedata
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import TypeVarTuple
 from urllib.parse import quote
@@ -123,19 +123,17 @@ def attendance_of(
     db: Session, meeting: MeetingSession, room: Room, after_key: str | None, limit: int
 ) -> list[JudgedAttendanceOut]:
     """Return one page of a session's attendance, with each person's status, by participant key."""
-    people, _ = judge_sessions(db, room, [meeting])[meeting.id]
-    judged = {person.participant_key: person for person in people}
     query = select(AttendanceRow).where(AttendanceRow.session_id == meeting.id)
     if after_key is not None:
         query = query.where(AttendanceRow.participant_key > after_key)
-    rows = db.scalars(query.order_by(AttendanceRow.participant_key).limit(limit))
-    # A row the loader did not see came with a fold committed between the two reads: as in session_report,
-    # it waits for the next read rather than being shown without its status.
-    return [
-        judged_attendance_out(row, judged[row.participant_key])
-        for row in rows
-        if row.participant_key in judged
+    rows = list(db.scalars(query.order_by(AttendanceRow.participant_key).limit(limit)))
+    # A person's status depends on their own row, the roster and their override alone: the page's rows are
+    # judged, not the whole session's.
+    people, _ = judge_sessions(db, room, [meeting], {meeting.id: [_attended(row) for row in rows]})[
+        meeting.id
     ]
+    judged = {person.participant_key: person for person in people}
+    return [judged_attendance_out(row, judged[row.participant_key]) for row in rows]
 
 
 def attendance_in_join_order(
@@ -166,16 +164,12 @@ def session_report(db: Session, meeting: MeetingSession, room: Room) -> SessionW
     """Return a session with its attendance and everyone's status, as the API shows it."""
     query = select(AttendanceRow).where(AttendanceRow.session_id == meeting.id)
     rows = list(db.scalars(query.order_by(AttendanceRow.participant_key)))
-    people, tallied = judge_sessions(db, room, [meeting])[meeting.id]
-    judged = {person.participant_key: person for person in people}
-    # Each statement sees what was committed when it began, and a fold may commit between the two: a row
-    # the loader did not see was removed meanwhile, and a person it judged as come without a row came
-    # meanwhile. Both are left out, as the next read will show them, rather than shown half.
-    attendance = [
-        judged_attendance_out(row, judged.pop(row.participant_key))
-        for row in rows
-        if row.participant_key in judged
+    # Judged from the rows just read, not read again: a fold committing in between cannot split the two.
+    people, tallied = judge_sessions(db, room, [meeting], {meeting.id: [_attended(row) for row in rows]})[
+        meeting.id
     ]
+    judged = {person.participant_key: person for person in people}
+    attendance = [judged_attendance_out(row, judged.pop(row.participant_key)) for row in rows]
     absentees = [
         person_status_out(person, None)
         for _, person in sorted(judged.items())
@@ -297,28 +291,19 @@ def chunked(ids: Sequence[int]) -> Iterator[Sequence[int]]:
 
 
 def judge_sessions(
-    db: Session, room: Room, meetings: Sequence[MeetingSession]
+    db: Session,
+    room: Room,
+    meetings: Sequence[MeetingSession],
+    attendance: Mapping[int, list[Attended]] | None = None,
 ) -> dict[int, tuple[list[Judged], StatusTally]]:
-    """Return each session's statuses and tally, judged against the roster in force when it began."""
+    """Return each session's statuses and tally, judged against the roster in force when it began.
+
+    `attendance`: the sessions' attendance as the caller already read it (by session id); else read here.
+    """
     ids = [meeting.id for meeting in meetings]
-    attended: dict[int, list[Attended]] = {meeting_id: [] for meeting_id in ids}
+    attended = _read_attended(db, ids) if attendance is None else attendance
     overrides: dict[int, dict[str, Override]] = {meeting_id: {} for meeting_id in ids}
     for chunk in chunked(ids):
-        rows = db.execute(
-            select(
-                AttendanceRow.session_id,
-                AttendanceRow.participant_key,
-                AttendanceRow.first_join_at,
-                AttendanceRow.last_left_at,
-                AttendanceRow.is_host,
-                AttendanceRow.name,
-                AttendanceRow.email,
-                AttendanceRow.attended_ms,
-            ).where(AttendanceRow.session_id.in_(chunk))
-        )
-        for session_id, key, first_join_at, last_left_at, is_host, name, email, attended_ms in rows:
-            person = Attended(key, first_join_at, last_left_at, is_host, name, email, attended_ms)
-            attended[session_id].append(person)
         for row in db.scalars(select(StatusOverride).where(StatusOverride.session_id.in_(chunk))):
             overrides[row.session_id][row.participant_key] = Override(
                 Status(row.status), row.reason, row.set_by, row.set_at
@@ -343,6 +328,41 @@ def judge_sessions(
         people = judge(began, meeting.ended_at, attended[meeting.id], expected, overrides[meeting.id], rules)
         judged[meeting.id] = (people, tally(people))
     return judged
+
+
+def _read_attended(db: Session, ids: Sequence[int]) -> dict[int, list[Attended]]:
+    # Only the columns judging needs: a long series reads tens of thousands of rows, segments and all else.
+    attended: dict[int, list[Attended]] = {meeting_id: [] for meeting_id in ids}
+    for chunk in chunked(ids):
+        rows = db.execute(
+            select(
+                AttendanceRow.session_id,
+                AttendanceRow.participant_key,
+                AttendanceRow.first_join_at,
+                AttendanceRow.last_left_at,
+                AttendanceRow.is_host,
+                AttendanceRow.name,
+                AttendanceRow.email,
+                AttendanceRow.attended_ms,
+            ).where(AttendanceRow.session_id.in_(chunk))
+        )
+        for session_id, key, first_join_at, last_left_at, is_host, name, email, attended_ms in rows:
+            attended[session_id].append(
+                Attended(key, first_join_at, last_left_at, is_host, name, email, attended_ms)
+            )
+    return attended
+
+
+def _attended(row: AttendanceRow) -> Attended:
+    return Attended(
+        row.participant_key,
+        row.first_join_at,
+        row.last_left_at,
+        row.is_host,
+        row.name,
+        row.email,
+        row.attended_ms,
+    )
 
 
 def stamped_rules(meeting: MeetingSession) -> StatusRules:
