@@ -15,7 +15,7 @@ from datetime import datetime
 from typing import Any
 
 from flask import Blueprint, Response, current_app, request, stream_with_context
-from sqlalchemy import BigInteger, Select, bindparam, select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import InstrumentedAttribute, Session, sessionmaker
 
 from webhooks import runtime_of
@@ -59,9 +59,7 @@ def export_lines(Db: sessionmaker[Session], wanted: ExportRange) -> Iterator[str
     query, id_column, show = _deliveries(wanted) if wanted.kind == "deliveries" else _management(wanted)
     after = wanted.after_id
     while True:
-        # Bound as 64-bit: a cursor past 2**31 compared with a 32-bit id column would overflow the
-        # parameter on PostgreSQL, where it should simply find nothing after it.
-        batch_query = query if after is None else query.where(id_column > bindparam(None, after, BigInteger))
+        batch_query = query if after is None else query.where(id_column > after)
         with Db() as db:
             rows = list(db.execute(batch_query.limit(BATCH_SIZE)))
         for row in rows:

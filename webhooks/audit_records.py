@@ -6,7 +6,7 @@ from datetime import datetime
 
 from flask import Blueprint, Response, current_app, jsonify, request
 from pydantic_core import PydanticCustomError
-from sqlalchemy import BigInteger, Select, bindparam, select
+from sqlalchemy import Select, select
 
 from webhooks import runtime_of
 from webhooks.auth import require_token
@@ -30,7 +30,7 @@ def list_records() -> Response:
     page = requested_page()
     query = records_query().order_by(AuditRecord.id.desc()).limit(page.limit + 1)
     if page.after is not None:
-        query = query.where(AuditRecord.id < bindparam(None, page.after, BigInteger))  # a 64-bit cursor
+        query = query.where(AuditRecord.id < page.after)
     errors: Errors = []
     since, until = requested_range(errors)
     if errors:

@@ -6,7 +6,7 @@ import enum
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, ForeignKey, Index, String, UniqueConstraint, text
+from sqlalchemy import JSON, BigInteger, ForeignKey, Index, Integer, String, UniqueConstraint, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from workers.deliveries.parsing import EMAIL_LENGTH, ID_LENGTH, NAME_LENGTH, PARTICIPANT_KEY_LENGTH
@@ -79,7 +79,8 @@ class AuditRecord(Base):
 
     __tablename__ = "audit_records"
 
-    id: Mapped[int] = mapped_column(primary_key=True)
+    # 64-bit, as deliveries' ids: the audit is kept for ever, and its ids are the export's cursor.
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     at: Mapped[datetime] = mapped_column(default=utcnow, index=True)
     # The credential's name ("api", a named token) or "cli:<os user>".
     actor: Mapped[str] = mapped_column(String(ACTOR_LENGTH))
