@@ -189,16 +189,16 @@ def person_status(
     db: Session, meeting: MeetingSession, room: Room, participant_key: str
 ) -> PersonStatus | None:
     """Return one person's status in a session; None if they neither came, were expected, nor overridden."""
-    people, _ = judge_sessions(db, room, [meeting])[meeting.id]
-    judged = next((person for person in people if person.participant_key == participant_key), None)
-    if judged is None:
-        return None
     row = db.scalar(
         select(AttendanceRow).where(
             AttendanceRow.session_id == meeting.id, AttendanceRow.participant_key == participant_key
         )
     )
-    return person_status_out(judged, row)
+    # Their own row is all of the attendance their status depends on: the session's others are not read.
+    came = [] if row is None else [_attended(row)]
+    people, _ = judge_sessions(db, room, [meeting], {meeting.id: came})[meeting.id]
+    judged = next((person for person in people if person.participant_key == participant_key), None)
+    return None if judged is None else person_status_out(judged, row)
 
 
 def trail(
