@@ -17,7 +17,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
-from rq import SimpleWorker
+from redis import Redis
+from rq import Queue, SimpleWorker
 from rq.job import Job
 from sqlalchemy import select, update
 
@@ -510,3 +511,17 @@ def test_a_hostile_name_arrives_as_one_harmless_line(start_runtime: Callable[...
     text, html = parts(eve)
     assert text.splitlines()[0] == "Hello Eve Bcc: x@evil.example Subject: you won https://evil.examp…,"
     assert "evil.example" not in html and "https://" not in html and "<a" not in html
+
+
+def test_an_amendment_announced_during_a_redis_outage_is_logged_not_raised(
+    own_redis: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Rosters, overrides and rebuilds announce after their commit: an outage must not look like a refusal."""
+    server = own_redis()
+    queue = Queue(connection=Redis.from_url(own_redis.url, socket_timeout=2))
+    jobs.notify_amended(queue, {7})
+    assert [job.args for job in queue.jobs] == [(7,)]
+    server.kill()
+    server.wait()
+    jobs.notify_amended(queue, {8, 9})
+    assert "session.amended not queued for 2 session(s)" in caplog.text

@@ -474,8 +474,13 @@ def finalize_overdue() -> int:
 
 def notify_amended(queue: Queue, session_ids: set[int]) -> None:
     """Tell other systems that these final sessions' reports changed (late deliveries, rosters, overrides)."""
-    for session_id in sorted(session_ids):
-        queue.enqueue(notify_jobs.session_amended, session_id)
+    try:
+        for session_id in sorted(session_ids):
+            queue.enqueue(notify_jobs.session_amended, session_id)
+    except RedisError as error:
+        # Called once the change is committed, and it stays: an outage must not make it look refused (a
+        # retry would find nothing to change). A session's next amendment carries its state as it is then.
+        log.warning("session.amended not queued for %d session(s): %r", len(session_ids), error)
 
 
 def sweep_stale_sessions() -> int:

@@ -8,7 +8,6 @@ dated back amends every session of the room that began since: each gets a histor
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -25,7 +24,6 @@ from pydantic import (
     model_validator,
 )
 from pydantic_core import InitErrorDetails, PydanticCustomError
-from redis.exceptions import RedisError
 from sqlalchemy import func, or_, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -43,8 +41,6 @@ from workers.rooms import RoomNotFound
 from workers.runtime.process import Runtime
 from workers.timefmt import iso_ms
 from workers.wire import roster_member_out
-
-log = logging.getLogger(__name__)
 
 IDENTITY_FIELDS = ("externalUserId", "email")
 
@@ -207,7 +203,7 @@ def add(
             amended = _amend(db, changes)
     except IntegrityError as error:  # a concurrent add committed first: uq_roster_members_open
         raise MemberExists(member.key) from error
-    _announce(runtime, amended)
+    notify_amended(runtime.queue(), amended)
     return row
 
 
@@ -244,7 +240,7 @@ def update(
         _check_after_last_change(db, changes, key)
         row = _open(db, changes, after, current)
         amended = _amend(db, changes)
-    _announce(runtime, amended)
+    notify_amended(runtime.queue(), amended)
     return row
 
 
@@ -264,7 +260,7 @@ def remove(
         _check_after_last_change(db, changes, key)
         _close(db, changes, current)
         amended = _amend(db, changes)
-    _announce(runtime, amended)
+    notify_amended(runtime.queue(), amended)
     return current
 
 
@@ -301,7 +297,7 @@ def import_members(
         for key in gone:
             _close(db, changes, current[key])
         amended = _amend(db, changes)
-    _announce(runtime, amended)
+    notify_amended(runtime.queue(), amended)
     added = sum(1 for member in touched if member.key not in current)
     return Counts(added, len(touched) - added, len(gone), len(members) - len(touched))
 
@@ -423,17 +419,6 @@ def _amend(db: Session, changes: _Changes) -> set[int]:
         if meeting.status == SessionStatus.FINAL:
             final.add(meeting.id)
     return final
-
-
-def _announce(runtime: Runtime, session_ids: set[int]) -> None:
-    try:
-        notify_amended(runtime.queue(), session_ids)
-    except RedisError as error:
-        # The change is committed and stays: an outage must not make it look refused (a retry would be a
-        # 409). A session's next amendment carries its state as it is then.
-        log.warning(
-            "roster changed; session.amended not queued for %d session(s): %r", len(session_ids), error
-        )
 
 
 def _member(row: RosterMember) -> Member:
