@@ -105,10 +105,8 @@ def failed_and_alerted(runtime: Runtime) -> tuple[set[int], set[int]]:
     """Return the ids of the failed deliveries, and of the deliveries with an alert in the ledger."""
     with runtime.Db() as db:
         failed = set(db.scalars(select(Delivery.id).where(Delivery.status == "failed")))
-        alerted = set(
-            db.scalars(select(Notification.delivery_id).where(Notification.delivery_id.is_not(None)))
-        )
-    return failed, alerted
+        alerted = db.scalars(select(Notification.delivery_id).where(Notification.delivery_id.is_not(None)))
+        return failed, {delivery_id for delivery_id in alerted if delivery_id is not None}
 
 
 def test_a_delivery_is_never_failed_without_its_alert_in_the_ledger(

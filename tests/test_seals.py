@@ -185,6 +185,20 @@ def test_a_processed_delivery_failed_since_is_changed_and_a_replay_is_not(api: h
     assert findings(api) == (False, {("changed", "delivery", bob, None)})
 
 
+def test_a_salt_destroyed_with_no_erasure_to_account_for_it_is_a_change(api: httpx.Client) -> None:
+    runtime, _, deliveries, record_id = arranged(api)
+    with runtime.Db.begin() as db:  # the identity then cannot be checked: rewritten for all verify could tell
+        shredded = update(SealedRecord).where(
+            ((SealedRecord.kind == "delivery") & (SealedRecord.record_id == deliveries[0]))
+            | ((SealedRecord.kind == "audit") & (SealedRecord.record_id == record_id))
+        )
+        db.execute(shredded.values(salt=None))
+    assert findings(api) == (
+        False,
+        {("changed", "delivery", deliveries[0], None), ("changed", "audit", record_id, None)},
+    )
+
+
 def test_a_rewritten_seal_breaks_the_chain(api: httpx.Client) -> None:
     runtime, _, _, _ = arranged(api)
     with runtime.Db.begin() as db:
@@ -213,6 +227,13 @@ def test_retention_and_erasure_show_as_redacted(
     assert len(ada) == 3  # her first leave named nobody
 
     assert api.post(f"/api/people/{quote(ADA_KEY, safe='')}/erase").status_code == 200
+    with runtime.Db() as db:  # her records' salts are destroyed, everyone else's kept
+        salts = db.execute(select(SealedRecord.kind, SealedRecord.record_id, SealedRecord.salt)).all()
+        rewritten = set(db.scalars(select(Delivery.id).where(Delivery.redaction == "erasure")))
+    assert ada < rewritten  # her first leave too
+    assert {(kind, record_id) for kind, record_id, salt in salts if salt is None} == {
+        ("delivery", record_id) for record_id in rewritten
+    }
     intact, found = findings(api)
     erased = {item_id for problem, _, item_id, how in found if (problem, how) == ("redacted", "erasure")}
     assert intact and len(found) == 4 and ada < erased  # her joins and leaves, the first leave too

@@ -25,7 +25,17 @@ from workers.erasure import ERASED, ERASURE
 from workers.models import AuditRecord, Delivery, Seal, SealedRecord
 from workers.models.inbox import UNPROCESSED, DeliveryStatus
 from workers.retention import PURGED_BODY, RETENTION
-from workers.sealing import BODY, COMMIT_MARGIN, FACTS, IDENTITY, Kind, content_hash, merkle_root, seal_hash
+from workers.sealing import (
+    BODY,
+    COMMIT_MARGIN,
+    FACTS,
+    IDENTITY,
+    Kind,
+    content_hash,
+    keyed_hash,
+    merkle_root,
+    seal_hash,
+)
 
 Problem = Literal[
     "changed", "added", "removed", "redacted", "root-mismatch", "chain-broken",
@@ -181,10 +191,7 @@ def _record_findings(
             yield Finding(day, "added", kind, record.id)
         elif content_hash(record, FACTS[kind]) != item.facts_hash or not _status_holds(record, item):
             yield Finding(day, "changed", kind, record.id)
-        elif (content_hash(record, IDENTITY[kind]), content_hash(record, BODY[kind])) != (
-            item.identity_hash,
-            item.body_hash,
-        ):
+        elif not _as_sealed(kind, record, item, IDENTITY) or not _as_sealed(kind, record, item, BODY):
             pseudonyms = {
                 erasure.pseudonym
                 for erasure in erasures
@@ -204,8 +211,9 @@ def _redaction_holds(
     """Return whether the record's mark accounts for how its identity and body differ from the seal.
 
     Retention purges a delivery's body and touches no identity; erasure rewrites the identity of the records
-    a later `person.erased` record lists, to its pseudonym. Either mark, made before the seal, explains
-    nothing: the seal was taken of the redacted row.
+    a later `person.erased` record lists, to its pseudonym, and destroys their salt. Either mark, made before
+    the seal, explains nothing: the seal was taken of the redacted row. A salt destroyed with no erasure to
+    account for it hides what the record was: changed.
     """
     if record.redacted_at is None or record.redacted_at <= seal.sealed_at:
         return False
@@ -213,10 +221,18 @@ def _redaction_holds(
     if record.redaction == ERASURE:
         return erased
     if record.redaction == RETENTION and isinstance(record, Delivery):
-        identity_kept = content_hash(record, IDENTITY[kind]) == item.identity_hash
+        identity_kept = _as_sealed(kind, record, item, IDENTITY)
         purged = (record.raw_body, record.headers, record.source_address) == (PURGED_BODY, {}, None)
         return purged and (identity_kept or erased)  # an erased delivery is purged in its turn
     return False
+
+
+def _as_sealed(
+    kind: Kind, record: Delivery | AuditRecord, item: SealedRecord, part: dict[Kind, tuple[str, ...]]
+) -> bool:
+    """Return whether the record's identity (or body) hashes as sealed; never once its salt is destroyed."""
+    sealed = item.identity_hash if part is IDENTITY else item.body_hash
+    return item.salt is not None and keyed_hash(record, part[kind], item.salt) == sealed
 
 
 def _names(record: Delivery | AuditRecord, pseudonym: str) -> bool:
