@@ -12,7 +12,7 @@ a mark alone excuses nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal, Protocol
@@ -86,14 +86,22 @@ class KeptSeal(Protocol):
     def seal_hash(self) -> str: ...
 
 
-def verify(db: Session, now: datetime, kept: Sequence[KeptSeal] = ()) -> Verification:
+Progress = Callable[[int, int], None]  # seals checked so far, of how many
+
+
+def verify(
+    db: Session, now: datetime, kept: Sequence[KeptSeal] = (), progress: Progress | None = None
+) -> Verification:
     """Recompute every seal, name each record changed, added, removed or redacted since, each closed day
-    left unsealed, and each of the `kept` seals missing from the database or unlike its seal there."""
+    left unsealed, and each of the `kept` seals missing from the database or unlike its seal there.
+
+    `progress`, if given, is told after each sealed day how many have been checked, of how many.
+    """
     findings: list[Finding] = []
     previous_hash = None
     seals = list(db.scalars(select(Seal).order_by(Seal.day)))
     erasures = _erasures(db, seals[-1].day if seals else None)
-    for seal in seals:
+    for checked, seal in enumerate(seals, start=1):
         items = list(db.scalars(select(SealedRecord).where(SealedRecord.seal_id == seal.id)))
         items.sort(key=lambda item: (item.kind != "delivery", item.record_id))
         root = merkle_root([sealing.leaf(item) for item in items])
@@ -105,6 +113,8 @@ def verify(db: Session, now: datetime, kept: Sequence[KeptSeal] = ()) -> Verific
         previous_hash = seal.seal_hash
         findings.extend(_record_findings(db, seal, items, erasures))
         db.expunge_all()  # one day's records at a time in memory
+        if progress is not None:
+            progress(checked, len(seals))
     findings.extend(_unsealed_days(db, {seal.day for seal in seals}, now))
     findings.extend(_against_kept(db, kept))
     return Verification(len(seals), findings)
