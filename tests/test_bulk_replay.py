@@ -210,4 +210,4 @@ def fold_counts(runtime: Runtime) -> dict[int, int]:
     """Return how many processed deliveries were folded how many times."""
     query = select(Delivery.fold_count, func.count()).where(Delivery.status == "processed")
     with runtime.Db() as db:
-        return {folds: count for folds, count in db.execute(query.group_by(Delivery.fold_count)).tuples()}
+        return {folds: count for folds, count in db.execute(query.group_by(Delivery.fold_count))}
