@@ -64,7 +64,7 @@ class Redactor:
             self._secrets = tuple(sorted(spellings | set(self._secrets), key=len, reverse=True))
 
     def redact(self, text: str) -> str:
-        """Return `text` with every secret, room token and URL credential blanked."""
+        """Return `text` with every secret, room token, URL credential and person key in a path blanked."""
         lowered = text.lower()
         if "%" in text or "hooks" in lowered or "people" in lowered or "roster" in lowered:
             text = _PATH_WORD.sub(_path_redacted, text)
