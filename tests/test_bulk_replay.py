@@ -2,20 +2,27 @@
 
 from __future__ import annotations
 
-import httpx
-from rq.job import Job
-from sqlalchemy import select
+import time
+from collections.abc import Callable
 
-from tests.conftest import run_worker
+import httpx
+from rq.job import Job, JobStatus
+from sqlalchemy import func, select, text
+
+from tests.conftest import WorkerProcess, run_worker
 from tests.test_audit import post
-from tests.test_inbox import make_room
+from tests.test_inbox import arrival, make_room
 from tests.test_jobs import poisoned
+from tests.test_seals import JOIN
 from webhooks import cli as commands
 from webhooks import runtime_of
-from workers.bulk_replay import REPLAY_RETRY, REPLAY_TIMEOUT_SECONDS
+from workers import inbox
+from workers.bulk_replay import BATCH_SIZE, REPLAY_RETRY, REPLAY_TIMEOUT_SECONDS
+from workers.jobs import relay_rooms
 from workers.models import Delivery
 from workers.runtime import process
 from workers.runtime.process import Runtime
+from workers.runtime.settings import Settings
 
 
 def fates(runtime: Runtime) -> dict[str, tuple[str, int]]:
@@ -125,3 +132,82 @@ def test_a_bad_filter_is_422_naming_each_field_and_an_unknown_job_404(api: httpx
     assert refused.status_code == 422
     assert sorted(error["field"] for error in refused.json()["errors"]) == ["colour", "since", "status"]
     assert api.get("/api/jobs/no-such-job").status_code == 404
+
+
+class refusing_reset:
+    """Make the database refuse to set one delivery back to queued: the replay's batch holding it fails."""
+
+    def __init__(self, runtime: Runtime, delivery_id: int) -> None:
+        self.runtime, self.delivery_id = runtime, delivery_id
+        self.sqlite = runtime.engine.dialect.name == "sqlite"
+
+    def __enter__(self) -> None:
+        when = f"NEW.status = 'queued' AND NEW.id = {self.delivery_id}"
+        statements = (
+            [
+                f"CREATE TRIGGER refuse BEFORE UPDATE ON deliveries WHEN {when} "
+                "BEGIN SELECT RAISE(ABORT, 'no'); END"
+            ]
+            if self.sqlite
+            else [
+                "CREATE FUNCTION refuse() RETURNS trigger AS $$ BEGIN RAISE EXCEPTION 'no'; END $$ "
+                "LANGUAGE plpgsql",
+                f"CREATE TRIGGER refuse BEFORE UPDATE ON deliveries FOR EACH ROW WHEN ({when}) "
+                "EXECUTE FUNCTION refuse()",
+            ]
+        )
+        with self.runtime.engine.begin() as connection:
+            for statement in statements:
+                connection.execute(text(statement))
+
+    def __exit__(self, *exc: object) -> None:
+        with self.runtime.engine.begin() as connection:
+            connection.execute(
+                text("DROP TRIGGER refuse" if self.sqlite else "DROP TRIGGER refuse ON deliveries")
+            )
+            if not self.sqlite:
+                connection.execute(text("DROP FUNCTION refuse()"))
+
+
+def wait_for(check: Callable[[], bool], seconds: float = 90) -> None:
+    deadline = time.monotonic() + seconds
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.2)
+
+
+def test_a_replay_that_fails_mid_way_in_a_worker_process_resumes_and_folds_each_delivery_once(
+    api: httpx.Client, settings: Settings, spawn_worker: Callable[..., WorkerProcess]
+) -> None:
+    runtime = runtime_of(api.app)  # type: ignore[attr-defined]
+    process.install(runtime)
+    room_id, _ = make_room(runtime)
+    ids = [inbox.store(runtime.engine, arrival(room_id, JOIN % (n, n))).id for n in range(BATCH_SIZE * 2 + 1)]
+    relay_rooms(runtime, None)
+    run_worker(runtime)
+    assert fold_counts(runtime) == {1: len(ids)}
+    in_second_batch = ids[BATCH_SIZE + BATCH_SIZE // 2]
+
+    with refusing_reset(runtime, in_second_batch):
+        job_id = api.post("/api/events/replay", json={"room": "standup"}).json()["jobId"]
+        assert settings.database_url is not None
+        worker = spawn_worker(settings.database_url, settings.redis_url)
+        job = Job.fetch(job_id, connection=runtime.redis)
+        # The first batch is reset and signalled, the second fails: RQ schedules the job's retry.
+        wait_for(lambda: job.get_status(refresh=True) == JobStatus.SCHEDULED)
+    assert job.get_meta(refresh=True)["replayed"] == BATCH_SIZE
+
+    wait_for(lambda: job.get_status(refresh=True) == JobStatus.FINISHED)  # the retry, the cause gone
+    wait_for(lambda: fold_counts(runtime) == {2: len(ids)})  # every delivery folded once more, none twice
+    assert worker.alive()
+    assert api.get(f"/api/jobs/{job_id}").json()["progress"] == {"matched": len(ids), "replayed": len(ids)}
+    started = api.get("/api/audit", params={"action": "delivery.bulk_replay_started"}).json()["items"]
+    [finished] = api.get("/api/audit", params={"action": "delivery.bulk_replayed"}).json()["items"]
+    assert len(started) == 1 and finished["after"]["replayed"] == len(ids)
+
+
+def fold_counts(runtime: Runtime) -> dict[int, int]:
+    """Return how many processed deliveries were folded how many times."""
+    query = select(Delivery.fold_count, func.count()).where(Delivery.status == "processed")
+    with runtime.Db() as db:
+        return {folds: count for folds, count in db.execute(query.group_by(Delivery.fold_count))}

@@ -9,6 +9,7 @@ import base64
 import sqlite3
 import subprocess
 from collections.abc import Callable
+from datetime import timedelta
 from typing import Any
 from urllib.parse import quote
 
@@ -21,10 +22,11 @@ from tests.test_inbox import make_room
 from webhooks import cli as commands
 from webhooks import runtime_of
 from workers import alerts, inbox, jobs
-from workers.models import AuditRecord, Delivery, Notification, Room
+from workers.models import AuditRecord, Delivery, Notification, Room, SealedRecord
 from workers.models.base import utcnow
 from workers.runtime import process
 from workers.runtime.process import Runtime
+from workers.sealing import IDENTITY, Kind, content_hash, keyed_hash
 
 ADA = {"externalUserId": "u-ada-7731", "email": "Ada.Lovelace@example.org", "name": "Ada Lovelace"}
 ADA_KEY = "ext:u-ada-7731"
@@ -103,13 +105,53 @@ def arrange(api: httpx.Client) -> Runtime:
     return runtime
 
 
+def seal_three_days_back(runtime: Runtime) -> None:
+    """Move every delivery and audit record three days back and seal those days, as the hourly job does."""
+    with runtime.Db.begin() as db:
+        db.execute(update(Delivery).values(received_at=utcnow() - timedelta(days=3)))
+        db.execute(update(AuditRecord).values(at=utcnow() - timedelta(days=3)))
+    runtime.queue().enqueue(jobs.seal_closed_days)
+    run_worker(runtime)
+
+
+def her_identities(runtime: Runtime) -> list[tuple[Kind, Delivery | AuditRecord]]:
+    """Return what anyone who knows Ada's id, email and name would guess her sealed records' identity was."""
+    with runtime.Db() as db:
+        known = db.execute(
+            select(Delivery.external_user_id, Delivery.email, Delivery.name).where(
+                Delivery.external_user_id == ADA["externalUserId"]
+            )
+        ).all()
+    deliveries: list[tuple[Kind, Delivery | AuditRecord]] = [
+        ("delivery", Delivery(external_user_id=ext, email=email, name=name))
+        for ext, email, name in set(known)
+    ]
+    return [*deliveries, ("audit", AuditRecord(subject=ADA_KEY))]
+
+
+def confirmable(runtime: Runtime, guesses: list[tuple[Kind, Delivery | AuditRecord]]) -> set[str]:
+    """Return every identity hash one could compute from `guesses`: plain, and keyed by each salt stored."""
+    with runtime.Db() as db:
+        salts = set(db.scalars(select(SealedRecord.salt).where(SealedRecord.salt.is_not(None))))
+    plain = {content_hash(guess, IDENTITY[kind]) for kind, guess in guesses}
+    return plain | {
+        keyed_hash(guess, IDENTITY[kind], salt) for kind, guess in guesses for salt in salts if salt
+    }
+
+
 def test_an_erased_person_leaves_no_trace_and_keeps_every_figure(
     api: httpx.Client, database_url: str
 ) -> None:
     runtime = arrange(api)
+    seal_three_days_back(runtime)
     (before,) = attendance(api, ADA_KEY)
     assert before["name"] == "Ada Lovelace" and before["joinCount"] == 2
-    assert traces_in(dump(database_url)) == list(TRACES)  # the scan can find them
+    sealed = dump(database_url)
+    assert traces_in(sealed) == list(TRACES)  # the scan can find them
+    guesses = her_identities(runtime)
+    # Her sealed records' identity hashes (3 deliveries, 2 audit subjects): each can be recomputed from
+    # what is known of her, with its salt.
+    assert len([digest for digest in confirmable(runtime, guesses) if digest in sealed]) == 5
     bob = attendance(api, "email:bob@example.org")
 
     response = api.post(f"/api/people/{quote(ADA_KEY, safe='')}/erase")
@@ -119,7 +161,10 @@ def test_an_erased_person_leaves_no_trace_and_keeps_every_figure(
     pseudonym, new_key = erased["pseudonym"], erased["participantKey"]
     assert pseudonym.startswith("erased:") and new_key == f"ext:{pseudonym}"
     assert erased["rows"]["deliveries"] == 4 and erased["rows"]["attendance"] == 1
-    assert traces_in(dump(database_url)) == []
+    erased_dump = dump(database_url)
+    assert traces_in(erased_dump) == []
+    # Their salts are gone: no hash in the database can confirm her id, email or name any more.
+    assert [digest for digest in confirmable(runtime, guesses) if digest in erased_dump] == []
     assert attendance(api, ADA_KEY) == []
     (after,) = attendance(api, new_key)
     assert figures(after) == figures(before)

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+import re
 import socket
 from collections.abc import Callable
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 import httpx
 import pytest
@@ -78,3 +79,39 @@ def test_httpx_logs_no_user_password_or_query_secret(app: Any, caplog: pytest.Lo
     assert lines and all("/healthz" in line for line in lines)
     secrets = ("hook-pass-word", "query-s3cret", "abcd1234")
     assert not [line for line in lines if any(secret in line for secret in secrets)]
+
+
+PERSON = "email:ada.lovelace@example.org"
+ANSI_COLOUR = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def person_requests(key: str) -> list[tuple[str, str, str]]:
+    """Return (method, target, route as the log must keep it) for each path that names a person's key."""
+    quoted, doubly = quote(key, safe=""), quote(quote(key, safe=""), safe="")
+    return [
+        ("POST", f"/api/people/{quoted}/erase", "/api/people/[redacted]/erase"),
+        ("GET", f"/api/people/{key}/attendance?limit=5", "/api/people/[redacted]/attendance?limit=5"),
+        ("GET", f"/api/people/{doubly}/attendance", "/api/people/[redacted]/attendance"),
+        ("PUT", f"/api/sessions/ms-1/people/{quoted}/status", "/api/sessions/ms-1/people/[redacted]/status"),
+        ("DELETE", f"/api/sessions/ms-1/people/{key}/status", "/api/sessions/ms-1/people/[redacted]/status"),
+        ("PATCH", f"/api/rooms/standup/roster/{quoted}", "/api/rooms/standup/roster/[redacted]"),
+        ("DELETE", f"/%61pi/rooms/standup/roster/{quoted}", "/api/rooms/standup/roster/[redacted]"),
+    ]
+
+
+def test_a_persons_key_in_a_path_is_masked_in_the_access_log_and_the_route_kept(
+    live_app: Callable[..., Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    with live_app() as (app, base_url):
+        make_room(runtime_of(app))
+        for method, target, _ in person_requests(PERSON):
+            send_raw(base_url, method, target, b"{}")
+        send_raw(base_url, "GET", "/api/rooms/standup/roster/history")
+    lines = [ANSI_COLOUR.sub("", record.getMessage()) for record in caplog.records]  # Werkzeug's colours
+    access = [line for line in lines if "HTTP/1.1" in line]
+    assert len(access) == len(person_requests(PERSON)) + 1
+    for line, (method, _, route) in zip(access, person_requests(PERSON), strict=False):
+        assert f'"{method} {route} HTTP/1.1"' in line
+    assert '"GET /api/rooms/standup/roster/history HTTP/1.1"' in access[-1]  # no key there: kept as is
+    assert not [line for line in caplog.text.splitlines() if "lovelace" in line.lower()]

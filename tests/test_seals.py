@@ -52,10 +52,21 @@ def seal(runtime: Runtime) -> None:
     run_worker(runtime)
 
 
+def verified(api: httpx.Client, copy: str = "") -> dict[str, Any]:
+    """Start a verify (held to `copy`, if given), let a real worker run it, and return what it found."""
+    started = api.post("/api/audit/verify", content=copy, headers={"Content-Type": "application/x-ndjson"})
+    assert started.status_code == 202, started.text
+    assert started.headers["Location"] == f"/api/audit/verify/{started.json()['jobId']}"
+    run_worker(runtime_of(api.app))  # type: ignore[attr-defined]
+    shown = api.get(started.headers["Location"])
+    assert shown.status_code == 200, shown.text
+    assert shown.json()["status"] == "finished"
+    result: dict[str, Any] = shown.json()["result"]
+    return result
+
+
 def findings(api: httpx.Client) -> tuple[bool, set[tuple[str, str | None, int | None, str | None]]]:
-    response = api.get("/api/audit/verify")
-    assert response.status_code == 200, response.text
-    body = response.json()
+    body = verified(api)
     found = {(item["problem"], item["kind"], item["id"], item["redaction"]) for item in body["findings"]}
     return body["intact"], found
 
@@ -83,6 +94,47 @@ def test_each_closed_day_is_sealed_once_and_chained(api: httpx.Client) -> None:
     assert seals[0]["previousHash"] is None and seals[1]["previousHash"] == seals[0]["sealHash"]
     assert seals[1]["day"] == (utcnow() - timedelta(days=2)).date().isoformat()
     assert findings(api) == (True, set())
+
+
+def test_verify_is_a_job_whose_progress_and_findings_the_api_shows(api: httpx.Client) -> None:
+    runtime, _, deliveries, _ = arranged(api)
+    started = api.post("/api/audit/verify")
+    assert started.status_code == 202
+    job_id = started.json()["jobId"]
+    # Nothing is verified on the request path: the job waits for a worker.
+    assert api.get(started.headers["Location"]).json() == {
+        "id": job_id,
+        "status": "queued",
+        "checked": 0,
+        "seals": None,
+    }
+    with runtime.Db.begin() as db:
+        db.execute(delete(Delivery).where(Delivery.id == deliveries[0]))
+
+    run_worker(runtime)
+
+    shown = api.get(started.headers["Location"]).json()
+    seals = len(api.get("/api/audit/seals").json()["items"])
+    assert (shown["status"], shown["checked"], shown["seals"]) == ("finished", seals, seals)
+    assert shown["result"]["intact"] is False and shown["result"]["sealsChecked"] == seals
+    assert [(item["problem"], item["id"]) for item in shown["result"]["findings"]] == [
+        ("removed", deliveries[0])
+    ]
+    assert api.get("/api/audit/verify").status_code == 405  # no verify inside a request any more
+    replay = api.post("/api/events/replay", json={}).json()["jobId"]
+    for other in ("no-such-job", replay):  # only a verify's job is shown here
+        missing = api.get(f"/api/audit/verify/{other}")
+        assert missing.status_code == 404 and missing.headers["Content-Type"] == "application/problem+json"
+
+
+def test_a_read_only_token_may_verify_but_not_replay(live_app: Callable[..., Any]) -> None:
+    with live_app(read_token=("auditor-read-token",)) as (_, base_url):
+        auditor = {"Authorization": "Bearer auditor-read-token"}
+        started = httpx.post(f"{base_url}/api/audit/verify", headers=auditor)
+        assert started.status_code == 202, started.text
+        shown = httpx.get(f"{base_url}{started.headers['Location']}", headers=auditor)
+        assert shown.status_code == 200 and shown.json()["status"] == "queued"
+        assert httpx.post(f"{base_url}/api/events/replay", json={}, headers=auditor).status_code == 403
 
 
 def test_rows_changed_added_or_removed_after_sealing_are_named(api: httpx.Client) -> None:
@@ -185,6 +237,20 @@ def test_a_processed_delivery_failed_since_is_changed_and_a_replay_is_not(api: h
     assert findings(api) == (False, {("changed", "delivery", bob, None)})
 
 
+def test_a_salt_destroyed_with_no_erasure_to_account_for_it_is_a_change(api: httpx.Client) -> None:
+    runtime, _, deliveries, record_id = arranged(api)
+    with runtime.Db.begin() as db:  # the identity then cannot be checked: rewritten for all verify could tell
+        shredded = update(SealedRecord).where(
+            ((SealedRecord.kind == "delivery") & (SealedRecord.record_id == deliveries[0]))
+            | ((SealedRecord.kind == "audit") & (SealedRecord.record_id == record_id))
+        )
+        db.execute(shredded.values(salt=None))
+    assert findings(api) == (
+        False,
+        {("changed", "delivery", deliveries[0], None), ("changed", "audit", record_id, None)},
+    )
+
+
 def test_a_rewritten_seal_breaks_the_chain(api: httpx.Client) -> None:
     runtime, _, _, _ = arranged(api)
     with runtime.Db.begin() as db:
@@ -213,6 +279,13 @@ def test_retention_and_erasure_show_as_redacted(
     assert len(ada) == 3  # her first leave named nobody
 
     assert api.post(f"/api/people/{quote(ADA_KEY, safe='')}/erase").status_code == 200
+    with runtime.Db() as db:  # her records' salts are destroyed, everyone else's kept
+        salts = db.execute(select(SealedRecord.kind, SealedRecord.record_id, SealedRecord.salt)).all()
+        rewritten = set(db.scalars(select(Delivery.id).where(Delivery.redaction == "erasure")))
+    assert ada < rewritten  # her first leave too
+    assert {(kind, record_id) for kind, record_id, salt in salts if salt is None} == {
+        ("delivery", record_id) for record_id in rewritten
+    }
     intact, found = findings(api)
     erased = {item_id for problem, _, item_id, how in found if (problem, how) == ("redacted", "erasure")}
     assert intact and len(found) == 4 and ada < erased  # her joins and leaves, the first leave too
@@ -258,7 +331,7 @@ def test_a_closed_day_with_records_and_no_seal_is_named(api: httpx.Client) -> No
     intact, found = findings(api)
 
     assert not intact and found == {("unsealed", None, None, None)}
-    assert api.get("/api/audit/verify").json()["findings"][0]["day"] == two_days_ago.isoformat()
+    assert verified(api)["findings"][0]["day"] == two_days_ago.isoformat()
 
 
 def test_verify_against_a_kept_copy_names_seals_taken_again_or_missing(
@@ -275,11 +348,10 @@ def test_verify_against_a_kept_copy_names_seals_taken_again_or_missing(
     seal(runtime)
     assert findings(api) == (True, set())  # the database agrees with itself
 
-    checked = api.post("/api/audit/verify", content=copy, headers={"Content-Type": "application/x-ndjson"})
+    checked = verified(api, copy)
 
-    assert checked.status_code == 200, checked.text
-    differs = {(item["day"], item["problem"]) for item in checked.json()["findings"]}
-    assert not checked.json()["intact"] and (two_days_ago.isoformat(), "seal-differs") in differs
+    differs = {(item["day"], item["problem"]) for item in checked["findings"]}
+    assert not checked["intact"] and (two_days_ago.isoformat(), "seal-differs") in differs
     assert {problem for _, problem in differs} == {
         "seal-differs"
     }  # the days after chain to it: they differ too

@@ -14,8 +14,10 @@ import httpx
 import schemathesis
 from flask import Flask
 
+from tests.conftest import run_worker
 from tests.test_openapi import AUTH_HEADERS, CHECKS, play_a_meeting, served  # noqa: F401  (fixture)
 from tests.test_pages import Node, parse_html
+from webhooks import runtime_of
 from webhooks.openapi import ENDPOINTS
 
 BEARER, BASIC = AUTH_HEADERS["bearerAuth"], AUTH_HEADERS["basicAuth"]
@@ -125,12 +127,17 @@ def test_every_answer_matches_its_schema(served: tuple[Flask, str]) -> None:  # 
     call("roster.remove_member", member, "DELETE", BEARER, **ann)  # 404
     call("seals.list_seals", "/api/audit/seals", "GET", BEARER, query={"limit": 5})
     call("seals.list_seals", "/api/audit/seals", "GET", BEARER, query={"cursor": "nope"})  # 422
-    call("seals.verify", "/api/audit/verify", "GET", BEARER)
     kept = httpx.get(f"{base_url}/api/audit/seals", headers=BEARER).json()["items"]
     copy: dict[str, Any] = {"media_type": "text/plain"}  # schemathesis sends no NDJSON
     ndjson = "".join(json.dumps(seal) + "\n" for seal in kept)
-    call("seals.verify_against_copy", "/api/audit/verify", "POST", BEARER, body=ndjson, **copy)
-    call("seals.verify_against_copy", "/api/audit/verify", "POST", BEARER, body="{}\n", **copy)  # 422
+    call("seals.start_verification", "/api/audit/verify", "POST", BEARER, body=ndjson, **copy)
+    call("seals.start_verification", "/api/audit/verify", "POST", BEARER, body="{}\n", **copy)  # 422
+    verifying = httpx.post(f"{base_url}/api/audit/verify", headers=BEARER).json()["jobId"]
+    progress, job = "/api/audit/verify/{jobId}", {"path_parameters": {"jobId": verifying}}
+    call("seals.show_verification", progress, "GET", BEARER, **job)  # queued: no result yet
+    run_worker(runtime_of(app))
+    call("seals.show_verification", progress, "GET", BEARER, **job)  # finished, with its result
+    call("seals.show_verification", progress, "GET", BEARER, path_parameters={"jobId": "nope"})  # 404
     call("erasure.erase", "/api/people/{participantKey}/erase", "POST", BEARER, path_parameters=person)
     call("erasure.erase", "/api/people/{participantKey}/erase", "POST", BEARER, path_parameters=person)  # 404
     call("audit_records.list_records", "/api/audit", "GET", BEARER, query={"limit": 2})

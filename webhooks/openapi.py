@@ -147,10 +147,10 @@ ENDPOINTS: dict[str, Endpoint] = {
     "audit.replay": Endpoint({202: wire.ReplayQueued}, (404,)),
     "erasure.erase": Endpoint({200: wire.PersonErased}, (404,)),
     "seals.list_seals": Endpoint({200: wire.SealPage}, (422,), query=PAGE),
-    "seals.verify": Endpoint({200: wire.AuditVerification}),
-    "seals.verify_against_copy": Endpoint(
-        {200: wire.AuditVerification}, (422,), str, ("application/x-ndjson", "text/plain")
+    "seals.start_verification": Endpoint(
+        {202: wire.VerificationQueued}, (422,), str, ("application/x-ndjson", "text/plain")
     ),
+    "seals.show_verification": Endpoint({200: wire.VerificationProgress}, (404,)),
     "reports.room_sessions": Endpoint({200: wire.SessionPage}, (404, 422), query=PAGE),
     "reports.show_session": Endpoint({200: wire.SessionReport}, (404,)),
     "reports.session_attendance": Endpoint(

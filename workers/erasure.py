@@ -3,7 +3,8 @@
 The pseudonym (`erased:<random hex>`) stands in as the person's externalUserId in their deliveries' raw
 bodies and columns, so a rebuild from the raw bodies keys them as `ext:erased:<hex>` and gives the same
 figures; their email is dropped and their name becomes the pseudonym. Random rather than derived from the
-person: a hash of an email address can be matched against a list of addresses, a random id cannot.
+person: a hash of an email address can be matched against a list of addresses, a random id cannot. For the
+same reason the salts of their sealed records are destroyed (crypto-shredding, see workers.sealing).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import json
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from sqlalchemy import Select, and_, false, func, or_, select
+from sqlalchemy import Select, and_, false, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from workers import audit
@@ -32,6 +33,7 @@ from workers.models import (
     Notification,
     ParticipantSession,
     RosterMember,
+    SealedRecord,
     SessionChange,
     StatusOverride,
 )
@@ -93,10 +95,23 @@ def erase_person(db: Session, participant_key: str, actor: str, now: datetime) -
         "notifications": _erase_notifications(db, person, deliveries, scrub),
         "audit_records": len(audit_records),
     }
+    _destroy_salts(db, deliveries, audit_records)
     # The pseudonym and record ids name nobody; they let verify tell this rewrite from tampering.
     listed = {"pseudonym": pseudonym, "deliveries": deliveries, "auditRecords": audit_records}
     audit.record(db, actor, ERASED, subject=scrub.new_key, after={"rows": rows, **listed})
     return Erased(pseudonym, scrub.new_key, rows)
+
+
+def _destroy_salts(db: Session, deliveries: list[int], audit_records: list[int]) -> None:
+    """Destroy the salts of the erased records' seals: their sealed hashes can confirm no guess from then on.
+
+    The hashes stay, so each day's Merkle root still holds; verify reports these records redacted.
+    """
+    sealed = or_(
+        and_(SealedRecord.kind == "delivery", SealedRecord.record_id.in_(deliveries)),
+        and_(SealedRecord.kind == "audit", SealedRecord.record_id.in_(audit_records)),
+    )
+    db.execute(update(SealedRecord).where(sealed).values(salt=None))
 
 
 def find_person(db: Session, participant_key: str) -> Person:

@@ -15,14 +15,18 @@ from __future__ import annotations
 import contextlib
 import logging
 import time
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Any
 
 from redis.exceptions import RedisError
 from rq import Queue, Retry, get_current_job
 from rq.timeouts import JobTimeoutException
+from sqlalchemy import Row
 from sqlalchemy.exc import DBAPIError, ProgrammingError
+from sqlalchemy.orm import Session
 
 from workers import alerts, audit, folding, inbox, lifecycle, notify_jobs, queueing, retention, sealing
 from workers.folding import rebuild
@@ -147,7 +151,7 @@ def _fold_rooms(runtime: Runtime, room_ids: list[int], job_id: str | None) -> tu
             for folding_room in room_ids:
                 rows = inbox.unprocessed(db, folding_room, batch_size)
                 seen[folding_room] = len(rows)
-                outcomes.append(folding.fold_batch(db, folding_room, rows, rules, job_id=job_id))
+                outcomes.append(_fold_batch(db, runtime.settings, folding_room, rows, rules, job_id))
             folding_room = None
     except NOT_THE_DELIVERIES:
         raise  # the batches stay unprocessed for RQ's retry and the relay
@@ -244,6 +248,24 @@ def fold_pending(runtime: Runtime, room_id: int, batches: int) -> tuple[int, boo
     return folded, False
 
 
+def _fold_batch(
+    db: Session,
+    settings: Settings,
+    room_id: int,
+    rows: Sequence[Row[Any]],
+    rules: FoldRules,
+    job_id: str | None,
+) -> folding.FoldOutcome:
+    """Fold a room's batch; a delivery it fails gets its `delivery.failed` alert in the same transaction.
+
+    One commit for the failure and its alert: a crash between two would leave the failure unannounced.
+    """
+    outcome = folding.fold_batch(db, room_id, rows, rules, job_id=job_id)
+    for delivery_id in outcome.failed_ids:
+        alerts.delivery_failed(db, settings, delivery_id, utcnow())
+    return outcome
+
+
 def _fold_or_split(runtime: Runtime, room_id: int, ids: list[int] | None) -> Tally:
     """Fold `ids` (None: the room's next batch) in one transaction; split them if what is in them fails."""
     read: list[int] = []
@@ -256,7 +278,7 @@ def _fold_or_split(runtime: Runtime, room_id: int, ids: list[int] | None) -> Tal
             )
             read = [row.id for row in rows]
             rules = fold_rules(runtime.settings)
-            outcome = folding.fold_batch(db, room_id, rows, rules, job_id=_job_id())
+            outcome = _fold_batch(db, runtime.settings, room_id, rows, rules, _job_id())
     except NOT_THE_DELIVERIES:
         raise  # the batch stays unprocessed for RQ's retry and the relay
     except Exception as error:
@@ -327,12 +349,7 @@ def _after_commit(runtime: Runtime, outcome: folding.FoldOutcome) -> None:
         schedule_finalize(queue, session_id, due)
     if outcome.amended_session_ids:
         notify_amended(queue, outcome.amended_session_ids)
-    if outcome.failed_ids:
-        # Here, with every follow-up of a fold, so each way of folding alerts alike; a crash just before
-        # loses the alert, not the failure, which GET /api/events and the folded metric still show.
-        with runtime.Db.begin() as db:
-            for delivery_id in outcome.failed_ids:
-                alerts.delivery_failed(db, runtime.settings, delivery_id, utcnow())
+    if outcome.failed_ids:  # their alerts are in the ledger already (_fold_batch): count them, send them
         _raise_alerts(runtime, alerts.DELIVERY_FAILED, len(outcome.failed_ids))
 
 

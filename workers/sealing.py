@@ -2,15 +2,19 @@
 
 A record's canonical content is three lists of column values, hashed apart: its facts, which nothing may
 change once sealed; its identity (who it names, which folding reads) and its body, which a redaction may
-rewrite (see workers.verification). A processed delivery's status is sealed too: failing it would take it
-out of its session's figures. The rest of the workflow state (other statuses, fold count, session) changes
-after sealing by design and is not sealed.
+rewrite (see workers.verification). The identity and body hashes are keyed by a random salt of the
+record's own, kept with it: a plain hash of a name or an email would confirm a guess, and would outlive an
+erasure, which destroys the salt instead. A processed delivery's status is sealed too: failing it would
+take it out of its session's figures. The rest of the workflow state (other statuses, fold count, session)
+changes after sealing by design and is not sealed.
 """
 
 from __future__ import annotations
 
 import hashlib
+import hmac
 import json
+import secrets
 from collections.abc import Iterator, Sequence
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, Literal
@@ -20,6 +24,7 @@ from sqlalchemy.orm import Session
 
 from workers.models import AuditRecord, Delivery, Seal, SealedRecord
 from workers.models.inbox import DeliveryStatus
+from workers.models.seals import SALT_LENGTH
 
 Kind = Literal["delivery", "audit"]
 FACTS: dict[Kind, tuple[str, ...]] = {
@@ -46,9 +51,18 @@ BATCH = 1000
 
 def content_hash(record: Delivery | AuditRecord, columns: Sequence[str]) -> str:
     """Return the SHA-256 of `columns`' values of `record` as canonical JSON (sorted keys, ISO times)."""
+    return hashlib.sha256(_canonical(record, columns)).hexdigest()
+
+
+def keyed_hash(record: Delivery | AuditRecord, columns: Sequence[str], salt: str) -> str:
+    """Return the HMAC-SHA256, keyed by the hex `salt`, of `columns`' values of `record` as canonical JSON."""
+    return hmac.new(bytes.fromhex(salt), _canonical(record, columns), hashlib.sha256).hexdigest()
+
+
+def _canonical(record: Delivery | AuditRecord, columns: Sequence[str]) -> bytes:
     values = [getattr(record, column) for column in columns]
     text = json.dumps(values, sort_keys=True, separators=(",", ":"), ensure_ascii=False, default=_iso)
-    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return text.encode("utf-8", "surrogatepass")
 
 
 def _iso(value: Any) -> str:
@@ -105,17 +119,7 @@ def first_record_day(db: Session) -> date | None:
 
 
 def _seal_day(db: Session, day: date, previous_hash: str | None) -> Seal:
-    items = [
-        SealedRecord(
-            kind=kind,
-            record_id=record.id,
-            facts_hash=content_hash(record, FACTS[kind]),
-            identity_hash=content_hash(record, IDENTITY[kind]),
-            body_hash=content_hash(record, BODY[kind]),
-            status=_sealed_status(record),
-        )
-        for kind, record in records_of(db, day)
-    ]
+    items = [_sealed_record(kind, record) for kind, record in records_of(db, day)]
     root = merkle_root([leaf(item) for item in items])
     seal = Seal(
         day=day,
@@ -130,6 +134,19 @@ def _seal_day(db: Session, day: date, previous_hash: str | None) -> Seal:
         item.seal_id = seal.id
     db.add_all(items)
     return seal
+
+
+def _sealed_record(kind: Kind, record: Delivery | AuditRecord) -> SealedRecord:
+    salt = secrets.token_hex(SALT_LENGTH // 2)
+    return SealedRecord(
+        kind=kind,
+        record_id=record.id,
+        facts_hash=content_hash(record, FACTS[kind]),
+        identity_hash=keyed_hash(record, IDENTITY[kind], salt),
+        body_hash=keyed_hash(record, BODY[kind], salt),
+        status=_sealed_status(record),
+        salt=salt,
+    )
 
 
 def leaf(item: SealedRecord) -> str:

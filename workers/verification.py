@@ -12,7 +12,7 @@ a mark alone excuses nothing.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Literal, Protocol
@@ -25,7 +25,17 @@ from workers.erasure import ERASED, ERASURE
 from workers.models import AuditRecord, Delivery, Seal, SealedRecord
 from workers.models.inbox import UNPROCESSED, DeliveryStatus
 from workers.retention import PURGED_BODY, RETENTION
-from workers.sealing import BODY, COMMIT_MARGIN, FACTS, IDENTITY, Kind, content_hash, merkle_root, seal_hash
+from workers.sealing import (
+    BODY,
+    COMMIT_MARGIN,
+    FACTS,
+    IDENTITY,
+    Kind,
+    content_hash,
+    keyed_hash,
+    merkle_root,
+    seal_hash,
+)
 
 Problem = Literal[
     "changed", "added", "removed", "redacted", "root-mismatch", "chain-broken",
@@ -76,14 +86,22 @@ class KeptSeal(Protocol):
     def seal_hash(self) -> str: ...
 
 
-def verify(db: Session, now: datetime, kept: Sequence[KeptSeal] = ()) -> Verification:
+Progress = Callable[[int, int], None]  # seals checked so far, of how many
+
+
+def verify(
+    db: Session, now: datetime, kept: Sequence[KeptSeal] = (), progress: Progress | None = None
+) -> Verification:
     """Recompute every seal, name each record changed, added, removed or redacted since, each closed day
-    left unsealed, and each of the `kept` seals missing from the database or unlike its seal there."""
+    left unsealed, and each of the `kept` seals missing from the database or unlike its seal there.
+
+    `progress`, if given, is told after each sealed day how many have been checked, of how many.
+    """
     findings: list[Finding] = []
     previous_hash = None
     seals = list(db.scalars(select(Seal).order_by(Seal.day)))
     erasures = _erasures(db, seals[-1].day if seals else None)
-    for seal in seals:
+    for checked, seal in enumerate(seals, start=1):
         items = list(db.scalars(select(SealedRecord).where(SealedRecord.seal_id == seal.id)))
         items.sort(key=lambda item: (item.kind != "delivery", item.record_id))
         root = merkle_root([sealing.leaf(item) for item in items])
@@ -95,6 +113,8 @@ def verify(db: Session, now: datetime, kept: Sequence[KeptSeal] = ()) -> Verific
         previous_hash = seal.seal_hash
         findings.extend(_record_findings(db, seal, items, erasures))
         db.expunge_all()  # one day's records at a time in memory
+        if progress is not None:
+            progress(checked, len(seals))
     findings.extend(_unsealed_days(db, {seal.day for seal in seals}, now))
     findings.extend(_against_kept(db, kept))
     return Verification(len(seals), findings)
@@ -181,10 +201,7 @@ def _record_findings(
             yield Finding(day, "added", kind, record.id)
         elif content_hash(record, FACTS[kind]) != item.facts_hash or not _status_holds(record, item):
             yield Finding(day, "changed", kind, record.id)
-        elif (content_hash(record, IDENTITY[kind]), content_hash(record, BODY[kind])) != (
-            item.identity_hash,
-            item.body_hash,
-        ):
+        elif not _as_sealed(kind, record, item, IDENTITY) or not _as_sealed(kind, record, item, BODY):
             pseudonyms = {
                 erasure.pseudonym
                 for erasure in erasures
@@ -204,8 +221,9 @@ def _redaction_holds(
     """Return whether the record's mark accounts for how its identity and body differ from the seal.
 
     Retention purges a delivery's body and touches no identity; erasure rewrites the identity of the records
-    a later `person.erased` record lists, to its pseudonym. Either mark, made before the seal, explains
-    nothing: the seal was taken of the redacted row.
+    a later `person.erased` record lists, to its pseudonym, and destroys their salt. Either mark, made before
+    the seal, explains nothing: the seal was taken of the redacted row. A salt destroyed with no erasure to
+    account for it hides what the record was: changed.
     """
     if record.redacted_at is None or record.redacted_at <= seal.sealed_at:
         return False
@@ -213,10 +231,18 @@ def _redaction_holds(
     if record.redaction == ERASURE:
         return erased
     if record.redaction == RETENTION and isinstance(record, Delivery):
-        identity_kept = content_hash(record, IDENTITY[kind]) == item.identity_hash
+        identity_kept = _as_sealed(kind, record, item, IDENTITY)
         purged = (record.raw_body, record.headers, record.source_address) == (PURGED_BODY, {}, None)
         return purged and (identity_kept or erased)  # an erased delivery is purged in its turn
     return False
+
+
+def _as_sealed(
+    kind: Kind, record: Delivery | AuditRecord, item: SealedRecord, part: dict[Kind, tuple[str, ...]]
+) -> bool:
+    """Return whether the record's identity (or body) hashes as sealed; never once its salt is destroyed."""
+    sealed = item.identity_hash if part is IDENTITY else item.body_hash
+    return item.salt is not None and keyed_hash(record, part[kind], item.salt) == sealed
 
 
 def _names(record: Delivery | AuditRecord, pseudonym: str) -> bool:

@@ -726,6 +726,22 @@ class AuditVerification(WireModel):
     findings: list[VerifyFinding]
 
 
+class VerificationQueued(WireModel):
+    """The answer to POST /api/audit/verify: the job verifying the log (its progress at Location)."""
+
+    job_id: str
+
+
+class VerificationProgress(WireModel):
+    """A verify's state as RQ tells it, its progress, and once it has finished, what it found."""
+
+    id: str
+    status: str = Field(description="RQ's: queued, started, finished, failed, ...")
+    checked: int = Field(description="Seals checked so far.")
+    seals: int | None = Field(description="Seals to check; null until the job has begun.")
+    result: AuditVerification | Absent = absent("What verify found; only once the job has finished.")
+
+
 def person_erased_out(erased: Erased) -> PersonErased:
     """Map an erasure's outcome to its wire shape."""
     return PersonErased(pseudonym=erased.pseudonym, participant_key=erased.participant_key, rows=erased.rows)

@@ -10,6 +10,7 @@ from sqlalchemy.orm import Mapped, mapped_column
 from workers.models.base import Base, utcnow
 
 DIGEST_LENGTH = 64  # a SHA-256 in hex
+SALT_LENGTH = 32  # 128 random bits in hex
 
 
 class Seal(Base):
@@ -41,3 +42,6 @@ class SealedRecord(Base):
     identity_hash: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
     body_hash: Mapped[str] = mapped_column(String(DIGEST_LENGTH))
     status: Mapped[str | None] = mapped_column(String(16))  # "processed", or None: not sealed
+    # The key of the identity and body hashes, so that they cannot confirm a guessed name or email; None once
+    # an erasure has destroyed it (the hashes still hold the leaf, but no one can recompute them).
+    salt: Mapped[str | None] = mapped_column(String(SALT_LENGTH))

@@ -1,5 +1,5 @@
-"""Runtime: one redaction for every log line a process writes: no configured secret, room token or URL
-credential.
+"""Runtime: one redaction for every log line a process writes: no configured secret, room token, URL
+credential or participant key in a path.
 
 Installed as the logging record factory, so it covers every logger and every handler at once (the app's,
 the worker's, gunicorn's access and error logs, Werkzeug's, httpx's), including handlers added later:
@@ -20,11 +20,24 @@ from workers.runtime.settings import Settings
 REDACTED = "[redacted]"
 MIN_SECRET_LENGTH = 4  # shorter values would blank ordinary words
 
-# A webhook path, however it is spelled: any case, doubled or backslashed separators, dot segments. It is
-# matched after percent-decoding, so `%2F` and `%61` spellings are caught too.
-_HOOK_TOKEN = re.compile(r"(hooks(?:[/\\]+\.)*[/\\]+metered(?:[/\\]+\.)*[/\\]+)[^/\\?#\s\"']+", re.IGNORECASE)
-# Only the words that could spell a hook path: they name hooks, or hold a percent-escape.
-_HOOK_WORD = re.compile(r"(?<![^\s\"'<>])[^\s\"'<>]*?(?:hooks|%)[^\s\"'<>]*", re.IGNORECASE)
+# A path separator however it is spelled: doubled or backslashed, with dot segments.
+_SEP = r"(?:[/\\]+\.)*[/\\]+"
+# A webhook path, in any case and spelling. It is matched after percent-decoding, so `%2F` and `%61`
+# spellings are caught too.
+_HOOK_TOKEN = re.compile(rf"(hooks{_SEP}metered{_SEP})[^/\\?#\s\"']+", re.IGNORECASE)
+# A path that names a person by their participant key (which may hold slashes): the key is masked, the
+# route kept. /api/people/{key}/erase|attendance, /api/sessions/{id}/people/{key}/status, and
+# /api/rooms/{room}/roster/{key} (not its history or import).
+_PERSON_KEY = re.compile(
+    rf"(api{_SEP}(?:sessions{_SEP}[^?#]+?{_SEP})?people{_SEP})[^?#]+?"
+    rf"((?:{_SEP}(?:erase|attendance|status))?[/\\]*(?:[?#].*)?)$"
+    "|"
+    rf"(api{_SEP}rooms{_SEP}[^/\\?#]+{_SEP}roster{_SEP})(?!(?:history|import)[/\\]*(?:[?#]|$))[^?#]+?"
+    r"([/\\]*(?:[?#].*)?)$",
+    re.IGNORECASE,
+)
+# Only the words that could spell such a path: they name hooks, people or a roster, or hold a percent-escape.
+_PATH_WORD = re.compile(r"(?<![^\s\"'<>])[^\s\"'<>]*?(?:hooks|people|roster|%)[^\s\"'<>]*", re.IGNORECASE)
 _URL_USERINFO = re.compile(r"(\b[a-z][a-z0-9+.-]*://)[^/@\s\"'<>]+@", re.IGNORECASE)
 # The query of an absolute URL (an outbound call: its query is the caller's secret), and any query
 # parameter whose name says it holds a credential, wherever it appears.
@@ -51,9 +64,10 @@ class Redactor:
             self._secrets = tuple(sorted(spellings | set(self._secrets), key=len, reverse=True))
 
     def redact(self, text: str) -> str:
-        """Return `text` with every secret, room token and URL credential blanked."""
-        if "%" in text or "hooks" in text.lower():
-            text = _HOOK_WORD.sub(_hook_path_redacted, text)
+        """Return `text` with every secret, room token, URL credential and person key in a path blanked."""
+        lowered = text.lower()
+        if "%" in text or "hooks" in lowered or "people" in lowered or "roster" in lowered:
+            text = _PATH_WORD.sub(_path_redacted, text)
         if "://" in text:
             text = _URL_USERINFO.sub(rf"\1{REDACTED}@", text)
             text = _URL_QUERY.sub(lambda m: m.group(1) + _QUERY_VALUE.sub(rf"\1{REDACTED}", m.group(2)), text)
@@ -141,13 +155,18 @@ def _spellings(value: str) -> set[str]:
     return {value, quote(value, safe=""), quote_plus(value, safe="")} - {""}
 
 
-def _hook_path_redacted(match: re.Match[str]) -> str:
+def _path_redacted(match: re.Match[str]) -> str:
     word = match.group()
     decoded = word
     for _ in range(3):  # doubly encoded spellings too
         decoded, before = unquote(decoded), decoded
         if decoded == before:
             break
-    if not _HOOK_TOKEN.search(decoded):
+    if not (_HOOK_TOKEN.search(decoded) or _PERSON_KEY.search(decoded)):
         return word
-    return _HOOK_TOKEN.sub(rf"\1{REDACTED}", decoded)
+    return _PERSON_KEY.sub(_person_key_masked, _HOOK_TOKEN.sub(rf"\1{REDACTED}", decoded))
+
+
+def _person_key_masked(match: re.Match[str]) -> str:
+    route, rest = (match.group(1), match.group(2)) if match.group(1) else (match.group(3), match.group(4))
+    return f"{route}{REDACTED}{rest}"
