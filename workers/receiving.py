@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from redis import Redis
@@ -68,6 +69,7 @@ class Receiver:
                 ticket.turn.wait()
                 ticket.turn.clear()
             if ticket.outcome is None:
+                self._gather()
                 with self._lock:
                     group = self._waiting[: inbox.GROUP_LIMIT]
                     del self._waiting[: inbox.GROUP_LIMIT]
@@ -76,6 +78,15 @@ class Receiver:
         if isinstance(ticket.outcome, Exception):
             raise ticket.outcome
         return ticket.outcome
+
+    def _gather(self) -> None:
+        # Yield while requests keep joining: each yield lets the requests this process has already read
+        # reach store() and join the group, so their rows share its commit and its signal. Under gevent a
+        # yield runs the ready greenlets and polls the sockets without waiting; when none joins, it stops.
+        joined = -1
+        while joined != len(self._waiting) and len(self._waiting) < inbox.GROUP_LIMIT:
+            joined = len(self._waiting)
+            time.sleep(0)
 
     def _lead(self, group: list[_Ticket]) -> None:
         # Whatever happens here, the group gets outcomes and the next leader its turn: no request hangs.
