@@ -3,8 +3,9 @@
 Each request hands its arrival to `Receiver.store` and waits. One request at a time leads: it yields
 while other requests keep joining, takes every arrival waiting (up to inbox.GROUP_LIMIT), stores them with
 one statement and one commit, signals their rooms with one Redis call, gives each request its own outcome
-and wakes them all; arrivals that came meanwhile are taken by the next leader, one of their own requests. So a request still answers only once
-its own row is committed and its room signalled, and a busy process pays one commit for many requests.
+and wakes them all; arrivals that came meanwhile are taken by the next leader, one of their own requests.
+So a request still answers only once its own row is committed and its room signalled, and a busy process
+pays one commit for many requests.
 
 If the database refuses the group's statement because of a row (a constraint, a trigger, a value), the
 group is stored again one arrival at a time, so only the requests at fault get the error. An outage is no
