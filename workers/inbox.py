@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
+from psycopg import RawCursor
 from sqlalchemy import (
     BigInteger,
     ColumnElement,
@@ -25,6 +26,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql.psycopg import PGDialect_psycopg
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
@@ -129,7 +131,7 @@ def _upsert(dialect: Dialect, rows: int) -> _CompiledUpsert:
         )
         # The order of RETURNING rows is not defined: each says which delivery it is.
         returning = (_table.c.id, _table.c.room_id, _table.c.dedupe_key, _table.c.duplicate_count)
-        compiled = statement.returning(*returning).compile(dialect=dialect)
+        compiled = statement.returning(*returning).compile(dialect=_placeholders_of(dialect))
         names = tuple(compiled.positiontup or ()) if compiled.positional else tuple(compiled.params)
         converters = dict(bind_plan(_table, dialect, _COLUMNS))
         plan = [
@@ -139,6 +141,15 @@ def _upsert(dialect: Dialect, rows: int) -> _CompiledUpsert:
         ]
         _statements[dialect.name, rows] = _CompiledUpsert(compiled.string, plan, compiled.positional)
     return _statements[dialect.name, rows]
+
+
+def _placeholders_of(dialect: Dialect) -> Dialect:
+    # On PostgreSQL the statement is written with the server's own $n placeholders and run on a RawCursor:
+    # psycopg would otherwise parse its named placeholders out of the SQL at every call, since a statement
+    # this long is past its cache of converted queries.
+    if dialect.name == "postgresql":
+        return PGDialect_psycopg(paramstyle="numeric_dollar")  # type: ignore[no-untyped-call]
+    return dialect
 
 
 def store(engine: Engine, arrival: Arrival) -> Stored:
@@ -201,7 +212,8 @@ def _run(driver: Any, dialect: str, sql: str, parameters: Any) -> list[tuple[Any
         # A single statement is its own transaction: autocommit spares the BEGIN and COMMIT round-trips.
         driver.autocommit = True
         try:
-            return [tuple(row) for row in driver.execute(sql, parameters).fetchall()]
+            with RawCursor(driver) as cursor:
+                return [tuple(row) for row in cursor.execute(sql, parameters).fetchall()]
         finally:
             driver.autocommit = False
     rows = [tuple(row) for row in driver.execute(sql, parameters).fetchall()]

@@ -10,12 +10,12 @@ every room signalled before. Two Redis keys carry the signals:
   time of its first signal since a drain last took it (ZADD NX keeps the oldest);
 - DRAIN_FLAG: a drain is queued or running, and will look at PENDING_ROOMS again before it ends.
 The receiver COMMITS its rows (a group of requests in flight, one commit: workers/receiving.py), then
-in one pipeline ADDS their rooms (ZADD NX) and SETS the flag (SET NX), and enqueues the drain only if the
+in one script ADDS their rooms (ZADD NX) and SETS the flag (SET NX), and enqueues the drain only if the
 flag was absent. A drain TAKES its rooms (ZREM, in one script: one caller wins each room), THEN reads
 their rows; it ends only after it DELETES the flag and THEN finds the set empty; a drain that stops early
 (its time slice spent) first enqueues its successor, leaving the flag set.
 
-Why no delivery is left behind. Take any committed row R of room r; the pipeline that adds r for R runs
+Why no delivery is left behind. Take any committed row R of room r; the script that adds r for R runs
 after the commit that holds R (the group's leader runs it once that commit returns).
 - A drain that takes r after R's ZADD reads r's rows after R's commit, so it reads R. So R could only be
   missed if r stayed in the set with no drain ever to look again. But after R's SET NX a drain will look:
@@ -55,14 +55,27 @@ DRAIN_JOB_ID = "rollcall-drain"
 
 def signal_room(redis: Redis, queue: Queue, *room_ids: int) -> bool:
     """Mark each of `room_ids` pending and make sure a drain will run; True if this call enqueued it."""
-    pipeline = redis.pipeline(transaction=False)
-    now = time.time()
-    pipeline.zadd(PENDING_ROOMS, {str(room_id): now for room_id in room_ids}, nx=True)
-    pipeline.set(DRAIN_FLAG, "1", nx=True, ex=PENDING_SECONDS)
-    _, flag_was_absent = pipeline.execute()
+    signal = redis.register_script(_SIGNAL)
+    flag_was_absent = signal(keys=[PENDING_ROOMS, DRAIN_FLAG], args=[time.time(), PENDING_SECONDS, *room_ids])
     if flag_was_absent:
         enqueue_drain(queue)
     return bool(flag_was_absent)
+
+
+# ZADD NX each room (ARGV[3] on) scored ARGV[1], then SET the flag NX with a lifetime of ARGV[2] seconds;
+# 1 if the flag was absent. One command, not a pipeline of two: the receiver sends it for every group.
+_SIGNAL = """
+local zadd = {'ZADD', KEYS[1], 'NX'}
+for i = 3, #ARGV do
+  zadd[#zadd + 1] = ARGV[1]
+  zadd[#zadd + 1] = ARGV[i]
+end
+redis.call(unpack(zadd))
+if redis.call('SET', KEYS[2], '1', 'NX', 'EX', ARGV[2]) then
+  return 1
+end
+return 0
+"""
 
 
 def signal_rooms(redis: Redis, queue: Queue, room_ids: list[int]) -> None:

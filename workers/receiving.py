@@ -1,10 +1,11 @@
 """The receiver's write: the requests in flight in a web process share one commit (group commit).
 
-Each request hands its arrival to `Receiver.store` and waits. One request at a time leads: it takes every
-arrival waiting (up to inbox.GROUP_LIMIT), stores them with one statement and one commit, signals their
-rooms with one Redis pipeline, gives each request its own outcome and wakes them all; arrivals that came
-meanwhile are taken by the next leader, one of their own requests. So a request still answers only once
-its own row is committed and its room signalled, and a busy process pays one commit for many requests.
+Each request hands its arrival to `Receiver.store` and waits. One request at a time leads: it yields
+while other requests keep joining, takes every arrival waiting (up to inbox.GROUP_LIMIT), stores them with
+one statement and one commit, signals their rooms with one Redis call, gives each request its own outcome
+and wakes them all; arrivals that came meanwhile are taken by the next leader, one of their own requests.
+So a request still answers only once its own row is committed and its room signalled, and a busy process
+pays one commit for many requests.
 
 If the database refuses the group's statement because of a row (a constraint, a trigger, a value), the
 group is stored again one arrival at a time, so only the requests at fault get the error. An outage is no
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass
 
 from redis import Redis
@@ -68,6 +70,7 @@ class Receiver:
                 ticket.turn.wait()
                 ticket.turn.clear()
             if ticket.outcome is None:
+                self._gather()
                 with self._lock:
                     group = self._waiting[: inbox.GROUP_LIMIT]
                     del self._waiting[: inbox.GROUP_LIMIT]
@@ -76,6 +79,15 @@ class Receiver:
         if isinstance(ticket.outcome, Exception):
             raise ticket.outcome
         return ticket.outcome
+
+    def _gather(self) -> None:
+        # Yield while requests keep joining: each yield lets the requests this process has already read
+        # reach store() and join the group, so their rows share its commit and its signal. Under gevent a
+        # yield runs the ready greenlets and polls the sockets without waiting; when none joins, it stops.
+        joined = -1
+        while joined != len(self._waiting) and len(self._waiting) < inbox.GROUP_LIMIT:
+            joined = len(self._waiting)
+            time.sleep(0)
 
     def _lead(self, group: list[_Ticket]) -> None:
         # Whatever happens here, the group gets outcomes and the next leader its turn: no request hangs.
